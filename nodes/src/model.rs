@@ -1,0 +1,367 @@
+//! Nodes, items, subscriptions and affiliations, named as XEP-0060 names them.
+
+use crate::{BareJid, Jid, Millis};
+use std::fmt;
+use std::str::FromStr;
+
+/// Declares an enum whose variants map one-to-one onto XEP-0060 wire values.
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $var),+ }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+
+            /// The value as XEP-0060 writes it on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                match s { $($s => Ok($name::$var),)+ _ => Err(UnknownValue(s.to_owned())) }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+/// A wire value that none of an enum's variants spells.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {0:?}")]
+pub struct UnknownValue(pub String);
+
+wire_enum! {
+    /// An entity's affiliation with a node (§4.1).
+    Affiliation {
+        Owner = "owner",
+        Publisher = "publisher",
+        PublishOnly = "publish-only",
+        Member = "member",
+        None = "none",
+        Outcast = "outcast",
+    }
+}
+
+wire_enum! {
+    /// The state of one subscription (§4.2).
+    SubscriptionState {
+        None = "none",
+        Pending = "pending",
+        Unconfigured = "unconfigured",
+        Subscribed = "subscribed",
+    }
+}
+
+wire_enum! {
+    /// Who may subscribe and retrieve items (§4.5). Authorize, presence and roster arrive
+    /// with their own features; until then the engine refuses them as unsupported.
+    AccessModel {
+        Open = "open",
+        Whitelist = "whitelist",
+        Authorize = "authorize",
+        Presence = "presence",
+        Roster = "roster",
+    }
+}
+
+wire_enum! {
+    /// Who may publish (`pubsub#publish_model`).
+    PublishModel {
+        Publishers = "publishers",
+        Subscribers = "subscribers",
+        Open = "open",
+    }
+}
+
+wire_enum! {
+    /// When the last published item is sent to a subscriber (`pubsub#send_last_published_item`).
+    SendLastPublished {
+        Never = "never",
+        OnSub = "on_sub",
+        OnSubAndPresence = "on_sub_and_presence",
+    }
+}
+
+wire_enum! {
+    /// The `type` of notification messages (`pubsub#notification_type`).
+    NotificationType {
+        Normal = "normal",
+        Headline = "headline",
+    }
+}
+
+wire_enum! {
+    /// Who replies to an item go to (`pubsub#itemreply`).
+    ItemReply {
+        Owner = "owner",
+        Publisher = "publisher",
+    }
+}
+
+wire_enum! {
+    /// A resource's presence `show`, as `pubsub#show-values` lists them; `Online` is plain available.
+    Show {
+        Away = "away",
+        Chat = "chat",
+        Dnd = "dnd",
+        Online = "online",
+        Xa = "xa",
+    }
+}
+
+/// `pubsub#max_items`: a number, or `max` (the service's cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxItems {
+    /// At most this many items are kept.
+    Count(u64),
+    /// As many as the service's `max_items_per_node` policy allows.
+    Max,
+}
+
+impl MaxItems {
+    /// The effective limit under a service cap.
+    pub fn limit(self, cap: u64) -> u64 {
+        match self {
+            MaxItems::Count(n) => n.min(cap),
+            MaxItems::Max => cap,
+        }
+    }
+}
+
+/// The configuration of a leaf node: the §16.4.4 fields Roost supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// `pubsub#title`.
+    pub title: String,
+    /// `pubsub#description`.
+    pub description: String,
+    /// `pubsub#type`: the namespace of the payloads, empty when unset.
+    pub payload_type: String,
+    /// `pubsub#access_model`.
+    pub access_model: AccessModel,
+    /// `pubsub#publish_model`.
+    pub publish_model: PublishModel,
+    /// `pubsub#max_items`.
+    pub max_items: MaxItems,
+    /// `pubsub#persist_items`.
+    pub persist_items: bool,
+    /// `pubsub#deliver_payloads`.
+    pub deliver_payloads: bool,
+    /// `pubsub#deliver_notifications`.
+    pub deliver_notifications: bool,
+    /// `pubsub#notify_config`.
+    pub notify_config: bool,
+    /// `pubsub#notify_delete`.
+    pub notify_delete: bool,
+    /// `pubsub#notify_retract`.
+    pub notify_retract: bool,
+    /// `pubsub#notify_sub`.
+    pub notify_sub: bool,
+    /// `pubsub#presence_based_delivery`.
+    pub presence_based_delivery: bool,
+    /// `pubsub#send_last_published_item`.
+    pub send_last_published_item: SendLastPublished,
+    /// `pubsub#item_expire`, in seconds; `None` keeps items until trimmed or retracted.
+    pub item_expire: Option<u64>,
+    /// `pubsub#notification_type`.
+    pub notification_type: NotificationType,
+    /// `pubsub#itemreply`.
+    pub itemreply: ItemReply,
+    /// `pubsub#max_payload_size`, in bytes of serialized XML.
+    pub max_payload_size: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            title: String::new(),
+            description: String::new(),
+            payload_type: String::new(),
+            access_model: AccessModel::Open,
+            publish_model: PublishModel::Publishers,
+            max_items: MaxItems::Count(10),
+            persist_items: true,
+            deliver_payloads: true,
+            deliver_notifications: true,
+            notify_config: false,
+            notify_delete: false,
+            notify_retract: false,
+            notify_sub: false,
+            presence_based_delivery: false,
+            send_last_published_item: SendLastPublished::Never,
+            item_expire: None,
+            notification_type: NotificationType::Headline,
+            itemreply: ItemReply::Owner,
+            max_payload_size: 64 * 1024,
+        }
+    }
+}
+
+/// A partial configuration, as submitted in a `pubsub#node_config` form or as
+/// `publish-options` preconditions: every field that was present, typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeConfigPatch {
+    #[allow(missing_docs)]
+    pub title: Option<String>,
+    #[allow(missing_docs)]
+    pub description: Option<String>,
+    #[allow(missing_docs)]
+    pub payload_type: Option<String>,
+    #[allow(missing_docs)]
+    pub access_model: Option<AccessModel>,
+    #[allow(missing_docs)]
+    pub publish_model: Option<PublishModel>,
+    #[allow(missing_docs)]
+    pub max_items: Option<MaxItems>,
+    #[allow(missing_docs)]
+    pub persist_items: Option<bool>,
+    #[allow(missing_docs)]
+    pub deliver_payloads: Option<bool>,
+    #[allow(missing_docs)]
+    pub deliver_notifications: Option<bool>,
+    #[allow(missing_docs)]
+    pub notify_config: Option<bool>,
+    #[allow(missing_docs)]
+    pub notify_delete: Option<bool>,
+    #[allow(missing_docs)]
+    pub notify_retract: Option<bool>,
+    #[allow(missing_docs)]
+    pub notify_sub: Option<bool>,
+    #[allow(missing_docs)]
+    pub presence_based_delivery: Option<bool>,
+    #[allow(missing_docs)]
+    pub send_last_published_item: Option<SendLastPublished>,
+    /// `Some(None)` clears the expiry.
+    pub item_expire: Option<Option<u64>>,
+    #[allow(missing_docs)]
+    pub notification_type: Option<NotificationType>,
+    #[allow(missing_docs)]
+    pub itemreply: Option<ItemReply>,
+    #[allow(missing_docs)]
+    pub max_payload_size: Option<u64>,
+}
+
+impl NodeConfigPatch {
+    /// True when no field was given.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeConfigPatch::default()
+    }
+}
+
+/// Per-subscription delivery options (`pubsub#subscribe_options`, §6.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubOptions {
+    /// `pubsub#deliver`: false pauses delivery without unsubscribing.
+    pub deliver: bool,
+    /// `pubsub#digest`.
+    pub digest: bool,
+    /// `pubsub#digest_frequency`, in milliseconds.
+    pub digest_frequency: u64,
+    /// `pubsub#expire`: when the subscription lease ends, if it does.
+    pub expire: Option<Millis>,
+    /// `pubsub#include_body`.
+    pub include_body: bool,
+    /// `pubsub#show-values`: deliver only while the resource's show is one of these.
+    pub show_values: Vec<Show>,
+}
+
+impl Default for SubOptions {
+    fn default() -> Self {
+        SubOptions {
+            deliver: true,
+            digest: false,
+            digest_frequency: 86_400_000,
+            expire: None,
+            include_body: false,
+            show_values: vec![Show::Online, Show::Chat, Show::Away, Show::Xa, Show::Dnd],
+        }
+    }
+}
+
+/// A partial set of subscription options, as submitted in a form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubOptionsPatch {
+    #[allow(missing_docs)]
+    pub deliver: Option<bool>,
+    #[allow(missing_docs)]
+    pub digest: Option<bool>,
+    #[allow(missing_docs)]
+    pub digest_frequency: Option<u64>,
+    /// `Some(None)` removes the lease.
+    pub expire: Option<Option<Millis>>,
+    #[allow(missing_docs)]
+    pub include_body: Option<bool>,
+    #[allow(missing_docs)]
+    pub show_values: Option<Vec<Show>>,
+}
+
+/// One subscription of one JID (bare or full) to one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The subscribed JID, exactly as it subscribed (bare or full).
+    pub jid: Jid,
+    /// Service-assigned id, unique per node.
+    pub subid: String,
+    /// Subscribed, pending or unconfigured.
+    pub state: SubscriptionState,
+    /// Delivery options.
+    pub options: SubOptions,
+}
+
+/// A published item as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// ItemID, unique within the node.
+    pub id: String,
+    /// Position in publish order within the node; strictly increasing.
+    pub seq: u64,
+    /// Who published it (full JID when known).
+    pub publisher: Jid,
+    /// When it was stored.
+    pub published: Millis,
+    /// The payload as serialized XML; empty for a notification-only item.
+    pub payload: String,
+}
+
+/// A node's durable record: name, owner-facing metadata and configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The NodeID.
+    pub name: String,
+    /// Service-unique number; items are keyed by it, so a node created again under the
+    /// same name after a delete never sees the old node's items.
+    pub uid: u64,
+    /// Who created it.
+    pub creator: BareJid,
+    /// When it was created.
+    pub created: Millis,
+    /// Its configuration.
+    pub config: NodeConfig,
+}
+
+/// A node's item bookkeeping, small enough to rewrite on every publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemCounters {
+    /// How many items the node holds.
+    pub count: u64,
+    /// The highest `seq` ever given to an item of this node (0: none yet).
+    pub last_seq: u64,
+}
+
+/// An item as a publisher submits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// The ItemID asked for; the service generates one when absent.
+    pub id: Option<String>,
+    /// Serialized payload XML; `None` for a notification-only publish.
+    pub payload: Option<String>,
+}

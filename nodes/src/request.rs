@@ -1,0 +1,255 @@
+//! Typed requests (one per XEP-0060 use case) and what the engine returns for them.
+
+use crate::model::*;
+use crate::{BareJid, Jid, Millis};
+
+/// A requester's ask, already parsed from its stanza. The actor (who asks) is passed
+/// beside it to [`crate::Service::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    // §5 entity use cases
+    /// disco#items on the service (or a collection): the nodes the actor may see.
+    DiscoNodes,
+    /// disco#info on a node: existence, type and the `pubsub#meta-data` form.
+    NodeMetadata { node: String },
+    /// disco#items on a node: the ItemIDs the actor may see.
+    DiscoItems { node: String },
+    /// The actor's own subscriptions, on all nodes or one (§5.6).
+    Subscriptions { node: Option<String> },
+    /// The actor's own affiliations, on all nodes or one (§5.7).
+    Affiliations { node: Option<String> },
+
+    // §6 subscriber use cases
+    /// Subscribe `jid` (§6.1), optionally configuring at once (§6.3.7).
+    Subscribe {
+        node: String,
+        jid: Jid,
+        options: Option<SubOptionsPatch>,
+    },
+    /// Unsubscribe `jid` (§6.2).
+    Unsubscribe {
+        node: String,
+        jid: Jid,
+        subid: Option<String>,
+    },
+    /// Get the options of a subscription (§6.3.2).
+    GetOptions {
+        node: String,
+        jid: Jid,
+        subid: Option<String>,
+    },
+    /// Set the options of a subscription (§6.3.5).
+    SetOptions {
+        node: String,
+        jid: Jid,
+        subid: Option<String>,
+        options: SubOptionsPatch,
+    },
+    /// Default subscription options, service-wide or for a node (§6.4).
+    DefaultOptions { node: Option<String> },
+    /// Retrieve items (§6.5): all, the `max_items` most recent, or the given ids.
+    Items {
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+    },
+
+    // §7 publisher use cases
+    /// Publish one item (§7.1), with optional publish-options preconditions (§7.1.5).
+    Publish {
+        node: String,
+        item: Option<NewItem>,
+        options: Option<NodeConfigPatch>,
+    },
+    /// Retract items (§7.2).
+    Retract {
+        node: String,
+        ids: Vec<String>,
+        notify: bool,
+    },
+
+    // §8 owner use cases
+    /// Create a node; `None` asks for an instant node (§8.1).
+    Create {
+        node: Option<String>,
+        config: Option<NodeConfigPatch>,
+    },
+    /// Get a node's configuration (§8.2).
+    GetConfig { node: String },
+    /// Change a node's configuration (§8.2.5).
+    SetConfig {
+        node: String,
+        config: NodeConfigPatch,
+    },
+    /// The default node configuration (§8.3).
+    DefaultConfig,
+    /// Delete a node, optionally pointing subscribers elsewhere (§8.4).
+    Delete {
+        node: String,
+        redirect: Option<String>,
+    },
+    /// Purge all items (§8.5).
+    Purge { node: String },
+    /// List all subscriptions of a node (§8.8.1).
+    GetSubscriptions { node: String },
+    /// Change subscriptions of a node (§8.8.2).
+    SetSubscriptions {
+        node: String,
+        changes: Vec<SubscriptionChange>,
+    },
+    /// List all affiliations of a node (§8.9.1).
+    GetAffiliations { node: String },
+    /// Change affiliations of a node (§8.9.2).
+    SetAffiliations {
+        node: String,
+        changes: Vec<(BareJid, Affiliation)>,
+    },
+}
+
+/// One row of an owner's subscription change (§8.8.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionChange {
+    /// Whose subscription.
+    pub jid: Jid,
+    /// Which one, when the JID has several.
+    pub subid: Option<String>,
+    /// The new state; `None` removes it.
+    pub state: SubscriptionState,
+}
+
+/// What the engine answers the requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// An empty IQ result.
+    Done,
+    /// A node was created; its NodeID (needed for instant nodes).
+    Created { node: String },
+    /// An item was published under this id.
+    Published { node: String, id: String },
+    /// A subscription as it now stands (subscribe reply, §6.1.2).
+    Subscription { node: String, sub: Subscription },
+    /// A subscription's options (§6.3.2), or the defaults when `subid` is `None`.
+    Options {
+        node: Option<String>,
+        jid: Option<Jid>,
+        subid: Option<String>,
+        options: SubOptions,
+    },
+    /// Items, oldest first (§6.5).
+    Items { node: String, items: Vec<Item> },
+    /// Visible nodes (disco#items).
+    Nodes(Vec<NodeSummary>),
+    /// One node's metadata (disco#info).
+    Metadata(NodeMeta),
+    /// ItemIDs (disco#items on a node), oldest first.
+    ItemIds { node: String, ids: Vec<String> },
+    /// Subscriptions, as (node, subscription) pairs.
+    Subscriptions {
+        node: Option<String>,
+        subs: Vec<(String, Subscription)>,
+    },
+    /// Affiliations, as (node, jid, affiliation) rows.
+    Affiliations {
+        node: Option<String>,
+        affs: Vec<(String, BareJid, Affiliation)>,
+    },
+    /// A node's configuration, or the default one when `node` is `None`.
+    Config {
+        node: Option<String>,
+        config: NodeConfig,
+    },
+}
+
+/// A node as disco#items lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// The NodeID.
+    pub node: String,
+    /// `pubsub#title`, possibly empty.
+    pub title: String,
+}
+
+/// What disco#info reports about one node (§5.4, XEP-0128 `pubsub#meta-data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeMeta {
+    /// The NodeID.
+    pub node: String,
+    /// The node's configuration.
+    pub config: NodeConfig,
+    /// Who created it.
+    pub creator: BareJid,
+    /// When.
+    pub created: Millis,
+    /// Owners.
+    pub owners: Vec<BareJid>,
+    /// Publishers.
+    pub publishers: Vec<BareJid>,
+    /// Subscriptions in state subscribed.
+    pub num_subscribers: u64,
+}
+
+/// A message the service must send after the change is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The recipient, exactly as subscribed (bare or full).
+    pub to: Jid,
+    /// The node the event happened on.
+    pub node: String,
+    /// The subids of `to`'s subscriptions this notification is for (§12.5: SHIM headers
+    /// when more than one).
+    pub subids: Vec<String>,
+    /// `normal` or `headline` message.
+    pub kind: NotificationType,
+    /// Add a `<body/>` summary (`pubsub#include_body`).
+    pub include_body: bool,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What a notification reports (§7.1.2, §7.2.2, §8.2.5.5, §8.4.2, §8.5.2, §8.8.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Published items; payloads stripped to empty strings when `deliver_payloads` is off.
+    Items {
+        items: Vec<Item>,
+        with_payload: bool,
+        /// Where replies go (`pubsub#itemreply`): the publisher's JID when set.
+        publisher: Option<Jid>,
+    },
+    /// Retracted ItemIDs.
+    Retract { ids: Vec<String> },
+    /// All items purged.
+    Purge,
+    /// The node was deleted.
+    Delete { redirect: Option<String> },
+    /// The node was reconfigured; the configuration is included when `deliver_payloads` is on.
+    Configuration { config: Option<NodeConfig> },
+    /// A subscription changed state.
+    Subscription {
+        jid: Jid,
+        state: SubscriptionState,
+        subid: Option<String>,
+        expiry: Option<Millis>,
+    },
+}
+
+/// The result of one handled request: the reply plus the notifications to send once the
+/// change is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The IQ result payload.
+    pub reply: Reply,
+    /// Messages to send, in order.
+    pub notifications: Vec<Notification>,
+}
+
+impl Outcome {
+    /// An outcome with a reply and nothing to send.
+    pub fn reply(reply: Reply) -> Self {
+        Outcome {
+            reply,
+            notifications: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The storage contract the engine needs, and an in-memory store for tests.
+//!
+//! The engine keeps node records, affiliations and subscriptions in memory (loaded once
+//! through [`Store::load`]) and reads items on demand, since a node's history can be large.
+//! Every request's changes reach the store as one [`ChangeSet`] through [`Store::commit`],
+//! which must apply all of it or none of it, durably, before returning `Ok`.
+
+use crate::model::*;
+use crate::{BareJid, Jid};
+use std::collections::BTreeMap;
+
+/// A storage failure. The message is for operators; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// One durable change. Keys are by node `uid`, so that a node created again under a
+/// deleted node's name never sees the old node's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Insert or replace a node record.
+    PutNode(NodeRecord),
+    /// Delete a node with everything it owns: items, counters, affiliations, subscriptions.
+    DeleteNode { name: String, uid: u64 },
+    /// Set a node's item counters.
+    PutCounters { uid: u64, counters: ItemCounters },
+    /// Set an affiliation; `Affiliation::None` removes the row.
+    PutAffiliation {
+        node: String,
+        jid: BareJid,
+        affiliation: Affiliation,
+    },
+    /// Insert or replace a subscription (keyed by node and subid).
+    PutSubscription { node: String, sub: Subscription },
+    /// Remove a subscription.
+    DeleteSubscription {
+        node: String,
+        jid: Jid,
+        subid: String,
+    },
+    /// Insert an item at `item.seq`. Replacing an id is a `DeleteItem` of the old seq first.
+    PutItem { uid: u64, item: Item },
+    /// Remove one item.
+    DeleteItem { uid: u64, id: String, seq: u64 },
+    /// Remove all items of a node.
+    PurgeItems { uid: u64 },
+}
+
+/// Every change of one request (or, with group commit, of several), applied atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet(pub Vec<Change>);
+
+impl ChangeSet {
+    /// Append one change.
+    pub fn push(&mut self, c: Change) {
+        self.0.push(c);
+    }
+
+    /// True when nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Everything the engine keeps in memory, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Node records with their item counters, by NodeID.
+    pub nodes: BTreeMap<String, (NodeRecord, ItemCounters)>,
+    /// Affiliations other than `none`, by NodeID.
+    pub affiliations: BTreeMap<String, BTreeMap<BareJid, Affiliation>>,
+    /// Subscriptions, by NodeID then subid.
+    pub subscriptions: BTreeMap<String, BTreeMap<String, Subscription>>,
+    /// The highest node uid ever handed out (uids are never reused).
+    pub last_uid: u64,
+}
+
+/// The storage contract. `roost-storage` implements it on sled; [`MemStore`] in memory.
+pub trait Store {
+    /// Read everything the engine keeps in memory.
+    fn load(&mut self) -> Result<Snapshot, StoreError>;
+
+    /// Apply `changes` atomically and durably: after `Ok` they survive a crash; after
+    /// `Err` none of them is visible.
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError>;
+
+    /// One item by id.
+    fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError>;
+
+    /// The `max` most recent items (all when `None`), oldest first.
+    fn latest_items(&self, uid: u64, max: Option<u64>) -> Result<Vec<Item>, StoreError>;
+
+    /// The `n` oldest items, oldest first (for trimming to `max_items`).
+    fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError>;
+}
+
+/// A [`Store`] that keeps everything in memory, for tests. `fail_next` makes the next
+/// commit fail, to test that a failed commit leaves no trace.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    snapshot: Snapshot,
+    items: BTreeMap<(u64, u64), Item>,
+    /// When set, the next `commit` fails with this message and changes nothing.
+    pub fail_next: Option<String>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Store for MemStore {
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        Ok(self.snapshot.clone())
+    }
+
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if let Some(msg) = self.fail_next.take() {
+            return Err(StoreError(msg));
+        }
+        let s = &mut self.snapshot;
+        for c in &changes.0 {
+            match c {
+                Change::PutNode(rec) => {
+                    s.last_uid = s.last_uid.max(rec.uid);
+                    let counters = s.nodes.get(&rec.name).map(|n| n.1).unwrap_or_default();
+                    s.nodes.insert(rec.name.clone(), (rec.clone(), counters));
+                }
+                Change::DeleteNode { name, uid } => {
+                    s.nodes.remove(name);
+                    s.affiliations.remove(name);
+                    s.subscriptions.remove(name);
+                    self.items.retain(|(u, _), _| u != uid);
+                }
+                Change::PutCounters { uid, counters } => {
+                    if let Some(n) = s.nodes.values_mut().find(|n| n.0.uid == *uid) {
+                        n.1 = *counters;
+                    }
+                }
+                Change::PutAffiliation {
+                    node,
+                    jid,
+                    affiliation,
+                } => {
+                    let affs = s.affiliations.entry(node.clone()).or_default();
+                    if *affiliation == Affiliation::None {
+                        affs.remove(jid);
+                        if affs.is_empty() {
+                            s.affiliations.remove(node);
+                        }
+                    } else {
+                        affs.insert(jid.clone(), *affiliation);
+                    }
+                }
+                Change::PutSubscription { node, sub } => {
+                    s.subscriptions
+                        .entry(node.clone())
+                        .or_default()
+                        .insert(sub.subid.clone(), sub.clone());
+                }
+                Change::DeleteSubscription { node, subid, .. } => {
+                    if let Some(subs) = s.subscriptions.get_mut(node) {
+                        subs.remove(subid);
+                        if subs.is_empty() {
+                            s.subscriptions.remove(node);
+                        }
+                    }
+                }
+                Change::PutItem { uid, item } => {
+                    self.items.insert((*uid, item.seq), item.clone());
+                }
+                Change::DeleteItem { uid, seq, .. } => {
+                    self.items.remove(&(*uid, *seq));
+                }
+                Change::PurgeItems { uid } => {
+                    self.items.retain(|(u, _), _| u != uid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .items
+            .range((uid, 0)..=(uid, u64::MAX))
+            .map(|(_, i)| i)
+            .find(|i| i.id == id)
+            .cloned())
+    }
+
+    fn latest_items(&self, uid: u64, max: Option<u64>) -> Result<Vec<Item>, StoreError> {
+        let all = self.items.range((uid, 0)..=(uid, u64::MAX)).map(|(_, i)| i);
+        let mut v: Vec<Item> = match max {
+            Some(m) => all.rev().take(m as usize).cloned().collect(),
+            None => all.rev().cloned().collect(),
+        };
+        v.reverse();
+        Ok(v)
+    }
+
+    fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError> {
+        Ok(self
+            .items
+            .range((uid, 0)..=(uid, u64::MAX))
+            .take(n as usize)
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod contract;

@@ -1,0 +1,1 @@
+//! Roost's sled store (implementation in progress).

@@ -1,1 +1,117 @@
-fn main(){}
+//! `roost`: an XEP-0060 publish-subscribe service as an XEP-0114 external component.
+//!
+//! Modules, one job each:
+//! - `config`: flags, environment and TOML file into one [`Config`];
+//! - `link`: the component connection, handshake and reconnection backoff;
+//! - `server`: the one task that reads stanzas, drives the engine and writes replies;
+//! - `pubsub`: XEP-0060 stanza ↔ engine request translation, forms, the error map,
+//!   notification messages.
+
+mod config;
+mod link;
+mod pubsub;
+mod server;
+
+use clap::Parser;
+pub use config::Config;
+use roost_nodes::Service;
+use roost_storage::SledStore;
+use std::process::ExitCode;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    let cfg = match Config::resolve(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("roost: invalid configuration: log: {:?}: {e}", cfg.log);
+            return ExitCode::from(2);
+        }
+    };
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    // One thread is enough: the engine is driven by one task, and sled flushes on its own.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> ExitCode {
+    info!(data_dir = %cfg.data_dir.display(), "opening the store");
+    let store = match SledStore::open(&cfg.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(
+                "cannot open the store in {}: {e} (is another roost using it? is the directory writable?)",
+                cfg.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = match Service::open(store, cfg.policy.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot load the store in {}: {e}", cfg.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut roost = server::Roost::new(service, &cfg);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down: no new requests");
+        let _ = stop_tx.send(true);
+    });
+
+    let result = server::run(&cfg, &mut roost, stop_rx).await;
+    let flushed = roost.service_mut().store_mut().flush();
+    match (result, flushed) {
+        (Ok(()), Ok(())) => {
+            info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+        (Ok(()), Err(e)) => {
+            error!("flushing the store on shutdown failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            error!("cannot listen for SIGTERM ({e}); only SIGINT will stop roost cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Configuration: command-line flags, `ROOST_…` environment variables and a TOML file.
+//!
+//! Precedence: flag, then environment, then file, then default. Every setting exists in all
+//! three forms, so the same names appear in `--help`, the README and `roost.toml`.
+
+use clap::Parser;
+use roost_nodes::policy::CreatePolicy;
+use roost_nodes::{BareJid, Policy};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Roost: an XEP-0060 publish-subscribe service attached to an XMPP server as an
+/// XEP-0114 external component.
+#[derive(Debug, Parser, Default)]
+#[command(name = "roost", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file with any of the settings below (flags and environment variables win).
+    #[arg(long, env = "ROOST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The server's component port [default: 127.0.0.1:5347].
+    #[arg(long, env = "ROOST_SERVER", value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// The component's domain, e.g. pubsub.example.org (required).
+    #[arg(long, env = "ROOST_JID", value_name = "DOMAIN")]
+    pub jid: Option<String>,
+    /// The shared secret (the server's `component_secret` / `password`).
+    #[arg(long, env = "ROOST_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub secret: Option<String>,
+    /// Read the shared secret from this file (trailing newline ignored).
+    #[arg(long, env = "ROOST_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Directory of the sled database [default: ./roost-data].
+    #[arg(long, env = "ROOST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter, tracing syntax, e.g. `info` or `roost=debug` [default: info].
+    #[arg(long, env = "ROOST_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Seconds of silence on the link before Roost pings the server to keep it alive [default: 60].
+    #[arg(long, env = "ROOST_KEEPALIVE", value_name = "SECS")]
+    pub keepalive: Option<u64>,
+    /// JIDs that are owners of every node (comma-separated).
+    #[arg(long, env = "ROOST_ADMINS", value_delimiter = ',', value_name = "JID,…")]
+    pub admins: Option<Vec<String>>,
+    /// Who may create nodes: `domain` (users of the parent domain), `anyone`, `admins`, or a
+    /// comma-separated list of domains [default: domain].
+    #[arg(long, env = "ROOST_CREATE_NODES", value_name = "WHO")]
+    pub create_nodes: Option<String>,
+    /// Items kept per node at most; also what `max_items = max` means [default: 10000].
+    #[arg(long, env = "ROOST_MAX_ITEMS_PER_NODE", value_name = "N")]
+    pub max_items_per_node: Option<u64>,
+    /// Largest item payload accepted, in bytes [default: 262144].
+    #[arg(long, env = "ROOST_MAX_PAYLOAD_SIZE", value_name = "BYTES")]
+    pub max_payload_size: Option<u64>,
+    /// Nodes one JID may own [default: 1000].
+    #[arg(long, env = "ROOST_MAX_NODES_PER_JID", value_name = "N")]
+    pub max_nodes_per_jid: Option<u64>,
+    /// Subscriptions one node may hold [default: 1000000].
+    #[arg(long, env = "ROOST_MAX_SUBSCRIPTIONS_PER_NODE", value_name = "N")]
+    pub max_subscriptions_per_node: Option<u64>,
+    /// Subscriptions one JID may hold [default: 10000].
+    #[arg(long, env = "ROOST_MAX_SUBSCRIPTIONS_PER_JID", value_name = "N")]
+    pub max_subscriptions_per_jid: Option<u64>,
+}
+
+/// The TOML file: the same settings, with the same names in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Option<String>,
+    jid: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    log: Option<String>,
+    keepalive: Option<u64>,
+    admins: Option<Vec<String>>,
+    create_nodes: Option<String>,
+    max_items_per_node: Option<u64>,
+    max_payload_size: Option<u64>,
+    max_nodes_per_jid: Option<u64>,
+    max_subscriptions_per_node: Option<u64>,
+    max_subscriptions_per_jid: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the server's component listener is.
+    pub server: String,
+    /// The component's domain.
+    pub jid: BareJid,
+    /// The shared secret.
+    pub secret: String,
+    /// The sled directory.
+    pub data_dir: PathBuf,
+    /// The tracing filter.
+    pub log: String,
+    /// Silence before a keepalive ping.
+    pub keepalive: Duration,
+    /// What the engine enforces.
+    pub policy: Policy,
+}
+
+/// A configuration problem, phrased as one line that names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid configuration: {field}: {why}"))
+}
+
+impl Config {
+    /// Resolve flags and environment (already in `cli`) over the TOML file they name.
+    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        macro_rules! pick {
+            ($f:ident) => {
+                cli.$f.or(file.$f)
+            };
+        }
+        let server = pick!(server).unwrap_or_else(|| "127.0.0.1:5347".to_owned());
+        if server.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            return Err(bad("server", format!("{server:?} is not HOST:PORT")));
+        }
+        let jid_s = pick!(jid)
+            .ok_or_else(|| bad("jid", "missing: give the component's domain with --jid pubsub.example.org"))?;
+        let jid: BareJid = jid_s
+            .parse()
+            .map_err(|e| bad("jid", format!("{jid_s:?}: {e}")))?;
+        if jid.node().is_some() {
+            return Err(bad("jid", format!("{jid_s:?} must be a bare domain such as pubsub.example.org")));
+        }
+        let secret = match (pick!(secret), pick!(secret_file)) {
+            (Some(s), _) => s,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| bad("secret_file", format!("{}: {e}", path.display())))?,
+            (None, None) => {
+                return Err(bad("secret", "missing: give --secret, ROOST_SECRET or --secret-file"))
+            }
+        };
+        if secret.is_empty() {
+            return Err(bad("secret", "is empty"));
+        }
+        let keepalive = pick!(keepalive).unwrap_or(60);
+        if keepalive == 0 {
+            return Err(bad("keepalive", "must be at least 1 second"));
+        }
+
+        let mut policy = Policy::default();
+        for a in pick!(admins).unwrap_or_default() {
+            let a = a.trim();
+            if a.is_empty() {
+                continue;
+            }
+            let j: BareJid = a.parse().map_err(|e| bad("admins", format!("{a:?}: {e}")))?;
+            policy.admins.push(j);
+        }
+        policy.create = match pick!(create_nodes).as_deref().unwrap_or("domain") {
+            "domain" => {
+                let parent = jid
+                    .domain()
+                    .as_str()
+                    .split_once('.')
+                    .map(|(_, p)| p.to_owned())
+                    .ok_or_else(|| {
+                        bad("create_nodes", "`domain` needs a component domain with a parent, such as pubsub.example.org")
+                    })?;
+                CreatePolicy::Domains(vec![parent])
+            }
+            "anyone" => CreatePolicy::Anyone,
+            "admins" => CreatePolicy::AdminsOnly,
+            list => CreatePolicy::Domains(list.split(',').map(|d| d.trim().to_owned()).collect()),
+        };
+        macro_rules! cap {
+            ($f:ident) => {
+                if let Some(v) = pick!($f) {
+                    if v == 0 {
+                        return Err(bad(stringify!($f), "must be at least 1"));
+                    }
+                    policy.$f = v;
+                }
+            };
+        }
+        cap!(max_items_per_node);
+        cap!(max_payload_size);
+        cap!(max_nodes_per_jid);
+        cap!(max_subscriptions_per_node);
+        cap!(max_subscriptions_per_jid);
+        policy.default_config.max_payload_size =
+            policy.default_config.max_payload_size.min(policy.max_payload_size);
+
+        Ok(Config {
+            server,
+            jid,
+            secret,
+            data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("./roost-data")),
+            log: pick!(log).unwrap_or_else(|| "info".to_owned()),
+            keepalive: Duration::from_secs(keepalive),
+            policy,
+        })
+    }
+
+    /// The domain the component hangs off (`example.org` for `pubsub.example.org`): where
+    /// keepalive pings go.
+    pub fn server_domain(&self) -> String {
+        let d = self.jid.domain().as_str();
+        d.split_once('.').map(|(_, p)| p).unwrap_or(d).to_owned()
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("invalid configuration: config: {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message names the offending key and line; keep it on one line.
+        let msg = e.to_string().replace('\n', " ");
+        ConfigError(format!("invalid configuration: {}: {}", path.display(), msg.trim()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut v = vec!["roost"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn issue_form_works() {
+        let c = Config::resolve(cli(&[
+            "--server", "127.0.0.1:5347", "--jid", "pubsub.localhost", "--secret", "s", "--data-dir", "/tmp/d",
+        ]))
+        .unwrap();
+        assert_eq!(c.jid.to_string(), "pubsub.localhost");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(c.policy.create, CreatePolicy::Domains(vec!["localhost".into()]));
+        assert_eq!(c.server_domain(), "localhost");
+    }
+
+    #[test]
+    fn missing_jid_names_the_field() {
+        let e = Config::resolve(cli(&["--secret", "s"])).unwrap_err();
+        assert!(e.0.contains("jid"), "{e}");
+    }
+
+    #[test]
+    fn file_is_read_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(&p, "jid = \"pubsub.example.org\"\nsecret = \"f\"\nmax_items_per_node = 5\nadmins = [\"root@example.org\"]\n").unwrap();
+        let c = Config::resolve(cli(&["--config", p.to_str().unwrap(), "--secret", "flag"])).unwrap();
+        assert_eq!(c.secret, "flag");
+        assert_eq!(c.policy.max_items_per_node, 5);
+        assert_eq!(c.policy.admins.len(), 1);
+    }
+
+    #[test]
+    fn unknown_file_key_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(&p, "jid = \"pubsub.example.org\"\nsecert = \"f\"\n").unwrap();
+        let e = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap_err();
+        assert!(e.0.contains("secert"), "{e}");
+        assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--jid", "pubsub.localhost", "--secret", "s", "--server", "nope"][..],
+            &["--jid", "user@pubsub.localhost", "--secret", "s"][..],
+            &["--jid", "pubsub.localhost", "--secret", "s", "--max-items-per-node", "0"][..],
+        ] {
+            assert!(Config::resolve(cli(args)).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The XEP-0114 link to the server: connect, handshake, and classify failures.
+//!
+//! Built on tokio-xmpp's lower-level stream API rather than `tokio_xmpp::Component`, whose
+//! stream ends on an idle link's read timeout and on any one stanza that fails to parse:
+//! here a soft timeout becomes a keepalive ping and a bad stanza an error reply.
+
+use futures::{SinkExt, StreamExt};
+use std::borrow::Cow;
+use std::time::Duration;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio_xmpp::xmlstream::{
+    initiate_stream, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement,
+};
+use xmpp_parsers::component::Handshake;
+use xmpp_parsers::stream_error::DefinedCondition;
+
+/// The established link.
+pub type Link = XmppStream<BufStream<TcpStream>>;
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The server refused the secret. Retrying cannot help.
+    #[error("the server refused the handshake for {domain} (not-authorized): the secret does not match the server's component_secret/password for this domain")]
+    BadSecret {
+        /// The component domain.
+        domain: String,
+    },
+    /// Another component is connected for the same domain (Prosody answers `<conflict/>`).
+    #[error("the server refused {domain} with <conflict/>: another component is already connected for this domain; stop it or use another --jid")]
+    Conflict {
+        /// The component domain.
+        domain: String,
+    },
+    /// The server does not know the domain as a component.
+    #[error("the server refused {domain} ({condition}): is a component for this domain configured on the server (Prosody: Component \"{domain}\"; ejabberd: ejabberd_service hosts)?")]
+    Refused {
+        /// The component domain.
+        domain: String,
+        /// The stream error condition.
+        condition: String,
+    },
+    /// Network or stream failure; worth retrying.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Connect to `server`, open a `jabber:component:accept` stream to `domain` and authenticate.
+pub async fn connect(
+    server: &str,
+    domain: &str,
+    secret: &str,
+    keepalive: Duration,
+) -> Result<Link, LinkError> {
+    let tcp = TcpStream::connect(server)
+        .await
+        .map_err(|e| LinkError::Io(format!("cannot connect to {server}: {e}")))?;
+    // Notifications are many small writes; Nagle would add latency to each.
+    tcp.set_nodelay(true)
+        .map_err(|e| LinkError::Io(format!("TCP_NODELAY: {e}")))?;
+    let timeouts = Timeouts {
+        read_timeout: keepalive,
+        response_timeout: keepalive.max(Duration::from_secs(10)),
+    };
+    let mut pending = initiate_stream(
+        BufStream::new(tcp),
+        xmpp_parsers::ns::COMPONENT,
+        StreamHeader {
+            to: Some(Cow::Borrowed(domain)),
+            from: None,
+            id: None,
+        },
+        timeouts,
+    )
+    .await
+    .map_err(|e| LinkError::Io(format!("stream header exchange with {server}: {e}")))?;
+    let header = pending.take_header();
+    let stream_id = header
+        .id
+        .map(|id| id.into_owned())
+        .ok_or_else(|| LinkError::Io(format!("{server} sent no stream id")))?;
+    // Component streams carry no stream features (XEP-0114 §3).
+    let mut link: Link = pending.skip_features();
+    link.send(&XmppStreamElement::ComponentHandshake(
+        Handshake::from_stream_id_and_password(stream_id, secret),
+    ))
+    .await
+    .map_err(|e| LinkError::Io(format!("sending handshake: {e}")))?;
+
+    loop {
+        match link.next().await {
+            Some(Ok(el)) => match el.into_read_error() {
+                Ok(XmppStreamElement::ComponentHandshake(_)) => return Ok(link),
+                Ok(XmppStreamElement::StreamError(err)) => {
+                    let domain = domain.to_owned();
+                    return Err(match err.0.condition {
+                        DefinedCondition::NotAuthorized => LinkError::BadSecret { domain },
+                        DefinedCondition::Conflict => LinkError::Conflict { domain },
+                        c => {
+                            let condition = format!("{c:?}");
+                            // ejabberd answers a wrong secret with a text rather than a condition
+                            // of its own; match both so the operator gets the right hint.
+                            let text = err.0.texts.values().cloned().collect::<Vec<_>>().join(" ");
+                            if text.to_lowercase().contains("password") {
+                                LinkError::BadSecret { domain }
+                            } else {
+                                LinkError::Refused {
+                                    domain,
+                                    condition: format!("{condition} {text}").trim().to_owned(),
+                                }
+                            }
+                        }
+                    });
+                }
+                Ok(other) => {
+                    return Err(LinkError::Io(format!(
+                        "unexpected element during handshake: {other:?}"
+                    )))
+                }
+                Err(e) => return Err(LinkError::Io(format!("handshake: {e}"))),
+            },
+            Some(Err(ReadError::SoftTimeout)) => continue,
+            Some(Err(e)) => return Err(LinkError::Io(format!("handshake: {e}"))),
+            None => {
+                return Err(LinkError::Io(
+                    "the server closed the stream during the handshake".to_owned(),
+                ))
+            }
+        }
+    }
+}
+
+/// Reconnection delays: the first retry at once, then doubling up to `cap`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    /// A fresh schedule capped at `cap`.
+    pub fn new(cap: Duration) -> Self {
+        Backoff {
+            next: Duration::ZERO,
+            cap,
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = if d.is_zero() {
+            Duration::from_millis(100)
+        } else {
+            (d * 2).min(self.cap)
+        };
+        d
+    }
+
+    /// Start again from an immediate retry (after a successful connection).
+    pub fn reset(&mut self) {
+        self.next = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_once_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(5));
+        let d: Vec<_> = (0..10).map(|_| b.next_delay()).collect();
+        assert_eq!(d[0], Duration::ZERO);
+        assert_eq!(d[1], Duration::from_millis(100));
+        assert!(d.iter().all(|d| *d <= Duration::from_secs(5)));
+        assert_eq!(d[9], Duration::from_secs(5));
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::ZERO);
+    }
+}

@@ -1,10 +1,69 @@
 //! The engine: one `Service` per pubsub service, driven by one task.
+//!
+//! Every request goes through the same three steps:
+//! 1. `plan` reads the in-memory state (and items from the store) and computes the reply,
+//!    the [`ChangeSet`] and the notifications, changing nothing;
+//! 2. the change set is committed to the store;
+//! 3. only if the commit succeeded, the same change set is applied to memory by `apply`,
+//!    which is also how the snapshot is loaded in [`Service::open`].
+//!
+//! So a failed commit leaves memory as it was and notifies no one, and memory cannot
+//! drift from what the store holds.
+//!
+//! Choices where XEP-0060 leaves room (documented once, here):
+//! - `pubsub#deliver=false` on a subscription pauses every broadcast to it (items,
+//!   retractions, purge, configuration, delete); only notifications about the
+//!   subscription itself (§8.8.4) still reach it.
+//! - `pubsub#deliver_notifications=false` silences item and retraction events; purge,
+//!   configuration and delete events have their own `notify_*` switches.
+//! - Removing the last owner of a node (§8.9.2.4) is refused with
+//!   [`Error::InvalidConfig`], which maps to `not-acceptable` as the XEP asks.
+//! - Giving the same entity twice in one affiliations request is [`Error::BadRequest`].
+//! - A subscribe by a JID that already holds a subscription returns that subscription
+//!   unchanged (no second subscription, options in the request are ignored).
+//! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
+//!   subscribe, its subscriptions are removed and it is told so (state `none`).
 
+use crate::access::{self, Action};
+use crate::model::*;
 use crate::policy::Policy;
 use crate::presence::PresenceTable;
-use crate::request::{Outcome, Request};
-use crate::store::Store;
-use crate::{Error, Jid, Millis};
+use crate::request::{
+    Event, NodeMeta, NodeSummary, Notification, Outcome, Reply, Request, SubscriptionChange,
+};
+use crate::store::{Change, ChangeSet, Store};
+use crate::{BareJid, Error, Jid, Millis};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One node as the engine keeps it in memory (its items stay in the store).
+#[derive(Debug, Clone)]
+struct NodeState {
+    rec: NodeRecord,
+    counters: ItemCounters,
+    affs: BTreeMap<BareJid, Affiliation>,
+    /// By subid.
+    subs: BTreeMap<String, Subscription>,
+    /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
+    subscribed: u64,
+}
+
+/// What `plan` computed for one request; nothing of it has happened yet.
+struct Plan {
+    reply: Reply,
+    changes: ChangeSet,
+    notifications: Vec<Notification>,
+}
+
+impl Plan {
+    fn read(reply: Reply) -> Self {
+        Plan {
+            reply,
+            changes: ChangeSet::default(),
+            notifications: Vec::new(),
+        }
+    }
+}
 
 /// The pubsub service: in-memory state over a [`Store`].
 pub struct Service<S: Store> {
@@ -12,27 +71,1366 @@ pub struct Service<S: Store> {
     policy: Policy,
     /// Available resources, as the component learns them.
     pub presence: PresenceTable,
+    nodes: BTreeMap<String, NodeState>,
+    /// Node uid → NodeID, for changes keyed by uid.
+    uids: HashMap<u64, String>,
+    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node, subid):
+    /// a JID's subscriptions are found without scanning nodes, and a node's subscriptions
+    /// of one JID with a range query.
+    subs_by_jid: HashMap<BareJid, BTreeSet<(String, String)>>,
+    /// Every affiliation of a bare JID, by node.
+    affs_by_jid: HashMap<BareJid, BTreeMap<String, Affiliation>>,
+    last_uid: u64,
+    /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
+    counter: Cell<u64>,
 }
 
 impl<S: Store> Service<S> {
     /// Load the service's state from `store`.
     pub fn open(mut store: S, policy: Policy) -> Result<Self, Error> {
-        let _snapshot = store.load()?;
-        Ok(Service {
+        let snapshot = store.load()?;
+        let mut svc = Service {
             store,
             policy,
             presence: PresenceTable::new(),
-        })
+            nodes: BTreeMap::new(),
+            uids: HashMap::new(),
+            subs_by_jid: HashMap::new(),
+            affs_by_jid: HashMap::new(),
+            last_uid: snapshot.last_uid,
+            counter: Cell::new(0),
+        };
+        // Loading is applying the snapshot as if it were one big change set, so there is
+        // a single code path that builds the in-memory maps and indexes.
+        let mut load = ChangeSet::default();
+        for (rec, counters) in snapshot.nodes.values() {
+            load.push(Change::PutNode(rec.clone()));
+            load.push(Change::PutCounters {
+                uid: rec.uid,
+                counters: *counters,
+            });
+        }
+        for (node, affs) in &snapshot.affiliations {
+            for (jid, aff) in affs {
+                load.push(Change::PutAffiliation {
+                    node: node.clone(),
+                    jid: jid.clone(),
+                    affiliation: *aff,
+                });
+            }
+        }
+        for (node, subs) in &snapshot.subscriptions {
+            for sub in subs.values() {
+                load.push(Change::PutSubscription {
+                    node: node.clone(),
+                    sub: sub.clone(),
+                });
+            }
+        }
+        svc.apply(&load);
+        Ok(svc)
     }
 
     /// Handle one request from `actor` at time `now`.
+    ///
+    /// On `Ok`, every change is durable and the notifications are ready to send. On
+    /// `Err`, nothing changed.
     pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
-        let _ = (actor, req, now, &self.policy);
-        Err(Error::Unsupported("not yet"))
+        let plan = self.plan(actor, req, now)?;
+        if !plan.changes.is_empty() {
+            self.store.commit(&plan.changes)?;
+            self.apply(&plan.changes);
+        }
+        Ok(Outcome {
+            reply: plan.reply,
+            notifications: plan.notifications,
+        })
     }
 
     /// The store, e.g. to flush it on shutdown.
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
     }
+
+    /// The store, read-only.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The service policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The NodeIDs of all nodes, whoever may see them (for operators and tests).
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    // ----------------------------------------------------------------- applying changes
+
+    /// Apply a committed change set to memory. Changes for nodes memory does not know
+    /// (possible only in a corrupt snapshot) are skipped rather than trusted.
+    fn apply(&mut self, changes: &ChangeSet) {
+        for c in &changes.0 {
+            self.apply_one(c);
+        }
+    }
+
+    fn apply_one(&mut self, c: &Change) {
+        match c {
+            Change::PutNode(rec) => {
+                self.last_uid = self.last_uid.max(rec.uid);
+                if let Some(n) = self.nodes.get_mut(&rec.name) {
+                    if n.rec.uid == rec.uid {
+                        n.rec = rec.clone();
+                        return;
+                    }
+                    // A different node under the same name replaces the old one whole.
+                    self.remove_node(&rec.name.clone());
+                }
+                self.uids.insert(rec.uid, rec.name.clone());
+                self.nodes.insert(
+                    rec.name.clone(),
+                    NodeState {
+                        rec: rec.clone(),
+                        counters: ItemCounters::default(),
+                        affs: BTreeMap::new(),
+                        subs: BTreeMap::new(),
+                        subscribed: 0,
+                    },
+                );
+            }
+            Change::DeleteNode { name, .. } => self.remove_node(name),
+            Change::PutCounters { uid, counters } => {
+                if let Some(n) = self.uids.get(uid).and_then(|name| self.nodes.get_mut(name)) {
+                    n.counters = *counters;
+                }
+            }
+            Change::PutAffiliation {
+                node,
+                jid,
+                affiliation,
+            } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return;
+                };
+                if *affiliation == Affiliation::None {
+                    n.affs.remove(jid);
+                    unindex_aff(&mut self.affs_by_jid, jid, node);
+                } else {
+                    n.affs.insert(jid.clone(), *affiliation);
+                    self.affs_by_jid
+                        .entry(jid.clone())
+                        .or_default()
+                        .insert(node.clone(), *affiliation);
+                }
+            }
+            Change::PutSubscription { node, sub } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return;
+                };
+                if let Some(old) = n.subs.insert(sub.subid.clone(), sub.clone()) {
+                    if old.state == SubscriptionState::Subscribed {
+                        n.subscribed = n.subscribed.saturating_sub(1);
+                    }
+                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, &old.subid);
+                }
+                if sub.state == SubscriptionState::Subscribed {
+                    n.subscribed += 1;
+                }
+                self.subs_by_jid
+                    .entry(sub.jid.to_bare())
+                    .or_default()
+                    .insert((node.clone(), sub.subid.clone()));
+            }
+            Change::DeleteSubscription { node, subid, .. } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return;
+                };
+                if let Some(old) = n.subs.remove(subid) {
+                    if old.state == SubscriptionState::Subscribed {
+                        n.subscribed = n.subscribed.saturating_sub(1);
+                    }
+                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, subid);
+                }
+            }
+            // Items live in the store only; their bookkeeping arrives as PutCounters.
+            Change::PutItem { .. } | Change::DeleteItem { .. } | Change::PurgeItems { .. } => {}
+        }
+    }
+
+    fn remove_node(&mut self, name: &str) {
+        let Some(n) = self.nodes.remove(name) else {
+            return;
+        };
+        self.uids.remove(&n.rec.uid);
+        for jid in n.affs.keys() {
+            unindex_aff(&mut self.affs_by_jid, jid, name);
+        }
+        for sub in n.subs.values() {
+            unindex_sub(&mut self.subs_by_jid, &sub.jid.to_bare(), name, &sub.subid);
+        }
+    }
+
+    // ------------------------------------------------------------------------- lookups
+
+    fn node(&self, name: &str) -> Result<&NodeState, Error> {
+        self.nodes.get(name).ok_or(Error::NodeNotFound)
+    }
+
+    fn is_admin(&self, jid: &BareJid) -> bool {
+        self.policy.is_admin(jid)
+    }
+
+    /// The affiliation that counts for access: admins own every node.
+    fn aff(&self, n: &NodeState, jid: &BareJid) -> Affiliation {
+        if self.is_admin(jid) {
+            Affiliation::Owner
+        } else {
+            n.affs.get(jid).copied().unwrap_or(Affiliation::None)
+        }
+    }
+
+    /// Subscriptions on `node` held by `bare` or any of its full JIDs.
+    fn jid_subs<'a>(
+        &'a self,
+        n: &'a NodeState,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = &'a Subscription> + 'a {
+        let node = n.rec.name.as_str();
+        self.subs_by_jid
+            .get(bare)
+            .into_iter()
+            .flat_map(move |set| {
+                set.range((node.to_owned(), String::new())..)
+                    .take_while(move |(nn, _)| nn == node)
+            })
+            .filter_map(move |(_, subid)| n.subs.get(subid))
+    }
+
+    fn is_subscribed(&self, n: &NodeState, bare: &BareJid) -> bool {
+        self.jid_subs(n, bare)
+            .any(|s| s.state == SubscriptionState::Subscribed)
+    }
+
+    /// A JID in a subscriber request must be the actor's own (§6.1.3.1); admins may act
+    /// for anyone.
+    fn check_jid(&self, actor: &BareJid, jid: &Jid) -> Result<(), Error> {
+        if jid.to_bare() == *actor || self.is_admin(actor) {
+            Ok(())
+        } else {
+            Err(Error::InvalidJid)
+        }
+    }
+
+    /// The one subscription a subscriber request is about (§6.2.3, §6.3.4).
+    fn resolve_sub<'a>(
+        &'a self,
+        n: &'a NodeState,
+        jid: &Jid,
+        subid: Option<&str>,
+    ) -> Result<&'a Subscription, Error> {
+        let mine: Vec<&Subscription> = self
+            .jid_subs(n, &jid.to_bare())
+            .filter(|s| &s.jid == jid)
+            .collect();
+        if mine.is_empty() {
+            return Err(Error::NotSubscribed);
+        }
+        match subid.filter(|s| !s.is_empty()) {
+            Some(id) => mine
+                .into_iter()
+                .find(|s| s.subid == id)
+                .ok_or(Error::InvalidSubId),
+            None if mine.len() > 1 => Err(Error::SubIdRequired),
+            None => Ok(mine[0]),
+        }
+    }
+
+    /// A fresh pseudo-random token for node names, subids and item ids. Uniqueness is
+    /// checked by the caller; this only makes collisions unlikely and ids unguessable
+    /// enough not to leak publish order.
+    fn fresh(&self, now: Millis) -> String {
+        let c = self.counter.get().wrapping_add(1);
+        self.counter.set(c);
+        let mut z = now
+            .rotate_left(17)
+            .wrapping_add(c.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            ^ self.last_uid.rotate_left(41);
+        // splitmix64 finaliser
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        format!("{z:016x}")
+    }
+
+    fn fresh_subid(
+        &self,
+        n: &NodeState,
+        taken: &BTreeMap<String, (Jid, Option<Subscription>)>,
+        now: Millis,
+    ) -> String {
+        loop {
+            let id = self.fresh(now);
+            if !n.subs.contains_key(&id) && !taken.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- notifications
+
+    /// One notification per subscribed JID (with all its subids, §12.5) whose delivery is
+    /// not paused.
+    fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
+        let mut by_jid: BTreeMap<&Jid, (Vec<String>, bool)> = BTreeMap::new();
+        for s in n.subs.values() {
+            if s.state == SubscriptionState::Subscribed && s.options.deliver {
+                let e = by_jid.entry(&s.jid).or_default();
+                e.0.push(s.subid.clone());
+                e.1 |= s.options.include_body;
+            }
+        }
+        by_jid
+            .into_iter()
+            .map(|(to, (subids, include_body))| Notification {
+                to: to.clone(),
+                node: n.rec.name.clone(),
+                subids,
+                kind: n.rec.config.notification_type,
+                include_body,
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    /// Notifications to the node's owners (explicit owners; admins are not told).
+    fn to_owners(&self, n: &NodeState, event: Event) -> Vec<Notification> {
+        n.affs
+            .iter()
+            .filter(|(_, a)| **a == Affiliation::Owner)
+            .map(|(jid, _)| Notification {
+                to: Jid::from(jid.clone()),
+                node: n.rec.name.clone(),
+                subids: Vec::new(),
+                kind: n.rec.config.notification_type,
+                include_body: false,
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    /// Tell a subscriber its subscription changed (§8.8.4).
+    fn to_subscriber(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        state: SubscriptionState,
+    ) -> Notification {
+        Notification {
+            to: sub.jid.clone(),
+            node: n.rec.name.clone(),
+            subids: vec![sub.subid.clone()],
+            kind: n.rec.config.notification_type,
+            include_body: false,
+            event: Event::Subscription {
+                jid: sub.jid.clone(),
+                state,
+                subid: Some(sub.subid.clone()),
+                expiry: sub.options.expire,
+            },
+        }
+    }
+
+    // ------------------------------------------------------------------------ planning
+
+    fn plan(&self, actor: &Jid, req: Request, now: Millis) -> Result<Plan, Error> {
+        let me = actor.to_bare();
+        match req {
+            Request::DiscoNodes => {
+                let nodes = self
+                    .nodes
+                    .values()
+                    .filter(|n| access::visible(self.aff(n, &me), &n.rec.config))
+                    .map(|n| NodeSummary {
+                        node: n.rec.name.clone(),
+                        title: n.rec.config.title.clone(),
+                    })
+                    .collect();
+                Ok(Plan::read(Reply::Nodes(nodes)))
+            }
+            Request::NodeMetadata { node } => self.node_metadata(&me, &node),
+            Request::DiscoItems { node } => {
+                let n = self.node(&node)?;
+                let aff = self.aff(n, &me);
+                access::may(aff, Action::RetrieveItems, &n.rec.config, false)?;
+                let ids = self
+                    .store
+                    .latest_items(n.rec.uid, None)?
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect();
+                Ok(Plan::read(Reply::ItemIds { node, ids }))
+            }
+            Request::Subscriptions { node } => {
+                if let Some(name) = &node {
+                    self.node(name)?;
+                }
+                let subs = self
+                    .subs_by_jid
+                    .get(&me)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(nn, _)| wanted(node.as_deref(), nn))
+                    .filter_map(|(nn, subid)| {
+                        let s = self.nodes.get(nn)?.subs.get(subid)?;
+                        Some((nn.clone(), s.clone()))
+                    })
+                    .collect();
+                Ok(Plan::read(Reply::Subscriptions { node, subs }))
+            }
+            Request::Affiliations { node } => {
+                if let Some(name) = &node {
+                    self.node(name)?;
+                }
+                let affs = self
+                    .affs_by_jid
+                    .get(&me)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(nn, _)| wanted(node.as_deref(), nn))
+                    .map(|(nn, a)| (nn.clone(), me.clone(), *a))
+                    .collect();
+                Ok(Plan::read(Reply::Affiliations { node, affs }))
+            }
+            Request::Subscribe { node, jid, options } => {
+                self.subscribe(&me, node, jid, options, now)
+            }
+            Request::Unsubscribe { node, jid, subid } => {
+                let n = self.node(&node)?;
+                self.check_jid(&me, &jid)?;
+                let sub = self.resolve_sub(n, &jid, subid.as_deref())?;
+                let mut changes = ChangeSet::default();
+                changes.push(Change::DeleteSubscription {
+                    node: node.clone(),
+                    jid: sub.jid.clone(),
+                    subid: sub.subid.clone(),
+                });
+                let notifications = if n.rec.config.notify_sub {
+                    self.to_owners(
+                        n,
+                        Event::Subscription {
+                            jid: sub.jid.clone(),
+                            state: SubscriptionState::None,
+                            subid: Some(sub.subid.clone()),
+                            expiry: None,
+                        },
+                    )
+                } else {
+                    Vec::new()
+                };
+                Ok(Plan {
+                    reply: Reply::Done,
+                    changes,
+                    notifications,
+                })
+            }
+            Request::GetOptions { node, jid, subid } => {
+                let n = self.node(&node)?;
+                self.check_jid(&me, &jid)?;
+                let sub = self.resolve_sub(n, &jid, subid.as_deref())?;
+                Ok(Plan::read(Reply::Options {
+                    node: Some(node),
+                    jid: Some(sub.jid.clone()),
+                    subid: Some(sub.subid.clone()),
+                    options: sub.options.clone(),
+                }))
+            }
+            Request::SetOptions {
+                node,
+                jid,
+                subid,
+                options,
+            } => {
+                let n = self.node(&node)?;
+                self.check_jid(&me, &jid)?;
+                let sub = self.resolve_sub(n, &jid, subid.as_deref())?;
+                let new_opts = patch_options(&sub.options, &options);
+                validate_options(&new_opts, now)?;
+                let mut new_sub = sub.clone();
+                new_sub.options = new_opts;
+                let mut changes = ChangeSet::default();
+                changes.push(Change::PutSubscription { node, sub: new_sub });
+                Ok(Plan {
+                    reply: Reply::Done,
+                    changes,
+                    notifications: Vec::new(),
+                })
+            }
+            Request::DefaultOptions { node } => {
+                if let Some(name) = &node {
+                    self.node(name)?;
+                }
+                Ok(Plan::read(Reply::Options {
+                    node,
+                    jid: None,
+                    subid: None,
+                    options: SubOptions::default(),
+                }))
+            }
+            Request::Items {
+                node,
+                max_items,
+                ids,
+                subid,
+            } => self.items(&me, node, max_items, ids, subid),
+            Request::Publish {
+                node,
+                item,
+                options,
+            } => self.publish(actor, &me, node, item, options, now),
+            Request::Retract { node, ids, notify } => self.retract(&me, node, ids, notify),
+            Request::Create { node, config } => self.create(&me, node, config, now),
+            Request::GetConfig { node } => {
+                let n = self.node(&node)?;
+                access::may(
+                    self.aff(n, &me),
+                    Action::ConfigureNode,
+                    &n.rec.config,
+                    false,
+                )?;
+                Ok(Plan::read(Reply::Config {
+                    node: Some(node),
+                    config: n.rec.config.clone(),
+                }))
+            }
+            Request::SetConfig { node, config } => self.set_config(&me, node, config),
+            Request::DefaultConfig => Ok(Plan::read(Reply::Config {
+                node: None,
+                config: self.policy.default_config.clone(),
+            })),
+            Request::Delete { node, redirect } => {
+                let n = self.node(&node)?;
+                access::may(self.aff(n, &me), Action::DeleteNode, &n.rec.config, false)?;
+                let mut changes = ChangeSet::default();
+                changes.push(Change::DeleteNode {
+                    name: node,
+                    uid: n.rec.uid,
+                });
+                let notifications = if n.rec.config.notify_delete {
+                    self.broadcast(n, Event::Delete { redirect })
+                } else {
+                    Vec::new()
+                };
+                Ok(Plan {
+                    reply: Reply::Done,
+                    changes,
+                    notifications,
+                })
+            }
+            Request::Purge { node } => {
+                let n = self.node(&node)?;
+                access::may(self.aff(n, &me), Action::PurgeNode, &n.rec.config, false)?;
+                if !n.rec.config.persist_items {
+                    return Err(Error::NotPersistent);
+                }
+                let mut changes = ChangeSet::default();
+                changes.push(Change::PurgeItems { uid: n.rec.uid });
+                changes.push(Change::PutCounters {
+                    uid: n.rec.uid,
+                    counters: ItemCounters {
+                        count: 0,
+                        last_seq: n.counters.last_seq,
+                    },
+                });
+                // §8.5: the purge event goes out when the node notifies on retraction.
+                let notifications = if n.rec.config.notify_retract {
+                    self.broadcast(n, Event::Purge)
+                } else {
+                    Vec::new()
+                };
+                Ok(Plan {
+                    reply: Reply::Done,
+                    changes,
+                    notifications,
+                })
+            }
+            Request::GetSubscriptions { node } => {
+                let n = self.node(&node)?;
+                let aff = self.aff(n, &me);
+                access::may(aff, Action::ManageSubscriptions, &n.rec.config, false)?;
+                let subs = n.subs.values().map(|s| (node.clone(), s.clone())).collect();
+                Ok(Plan::read(Reply::Subscriptions {
+                    node: Some(node),
+                    subs,
+                }))
+            }
+            Request::SetSubscriptions { node, changes } => {
+                self.set_subscriptions(&me, node, changes, now)
+            }
+            Request::GetAffiliations { node } => {
+                let n = self.node(&node)?;
+                let aff = self.aff(n, &me);
+                access::may(aff, Action::ManageAffiliations, &n.rec.config, false)?;
+                let affs = n
+                    .affs
+                    .iter()
+                    .map(|(j, a)| (node.clone(), j.clone(), *a))
+                    .collect();
+                Ok(Plan::read(Reply::Affiliations {
+                    node: Some(node),
+                    affs,
+                }))
+            }
+            Request::SetAffiliations { node, changes } => self.set_affiliations(&me, node, changes),
+        }
+    }
+
+    fn node_metadata(&self, me: &BareJid, node: &str) -> Result<Plan, Error> {
+        let n = self.node(node)?;
+        let aff = self.aff(n, me);
+        if !access::visible(aff, &n.rec.config) {
+            return Err(if aff == Affiliation::Outcast {
+                Error::Outcast
+            } else {
+                Error::ClosedNode
+            });
+        }
+        let with = |want: Affiliation| {
+            n.affs
+                .iter()
+                .filter(|(_, a)| **a == want)
+                .map(|(j, _)| j.clone())
+                .collect()
+        };
+        Ok(Plan::read(Reply::Metadata(NodeMeta {
+            node: node.to_owned(),
+            config: n.rec.config.clone(),
+            creator: n.rec.creator.clone(),
+            created: n.rec.created,
+            owners: with(Affiliation::Owner),
+            publishers: with(Affiliation::Publisher),
+            num_subscribers: n.subscribed,
+        })))
+    }
+
+    /// Check a configuration against what the engine supports and the policy caps.
+    fn validate_config(&self, cfg: &NodeConfig) -> Result<(), Error> {
+        if !access::access_model_supported(cfg.access_model) {
+            return Err(Error::UnsupportedAccessModel);
+        }
+        if let MaxItems::Count(n) = cfg.max_items {
+            if n > self.policy.max_items_per_node {
+                return Err(Error::MaxItemsExceeded);
+            }
+        }
+        if cfg.max_payload_size == 0 || cfg.max_payload_size > self.policy.max_payload_size {
+            return Err(Error::InvalidConfig(format!(
+                "pubsub#max_payload_size must be between 1 and {}",
+                self.policy.max_payload_size
+            )));
+        }
+        Ok(())
+    }
+
+    fn create(
+        &self,
+        me: &BareJid,
+        node: Option<String>,
+        patch: Option<NodeConfigPatch>,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        if !self.policy.may_create(me) {
+            return Err(Error::CreateForbidden);
+        }
+        let name = match node {
+            Some(name) if name.is_empty() => return Err(Error::NodeIdRequired),
+            Some(name) if self.nodes.contains_key(&name) => return Err(Error::NodeExists),
+            Some(name) => name,
+            None => loop {
+                let name = self.fresh(now);
+                if !self.nodes.contains_key(&name) {
+                    break name;
+                }
+            },
+        };
+        if !self.is_admin(me) {
+            let owned = self
+                .affs_by_jid
+                .get(me)
+                .map(|m| m.values().filter(|a| **a == Affiliation::Owner).count() as u64)
+                .unwrap_or(0);
+            if owned >= self.policy.max_nodes_per_jid {
+                return Err(Error::LimitReached("nodes per JID"));
+            }
+        }
+        let config = match &patch {
+            Some(p) => patch_config(&self.policy.default_config, p),
+            None => self.policy.default_config.clone(),
+        };
+        self.validate_config(&config)?;
+        let uid = self.last_uid + 1;
+        let mut changes = ChangeSet::default();
+        changes.push(Change::PutNode(NodeRecord {
+            name: name.clone(),
+            uid,
+            creator: me.clone(),
+            created: now,
+            config,
+        }));
+        changes.push(Change::PutCounters {
+            uid,
+            counters: ItemCounters::default(),
+        });
+        changes.push(Change::PutAffiliation {
+            node: name.clone(),
+            jid: me.clone(),
+            affiliation: Affiliation::Owner,
+        });
+        Ok(Plan {
+            reply: Reply::Created { node: name },
+            changes,
+            notifications: Vec::new(),
+        })
+    }
+
+    fn set_config(
+        &self,
+        me: &BareJid,
+        node: String,
+        patch: NodeConfigPatch,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        access::may(self.aff(n, me), Action::ConfigureNode, &n.rec.config, false)?;
+        let config = patch_config(&n.rec.config, &patch);
+        self.validate_config(&config)?;
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+        // Subscribers that the new access model shuts out lose their subscriptions.
+        let mut removed = BTreeSet::new();
+        if config.access_model != n.rec.config.access_model {
+            for sub in n.subs.values() {
+                let aff = self.aff(n, &sub.jid.to_bare());
+                if access::may(aff, Action::Subscribe, &config, false).is_err() {
+                    removed.insert(sub.subid.clone());
+                    changes.push(Change::DeleteSubscription {
+                        node: node.clone(),
+                        jid: sub.jid.clone(),
+                        subid: sub.subid.clone(),
+                    });
+                    notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
+                }
+            }
+        }
+        changes.push(Change::PutNode(NodeRecord {
+            config: config.clone(),
+            ..n.rec.clone()
+        }));
+        if config.notify_config {
+            let event = Event::Configuration {
+                config: config.deliver_payloads.then(|| config.clone()),
+            };
+            let mut after = n.clone();
+            after.subs.retain(|subid, _| !removed.contains(subid));
+            after.rec.config = config;
+            notifications.extend(self.broadcast(&after, event));
+        }
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+
+    fn subscribe(
+        &self,
+        me: &BareJid,
+        node: String,
+        jid: Jid,
+        options: Option<SubOptionsPatch>,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        self.check_jid(me, &jid)?;
+        let bare = jid.to_bare();
+        access::may(self.aff(n, &bare), Action::Subscribe, &n.rec.config, false)?;
+        if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
+            return Ok(Plan::read(Reply::Subscription {
+                node,
+                sub: existing.clone(),
+            }));
+        }
+        if n.subs.len() as u64 >= self.policy.max_subscriptions_per_node {
+            return Err(Error::LimitReached("subscriptions per node"));
+        }
+        let held = self.subs_by_jid.get(&bare).map_or(0, |s| s.len() as u64);
+        if held >= self.policy.max_subscriptions_per_jid {
+            return Err(Error::LimitReached("subscriptions per JID"));
+        }
+        let opts = match &options {
+            Some(p) => patch_options(&SubOptions::default(), p),
+            None => SubOptions::default(),
+        };
+        validate_options(&opts, now)?;
+        let sub = Subscription {
+            jid: jid.clone(),
+            subid: self.fresh_subid(n, &BTreeMap::new(), now),
+            state: SubscriptionState::Subscribed,
+            options: opts,
+        };
+        let mut changes = ChangeSet::default();
+        changes.push(Change::PutSubscription {
+            node: node.clone(),
+            sub: sub.clone(),
+        });
+        let cfg = &n.rec.config;
+        let mut notifications = Vec::new();
+        if cfg.notify_sub {
+            notifications.extend(self.to_owners(
+                n,
+                Event::Subscription {
+                    jid: jid.clone(),
+                    state: sub.state,
+                    subid: Some(sub.subid.clone()),
+                    expiry: sub.options.expire,
+                },
+            ));
+        }
+        if cfg.send_last_published_item != SendLastPublished::Never
+            && cfg.deliver_notifications
+            && sub.options.deliver
+        {
+            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
+                let publisher = last.publisher.clone();
+                notifications.push(Notification {
+                    to: jid,
+                    node: node.clone(),
+                    subids: vec![sub.subid.clone()],
+                    kind: cfg.notification_type,
+                    include_body: sub.options.include_body,
+                    event: items_event(cfg, vec![last], &publisher),
+                });
+            }
+        }
+        Ok(Plan {
+            reply: Reply::Subscription { node, sub },
+            changes,
+            notifications,
+        })
+    }
+
+    fn items(
+        &self,
+        me: &BareJid,
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        let aff = self.aff(n, me);
+        access::may(aff, Action::RetrieveItems, &n.rec.config, false)?;
+        if let Some(subid) = subid.filter(|s| !s.is_empty()) {
+            let sub = self
+                .jid_subs(n, me)
+                .find(|s| s.subid == subid)
+                .ok_or(Error::InvalidSubId)?;
+            if sub.state == SubscriptionState::Pending {
+                return Err(Error::PendingSubscription);
+            }
+        }
+        let items = if ids.is_empty() {
+            self.store.latest_items(n.rec.uid, max_items)?
+        } else {
+            let mut found = Vec::new();
+            let mut seen = BTreeSet::new();
+            for id in &ids {
+                if seen.insert(id.as_str()) {
+                    if let Some(item) = self.store.item(n.rec.uid, id)? {
+                        found.push(item);
+                    }
+                }
+            }
+            found.sort_by_key(|i| i.seq);
+            found
+        };
+        Ok(Plan::read(Reply::Items { node, items }))
+    }
+
+    fn publish(
+        &self,
+        actor: &Jid,
+        me: &BareJid,
+        node: String,
+        item: Option<NewItem>,
+        preconditions: Option<NodeConfigPatch>,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        let cfg = &n.rec.config;
+        let aff = self.aff(n, me);
+        access::may(aff, Action::PublishItems, cfg, self.is_subscribed(n, me))?;
+        if let Some(p) = &preconditions {
+            if let Some(field) = precondition_mismatch(cfg, p) {
+                return Err(Error::PreconditionNotMet {
+                    field: field.to_owned(),
+                });
+            }
+        }
+        let given = item.is_some();
+        let (id, payload) = match item {
+            Some(NewItem { id, payload }) => (id.filter(|i| !i.is_empty()), payload),
+            None => (None, None),
+        };
+        if cfg.persist_items && !given {
+            return Err(Error::ItemRequired);
+        }
+        if (cfg.deliver_payloads || cfg.persist_items) && payload.is_none() {
+            return Err(Error::PayloadRequired);
+        }
+        if !cfg.persist_items && !cfg.deliver_payloads && payload.is_some() {
+            return Err(Error::ItemForbidden);
+        }
+        let limit = cfg.max_payload_size.min(self.policy.max_payload_size);
+        if payload.as_ref().is_some_and(|p| p.len() as u64 > limit) {
+            return Err(Error::PayloadTooBig { limit });
+        }
+        let uid = n.rec.uid;
+        let id = match id {
+            Some(id) => id,
+            None => loop {
+                let id = self.fresh(now);
+                if self.store.item(uid, &id)?.is_none() {
+                    break id;
+                }
+            },
+        };
+        let seq = n.counters.last_seq + 1;
+        let item = Item {
+            id: id.clone(),
+            seq,
+            publisher: actor.clone(),
+            published: now,
+            payload: payload.unwrap_or_default(),
+        };
+        let mut changes = ChangeSet::default();
+        let mut count = n.counters.count;
+        if cfg.persist_items {
+            let old = self.store.item(uid, &id)?;
+            if let Some(o) = &old {
+                changes.push(Change::DeleteItem {
+                    uid,
+                    id: o.id.clone(),
+                    seq: o.seq,
+                });
+                count = count.saturating_sub(1);
+            }
+            let keep = cfg.max_items.limit(self.policy.max_items_per_node);
+            if keep > 0 {
+                changes.push(Change::PutItem {
+                    uid,
+                    item: item.clone(),
+                });
+                count += 1;
+            }
+            if count > keep {
+                // The new item is not in the store yet and is the newest anyway; the
+                // replaced one is already going, so skip it when picking the oldest.
+                let excess = count - keep;
+                let old_seq = old.as_ref().map(|o| o.seq);
+                let fetch = excess + u64::from(old_seq.is_some());
+                for o in self
+                    .store
+                    .oldest_items(uid, fetch)?
+                    .into_iter()
+                    .filter(|o| Some(o.seq) != old_seq)
+                    .take(excess as usize)
+                {
+                    changes.push(Change::DeleteItem {
+                        uid,
+                        id: o.id,
+                        seq: o.seq,
+                    });
+                    count -= 1;
+                }
+            }
+        }
+        // last_seq advances even for transient nodes: it keeps seqs strictly increasing
+        // should the node later become persistent.
+        changes.push(Change::PutCounters {
+            uid,
+            counters: ItemCounters {
+                count,
+                last_seq: seq,
+            },
+        });
+        let notifications = if cfg.deliver_notifications {
+            self.broadcast(n, items_event(cfg, vec![item], actor))
+        } else {
+            Vec::new()
+        };
+        Ok(Plan {
+            reply: Reply::Published { node, id },
+            changes,
+            notifications,
+        })
+    }
+
+    fn retract(
+        &self,
+        me: &BareJid,
+        node: String,
+        ids: Vec<String>,
+        notify: bool,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        let cfg = &n.rec.config;
+        let aff = self.aff(n, me);
+        access::may(aff, Action::DeleteOwnItem, cfg, false)?;
+        let mut seen = BTreeSet::new();
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|i| !i.is_empty())
+            .filter(|i| seen.insert(i.clone()))
+            .collect();
+        if ids.is_empty() {
+            return Err(Error::ItemIdRequired);
+        }
+        let mut changes = ChangeSet::default();
+        for id in &ids {
+            let item = self.store.item(n.rec.uid, id)?.ok_or(Error::ItemNotFound)?;
+            if item.publisher.to_bare() != *me {
+                access::may(aff, Action::DeleteAnyItem, cfg, false)?;
+            }
+            changes.push(Change::DeleteItem {
+                uid: n.rec.uid,
+                id: item.id,
+                seq: item.seq,
+            });
+        }
+        changes.push(Change::PutCounters {
+            uid: n.rec.uid,
+            counters: ItemCounters {
+                count: n.counters.count.saturating_sub(ids.len() as u64),
+                last_seq: n.counters.last_seq,
+            },
+        });
+        let notifications = if cfg.deliver_notifications && (notify || cfg.notify_retract) {
+            self.broadcast(n, Event::Retract { ids })
+        } else {
+            Vec::new()
+        };
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+
+    fn set_subscriptions(
+        &self,
+        me: &BareJid,
+        node: String,
+        rows: Vec<SubscriptionChange>,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        access::may(
+            self.aff(n, me),
+            Action::ManageSubscriptions,
+            &n.rec.config,
+            false,
+        )?;
+        // subid → (jid, new subscription or None when removed): an overlay over the
+        // node's subscriptions, so that later rows see earlier rows' effects.
+        let mut work: BTreeMap<String, (Jid, Option<Subscription>)> = BTreeMap::new();
+        for row in rows {
+            let mut current: Vec<Subscription> = self
+                .jid_subs(n, &row.jid.to_bare())
+                .filter(|s| s.jid == row.jid && !work.contains_key(&s.subid))
+                .cloned()
+                .collect();
+            current.extend(
+                work.values()
+                    .filter_map(|(_, s)| s.as_ref())
+                    .filter(|s| s.jid == row.jid)
+                    .cloned(),
+            );
+            let targets: Vec<Subscription> = match row.subid.as_deref().filter(|s| !s.is_empty()) {
+                Some(id) => {
+                    let t: Vec<_> = current.into_iter().filter(|s| s.subid == id).collect();
+                    if t.is_empty() {
+                        return Err(Error::InvalidSubId);
+                    }
+                    t
+                }
+                None => current,
+            };
+            if row.state == SubscriptionState::None {
+                for t in targets {
+                    work.insert(t.subid.clone(), (t.jid, None));
+                }
+            } else if targets.is_empty() {
+                // The owner subscribes someone new; a banned entity stays out.
+                let aff = self.aff(n, &row.jid.to_bare());
+                if aff == Affiliation::Outcast {
+                    return Err(Error::Outcast);
+                }
+                let subid = self.fresh_subid(n, &work, now);
+                let sub = Subscription {
+                    jid: row.jid.clone(),
+                    subid: subid.clone(),
+                    state: row.state,
+                    options: SubOptions::default(),
+                };
+                work.insert(subid, (row.jid, Some(sub)));
+            } else {
+                for mut t in targets {
+                    t.state = row.state;
+                    work.insert(t.subid.clone(), (t.jid.clone(), Some(t)));
+                }
+            }
+        }
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+        for (subid, (jid, sub)) in work {
+            match sub {
+                Some(sub) => {
+                    if n.subs.get(&subid) == Some(&sub) {
+                        continue;
+                    }
+                    notifications.push(self.to_subscriber(n, &sub, sub.state));
+                    changes.push(Change::PutSubscription {
+                        node: node.clone(),
+                        sub,
+                    });
+                }
+                None => {
+                    // Created and removed within this request: nothing to store.
+                    let Some(old) = n.subs.get(&subid) else {
+                        continue;
+                    };
+                    notifications.push(self.to_subscriber(n, old, SubscriptionState::None));
+                    changes.push(Change::DeleteSubscription {
+                        node: node.clone(),
+                        jid,
+                        subid,
+                    });
+                }
+            }
+        }
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+
+    fn set_affiliations(
+        &self,
+        me: &BareJid,
+        node: String,
+        rows: Vec<(BareJid, Affiliation)>,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        let cfg = &n.rec.config;
+        access::may(self.aff(n, me), Action::ManageAffiliations, cfg, false)?;
+        let mut work: BTreeMap<BareJid, Affiliation> = BTreeMap::new();
+        for (jid, aff) in rows {
+            // §8.9.2.4: the same entity twice in one request is a bad request.
+            if work.insert(jid.clone(), aff).is_some() {
+                return Err(Error::BadRequest(format!(
+                    "affiliation for {jid} given twice"
+                )));
+            }
+        }
+        let owners_left = n
+            .affs
+            .iter()
+            .filter(|(j, a)| **a == Affiliation::Owner && !work.contains_key(*j))
+            .count()
+            + work.values().filter(|a| **a == Affiliation::Owner).count();
+        if owners_left == 0 {
+            return Err(Error::InvalidConfig(
+                "a node must keep at least one owner".to_owned(),
+            ));
+        }
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+        for (jid, aff) in work {
+            let old = n.affs.get(&jid).copied().unwrap_or(Affiliation::None);
+            if old == aff {
+                continue;
+            }
+            changes.push(Change::PutAffiliation {
+                node: node.clone(),
+                jid: jid.clone(),
+                affiliation: aff,
+            });
+            // Whoever may no longer subscribe (banned, or dropped from a whitelist)
+            // loses its subscriptions and is told so.
+            let eff = if self.is_admin(&jid) {
+                Affiliation::Owner
+            } else {
+                aff
+            };
+            if access::may(eff, Action::Subscribe, cfg, false).is_err() {
+                for sub in self.jid_subs(n, &jid) {
+                    changes.push(Change::DeleteSubscription {
+                        node: node.clone(),
+                        jid: sub.jid.clone(),
+                        subid: sub.subid.clone(),
+                    });
+                    notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
+                }
+            }
+        }
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+}
+
+/// The event for published items: payloads stripped unless the node delivers them, the
+/// publisher named when replies go to it (`pubsub#itemreply`).
+fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event {
+    if !cfg.deliver_payloads {
+        for i in &mut items {
+            i.payload.clear();
+        }
+    }
+    Event::Items {
+        items,
+        with_payload: cfg.deliver_payloads,
+        publisher: (cfg.itemreply == ItemReply::Publisher).then(|| publisher.clone()),
+    }
+}
+
+/// Whether `node` passes an optional node filter (spelled out rather than with
+/// `Option::is_none_or`, which is newer than the workspace's rust-version).
+fn wanted(filter: Option<&str>, node: &str) -> bool {
+    match filter {
+        Some(want) => want == node,
+        None => true,
+    }
+}
+
+fn unindex_sub(
+    idx: &mut HashMap<BareJid, BTreeSet<(String, String)>>,
+    bare: &BareJid,
+    node: &str,
+    subid: &str,
+) {
+    if let Some(set) = idx.get_mut(bare) {
+        set.remove(&(node.to_owned(), subid.to_owned()));
+        if set.is_empty() {
+            idx.remove(bare);
+        }
+    }
+}
+
+fn unindex_aff(
+    idx: &mut HashMap<BareJid, BTreeMap<String, Affiliation>>,
+    jid: &BareJid,
+    node: &str,
+) {
+    if let Some(m) = idx.get_mut(jid) {
+        m.remove(node);
+        if m.is_empty() {
+            idx.remove(jid);
+        }
+    }
+}
+
+/// Lists every configuration field with its form name, once, for patching and for
+/// publish-options preconditions.
+macro_rules! config_fields {
+    ($m:ident) => {
+        $m! {
+            title = "pubsub#title",
+            description = "pubsub#description",
+            payload_type = "pubsub#type",
+            access_model = "pubsub#access_model",
+            publish_model = "pubsub#publish_model",
+            max_items = "pubsub#max_items",
+            persist_items = "pubsub#persist_items",
+            deliver_payloads = "pubsub#deliver_payloads",
+            deliver_notifications = "pubsub#deliver_notifications",
+            notify_config = "pubsub#notify_config",
+            notify_delete = "pubsub#notify_delete",
+            notify_retract = "pubsub#notify_retract",
+            notify_sub = "pubsub#notify_sub",
+            presence_based_delivery = "pubsub#presence_based_delivery",
+            send_last_published_item = "pubsub#send_last_published_item",
+            item_expire = "pubsub#item_expire",
+            notification_type = "pubsub#notification_type",
+            itemreply = "pubsub#itemreply",
+            max_payload_size = "pubsub#max_payload_size",
+        }
+    };
+}
+
+/// `cfg` with every field the patch gives replaced.
+pub fn patch_config(cfg: &NodeConfig, patch: &NodeConfigPatch) -> NodeConfig {
+    let mut out = cfg.clone();
+    macro_rules! apply {
+        ($($f:ident = $name:literal),* $(,)?) => {
+            $(if let Some(v) = &patch.$f { out.$f = v.clone(); })*
+        };
+    }
+    config_fields!(apply);
+    out
+}
+
+/// The form name of the first field the publish-options give that differs from the
+/// node's configuration (§7.1.5).
+pub fn precondition_mismatch(cfg: &NodeConfig, patch: &NodeConfigPatch) -> Option<&'static str> {
+    macro_rules! check {
+        ($($f:ident = $name:literal),* $(,)?) => {
+            $(if let Some(v) = &patch.$f { if *v != cfg.$f { return Some($name); } })*
+        };
+    }
+    config_fields!(check);
+    None
+}
+
+/// `opts` with every field the patch gives replaced.
+pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
+    let mut out = opts.clone();
+    if let Some(v) = patch.deliver {
+        out.deliver = v;
+    }
+    if let Some(v) = patch.digest {
+        out.digest = v;
+    }
+    if let Some(v) = patch.digest_frequency {
+        out.digest_frequency = v;
+    }
+    if let Some(v) = patch.expire {
+        out.expire = v;
+    }
+    if let Some(v) = patch.include_body {
+        out.include_body = v;
+    }
+    if let Some(v) = &patch.show_values {
+        out.show_values = v.clone();
+    }
+    out
+}
+
+fn validate_options(opts: &SubOptions, now: Millis) -> Result<(), Error> {
+    if opts.digest && opts.digest_frequency == 0 {
+        return Err(Error::InvalidOptions(
+            "pubsub#digest_frequency must be positive".to_owned(),
+        ));
+    }
+    if opts.expire.is_some_and(|t| t <= now) {
+        return Err(Error::InvalidOptions(
+            "pubsub#expire is in the past".to_owned(),
+        ));
+    }
+    Ok(())
 }

@@ -38,7 +38,8 @@ pub enum Change {
         jid: Jid,
         subid: String,
     },
-    /// Insert an item at `item.seq`. Replacing an id is a `DeleteItem` of the old seq first.
+    /// Insert an item at `item.seq`. Replacing an id is a `DeleteItem` of the old seq first;
+    /// should the id still be stored at another seq, that item is replaced all the same.
     PutItem { uid: u64, item: Item },
     /// Remove one item.
     DeleteItem { uid: u64, id: String, seq: u64 },
@@ -98,7 +99,11 @@ pub trait Store {
 /// commit fail, to test that a failed commit leaves no trace.
 #[derive(Debug, Default)]
 pub struct MemStore {
+    /// Nodes here carry default counters; the real ones live in `counters`, keyed by uid
+    /// as a durable store keeps them, so that a node record replaced under the same name
+    /// with a new uid does not inherit the old node's counters.
     snapshot: Snapshot,
+    counters: BTreeMap<u64, ItemCounters>,
     items: BTreeMap<(u64, u64), Item>,
     /// When set, the next `commit` fails with this message and changes nothing.
     pub fail_next: Option<String>,
@@ -113,7 +118,11 @@ impl MemStore {
 
 impl Store for MemStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
-        Ok(self.snapshot.clone())
+        let mut snap = self.snapshot.clone();
+        for (rec, counters) in snap.nodes.values_mut() {
+            *counters = self.counters.get(&rec.uid).copied().unwrap_or_default();
+        }
+        Ok(snap)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
@@ -125,19 +134,18 @@ impl Store for MemStore {
             match c {
                 Change::PutNode(rec) => {
                     s.last_uid = s.last_uid.max(rec.uid);
-                    let counters = s.nodes.get(&rec.name).map(|n| n.1).unwrap_or_default();
-                    s.nodes.insert(rec.name.clone(), (rec.clone(), counters));
+                    s.nodes
+                        .insert(rec.name.clone(), (rec.clone(), ItemCounters::default()));
                 }
                 Change::DeleteNode { name, uid } => {
                     s.nodes.remove(name);
                     s.affiliations.remove(name);
                     s.subscriptions.remove(name);
+                    self.counters.remove(uid);
                     self.items.retain(|(u, _), _| u != uid);
                 }
                 Change::PutCounters { uid, counters } => {
-                    if let Some(n) = s.nodes.values_mut().find(|n| n.0.uid == *uid) {
-                        n.1 = *counters;
-                    }
+                    self.counters.insert(*uid, *counters);
                 }
                 Change::PutAffiliation {
                     node,
@@ -169,6 +177,9 @@ impl Store for MemStore {
                     }
                 }
                 Change::PutItem { uid, item } => {
+                    // Ids are unique within a node: the same id at another seq is replaced.
+                    self.items
+                        .retain(|(u, seq), i| !(u == uid && *seq != item.seq && i.id == item.id));
                     self.items.insert((*uid, item.seq), item.clone());
                 }
                 Change::DeleteItem { uid, seq, .. } => {

@@ -49,9 +49,11 @@ async def main(a):
     got = asyncio.get_running_loop().create_future()
 
     def on_event(msg):
-        for item in msg["pubsub_event"]["items"]:
-            if not got.done():
-                got.set_result((msg["pubsub_event"]["items"]["node"], item["id"], item["payload"]))
+        # slixmpp fires pubsub_publish once per notification; ['item'] is its (single) item.
+        # (Iterating the stanza object with `for` never ends: don't.)
+        items = msg["pubsub_event"]["items"]
+        if not got.done():
+            got.set_result((items["node"], items["item"]["id"], items["item"]["payload"]))
 
     bob.add_event_handler("pubsub_publish", on_event)
     sub = await bob["xep_0060"].subscribe(svc, node, timeout=10)

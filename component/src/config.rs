@@ -25,7 +25,12 @@ pub struct Cli {
     #[arg(long, env = "ROOST_JID", value_name = "DOMAIN")]
     pub jid: Option<String>,
     /// The shared secret (the server's `component_secret` / `password`).
-    #[arg(long, env = "ROOST_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "ROOST_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub secret: Option<String>,
     /// Read the shared secret from this file (trailing newline ignored).
     #[arg(long, env = "ROOST_SECRET_FILE", value_name = "FILE")]
@@ -39,8 +44,17 @@ pub struct Cli {
     /// Seconds of silence on the link before Roost pings the server to keep it alive [default: 60].
     #[arg(long, env = "ROOST_KEEPALIVE", value_name = "SECS")]
     pub keepalive: Option<u64>,
+    /// Acknowledge a change only once it is on disk [default: true]. `false` is for measuring
+    /// what durability costs: acknowledged changes may then be lost in a crash.
+    #[arg(long, env = "ROOST_DURABLE", value_name = "BOOL")]
+    pub durable: Option<bool>,
     /// JIDs that are owners of every node (comma-separated).
-    #[arg(long, env = "ROOST_ADMINS", value_delimiter = ',', value_name = "JID,…")]
+    #[arg(
+        long,
+        env = "ROOST_ADMINS",
+        value_delimiter = ',',
+        value_name = "JID,…"
+    )]
     pub admins: Option<Vec<String>>,
     /// Who may create nodes: `domain` (users of the parent domain), `anyone`, `admins`, or a
     /// comma-separated list of domains [default: domain].
@@ -74,6 +88,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     log: Option<String>,
     keepalive: Option<u64>,
+    durable: Option<bool>,
     admins: Option<Vec<String>>,
     create_nodes: Option<String>,
     max_items_per_node: Option<u64>,
@@ -98,6 +113,8 @@ pub struct Config {
     pub log: String,
     /// Silence before a keepalive ping.
     pub keepalive: Duration,
+    /// Flush before acknowledging.
+    pub durable: bool,
     /// What the engine enforces.
     pub policy: Policy,
 }
@@ -124,16 +141,27 @@ impl Config {
             };
         }
         let server = pick!(server).unwrap_or_else(|| "127.0.0.1:5347".to_owned());
-        if server.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+        if server
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
             return Err(bad("server", format!("{server:?} is not HOST:PORT")));
         }
-        let jid_s = pick!(jid)
-            .ok_or_else(|| bad("jid", "missing: give the component's domain with --jid pubsub.example.org"))?;
+        let jid_s = pick!(jid).ok_or_else(|| {
+            bad(
+                "jid",
+                "missing: give the component's domain with --jid pubsub.example.org",
+            )
+        })?;
         let jid: BareJid = jid_s
             .parse()
             .map_err(|e| bad("jid", format!("{jid_s:?}: {e}")))?;
         if jid.node().is_some() {
-            return Err(bad("jid", format!("{jid_s:?} must be a bare domain such as pubsub.example.org")));
+            return Err(bad(
+                "jid",
+                format!("{jid_s:?} must be a bare domain such as pubsub.example.org"),
+            ));
         }
         let secret = match (pick!(secret), pick!(secret_file)) {
             (Some(s), _) => s,
@@ -141,7 +169,10 @@ impl Config {
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .map_err(|e| bad("secret_file", format!("{}: {e}", path.display())))?,
             (None, None) => {
-                return Err(bad("secret", "missing: give --secret, ROOST_SECRET or --secret-file"))
+                return Err(bad(
+                    "secret",
+                    "missing: give --secret, ROOST_SECRET or --secret-file",
+                ))
             }
         };
         if secret.is_empty() {
@@ -158,7 +189,9 @@ impl Config {
             if a.is_empty() {
                 continue;
             }
-            let j: BareJid = a.parse().map_err(|e| bad("admins", format!("{a:?}: {e}")))?;
+            let j: BareJid = a
+                .parse()
+                .map_err(|e| bad("admins", format!("{a:?}: {e}")))?;
             policy.admins.push(j);
         }
         policy.create = match pick!(create_nodes).as_deref().unwrap_or("domain") {
@@ -192,8 +225,10 @@ impl Config {
         cap!(max_nodes_per_jid);
         cap!(max_subscriptions_per_node);
         cap!(max_subscriptions_per_jid);
-        policy.default_config.max_payload_size =
-            policy.default_config.max_payload_size.min(policy.max_payload_size);
+        policy.default_config.max_payload_size = policy
+            .default_config
+            .max_payload_size
+            .min(policy.max_payload_size);
 
         Ok(Config {
             server,
@@ -202,6 +237,7 @@ impl Config {
             data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("./roost-data")),
             log: pick!(log).unwrap_or_else(|| "info".to_owned()),
             keepalive: Duration::from_secs(keepalive),
+            durable: pick!(durable).unwrap_or(true),
             policy,
         })
     }
@@ -215,12 +251,20 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("invalid configuration: config: {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "invalid configuration: config: {}: {e}",
+            path.display()
+        ))
+    })?;
     toml::from_str(&text).map_err(|e| {
         // toml's message names the offending key and line; keep it on one line.
         let msg = e.to_string().replace('\n', " ");
-        ConfigError(format!("invalid configuration: {}: {}", path.display(), msg.trim()))
+        ConfigError(format!(
+            "invalid configuration: {}: {}",
+            path.display(),
+            msg.trim()
+        ))
     })
 }
 
@@ -237,12 +281,22 @@ mod tests {
     #[test]
     fn issue_form_works() {
         let c = Config::resolve(cli(&[
-            "--server", "127.0.0.1:5347", "--jid", "pubsub.localhost", "--secret", "s", "--data-dir", "/tmp/d",
+            "--server",
+            "127.0.0.1:5347",
+            "--jid",
+            "pubsub.localhost",
+            "--secret",
+            "s",
+            "--data-dir",
+            "/tmp/d",
         ]))
         .unwrap();
         assert_eq!(c.jid.to_string(), "pubsub.localhost");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
-        assert_eq!(c.policy.create, CreatePolicy::Domains(vec!["localhost".into()]));
+        assert_eq!(
+            c.policy.create,
+            CreatePolicy::Domains(vec!["localhost".into()])
+        );
         assert_eq!(c.server_domain(), "localhost");
     }
 
@@ -257,7 +311,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("roost.toml");
         std::fs::write(&p, "jid = \"pubsub.example.org\"\nsecret = \"f\"\nmax_items_per_node = 5\nadmins = [\"root@example.org\"]\n").unwrap();
-        let c = Config::resolve(cli(&["--config", p.to_str().unwrap(), "--secret", "flag"])).unwrap();
+        let c =
+            Config::resolve(cli(&["--config", p.to_str().unwrap(), "--secret", "flag"])).unwrap();
         assert_eq!(c.secret, "flag");
         assert_eq!(c.policy.max_items_per_node, 5);
         assert_eq!(c.policy.admins.len(), 1);
@@ -276,9 +331,23 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for args in [
-            &["--jid", "pubsub.localhost", "--secret", "s", "--server", "nope"][..],
+            &[
+                "--jid",
+                "pubsub.localhost",
+                "--secret",
+                "s",
+                "--server",
+                "nope",
+            ][..],
             &["--jid", "user@pubsub.localhost", "--secret", "s"][..],
-            &["--jid", "pubsub.localhost", "--secret", "s", "--max-items-per-node", "0"][..],
+            &[
+                "--jid",
+                "pubsub.localhost",
+                "--secret",
+                "s",
+                "--max-items-per-node",
+                "0",
+            ][..],
         ] {
             assert!(Config::resolve(cli(args)).is_err(), "{args:?}");
         }

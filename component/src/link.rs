@@ -5,18 +5,22 @@
 //! here a soft timeout becomes a keepalive ping and a bad stanza an error reply.
 
 use futures::{SinkExt, StreamExt};
+use minidom::Element;
 use std::borrow::Cow;
 use std::time::Duration;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio_xmpp::xmlstream::{
-    initiate_stream, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement,
-};
+use tokio_xmpp::xmlstream::{initiate_stream, ReadError, StreamHeader, Timeouts, XmlStream};
 use xmpp_parsers::component::Handshake;
-use xmpp_parsers::stream_error::DefinedCondition;
+use xmpp_parsers::stream_error::{DefinedCondition, StreamError};
 
-/// The established link.
-pub type Link = XmppStream<BufStream<TcpStream>>;
+/// The established link. It yields raw elements rather than typed stanzas: RFC 6120 rules
+/// that the typed parsers let through (an IQ with two payloads) must be checked on the raw
+/// element, and a stanza that fails to convert still needs its attributes for the reply.
+pub type Link = XmlStream<BufStream<TcpStream>, Element>;
+
+/// Namespace of stream-level elements such as `<stream:error/>`.
+pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
 
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,44 +86,37 @@ pub async fn connect(
         .ok_or_else(|| LinkError::Io(format!("{server} sent no stream id")))?;
     // Component streams carry no stream features (XEP-0114 §3).
     let mut link: Link = pending.skip_features();
-    link.send(&XmppStreamElement::ComponentHandshake(
-        Handshake::from_stream_id_and_password(stream_id, secret),
-    ))
-    .await
-    .map_err(|e| LinkError::Io(format!("sending handshake: {e}")))?;
+    link.send(&Handshake::from_stream_id_and_password(stream_id, secret))
+        .await
+        .map_err(|e| LinkError::Io(format!("sending handshake: {e}")))?;
 
     loop {
         match link.next().await {
-            Some(Ok(el)) => match el.into_read_error() {
-                Ok(XmppStreamElement::ComponentHandshake(_)) => return Ok(link),
-                Ok(XmppStreamElement::StreamError(err)) => {
-                    let domain = domain.to_owned();
-                    return Err(match err.0.condition {
-                        DefinedCondition::NotAuthorized => LinkError::BadSecret { domain },
-                        DefinedCondition::Conflict => LinkError::Conflict { domain },
-                        c => {
-                            let condition = format!("{c:?}");
-                            // ejabberd answers a wrong secret with a text rather than a condition
-                            // of its own; match both so the operator gets the right hint.
-                            let text = err.0.texts.values().cloned().collect::<Vec<_>>().join(" ");
-                            if text.to_lowercase().contains("password") {
-                                LinkError::BadSecret { domain }
-                            } else {
-                                LinkError::Refused {
-                                    domain,
-                                    condition: format!("{condition} {text}").trim().to_owned(),
-                                }
-                            }
+            Some(Ok(el)) if el.is("handshake", xmpp_parsers::ns::COMPONENT) => return Ok(link),
+            Some(Ok(el)) if el.is("error", NS_STREAM) => {
+                let domain = domain.to_owned();
+                let err = match StreamError::try_from(el) {
+                    Ok(e) => e,
+                    Err(e) => return Err(LinkError::Io(format!("unreadable stream error: {e}"))),
+                };
+                return Err(match err.condition {
+                    DefinedCondition::NotAuthorized => LinkError::BadSecret { domain },
+                    DefinedCondition::Conflict => LinkError::Conflict { domain },
+                    c => {
+                        let text = err.texts.values().cloned().collect::<Vec<_>>().join(" ");
+                        LinkError::Refused {
+                            domain,
+                            condition: format!("{c:?} {text}").trim().to_owned(),
                         }
-                    });
-                }
-                Ok(other) => {
-                    return Err(LinkError::Io(format!(
-                        "unexpected element during handshake: {other:?}"
-                    )))
-                }
-                Err(e) => return Err(LinkError::Io(format!("handshake: {e}"))),
-            },
+                    }
+                });
+            }
+            Some(Ok(other)) => {
+                return Err(LinkError::Io(format!(
+                    "unexpected <{}/> during the handshake",
+                    other.name()
+                )))
+            }
             Some(Err(ReadError::SoftTimeout)) => continue,
             Some(Err(e)) => return Err(LinkError::Io(format!("handshake: {e}"))),
             None => {

@@ -44,7 +44,10 @@ fn main() -> ExitCode {
         .init();
 
     // One thread is enough: the engine is driven by one task, and sled flushes on its own.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
@@ -57,7 +60,13 @@ fn main() -> ExitCode {
 async fn run(cfg: Config) -> ExitCode {
     info!(data_dir = %cfg.data_dir.display(), "opening the store");
     let store = match SledStore::open(&cfg.data_dir) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            if !cfg.durable {
+                tracing::warn!("durable = false: acknowledged changes may be lost in a crash");
+            }
+            s.set_durable(cfg.durable);
+            s
+        }
         Err(e) => {
             error!(
                 "cannot open the store in {}: {e} (is another roost using it? is the directory writable?)",

@@ -7,15 +7,13 @@
 use crate::link::{self, Backoff, Link, LinkError};
 use crate::pubsub::{self, IqKind};
 use crate::Config;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
 use roost_nodes::{Jid, Service, Store};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-use tokio_xmpp::xmlstream::{
-    FallibleStreamElement, ReadError, StreamElementError, XmppStreamElement,
-};
-use tracing::{debug, error, info, warn};
+use tokio_xmpp::xmlstream::ReadError;
+use tracing::{debug, error, info, trace, warn};
 use xmpp_parsers::disco::{DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::ping::Ping;
@@ -116,6 +114,7 @@ impl<S: Store> Roost<S> {
                 )),
                 Some(Err(e)) => Err(e),
                 Some(Ok(req)) => {
+                    let owner_ns = pubsub::owner_namespace(&req);
                     let now = now_millis();
                     match self.service.handle(&from, req, now) {
                         Ok(outcome) => {
@@ -123,7 +122,7 @@ impl<S: Store> Roost<S> {
                             out.push(self.result(
                                 &from,
                                 id,
-                                pubsub::reply_payload(&outcome.reply, &self.jid),
+                                pubsub::reply_payload(&outcome.reply, &self.jid, owner_ns),
                             ));
                             for n in &outcome.notifications {
                                 let nid = self.new_id();
@@ -213,32 +212,75 @@ impl<S: Store> Roost<S> {
         .into()
     }
 
-    /// An error reply to a stanza that failed to parse, when it had an id and a sender and
-    /// was not itself an error or a result.
-    fn bad_stanza_reply(&mut self, err: &StreamElementError) -> Option<Stanza> {
-        let StreamElementError::InvalidStanza {
-            name,
-            header,
-            error,
-            ..
-        } = err
-        else {
-            return None;
+    /// Turn one raw element from the link into stanzas to send: a stanza is checked,
+    /// converted and handled; one that breaks the rules gets `bad-request` where it has an id
+    /// and a sender and is not itself an error or a result (RFC 6120 §8.3.1).
+    fn handle_element(&mut self, el: Element) -> Vec<Stanza> {
+        let name = el.name().to_owned();
+        if el.ns() != xmpp_parsers::ns::COMPONENT
+            || !matches!(name.as_str(), "iq" | "message" | "presence")
+        {
+            debug!("ignoring <{name} xmlns='{}'/> from the server", el.ns());
+            return Vec::new();
+        }
+        let from = el.attr("from").map(str::to_owned);
+        let id = el.attr("id").map(str::to_owned);
+        let type_ = el.attr("type").map(str::to_owned);
+        if name == "iq" && matches!(type_.as_deref(), Some("get") | Some("set")) {
+            let payloads = el.children().count();
+            if payloads != 1 {
+                warn!(from = ?from, "iq {} with {payloads} payloads refused", type_.as_deref().unwrap_or(""));
+                return self
+                    .bad_stanza_reply(
+                        &name,
+                        from,
+                        id,
+                        type_,
+                        format!("an iq get/set carries exactly one payload, not {payloads}"),
+                    )
+                    .into_iter()
+                    .collect();
+            }
+        }
+        let parsed = match name.as_str() {
+            "iq" => Iq::try_from(el).map(Stanza::Iq).map_err(|e| e.to_string()),
+            "message" => xmpp_parsers::message::Message::try_from(el)
+                .map(Stanza::Message)
+                .map_err(|e| e.to_string()),
+            _ => xmpp_parsers::presence::Presence::try_from(el)
+                .map(Stanza::Presence)
+                .map_err(|e| e.to_string()),
         };
-        let from: Jid = header.from.as_deref()?.parse().ok()?;
-        let id = header.id.clone()?;
-        if matches!(header.type_.as_deref(), Some("error") | Some("result")) {
+        match parsed {
+            Ok(st) => {
+                trace!(stanza = ?st, "in");
+                self.handle_stanza(st)
+            }
+            Err(e) => {
+                warn!(from = ?from, "malformed <{name}/> refused: {e}");
+                self.bad_stanza_reply(&name, from, id, type_, format!("malformed stanza: {e}"))
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    fn bad_stanza_reply(
+        &mut self,
+        name: &str,
+        from: Option<String>,
+        id: Option<String>,
+        type_: Option<String>,
+        why: String,
+    ) -> Option<Stanza> {
+        let from: Jid = from?.parse().ok()?;
+        let id = id?;
+        if matches!(type_.as_deref(), Some("error") | Some("result")) {
             return None;
         }
-        let error = StanzaError::new(
-            ErrorType::Modify,
-            DefinedCondition::BadRequest,
-            "en",
-            format!("malformed stanza: {error}"),
-        );
+        let error = StanzaError::new(ErrorType::Modify, DefinedCondition::BadRequest, "en", why);
         let me = Some(self.jid.clone());
-        // tokio-xmpp does not export `PartialStanza`; its Display is the element name.
-        Some(match name.to_string().as_str() {
+        Some(match name {
             "iq" => Iq::Error {
                 from: me,
                 to: Some(from),
@@ -256,9 +298,8 @@ impl<S: Store> Roost<S> {
                 m.into()
             }
             _ => {
-                let mut p = xmpp_parsers::presence::Presence::new(
-                    xmpp_parsers::presence::Type::Error,
-                );
+                let mut p =
+                    xmpp_parsers::presence::Presence::new(xmpp_parsers::presence::Type::Error);
                 p.from = me;
                 p.to = Some(from);
                 p.id = Some(id);
@@ -266,6 +307,32 @@ impl<S: Store> Roost<S> {
                 p.into()
             }
         })
+    }
+
+    /// When the flush after a batch failed: IQ results become `internal-server-error`
+    /// (type wait), notifications are dropped, everything else goes out as it was.
+    fn withheld_errors(&self, out: Vec<Stanza>) -> Vec<Stanza> {
+        out.into_iter()
+            .filter_map(|st| match st {
+                Stanza::Iq(Iq::Result { from, to, id, .. }) => Some(
+                    Iq::Error {
+                        from,
+                        to,
+                        id,
+                        payload: None,
+                        error: StanzaError::new(
+                            ErrorType::Wait,
+                            DefinedCondition::InternalServerError,
+                            "en",
+                            "storage failure: the change may not be durable; retry later",
+                        ),
+                    }
+                    .into(),
+                ),
+                Stanza::Message(m) if m.type_ != xmpp_parsers::message::MessageType::Error => None,
+                other => Some(other),
+            })
+            .collect()
     }
 
     fn keepalive_ping(&mut self) -> Stanza {
@@ -345,53 +412,99 @@ pub async fn run<S: Store>(
     }
 }
 
+/// Stanzas handled before one flush at most: bounds reply latency under a flood.
+const MAX_BATCH: usize = 512;
+
+/// What one element read from the link asks of the session.
+enum Step {
+    Send(Vec<Stanza>),
+    End(SessionEnd),
+}
+
+fn step<S: Store>(roost: &mut Roost<S>, next: Option<Result<Element, ReadError>>) -> Step {
+    match next {
+        None => Step::End(SessionEnd::Disconnected(
+            "the server closed the connection".into(),
+        )),
+        Some(Err(ReadError::SoftTimeout)) => {
+            debug!("link idle; pinging the server");
+            Step::Send(vec![roost.keepalive_ping()])
+        }
+        Some(Err(ReadError::ParseError(e))) => {
+            warn!("unparsable element from the server, ignored: {e}");
+            Step::Send(Vec::new())
+        }
+        Some(Err(ReadError::StreamFooterReceived)) => Step::End(SessionEnd::Disconnected(
+            "the server closed the stream".into(),
+        )),
+        Some(Err(ReadError::HardError(e))) => Step::End(SessionEnd::Disconnected(e.to_string())),
+        Some(Ok(el)) if el.is("error", link::NS_STREAM) => {
+            let why = xmpp_parsers::stream_error::StreamError::try_from(el)
+                .map(|e| e.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            Step::End(SessionEnd::Disconnected(format!(
+                "stream error from the server: {why}"
+            )))
+        }
+        Some(Ok(el)) => Step::Send(roost.handle_element(el)),
+    }
+}
+
+/// Serve one connected session.
+///
+/// Group commit: every stanza already read from the socket is handled (each request's
+/// changes committed atomically), then one `sync` makes them all durable, and only then are
+/// the replies and notifications written. Many publishers in flight thus share one flush,
+/// and nothing is acknowledged or announced before it is on disk.
 async fn serve<S: Store>(
     link: &mut Link,
     roost: &mut Roost<S>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
+    let mut out: Vec<Stanza> = Vec::new();
     loop {
-        let next = tokio::select! {
+        let first = tokio::select! {
             biased;
             _ = shutdown.changed() => return SessionEnd::Shutdown,
             next = link.next() => next,
         };
-        let out: Vec<Stanza> = match next {
-            None => return SessionEnd::Disconnected("the server closed the connection".into()),
-            Some(Err(ReadError::SoftTimeout)) => {
-                debug!("link idle; pinging the server");
-                vec![roost.keepalive_ping()]
+        let mut end = None;
+        let mut pending = Some(first);
+        let mut handled = 0;
+        while let Some(next) = pending.take() {
+            match step(roost, next) {
+                Step::Send(v) => out.extend(v),
+                Step::End(e) => {
+                    end = Some(e);
+                    break;
+                }
             }
-            Some(Err(ReadError::ParseError(e))) => {
-                warn!("unparsable element from the server, ignored: {e}");
-                continue;
+            handled += 1;
+            if handled < MAX_BATCH {
+                // Only what is already buffered: never wait here.
+                pending = link.next().now_or_never();
             }
-            Some(Err(ReadError::StreamFooterReceived)) => {
-                return SessionEnd::Disconnected("the server closed the stream".into())
-            }
-            Some(Err(ReadError::HardError(e))) => return SessionEnd::Disconnected(e.to_string()),
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
-                roost.handle_stanza(st)
-            }
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-                return SessionEnd::Disconnected(format!("stream error from the server: {}", e.0))
-            }
-            Some(Ok(FallibleStreamElement::Ok(other))) => {
-                debug!("ignoring stream element {other:?}");
-                continue;
-            }
-            Some(Ok(FallibleStreamElement::Err(e))) => {
-                warn!("{e}");
-                roost.bad_stanza_reply(&e).into_iter().collect()
-            }
-        };
-        for st in out {
-            if let Err(e) = link.feed(&XmppStreamElement::Stanza(st)).await {
+        }
+        if let Err(e) = roost.service_mut().store_mut().sync() {
+            // The batch's changes are applied but maybe not on disk: acknowledge none of
+            // them. Clients see the requests fail; the state stays as committed.
+            error!(
+                "flushing the store failed; {} stanzas withheld: {e}",
+                out.len()
+            );
+            out = roost.withheld_errors(std::mem::take(&mut out));
+        }
+        for st in out.drain(..) {
+            trace!(stanza = ?st, "out");
+            if let Err(e) = link.feed(&st).await {
                 return SessionEnd::Disconnected(format!("write failed: {e}"));
             }
         }
-        if let Err(e) = SinkExt::<&XmppStreamElement>::flush(link).await {
+        if let Err(e) = SinkExt::<&Stanza>::flush(link).await {
             return SessionEnd::Disconnected(format!("write failed: {e}"));
+        }
+        if let Some(e) = end {
+            return e;
         }
     }
 }

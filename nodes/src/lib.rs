@@ -26,7 +26,9 @@ pub mod store;
 pub use error::Error;
 pub use model::*;
 pub use policy::Policy;
-pub use request::{Event, Notification, Outcome, Reply, Request};
+pub use request::{
+    Event, NodeMeta, NodeSummary, Notification, Outcome, Reply, Request, SubscriptionChange,
+};
 pub use service::Service;
 pub use store::{Change, ChangeSet, MemStore, Snapshot, Store, StoreError};
 

@@ -81,9 +81,17 @@ pub trait Store {
     /// Read everything the engine keeps in memory.
     fn load(&mut self) -> Result<Snapshot, StoreError>;
 
-    /// Apply `changes` atomically and durably: after `Ok` they survive a crash; after
-    /// `Err` none of them is visible.
+    /// Apply `changes` atomically: after `Err` none of them is visible. They are durable
+    /// (survive a crash) once a later [`Store::sync`] returns `Ok`; the caller answers the
+    /// requester only after that. Splitting the two lets many requests share one flush
+    /// (group commit).
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError>;
+
+    /// Make every change committed so far durable. Stores that are durable at commit
+    /// already need not override this.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// One item by id.
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError>;

@@ -1,0 +1,368 @@
+//! Engine notifications → `<message/>` stanzas (§7.1.2.1, §7.2.2.1, §8.2.5.5, §8.4.2,
+//! §8.5.2, §8.8.4, §12.5).
+//!
+//! The SHIM `<headers/>` (XEP-0131) are built by hand: xmpp-parsers 0.23 has no module for
+//! them.
+
+use std::str::FromStr;
+
+use minidom::Element;
+use roost_nodes::{Event, Notification, NotificationType};
+use xmpp_parsers::data_forms::DataFormType;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::{Id, Lang, Message, MessageType};
+use xmpp_parsers::ns;
+use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
+use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
+
+use super::forms::node_config_form;
+use super::{attr, format_datetime, payload_element, NS_SHIM};
+
+/// A notification as a message from `service`, with id `id` (XEP-0060 §7.1.2.1 etc.).
+///
+/// The message type is the node's `pubsub#notification_type`. When the notification is
+/// for several of the recipient's subscriptions, SHIM headers name each SubID (§12.5,
+/// example 104); with `pubsub#include_body`, a one-line `<body/>` summarizes the event.
+pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Message {
+    let type_ = match n.kind {
+        NotificationType::Headline => MessageType::Headline,
+        NotificationType::Normal => MessageType::Normal,
+    };
+    let mut m = Message::new_with_type(type_, Some(n.to.clone()));
+    m.from = Some(service.clone());
+    m.id = Some(Id(id));
+    if n.include_body {
+        m.bodies.insert(Lang::default(), summary(n));
+    }
+    let mut event: Element = PsEvent {
+        payload: event_payload(&n.node, &n.event),
+    }
+    .into();
+    if let Event::Delete { redirect: None } = n.event {
+        // xmpp-parsers 0.23 always emits <redirect/>, even with no uri: drop the empty one.
+        if let Some(d) = event.get_child_mut("delete", ns::PUBSUB_EVENT) {
+            d.remove_child("redirect", ns::PUBSUB_EVENT);
+        }
+    }
+    m.payloads.push(event);
+    if n.subids.len() > 1 {
+        m.payloads.push(shim_subids(&n.subids));
+    }
+    m
+}
+
+fn event_payload(node: &str, event: &Event) -> Payload {
+    let node = NodeName(node.to_owned());
+    match event {
+        // Examples 100, 101, 226.
+        Event::Items {
+            items,
+            with_payload,
+            publisher,
+        } => Payload::Items {
+            node,
+            published: items
+                .iter()
+                .map(|i| EventItem {
+                    id: Some(ItemId(i.id.clone())),
+                    publisher: publisher.clone(),
+                    payload: if *with_payload {
+                        payload_element(&i.payload)
+                    } else {
+                        None
+                    },
+                })
+                .collect(),
+            retracted: Vec::new(),
+        },
+        // Example 117.
+        Event::Retract { ids } => Payload::Items {
+            node,
+            published: Vec::new(),
+            retracted: ids.iter().cloned().map(ItemId).collect(),
+        },
+        // Example 165.
+        Event::Purge => Payload::Purge { node },
+        // Example 160.
+        Event::Delete { redirect } => Payload::Delete {
+            node,
+            redirect: redirect.clone(),
+        },
+        // Examples 150, 151.
+        Event::Configuration { config } => Payload::Configuration {
+            node,
+            form: config
+                .as_ref()
+                .map(|c| node_config_form(c, DataFormType::Result_)),
+        },
+        // Examples 172, 174, 196.
+        Event::Subscription {
+            jid,
+            state,
+            subid,
+            expiry,
+        } => Payload::Subscription {
+            node,
+            expiry: expiry.and_then(|ms| format_datetime(ms).parse().ok()),
+            jid: Some(jid.clone()),
+            subid: subid.clone().map(SubscriptionId),
+            subscription: Subscription::from_str(state.as_str()).ok(),
+        },
+    }
+}
+
+/// `<headers xmlns='http://jabber.org/protocol/shim'>` with one SubID header per
+/// subscription (example 104).
+fn shim_subids(subids: &[String]) -> Element {
+    Element::builder("headers", NS_SHIM)
+        .append_all(subids.iter().map(|s| {
+            attr(Element::builder("header", NS_SHIM), "name", "SubID")
+                .append(s.as_str())
+                .build()
+        }))
+        .build()
+}
+
+/// The `pubsub#include_body` line: what happened, for clients that show only bodies.
+fn summary(n: &Notification) -> String {
+    let node = &n.node;
+    match &n.event {
+        Event::Items { items, .. } => {
+            let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+            format!("New item published to node {node}: {}", ids.join(", "))
+        }
+        Event::Retract { ids } => {
+            format!("Item retracted from node {node}: {}", ids.join(", "))
+        }
+        Event::Purge => format!("All items of node {node} were purged"),
+        Event::Delete { redirect: None } => format!("Node {node} was deleted"),
+        Event::Delete {
+            redirect: Some(uri),
+        } => format!("Node {node} was deleted; it moved to {uri}"),
+        Event::Configuration { .. } => format!("The configuration of node {node} changed"),
+        Event::Subscription { jid, state, .. } => {
+            format!("The subscription of {jid} to node {node} is now {state}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_nodes::{Item, NodeConfig, SubscriptionState};
+
+    fn service() -> Jid {
+        "pubsub.shakespeare.lit".parse().unwrap()
+    }
+
+    fn notif(event: Event) -> Notification {
+        Notification {
+            to: "francisco@denmark.lit".parse().unwrap(),
+            node: "princely_musings".into(),
+            subids: vec![],
+            kind: NotificationType::Headline,
+            include_body: false,
+            event,
+        }
+    }
+
+    fn item() -> Item {
+        Item {
+            id: "ae890ac52d0df67ed7cfdf51b644e901".into(),
+            seq: 1,
+            publisher: "hamlet@denmark.lit/blogbot".parse().unwrap(),
+            published: 0,
+            payload: "<entry xmlns='http://www.w3.org/2005/Atom'><title>Soliloquy</title></entry>"
+                .into(),
+        }
+    }
+
+    fn event_of(m: &Message) -> Element {
+        m.payloads
+            .iter()
+            .find(|p| p.is("event", ns::PUBSUB_EVENT))
+            .expect("event payload")
+            .clone()
+    }
+
+    #[test]
+    fn example_100_items_with_payload() {
+        let m = notification_message(
+            &notif(Event::Items {
+                items: vec![item()],
+                with_payload: true,
+                publisher: None,
+            }),
+            &service(),
+            "foo".into(),
+        );
+        assert_eq!(m.type_, MessageType::Headline);
+        assert_eq!(m.id, Some(Id("foo".into())));
+        assert_eq!(m.from, Some(service()));
+        assert_eq!(m.to, Some("francisco@denmark.lit".parse().unwrap()));
+        assert!(m.bodies.is_empty());
+        let e = event_of(&m);
+        let items = e.get_child("items", ns::PUBSUB_EVENT).unwrap();
+        assert_eq!(items.attr("node"), Some("princely_musings"));
+        let i = items.get_child("item", ns::PUBSUB_EVENT).unwrap();
+        assert_eq!(i.attr("id"), Some("ae890ac52d0df67ed7cfdf51b644e901"));
+        assert_eq!(i.attr("publisher"), None);
+        assert!(i.has_child("entry", "http://www.w3.org/2005/Atom"));
+        // And it is a valid message stanza.
+        let stanza: Element = m.into();
+        assert!(Message::try_from(stanza).is_ok());
+    }
+
+    #[test]
+    fn example_101_226_no_payload_and_publisher() {
+        let mut n = notif(Event::Items {
+            items: vec![item()],
+            with_payload: false,
+            publisher: Some("hamlet@denmark.lit".parse().unwrap()),
+        });
+        n.kind = NotificationType::Normal;
+        let m = notification_message(&n, &service(), "x".into());
+        assert_eq!(m.type_, MessageType::Normal);
+        let e = event_of(&m);
+        let i = e
+            .get_child("items", ns::PUBSUB_EVENT)
+            .unwrap()
+            .get_child("item", ns::PUBSUB_EVENT)
+            .unwrap();
+        assert_eq!(i.attr("publisher"), Some("hamlet@denmark.lit"));
+        assert_eq!(i.children().count(), 0);
+    }
+
+    #[test]
+    fn example_117_retract_165_purge_160_delete() {
+        let m = notification_message(
+            &notif(Event::Retract {
+                ids: vec!["ae890ac52d0df67ed7cfdf51b644e901".into()],
+            }),
+            &service(),
+            "r".into(),
+        );
+        let e = event_of(&m);
+        let r = e
+            .get_child("items", ns::PUBSUB_EVENT)
+            .unwrap()
+            .get_child("retract", ns::PUBSUB_EVENT)
+            .unwrap();
+        assert_eq!(r.attr("id"), Some("ae890ac52d0df67ed7cfdf51b644e901"));
+
+        let e = event_of(&notification_message(
+            &notif(Event::Purge),
+            &service(),
+            "p".into(),
+        ));
+        assert_eq!(
+            e.get_child("purge", ns::PUBSUB_EVENT).unwrap().attr("node"),
+            Some("princely_musings")
+        );
+
+        let e = event_of(&notification_message(
+            &notif(Event::Delete {
+                redirect: Some("xmpp:hamlet@denmark.lit?;node=blog".into()),
+            }),
+            &service(),
+            "d".into(),
+        ));
+        let d = e.get_child("delete", ns::PUBSUB_EVENT).unwrap();
+        assert_eq!(
+            d.get_child("redirect", ns::PUBSUB_EVENT)
+                .unwrap()
+                .attr("uri"),
+            Some("xmpp:hamlet@denmark.lit?;node=blog")
+        );
+        let e = event_of(&notification_message(
+            &notif(Event::Delete { redirect: None }),
+            &service(),
+            "d".into(),
+        ));
+        assert!(!e
+            .get_child("delete", ns::PUBSUB_EVENT)
+            .unwrap()
+            .has_child("redirect", ns::PUBSUB_EVENT));
+    }
+
+    #[test]
+    fn examples_150_151_configuration() {
+        let e = event_of(&notification_message(
+            &notif(Event::Configuration { config: None }),
+            &service(),
+            "c".into(),
+        ));
+        assert_eq!(
+            e.get_child("configuration", ns::PUBSUB_EVENT)
+                .unwrap()
+                .children()
+                .count(),
+            0
+        );
+        let e = event_of(&notification_message(
+            &notif(Event::Configuration {
+                config: Some(NodeConfig::default()),
+            }),
+            &service(),
+            "c".into(),
+        ));
+        let x = e
+            .get_child("configuration", ns::PUBSUB_EVENT)
+            .unwrap()
+            .get_child("x", ns::DATA_FORMS)
+            .unwrap();
+        assert_eq!(x.attr("type"), Some("result"));
+    }
+
+    #[test]
+    fn example_172_subscription() {
+        let e = event_of(&notification_message(
+            &notif(Event::Subscription {
+                jid: "horatio@denmark.lit".parse().unwrap(),
+                state: SubscriptionState::Subscribed,
+                subid: Some("123-abc".into()),
+                expiry: Some(1_154_304_000_000),
+            }),
+            &service(),
+            "approvalnotify1".into(),
+        ));
+        let s = e.get_child("subscription", ns::PUBSUB_EVENT).unwrap();
+        assert_eq!(s.attr("jid"), Some("horatio@denmark.lit"));
+        assert_eq!(s.attr("subscription"), Some("subscribed"));
+        assert_eq!(s.attr("subid"), Some("123-abc"));
+        let expiry = s.attr("expiry").unwrap();
+        assert_eq!(
+            super::super::parse_datetime(expiry),
+            Some(1_154_304_000_000)
+        );
+    }
+
+    #[test]
+    fn example_104_shim_and_body() {
+        let mut n = notif(Event::Items {
+            items: vec![item()],
+            with_payload: true,
+            publisher: None,
+        });
+        n.subids = vec!["123-abc".into(), "004-yyy".into()];
+        n.include_body = true;
+        let m = notification_message(&n, &service(), "foo".into());
+        let headers = m
+            .payloads
+            .iter()
+            .find(|p| p.is("headers", NS_SHIM))
+            .unwrap();
+        let hs: Vec<_> = headers.children().collect();
+        assert_eq!(hs.len(), 2);
+        assert_eq!(hs[0].attr("name"), Some("SubID"));
+        assert_eq!(hs[0].text(), "123-abc");
+        assert_eq!(hs[1].text(), "004-yyy");
+        let body = m.bodies.values().next().unwrap();
+        assert!(body.contains("princely_musings"));
+
+        // One subid: no headers.
+        n.subids = vec!["123-abc".into()];
+        let m = notification_message(&n, &service(), "foo".into());
+        assert!(!m.payloads.iter().any(|p| p.is("headers", NS_SHIM)));
+    }
+}

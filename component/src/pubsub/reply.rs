@@ -1,0 +1,651 @@
+//! Engine replies → IQ result payloads.
+//!
+//! Built by hand, because xmpp-parsers 0.23 cannot express them: `<subscription/>` results
+//! (`SubscriptionElem` and `SubscribeOptions` have private fields), owner `<affiliation/>`
+//! rows (`owner::Affiliation` has private fields), and `<default/>` with a subscription
+//! options form (the typed `Default` has no form).
+
+use std::str::FromStr;
+
+use minidom::Element;
+use roost_nodes::{Reply, Request, Subscription, SubscriptionState};
+use xmpp_parsers::data_forms::DataFormType;
+use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::ns;
+use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
+use xmpp_parsers::pubsub::pubsub::{
+    Affiliation as PsAffiliation, Affiliations as PsAffiliations, Create, Item as PsItem, Items,
+    Options, PubSub, Publish,
+};
+use xmpp_parsers::pubsub::{AffiliationAttribute, ItemId, NodeName, SubscriptionId};
+
+use super::forms::{metadata_form, node_config_form, sub_options_form};
+use super::{attr, payload_element};
+
+/// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
+/// subscriptions and affiliations look alike for the owner requests (§8.8.1, §8.9.1) and the
+/// entity's own lists (§5.6, §5.7); only the request tells them apart.
+pub fn owner_namespace(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::GetSubscriptions { .. } | Request::GetAffiliations { .. }
+    )
+}
+
+/// The payload of the IQ result for a reply (`None`: an empty result); `owner_ns` from
+/// [`owner_namespace`] of the request it answers.
+pub fn reply_payload(reply: &Reply, service: &Jid, owner_ns: bool) -> Option<Element> {
+    build(reply, service, owner_ns)
+}
+
+fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
+    Some(match reply {
+        Reply::Done => return None,
+        // Example 132; harmless for a named node, required for an instant one.
+        Reply::Created { node } => PubSub::Create {
+            create: Create {
+                node: Some(NodeName(node.clone())),
+            },
+            configure: None,
+        }
+        .into(),
+        // Example 99.
+        Reply::Published { node, id } => PubSub::Publish {
+            publish: Publish {
+                node: NodeName(node.clone()),
+                items: vec![PsItem {
+                    id: Some(ItemId(id.clone())),
+                    publisher: None,
+                    payload: None,
+                }],
+            },
+            publish_options: None,
+        }
+        .into(),
+        // Examples 29, 43, 68.
+        Reply::Subscription { node, sub } => {
+            let mut pubsub = Element::builder("pubsub", ns::PUBSUB).append(subscription_elem(
+                ns::PUBSUB,
+                Some(node),
+                sub,
+                true,
+            ));
+            if sub.state == SubscriptionState::Subscribed {
+                pubsub = pubsub.append(
+                    Element::builder("options", ns::PUBSUB)
+                        .append(Element::from(sub_options_form(
+                            &sub.options,
+                            DataFormType::Result_,
+                        )))
+                        .build(),
+                );
+            }
+            pubsub.build()
+        }
+        // Example 56 (a subscription's options) and example 71 (defaults).
+        Reply::Options {
+            node,
+            jid,
+            subid,
+            options,
+        } => {
+            let form = sub_options_form(options, DataFormType::Form);
+            match jid {
+                Some(jid) => PubSub::Subscribe {
+                    subscribe: None,
+                    options: Some(Options {
+                        jid: jid.clone(),
+                        node: node.clone().map(NodeName),
+                        subid: subid.clone().map(SubscriptionId),
+                        form: Some(form),
+                    }),
+                }
+                .into(),
+                None => Element::builder("pubsub", ns::PUBSUB)
+                    .append(
+                        attr(
+                            Element::builder("default", ns::PUBSUB),
+                            "node",
+                            node.clone(),
+                        )
+                        .append(Element::from(form))
+                        .build(),
+                    )
+                    .build(),
+            }
+        }
+        // Example 75. The publisher attribute is left out: it is only for
+        // `pubsub#itemreply = publisher`, which the reply does not carry.
+        Reply::Items { node, items } => PubSub::Items(Items {
+            max_items: None,
+            node: NodeName(node.clone()),
+            subid: None,
+            items: items
+                .iter()
+                .map(|i| PsItem {
+                    id: Some(ItemId(i.id.clone())),
+                    publisher: None,
+                    payload: payload_element(&i.payload),
+                })
+                .collect(),
+        })
+        .into(),
+        // Example 10.
+        Reply::Nodes(nodes) => DiscoItemsResult {
+            node: None,
+            items: nodes
+                .iter()
+                .map(|n| DiscoItem {
+                    jid: service.clone(),
+                    node: Some(n.node.clone()),
+                    name: Some(n.title.clone()).filter(|t| !t.is_empty()),
+                })
+                .collect(),
+            rsm: None,
+        }
+        .into(),
+        // Examples 12, 14.
+        Reply::Metadata(meta) => DiscoInfoResult {
+            node: Some(meta.node.clone()),
+            identities: vec![Identity {
+                category: "pubsub".to_owned(),
+                type_: "leaf".to_owned(),
+                lang: None,
+                name: None,
+            }],
+            features: [ns::PUBSUB.to_owned()].into_iter().collect(),
+            extensions: vec![metadata_form(meta)],
+        }
+        .into(),
+        // Example 15.
+        Reply::ItemIds { node, ids } => DiscoItemsResult {
+            node: Some(node.clone()),
+            items: ids
+                .iter()
+                .map(|id| DiscoItem {
+                    jid: service.clone(),
+                    node: None,
+                    name: Some(id.clone()),
+                })
+                .collect(),
+            rsm: None,
+        }
+        .into(),
+        // Examples 17, 21 (entity) and 185 (owner).
+        Reply::Subscriptions { node, subs } => {
+            let namespace = if owner { ns::PUBSUB_OWNER } else { ns::PUBSUB };
+            let list = attr(
+                Element::builder("subscriptions", namespace),
+                "node",
+                node.clone(),
+            )
+            .append_all(subs.iter().map(|(n, sub)| {
+                // Owner rows are all of the one node named on <subscriptions/>.
+                let row_node = (!owner).then_some(n.as_str());
+                subscription_elem(namespace, row_node, sub, false)
+            }))
+            .build();
+            Element::builder("pubsub", namespace).append(list).build()
+        }
+        Reply::Affiliations { node, affs } if owner => {
+            // Example 198.
+            let list = attr(
+                Element::builder("affiliations", ns::PUBSUB_OWNER),
+                "node",
+                node.clone(),
+            )
+            .append_all(affs.iter().map(|(_, jid, aff)| {
+                let b = Element::builder("affiliation", ns::PUBSUB_OWNER);
+                let b = attr(b, "jid", jid.to_string());
+                attr(b, "affiliation", aff.as_str()).build()
+            }))
+            .build();
+            Element::builder("pubsub", ns::PUBSUB_OWNER)
+                .append(list)
+                .build()
+        }
+        // Examples 23, 27.
+        Reply::Affiliations { node, affs } => PubSub::Affiliations(PsAffiliations {
+            node: node.clone().map(NodeName),
+            affiliations: affs
+                .iter()
+                .filter_map(|(n, _, aff)| {
+                    Some(PsAffiliation {
+                        node: NodeName(n.clone()),
+                        affiliation: AffiliationAttribute::from_str(aff.as_str()).ok()?,
+                    })
+                })
+                .collect(),
+        })
+        .into(),
+        // Examples 140 and 154.
+        Reply::Config { node, config } => {
+            let form = Some(node_config_form(config, DataFormType::Form));
+            let payload = match node {
+                Some(node) => OwnerPayload::Configure {
+                    node: Some(NodeName(node.clone())),
+                    form,
+                },
+                None => OwnerPayload::Default { form },
+            };
+            Owner { payload }.into()
+        }
+    })
+}
+
+/// One `<subscription/>` (examples 17, 29, 43, 185). `unconfigured` carries
+/// `<subscribe-options><required/></subscribe-options>` (example 43); with `announce`, a
+/// configured subscription carries an empty `<subscribe-options/>` to say options are
+/// supported (example 45).
+fn subscription_elem(
+    namespace: &str,
+    node: Option<&str>,
+    sub: &Subscription,
+    announce: bool,
+) -> Element {
+    let b = Element::builder("subscription", namespace);
+    let b = attr(b, "node", node);
+    let b = attr(b, "jid", sub.jid.to_string());
+    let b = attr(
+        b,
+        "subid",
+        Some(sub.subid.as_str()).filter(|s| !s.is_empty()),
+    );
+    let b = attr(b, "subscription", sub.state.as_str());
+    let b = match sub.state {
+        SubscriptionState::Unconfigured => b.append(
+            Element::builder("subscribe-options", namespace)
+                .append(Element::bare("required", namespace))
+                .build(),
+        ),
+        SubscriptionState::Subscribed if announce && namespace == ns::PUBSUB => {
+            b.append(Element::bare("subscribe-options", namespace))
+        }
+        _ => b,
+    };
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pubsub::NS_META_DATA;
+    use roost_nodes::request::{NodeMeta, NodeSummary};
+    use roost_nodes::{Affiliation, Item, NodeConfig, SubOptions};
+
+    fn service() -> Jid {
+        "pubsub.shakespeare.lit".parse().unwrap()
+    }
+
+    fn xml(e: &Element) -> String {
+        String::from(e)
+    }
+
+    fn sub(state: SubscriptionState) -> Subscription {
+        Subscription {
+            jid: "francisco@denmark.lit".parse().unwrap(),
+            subid: "ba49252aaa4f5d320c24d3766f0bdcade78c78d3".into(),
+            state,
+            options: SubOptions::default(),
+        }
+    }
+
+    #[test]
+    fn done_is_empty() {
+        assert_eq!(reply_payload(&Reply::Done, &service(), false), None);
+    }
+
+    #[test]
+    fn example_132_created() {
+        let e = reply_payload(
+            &Reply::Created {
+                node: "25e3d37dabbab9541f7523321421edc5bfeb2dae".into(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>
+    <create node='25e3d37dabbab9541f7523321421edc5bfeb2dae'/>
+  </pubsub>"
+            .parse()
+            .unwrap();
+        assert_eq!(xml(&e), xml(&strip(expected)));
+    }
+
+    /// Drops whitespace-only text nodes so literal examples compare with built elements.
+    fn strip(e: Element) -> Element {
+        let mut b = Element::builder(e.name(), e.ns());
+        for (k, v) in e.attrs() {
+            b = b.attr(k.1.clone(), v.clone());
+        }
+        for n in e.nodes() {
+            match n {
+                minidom::Node::Element(c) => b = b.append(strip(c.clone())),
+                minidom::Node::Text(t) if !t.trim().is_empty() => b = b.append(t.clone()),
+                _ => {}
+            }
+        }
+        b.build()
+    }
+
+    #[test]
+    fn example_99_published() {
+        let e = reply_payload(
+            &Reply::Published {
+                node: "princely_musings".into(),
+                id: "ae890ac52d0df67ed7cfdf51b644e901".into(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>
+    <publish node='princely_musings'>
+      <item id='ae890ac52d0df67ed7cfdf51b644e901'/>
+    </publish>
+  </pubsub>"
+            .parse()
+            .unwrap();
+        assert_eq!(e, strip(expected));
+    }
+
+    #[test]
+    fn examples_29_43_subscription() {
+        let e = reply_payload(
+            &Reply::Subscription {
+                node: "princely_musings".into(),
+                sub: sub(SubscriptionState::Subscribed),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let s = e.get_child("subscription", ns::PUBSUB).unwrap();
+        assert_eq!(s.attr("node"), Some("princely_musings"));
+        assert_eq!(s.attr("jid"), Some("francisco@denmark.lit"));
+        assert_eq!(
+            s.attr("subid"),
+            Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
+        );
+        assert_eq!(s.attr("subscription"), Some("subscribed"));
+        // Example 68: the options in force come along.
+        assert!(e
+            .get_child("options", ns::PUBSUB)
+            .unwrap()
+            .get_child("x", ns::DATA_FORMS)
+            .is_some());
+
+        let e = reply_payload(
+            &Reply::Subscription {
+                node: "princely_musings".into(),
+                sub: sub(SubscriptionState::Unconfigured),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let s = e.get_child("subscription", ns::PUBSUB).unwrap();
+        assert_eq!(s.attr("subscription"), Some("unconfigured"));
+        assert!(s
+            .get_child("subscribe-options", ns::PUBSUB)
+            .unwrap()
+            .has_child("required", ns::PUBSUB));
+        assert!(e.get_child("options", ns::PUBSUB).is_none());
+        // The typed parser agrees it is a valid pubsub payload.
+        assert!(PubSub::try_from(e).is_ok());
+    }
+
+    #[test]
+    fn examples_56_71_options() {
+        let e = reply_payload(
+            &Reply::Options {
+                node: Some("princely_musings".into()),
+                jid: Some("francisco@denmark.lit".parse().unwrap()),
+                subid: None,
+                options: SubOptions::default(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let o = e.get_child("options", ns::PUBSUB).unwrap();
+        assert_eq!(o.attr("jid"), Some("francisco@denmark.lit"));
+        assert_eq!(o.attr("node"), Some("princely_musings"));
+        let x = o.get_child("x", ns::DATA_FORMS).unwrap();
+        assert_eq!(x.attr("type"), Some("form"));
+
+        let e = reply_payload(
+            &Reply::Options {
+                node: None,
+                jid: None,
+                subid: None,
+                options: SubOptions::default(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let d = e.get_child("default", ns::PUBSUB).unwrap();
+        assert_eq!(d.attr("node"), None);
+        assert!(d.has_child("x", ns::DATA_FORMS));
+    }
+
+    #[test]
+    fn example_75_items() {
+        let item = |id: &str, payload: &str| Item {
+            id: id.into(),
+            seq: 1,
+            publisher: "hamlet@denmark.lit/blogbot".parse().unwrap(),
+            published: 0,
+            payload: payload.into(),
+        };
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![
+                    item("368866411b877c30064a5f62b917cffe", "<entry xmlns='http://www.w3.org/2005/Atom'><title>The Uses of This World</title></entry>"),
+                    item("corrupt", "<entry"),
+                    item("empty", ""),
+                ],
+            },
+            &service(), false
+        )
+        .unwrap();
+        let items = e.get_child("items", ns::PUBSUB).unwrap();
+        assert_eq!(items.attr("node"), Some("princely_musings"));
+        let list: Vec<_> = items.children().collect();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].attr("id"), Some("368866411b877c30064a5f62b917cffe"));
+        assert_eq!(list[0].attr("publisher"), None);
+        assert!(list[0].has_child("entry", "http://www.w3.org/2005/Atom"));
+        assert_eq!(list[1].children().count(), 0);
+        assert_eq!(list[2].children().count(), 0);
+    }
+
+    #[test]
+    fn examples_10_15_disco() {
+        let e = reply_payload(
+            &Reply::Nodes(vec![
+                NodeSummary {
+                    node: "Romeoance".into(),
+                    title: "Letters to my Beloved".into(),
+                },
+                NodeSummary {
+                    node: "untitled".into(),
+                    title: String::new(),
+                },
+            ]),
+            &service(),
+            false,
+        )
+        .unwrap();
+        let items: Vec<_> = e.children().collect();
+        assert_eq!(items[0].attr("node"), Some("Romeoance"));
+        assert_eq!(items[0].attr("name"), Some("Letters to my Beloved"));
+        assert_eq!(items[0].attr("jid"), Some("pubsub.shakespeare.lit"));
+        assert_eq!(items[1].attr("name"), None);
+
+        let e = reply_payload(
+            &Reply::ItemIds {
+                node: "princely_musings".into(),
+                ids: vec!["368866411b877c30064a5f62b917cffe".into()],
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let expected: Element = "<query xmlns='http://jabber.org/protocol/disco#items'
+         node='princely_musings'>
+    <item jid='pubsub.shakespeare.lit' name='368866411b877c30064a5f62b917cffe'/>
+  </query>"
+            .parse()
+            .unwrap();
+        assert_eq!(e, strip(expected));
+    }
+
+    #[test]
+    fn example_14_metadata() {
+        let meta = NodeMeta {
+            node: "princely_musings".into(),
+            config: NodeConfig::default(),
+            creator: "hamlet@denmark.lit".parse().unwrap(),
+            created: 1_059_519_370_000,
+            owners: vec!["hamlet@denmark.lit".parse().unwrap()],
+            publishers: vec![],
+            num_subscribers: 1066,
+        };
+        let e = reply_payload(&Reply::Metadata(meta), &service(), false).unwrap();
+        assert!(e.is("query", ns::DISCO_INFO));
+        assert_eq!(e.attr("node"), Some("princely_musings"));
+        let id = e.get_child("identity", ns::DISCO_INFO).unwrap();
+        assert_eq!(
+            (id.attr("category"), id.attr("type")),
+            (Some("pubsub"), Some("leaf"))
+        );
+        let x = e.get_child("x", ns::DATA_FORMS).unwrap();
+        assert_eq!(x.attr("type"), Some("result"));
+        assert!(String::from(x).contains(NS_META_DATA));
+    }
+
+    #[test]
+    fn examples_17_185_subscriptions() {
+        let subs = vec![("node6".to_owned(), sub(SubscriptionState::Subscribed))];
+        let reply = Reply::Subscriptions {
+            node: None,
+            subs: subs.clone(),
+        };
+        let e = reply_payload(&reply, &service(), false).unwrap();
+        let list = e.get_child("subscriptions", ns::PUBSUB).unwrap();
+        assert_eq!(list.attr("node"), None);
+        let s = list.children().next().unwrap();
+        assert_eq!(s.attr("node"), Some("node6"));
+        assert!(s.children().next().is_none());
+        assert!(PubSub::try_from(e).is_ok());
+
+        let req = Request::GetSubscriptions {
+            node: "node6".into(),
+        };
+        let reply = Reply::Subscriptions {
+            node: Some("node6".into()),
+            subs,
+        };
+        let e = reply_payload(&reply, &service(), owner_namespace(&req)).unwrap();
+        let list = e.get_child("subscriptions", ns::PUBSUB_OWNER).unwrap();
+        assert_eq!(list.attr("node"), Some("node6"));
+        let s = list.children().next().unwrap();
+        assert_eq!(s.attr("node"), None);
+        assert_eq!(s.attr("subscription"), Some("subscribed"));
+        assert!(Owner::try_from(e).is_ok());
+    }
+
+    #[test]
+    fn examples_23_198_affiliations() {
+        let affs = vec![
+            (
+                "node1".to_owned(),
+                "hamlet@denmark.lit".parse().unwrap(),
+                Affiliation::Owner,
+            ),
+            (
+                "node1".to_owned(),
+                "polonius@denmark.lit".parse().unwrap(),
+                Affiliation::PublishOnly,
+            ),
+        ];
+        let e = reply_payload(
+            &Reply::Affiliations {
+                node: None,
+                affs: affs.clone(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>
+    <affiliations>
+      <affiliation node='node1' affiliation='owner'/>
+      <affiliation node='node1' affiliation='publish-only'/>
+    </affiliations>
+  </pubsub>"
+            .parse()
+            .unwrap();
+        assert_eq!(e, strip(expected));
+
+        let req = Request::GetAffiliations {
+            node: "node1".into(),
+        };
+        let e = reply_payload(
+            &Reply::Affiliations {
+                node: Some("node1".into()),
+                affs,
+            },
+            &service(),
+            owner_namespace(&req),
+        )
+        .unwrap();
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
+    <affiliations node='node1'>
+      <affiliation jid='hamlet@denmark.lit' affiliation='owner'/>
+      <affiliation jid='polonius@denmark.lit' affiliation='publish-only'/>
+    </affiliations>
+  </pubsub>"
+            .parse()
+            .unwrap();
+        assert_eq!(e, strip(expected));
+    }
+
+    #[test]
+    fn examples_140_154_config() {
+        let e = reply_payload(
+            &Reply::Config {
+                node: Some("princely_musings".into()),
+                config: NodeConfig::default(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert!(e.is("pubsub", ns::PUBSUB_OWNER));
+        let c = e.get_child("configure", ns::PUBSUB_OWNER).unwrap();
+        assert_eq!(c.attr("node"), Some("princely_musings"));
+        assert_eq!(
+            c.get_child("x", ns::DATA_FORMS).unwrap().attr("type"),
+            Some("form")
+        );
+        let e = reply_payload(
+            &Reply::Config {
+                node: None,
+                config: NodeConfig::default(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert!(e
+            .get_child("default", ns::PUBSUB_OWNER)
+            .unwrap()
+            .has_child("x", ns::DATA_FORMS));
+    }
+}

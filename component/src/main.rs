@@ -1,19 +1,9 @@
 //! `roost`: an XEP-0060 publish-subscribe service as an XEP-0114 external component.
-//!
-//! Modules, one job each:
-//! - `config`: flags, environment and TOML file into one [`Config`];
-//! - `link`: the component connection, handshake and reconnection backoff;
-//! - `server`: the one task that reads stanzas, drives the engine and writes replies;
-//! - `pubsub`: XEP-0060 stanza ↔ engine request translation, forms, the error map,
-//!   notification messages.
-
-mod config;
-mod link;
-mod pubsub;
-mod server;
+//! The work is in the `roost_component` library; this is configuration, logging, the store
+//! and signals.
 
 use clap::Parser;
-pub use config::Config;
+use roost_component::{config, server, Config};
 use roost_nodes::Service;
 use roost_storage::SledStore;
 use std::process::ExitCode;

@@ -1,0 +1,16 @@
+//! Roost's XMPP side: an XEP-0060 publish-subscribe service as an XEP-0114 external
+//! component. The only crate that touches tokio, tokio-xmpp and xmpp-parsers.
+//!
+//! Modules, one job each:
+//! - [`config`]: flags, environment and TOML file into one [`Config`];
+//! - [`link`]: the component connection, handshake and reconnection backoff;
+//! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
+//! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
+//!   notification messages.
+
+pub mod config;
+pub mod link;
+pub mod pubsub;
+pub mod server;
+
+pub use config::Config;

@@ -3,6 +3,7 @@
 //! Precedence: flag, then environment, then file, then default. Every setting exists in all
 //! three forms, so the same names appear in `--help`, the README and `roost.toml`.
 
+use crate::quota::RateLimit;
 use clap::Parser;
 use roost_nodes::policy::CreatePolicy;
 use roost_nodes::{BareJid, Policy};
@@ -75,6 +76,13 @@ pub struct Cli {
     /// Subscriptions one JID may hold [default: 10000].
     #[arg(long, env = "ROOST_MAX_SUBSCRIPTIONS_PER_JID", value_name = "N")]
     pub max_subscriptions_per_jid: Option<u64>,
+    /// Requests per second one bare JID may sustain; above it requests get
+    /// `resource-constraint` (wait). 0 turns the limit off [default: 10000].
+    #[arg(long, env = "ROOST_RATE_LIMIT", value_name = "N")]
+    pub rate_limit: Option<u64>,
+    /// Requests one bare JID may send in a burst above the rate [default: 2 × rate_limit].
+    #[arg(long, env = "ROOST_RATE_BURST", value_name = "N")]
+    pub rate_burst: Option<u64>,
 }
 
 /// The TOML file: the same settings, with the same names in snake_case.
@@ -96,6 +104,8 @@ struct FileConfig {
     max_nodes_per_jid: Option<u64>,
     max_subscriptions_per_node: Option<u64>,
     max_subscriptions_per_jid: Option<u64>,
+    rate_limit: Option<u64>,
+    rate_burst: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -117,6 +127,8 @@ pub struct Config {
     pub durable: bool,
     /// What the engine enforces.
     pub policy: Policy,
+    /// Per-JID request rate; `None` when turned off.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A configuration problem, phrased as one line that names the field.
@@ -230,6 +242,20 @@ impl Config {
             .max_payload_size
             .min(policy.max_payload_size);
 
+        let rate_limit = match pick!(rate_limit).unwrap_or(10_000) {
+            0 => None,
+            per_sec => {
+                let burst = pick!(rate_burst).unwrap_or(per_sec.saturating_mul(2));
+                if burst == 0 {
+                    return Err(bad("rate_burst", "must be at least 1"));
+                }
+                Some(RateLimit {
+                    per_sec: per_sec as f64,
+                    burst: burst as f64,
+                })
+            }
+        };
+
         Ok(Config {
             server,
             jid,
@@ -239,6 +265,7 @@ impl Config {
             keepalive: Duration::from_secs(keepalive),
             durable: pick!(durable).unwrap_or(true),
             policy,
+            rate_limit,
         })
     }
 
@@ -326,6 +353,25 @@ mod tests {
         let e = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap_err();
         assert!(e.0.contains("secert"), "{e}");
         assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn rate_limit_defaults_and_off() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let c = Config::resolve(cli(&base)).unwrap();
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimit {
+                per_sec: 10_000.0,
+                burst: 20_000.0
+            })
+        );
+        let mut off = base.to_vec();
+        off.extend(["--rate-limit", "0"]);
+        assert_eq!(Config::resolve(cli(&off)).unwrap().rate_limit, None);
+        let mut zero_burst = base.to_vec();
+        zero_burst.extend(["--rate-burst", "0"]);
+        assert!(Config::resolve(cli(&zero_burst)).is_err());
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
 //! - [`link`]: the component connection, handshake and reconnection backoff;
 //! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
+//! - [`quota`]: per-JID request-rate buckets;
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
 //!   notification messages.
 
 pub mod config;
 pub mod link;
 pub mod pubsub;
+pub mod quota;
 pub mod server;
 
 pub use config::Config;

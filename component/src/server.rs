@@ -6,6 +6,7 @@
 
 use crate::link::{self, Backoff, Link, LinkError};
 use crate::pubsub::{self, IqKind};
+use crate::quota::Quotas;
 use crate::Config;
 use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
@@ -39,6 +40,14 @@ enum SessionEnd {
     Disconnected(String),
 }
 
+/// Rebuilds the engine from what the store holds durably, after a storage failure: given the
+/// failed engine (so that it can release the store first), returns a fresh one.
+pub type Recover<S> = Box<dyn FnMut(&mut Service<S>) -> Result<Service<S>, String>>;
+
+/// Least time between two recovery attempts while the store stays broken (e.g. the disk is
+/// still full): reopening reloads every node, too costly to do per batch under a flood.
+const RECOVERY_INTERVAL_MS: u64 = 1_000;
+
 /// Roost's stanza handling over one engine.
 pub struct Roost<S: Store> {
     service: Service<S>,
@@ -46,6 +55,15 @@ pub struct Roost<S: Store> {
     server_domain: String,
     id_prefix: String,
     next_id: u64,
+    quotas: Option<Quotas>,
+    recover: Option<Recover<S>>,
+    /// A storage call failed in the current batch: memory may be ahead of the disk.
+    storage_failed: bool,
+    /// The engine must not be used until it is rebuilt from the store: after a failed sync
+    /// its memory holds changes that may never reach the disk, and serving them (or
+    /// building on them) would acknowledge what a restart forgets.
+    degraded: bool,
+    last_recovery_ms: u64,
 }
 
 impl<S: Store> Roost<S> {
@@ -60,6 +78,63 @@ impl<S: Store> Roost<S> {
             // old one; the start time makes the prefix unique per process.
             id_prefix: format!("roost-{started:x}"),
             next_id: 0,
+            quotas: cfg.rate_limit.map(Quotas::new),
+            recover: None,
+            storage_failed: false,
+            degraded: false,
+            last_recovery_ms: 0,
+        }
+    }
+
+    /// After a storage failure, rebuild the engine with `recover` instead of carrying on
+    /// with memory that may be ahead of the disk. Without it a failure only withholds the
+    /// batch's acknowledgements.
+    pub fn with_recovery(mut self, recover: Recover<S>) -> Self {
+        self.recover = Some(recover);
+        self
+    }
+
+    /// True while the engine waits to be rebuilt from the store; requests then fail with
+    /// `internal-server-error` (wait).
+    pub fn is_degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Called after each batch's sync: on any storage failure, rebuild the engine from the
+    /// store so that memory equals what is durable. While that fails, stay degraded and try
+    /// again (at most once per [`RECOVERY_INTERVAL_MS`]) before a later batch.
+    fn after_batch(&mut self, synced: bool) {
+        if !synced || self.storage_failed {
+            self.storage_failed = false;
+            if self.recover.is_some() {
+                self.degraded = true;
+                // Right away after a fresh failure: the sooner memory equals the disk the
+                // better; the interval only throttles retries.
+                self.last_recovery_ms = 0;
+            }
+        }
+        self.try_recover();
+    }
+
+    fn try_recover(&mut self) {
+        if !self.degraded {
+            return;
+        }
+        let now = now_millis();
+        if now.saturating_sub(self.last_recovery_ms) < RECOVERY_INTERVAL_MS {
+            return;
+        }
+        self.last_recovery_ms = now;
+        let Some(recover) = self.recover.as_mut() else {
+            return;
+        };
+        match recover(&mut self.service) {
+            Ok(service) => {
+                self.service = service;
+                self.degraded = false;
+                info!("store reopened; the service state is what is on disk again");
+            }
+            Err(e) => warn!("the store cannot be reopened yet ({e}); requests fail until it can"),
         }
     }
 
@@ -91,10 +166,7 @@ impl<S: Store> Roost<S> {
             // Never answer results or errors (RFC 6120 §8.2.3); they are keepalive pongs or
             // bounces of our own notifications.
             Stanza::Iq(_) => Vec::new(),
-            Stanza::Message(m) => {
-                debug!(from = ?m.from, "ignoring message to the service");
-                Vec::new()
-            }
+            Stanza::Message(m) => self.handle_message(m),
             Stanza::Presence(p) => {
                 debug!(from = ?p.from, type_ = ?p.type_, "ignoring presence");
                 Vec::new()
@@ -102,9 +174,93 @@ impl<S: Store> Roost<S> {
         }
     }
 
+    /// Time-driven work (item expiry, subscription leases, digests), as stanzas to send
+    /// after the next sync.
+    pub fn tick(&mut self) -> Vec<Stanza> {
+        if self.degraded {
+            return Vec::new();
+        }
+        match self.service.tick(now_millis()) {
+            Ok(notifications) => {
+                let mut out = Vec::with_capacity(notifications.len());
+                for n in &notifications {
+                    let nid = self.new_id();
+                    out.push(pubsub::notification_message(n, &self.jid, nid).into());
+                }
+                out
+            }
+            Err(e) => {
+                if matches!(e, roost_nodes::Error::Storage(_)) {
+                    self.storage_failed = true;
+                }
+                error!("timed work failed, nothing was changed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Messages to the service: an owner's answer to a subscription authorization request
+    /// (§8.6) is a request without a reply; every other message is ignored.
+    fn handle_message(&mut self, m: xmpp_parsers::message::Message) -> Vec<Stanza> {
+        let Some(from) = m.from.clone() else {
+            return Vec::new();
+        };
+        let req = match pubsub::parse_message(&m, &from) {
+            None => {
+                debug!(%from, "ignoring message to the service");
+                return Vec::new();
+            }
+            Some(Err(e)) => {
+                debug!(%from, "malformed authorization answer: {:?}", e.texts);
+                return Vec::new();
+            }
+            Some(Ok(req)) => req,
+        };
+        match self.service.handle(&from, req, now_millis()) {
+            Ok(outcome) => {
+                let mut out = Vec::with_capacity(outcome.notifications.len());
+                for n in &outcome.notifications {
+                    let nid = self.new_id();
+                    out.push(pubsub::notification_message(n, &self.jid, nid).into());
+                }
+                out
+            }
+            Err(e) => {
+                if matches!(e, roost_nodes::Error::Storage(_)) {
+                    self.storage_failed = true;
+                    error!(%from, "authorization answer failed, nothing was changed: {e}");
+                } else {
+                    debug!(%from, "authorization answer refused: {e}");
+                }
+                Vec::new()
+            }
+        }
+    }
+
     fn handle_iq(&mut self, kind: IqKind, from: Jid, id: String, payload: Element) -> Vec<Stanza> {
+        let over_quota = match self.quotas.as_mut() {
+            Some(q) => !q.allow(&from.to_bare(), now_millis()),
+            None => false,
+        };
         let result = match self.service_level(&kind, &payload) {
+            _ if over_quota => {
+                debug!(%from, "request rate over quota");
+                Err(StanzaError::new(
+                    ErrorType::Wait,
+                    DefinedCondition::ResourceConstraint,
+                    "en",
+                    "too many requests from this JID; slow down and retry",
+                ))
+            }
             Some(r) => r,
+            // Until the engine is rebuilt from the store, its memory may hold changes the
+            // disk lost: serve nothing from it.
+            None if self.degraded => Err(StanzaError::new(
+                ErrorType::Wait,
+                DefinedCondition::InternalServerError,
+                "en",
+                "storage failure: the service is recovering; retry later",
+            )),
             None => match pubsub::parse_request(kind, &payload, &from) {
                 None => Err(StanzaError::new(
                     ErrorType::Cancel,
@@ -132,6 +288,7 @@ impl<S: Store> Roost<S> {
                         }
                         Err(e) => {
                             if matches!(e, roost_nodes::Error::Storage(_)) {
+                                self.storage_failed = true;
                                 error!(%from, "request failed, nothing was changed: {e}");
                             } else {
                                 debug!(%from, "request refused: {e}");
@@ -216,6 +373,25 @@ impl<S: Store> Roost<S> {
     /// converted and handled; one that breaks the rules gets `bad-request` where it has an id
     /// and a sender and is not itself an error or a result (RFC 6120 §8.3.1).
     fn handle_element(&mut self, el: Element) -> Vec<Stanza> {
+        if nested_deeper_than(&el, MAX_DEPTH) {
+            let name = el.name().to_owned();
+            let from = el.attr("from").map(str::to_owned);
+            let id = el.attr("id").map(str::to_owned);
+            let type_ = el.attr("type").map(str::to_owned);
+            dismantle(el);
+            warn!(from = ?from, "<{name}/> nested deeper than {MAX_DEPTH} levels refused");
+            return self
+                .bad_stanza_reply(
+                    &name,
+                    from,
+                    id,
+                    type_,
+                    DefinedCondition::PolicyViolation,
+                    format!("XML nested deeper than {MAX_DEPTH} levels is refused"),
+                )
+                .into_iter()
+                .collect();
+        }
         let name = el.name().to_owned();
         if el.ns() != xmpp_parsers::ns::COMPONENT
             || !matches!(name.as_str(), "iq" | "message" | "presence")
@@ -236,6 +412,7 @@ impl<S: Store> Roost<S> {
                         from,
                         id,
                         type_,
+                        DefinedCondition::BadRequest,
                         format!("an iq get/set carries exactly one payload, not {payloads}"),
                     )
                     .into_iter()
@@ -258,9 +435,16 @@ impl<S: Store> Roost<S> {
             }
             Err(e) => {
                 warn!(from = ?from, "malformed <{name}/> refused: {e}");
-                self.bad_stanza_reply(&name, from, id, type_, format!("malformed stanza: {e}"))
-                    .into_iter()
-                    .collect()
+                self.bad_stanza_reply(
+                    &name,
+                    from,
+                    id,
+                    type_,
+                    DefinedCondition::BadRequest,
+                    format!("malformed stanza: {e}"),
+                )
+                .into_iter()
+                .collect()
             }
         }
     }
@@ -271,6 +455,7 @@ impl<S: Store> Roost<S> {
         from: Option<String>,
         id: Option<String>,
         type_: Option<String>,
+        condition: DefinedCondition,
         why: String,
     ) -> Option<Stanza> {
         let from: Jid = from?.parse().ok()?;
@@ -278,7 +463,7 @@ impl<S: Store> Roost<S> {
         if matches!(type_.as_deref(), Some("error") | Some("result")) {
             return None;
         }
-        let error = StanzaError::new(ErrorType::Modify, DefinedCondition::BadRequest, "en", why);
+        let error = StanzaError::new(ErrorType::Modify, condition, "en", why);
         let me = Some(self.jid.clone());
         Some(match name {
             "iq" => Iq::Error {
@@ -344,6 +529,37 @@ impl<S: Store> Roost<S> {
             payload: Ping.into(),
         }
         .into()
+    }
+}
+
+/// Deepest element nesting accepted in a stanza (the stanza itself is level 1). Real payloads
+/// stay far below; the limit exists because parsing, cloning, printing and dropping a
+/// minidom tree all recurse once per level, so a client sending 10 000 nested elements
+/// (well within the servers' stanza size limits) would otherwise overflow the stack and abort
+/// the process.
+const MAX_DEPTH: usize = 128;
+
+/// True if `el` nests deeper than `max` levels; iterative, for the reason above.
+fn nested_deeper_than(el: &Element, max: usize) -> bool {
+    let mut stack = vec![(el, 1usize)];
+    while let Some((e, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        stack.extend(e.children().map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// Drop a tree without recursion (minidom's drop recurses once per level).
+fn dismantle(el: Element) {
+    let mut stack = vec![el];
+    while let Some(mut e) = stack.pop() {
+        for node in e.take_nodes() {
+            if let minidom::Node::Element(child) = node {
+                stack.push(child);
+            }
+        }
     }
 }
 
@@ -462,14 +678,21 @@ async fn serve<S: Store>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let mut out: Vec<Stanza> = Vec::new();
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => return SessionEnd::Shutdown,
-            next = link.next() => next,
+            _ = ticker.tick() => {
+                out.extend(roost.tick());
+                None
+            }
+            next = link.next() => Some(next),
         };
+        roost.try_recover();
         let mut end = None;
-        let mut pending = Some(first);
+        let mut pending = first;
         let mut handled = 0;
         while let Some(next) = pending.take() {
             match step(roost, next) {
@@ -485,15 +708,26 @@ async fn serve<S: Store>(
                 pending = link.next().now_or_never();
             }
         }
-        if let Err(e) = roost.service_mut().store_mut().sync() {
-            // The batch's changes are applied but maybe not on disk: acknowledge none of
-            // them. Clients see the requests fail; the state stays as committed.
-            error!(
-                "flushing the store failed; {} stanzas withheld: {e}",
-                out.len()
-            );
-            out = roost.withheld_errors(std::mem::take(&mut out));
-        }
+        // A degraded engine committed nothing, and its store may be closed for recovery.
+        let sync = if roost.is_degraded() {
+            Ok(())
+        } else {
+            roost.service_mut().store_mut().sync()
+        };
+        let synced = match sync {
+            Ok(()) => true,
+            Err(e) => {
+                // The batch's changes are applied in memory but maybe not on disk:
+                // acknowledge none of them, and rebuild the engine from the disk.
+                error!(
+                    "flushing the store failed; {} stanzas withheld: {e}",
+                    out.len()
+                );
+                out = roost.withheld_errors(std::mem::take(&mut out));
+                false
+            }
+        };
+        roost.after_batch(synced);
         for st in out.drain(..) {
             trace!(stanza = ?st, "out");
             if let Err(e) = link.feed(&st).await {
@@ -506,5 +740,178 @@ async fn serve<S: Store>(
         if let Some(e) = end {
             return e;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use roost_nodes::{MemStore, Policy};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn config(extra: &[&str]) -> Config {
+        let mut args = vec!["roost", "--jid", "pubsub.localhost", "--secret", "s"];
+        args.extend_from_slice(extra);
+        Config::resolve(crate::config::Cli::try_parse_from(args).unwrap()).unwrap()
+    }
+
+    fn create(node: &str, id: &str) -> Element {
+        format!(
+            "<iq xmlns='jabber:component:accept' type='set' id='{id}' from='alice@localhost/r' \
+             to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <create node='{node}'/></pubsub></iq>"
+        )
+        .parse()
+        .unwrap()
+    }
+
+    fn error_of(out: &[Stanza]) -> Option<(ErrorType, DefinedCondition)> {
+        match out.first() {
+            Some(Stanza::Iq(Iq::Error { error, .. })) => {
+                Some((error.type_.clone(), error.defined_condition.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    fn is_result(out: &[Stanza]) -> bool {
+        matches!(out.first(), Some(Stanza::Iq(Iq::Result { .. })))
+    }
+
+    /// A Roost on a MemStore whose recovery counts its calls and reloads `disk`.
+    fn roost_with_recovery(
+        disk: MemStore,
+        fail_recovery: Rc<Cell<bool>>,
+    ) -> (Roost<MemStore>, Rc<Cell<u32>>) {
+        let cfg = config(&["--rate-limit", "0"]);
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        let service = Service::open(MemStore::default(), Policy::default()).unwrap();
+        let mut disk = Some(disk);
+        let roost = Roost::new(service, &cfg).with_recovery(Box::new(move |_failed| {
+            c.set(c.get() + 1);
+            if fail_recovery.get() {
+                return Err("disk still full".into());
+            }
+            let store = disk.take().unwrap_or_default();
+            Service::open(store, Policy::default()).map_err(|e| e.to_string())
+        }));
+        (roost, calls)
+    }
+
+    #[test]
+    fn storage_failure_degrades_then_rebuilds_from_the_store() {
+        let fail_recovery = Rc::new(Cell::new(true));
+        let (mut roost, calls) = roost_with_recovery(MemStore::default(), fail_recovery.clone());
+        assert!(is_result(&roost.handle_element(create("a", "1"))));
+        roost.after_batch(true);
+        assert_eq!(calls.get(), 0, "no failure, no recovery");
+
+        roost.service_mut().store_mut().fail_next = Some("disk full".into());
+        let out = roost.handle_element(create("b", "2"));
+        assert_eq!(
+            error_of(&out),
+            Some((ErrorType::Wait, DefinedCondition::InternalServerError))
+        );
+        roost.after_batch(true);
+        assert_eq!(
+            calls.get(),
+            1,
+            "a storage failure triggers recovery at once"
+        );
+        assert!(roost.is_degraded(), "recovery failed: stay degraded");
+
+        // Degraded: the engine is not touched, even for requests that would succeed.
+        let out = roost.handle_element(create("c", "3"));
+        assert_eq!(
+            error_of(&out),
+            Some((ErrorType::Wait, DefinedCondition::InternalServerError))
+        );
+        roost.after_batch(true);
+        assert_eq!(calls.get(), 1, "retries are throttled");
+
+        fail_recovery.set(false);
+        roost.last_recovery_ms = 0;
+        roost.try_recover();
+        assert!(!roost.is_degraded());
+        assert_eq!(calls.get(), 2);
+        // The rebuilt engine holds what the store holds: here, nothing, so `a` is gone.
+        assert!(is_result(&roost.handle_element(create("a", "4"))));
+    }
+
+    #[test]
+    fn failed_sync_withholds_acks_and_notifications() {
+        let (mut roost, calls) =
+            roost_with_recovery(MemStore::default(), Rc::new(Cell::new(false)));
+        let out = roost.handle_element(create("a", "1"));
+        assert!(is_result(&out));
+        let out = roost.withheld_errors(out);
+        assert_eq!(
+            error_of(&out),
+            Some((ErrorType::Wait, DefinedCondition::InternalServerError))
+        );
+        roost.after_batch(false);
+        assert_eq!(calls.get(), 1);
+        assert!(!roost.is_degraded());
+    }
+
+    #[test]
+    fn without_recovery_a_failure_does_not_degrade() {
+        let mut roost = Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &config(&[]),
+        );
+        roost.service_mut().store_mut().fail_next = Some("x".into());
+        assert!(error_of(&roost.handle_element(create("a", "1"))).is_some());
+        roost.after_batch(false);
+        assert!(!roost.is_degraded());
+        assert!(is_result(&roost.handle_element(create("a", "2"))));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let mut roost = Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &config(&[]),
+        );
+        // Built inside out, so that building it does not recurse either.
+        let mut payload = Element::bare("a", "urn:x");
+        for _ in 0..100_000 {
+            payload = Element::builder("a", "urn:x").append(payload).build();
+        }
+        let mut iq: Element = "<iq xmlns='jabber:component:accept' type='set' id='deep' \
+                               from='alice@localhost/r' to='pubsub.localhost'/>"
+            .parse()
+            .unwrap();
+        iq.append_child(payload);
+        let out = roost.handle_element(iq);
+        assert_eq!(
+            error_of(&out),
+            Some((ErrorType::Modify, DefinedCondition::PolicyViolation))
+        );
+    }
+
+    #[test]
+    fn rate_limit_answers_resource_constraint_wait() {
+        let mut roost = Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &config(&["--rate-limit", "1", "--rate-burst", "2"]),
+        );
+        let ping = |id: &str| -> Element {
+            format!(
+                "<iq xmlns='jabber:component:accept' type='get' id='{id}' \
+                 from='bob@localhost/r' to='pubsub.localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+            )
+            .parse()
+            .unwrap()
+        };
+        assert!(is_result(&roost.handle_element(ping("1"))));
+        assert!(is_result(&roost.handle_element(ping("2"))));
+        assert_eq!(
+            error_of(&roost.handle_element(ping("3"))),
+            Some((ErrorType::Wait, DefinedCondition::ResourceConstraint))
+        );
     }
 }

@@ -77,12 +77,16 @@ pub fn allowed(aff: Affiliation, action: Action) -> bool {
 
 /// True when the access model is one the engine implements.
 pub fn access_model_supported(model: AccessModel) -> bool {
-    matches!(model, AccessModel::Open | AccessModel::Whitelist)
+    matches!(
+        model,
+        AccessModel::Open | AccessModel::Whitelist | AccessModel::Authorize
+    )
 }
 
 /// The one authorization check: may an entity with effective affiliation `aff` (admins
 /// pass `Owner`) do `action` on a node configured as `config`? `subscribed` says whether
-/// it holds a subscription in state subscribed (it matters for `publish_model=subscribers`).
+/// it holds a subscription in state subscribed (it matters for `publish_model=subscribers`
+/// and for retrieving items from an authorize node).
 pub fn may(
     aff: Affiliation,
     action: Action,
@@ -94,8 +98,17 @@ pub fn may(
     }
     match action {
         Action::Subscribe | Action::RetrieveItems => match config.access_model {
-            // Open: anyone not banned, whatever its affiliation.
+            // Open: anyone not banned, except that publish-only may neither subscribe nor
+            // retrieve (§4.1 table): the access model opens the node to `none`, it does not
+            // widen what an affiliation was granted.
+            AccessModel::Open if aff == Affiliation::PublishOnly => Err(Error::Forbidden),
             AccessModel::Open => Ok(()),
+            // Authorize (§4.5): anyone not banned may ask to subscribe (the engine makes
+            // the subscription pending); only subscribers and affiliates retrieve items.
+            AccessModel::Authorize if action == Action::Subscribe => Ok(()),
+            AccessModel::Authorize if subscribed => Ok(()),
+            AccessModel::Authorize if aff != Affiliation::None && allowed(aff, action) => Ok(()),
+            AccessModel::Authorize => Err(Error::NotAuthorizedSubscriber),
             // Whitelist (and, failing closed, models not implemented yet): only the
             // affiliations the table grants, and never `none`.
             _ if aff == Affiliation::None => Err(Error::ClosedNode),
@@ -119,12 +132,16 @@ pub fn may(
     }
 }
 
-/// Whether the node shows up for the entity in disco#items (§5.2): open nodes for anyone
-/// not banned, other nodes only for those affiliated with them.
+/// Whether the node shows up for the entity in disco#items (§5.2): open and authorize
+/// nodes for anyone not banned, other nodes only for those affiliated with them.
 pub fn visible(aff: Affiliation, config: &NodeConfig) -> bool {
     match aff {
         Affiliation::Outcast => false,
-        Affiliation::None => config.access_model == AccessModel::Open,
+        // Authorize nodes are listed: anyone may ask to subscribe to them.
+        Affiliation::None => matches!(
+            config.access_model,
+            AccessModel::Open | AccessModel::Authorize
+        ),
         _ => true,
     }
 }

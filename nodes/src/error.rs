@@ -44,6 +44,11 @@ pub enum Error {
     /// The subid is not one of the requester's (`not-acceptable` + `invalid-subid`).
     #[error("invalid subid")]
     InvalidSubId,
+    /// Items of an authorize node asked for by an entity that is neither subscribed nor
+    /// affiliated, a pending subscription included (§6.5.9 "Entity Not Subscribed":
+    /// `not-authorized` + `not-subscribed`).
+    #[error("only subscribers may retrieve items")]
+    NotAuthorizedSubscriber,
     /// Subscription is pending approval (`not-authorized` + `pending-subscription`).
     #[error("subscription pending")]
     PendingSubscription,

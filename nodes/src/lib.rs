@@ -27,10 +27,11 @@ pub use error::Error;
 pub use model::*;
 pub use policy::Policy;
 pub use request::{
-    Event, NodeMeta, NodeSummary, Notification, Outcome, Reply, Request, SubscriptionChange,
+    Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
+    RsmQuery, SubscriptionChange,
 };
 pub use service::Service;
-pub use store::{Change, ChangeSet, MemStore, Snapshot, Store, StoreError};
+pub use store::{Change, ChangeSet, Expiry, ItemRange, MemStore, Snapshot, Store, StoreError};
 
 pub use jid::{BareJid, FullJid, Jid};
 

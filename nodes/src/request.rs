@@ -105,6 +105,63 @@ pub enum Request {
         node: String,
         changes: Vec<(BareJid, Affiliation)>,
     },
+
+    /// An owner's answer to a subscription request on an authorize node (§8.6): the
+    /// submitted `pubsub#subscribe_authorization` form. Approves (`allow`) or denies the
+    /// pending subscriptions of `jid`, or only the one `subid` names.
+    AuthorizeSubscription {
+        node: String,
+        jid: Jid,
+        subid: Option<String>,
+        allow: bool,
+    },
+    /// Ad-hoc command `pubsub#get-pending`, first step (§8.7): the nodes whose pending
+    /// subscription requests the actor may decide.
+    PendingNodes,
+    /// Ad-hoc command `pubsub#get-pending`, per-node step (§8.7): send the actor one
+    /// authorization request per pending subscription of `node`.
+    GetPending { node: String },
+
+    // XEP-0059
+    /// One page of a list, when the request carried an RSM `<set/>`. Requests without one
+    /// use the plain variants ([`Request::DiscoNodes`], [`Request::DiscoItems`],
+    /// [`Request::Items`]) and get the whole list, unpaged: paging is never forced.
+    Page { list: PagedList, rsm: RsmQuery },
+}
+
+/// The lists that can be paged with XEP-0059.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PagedList {
+    /// disco#items on the service: visible nodes, in NodeID order (the RSM UID is the NodeID).
+    Nodes,
+    /// disco#items on a node: ItemIDs in publish order.
+    ItemIds { node: String },
+    /// Item retrieval (§6.5.4): items in publish order.
+    Items { node: String, subid: Option<String> },
+}
+
+/// An RSM `<set/>` query (XEP-0059 §2). UIDs are NodeIDs or ItemIDs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RsmQuery {
+    /// Page size; `None` means the rest of the list.
+    pub max: Option<u64>,
+    /// Start right after this UID.
+    pub after: Option<String>,
+    /// End right before this UID; `Some("")` (an empty `<before/>`) asks for the last page.
+    pub before: Option<String>,
+    /// Skip this many from the start (XEP-0059 §2.5).
+    pub index: Option<u64>,
+}
+
+/// The RSM `<set/>` of a paged reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RsmPage {
+    /// The UID of the page's first entry and its position in the whole list.
+    pub first: Option<(String, u64)>,
+    /// The UID of the page's last entry.
+    pub last: Option<String>,
+    /// How many entries the whole list has.
+    pub count: u64,
 }
 
 /// One row of an owner's subscription change (§8.8.2).
@@ -136,14 +193,25 @@ pub enum Reply {
         subid: Option<String>,
         options: SubOptions,
     },
-    /// Items, oldest first (§6.5).
-    Items { node: String, items: Vec<Item> },
-    /// Visible nodes (disco#items).
-    Nodes(Vec<NodeSummary>),
+    /// Items, oldest first (§6.5); `page` when the request was paged.
+    Items {
+        node: String,
+        items: Vec<Item>,
+        page: Option<RsmPage>,
+    },
+    /// Visible nodes (disco#items); `page` when the request was paged.
+    Nodes {
+        nodes: Vec<NodeSummary>,
+        page: Option<RsmPage>,
+    },
     /// One node's metadata (disco#info).
     Metadata(NodeMeta),
-    /// ItemIDs (disco#items on a node), oldest first.
-    ItemIds { node: String, ids: Vec<String> },
+    /// ItemIDs (disco#items on a node), oldest first; `page` when the request was paged.
+    ItemIds {
+        node: String,
+        ids: Vec<String>,
+        page: Option<RsmPage>,
+    },
     /// Subscriptions, as (node, subscription) pairs.
     Subscriptions {
         node: Option<String>,
@@ -154,6 +222,10 @@ pub enum Reply {
         node: Option<String>,
         affs: Vec<(String, BareJid, Affiliation)>,
     },
+    /// The nodes with pending subscription requests the actor may decide (§8.7).
+    PendingNodes { nodes: Vec<String> },
+    /// The authorization requests for `node` went out as notifications (§8.7).
+    PendingSent { node: String },
     /// A node's configuration, or the default one when `node` is `None`.
     Config {
         node: Option<String>,
@@ -225,7 +297,9 @@ pub enum Event {
     Delete { redirect: Option<String> },
     /// The node was reconfigured; the configuration is included when `deliver_payloads` is on.
     Configuration { config: Option<NodeConfig> },
-    /// A subscription changed state.
+    /// A subscription changed state. When the state is `pending` and the recipient is an
+    /// owner rather than the subscriber, it is an authorization request (§8.6): the
+    /// component renders it as the `pubsub#subscribe_authorization` form.
     Subscription {
         jid: Jid,
         state: SubscriptionState,

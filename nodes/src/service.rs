@@ -19,8 +19,11 @@
 //! - Removing the last owner of a node (§8.9.2.4) is refused with
 //!   [`Error::InvalidConfig`], which maps to `not-acceptable` as the XEP asks.
 //! - Giving the same entity twice in one affiliations request is [`Error::BadRequest`].
-//! - A subscribe by a JID that already holds a subscription returns that subscription
-//!   unchanged (no second subscription, options in the request are ignored).
+//! - Multiple subscriptions per JID (§6.1.6): a plain subscribe (no options) by a JID that
+//!   already holds a subscription returns one of them (the lowest subid) unchanged, so a
+//!   repeated subscribe is idempotent; a subscribe that carries options (subscribe-and-configure,
+//!   §6.3.7) always creates a new subscription with its own subid. Requests about one
+//!   subscription then need the subid when the JID holds several (§6.2.3, §6.3.4).
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
 
@@ -29,9 +32,10 @@ use crate::model::*;
 use crate::policy::Policy;
 use crate::presence::PresenceTable;
 use crate::request::{
-    Event, NodeMeta, NodeSummary, Notification, Outcome, Reply, Request, SubscriptionChange,
+    Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
+    RsmQuery, SubscriptionChange,
 };
-use crate::store::{Change, ChangeSet, Store};
+use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -83,7 +87,32 @@ pub struct Service<S: Store> {
     last_uid: u64,
     /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
     counter: Cell<u64>,
+    /// Subscription leases (`pubsub#expire`) by end time, as (end, node, subid): [`tick`]
+    /// reads only the ended ones. Rebuilt from the subscriptions on load.
+    ///
+    /// [`tick`]: Service::tick
+    leases: BTreeSet<(Millis, String, String)>,
+    /// Digest subscriptions (`pubsub#digest`), by (node, subid). Not durable: after a
+    /// restart a digest period starts afresh with the items published from then on.
+    digests: BTreeMap<(String, String), Digest>,
+    /// Set by the first [`Service::tick`]. Until something runs the clock no digest can go
+    /// out, so digest subscribers get items one by one rather than never.
+    clock_running: bool,
 }
+
+/// Where a digest subscription stands.
+#[derive(Debug, Clone, Copy)]
+struct Digest {
+    /// Items with a higher seq go into the next digest. Set when the subscription is
+    /// applied, and by the first tick (items before it went out one by one).
+    after_seq: u64,
+    /// When the next digest is due; `None` until the first tick schedules it.
+    due: Option<Millis>,
+}
+
+/// How many expired items one [`Service::tick`] removes at most; the rest wait for the
+/// next tick, so a burst of expiries cannot stall the service.
+const EXPIRE_BATCH: usize = 512;
 
 impl<S: Store> Service<S> {
     /// Load the service's state from `store`.
@@ -99,6 +128,9 @@ impl<S: Store> Service<S> {
             affs_by_jid: HashMap::new(),
             last_uid: snapshot.last_uid,
             counter: Cell::new(0),
+            leases: BTreeSet::new(),
+            digests: BTreeMap::new(),
+            clock_running: false,
         };
         // Loading is applying the snapshot as if it were one big change set, so there is
         // a single code path that builds the in-memory maps and indexes.
@@ -145,6 +177,162 @@ impl<S: Store> Service<S> {
             reply: plan.reply,
             notifications: plan.notifications,
         })
+    }
+
+    /// Everything that happens because time passed, as of `now`: items past
+    /// `pubsub#item_expire` are removed (subscribers get a retraction when the node has
+    /// `notify_retract`), subscription leases (`pubsub#expire`) that ended are removed
+    /// (the subscriber is told: state `none`), and due digests (`pubsub#digest`) go out,
+    /// one message per subscription with every item published in the period.
+    ///
+    /// Meant to be called about once a second; until it is first called, digest
+    /// subscriptions receive items one by one. Like [`Service::handle`], it commits its
+    /// changes before returning; the caller syncs the store before sending. On `Err`,
+    /// nothing changed (the same work is found again on the next tick).
+    pub fn tick(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
+        if !self.clock_running {
+            self.clock_running = true;
+            // Until now digest subscribers got items one by one: start their digests here.
+            for ((node, _), d) in self.digests.iter_mut() {
+                if let Some(n) = self.nodes.get(node) {
+                    d.after_seq = n.counters.last_seq;
+                }
+            }
+        }
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+
+        // Expired items, grouped by node so that each node's counters and retraction
+        // notification are computed once.
+        let mut expired: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
+        for (at, uid, seq) in self.store.due_expiries(now, EXPIRE_BATCH)? {
+            changes.push(Change::UnscheduleExpiry { at, uid, seq });
+            if !self.uids.contains_key(&uid) {
+                continue; // the node is gone: a stale entry
+            }
+            let range = ItemRange {
+                after: seq.checked_sub(1),
+                before: seq.checked_add(1),
+                skip: 0,
+                limit: 1,
+                from_end: false,
+            };
+            // A stale entry when the item was retracted or replaced meanwhile.
+            if let Some(item) = self.store.items_range(uid, &range)?.pop() {
+                expired.entry(uid).or_default().push(item);
+            }
+        }
+        for (uid, items) in expired {
+            let Some(n) = self.uids.get(&uid).and_then(|name| self.nodes.get(name)) else {
+                continue;
+            };
+            for i in &items {
+                changes.push(Change::DeleteItem {
+                    uid,
+                    id: i.id.clone(),
+                    seq: i.seq,
+                });
+            }
+            changes.push(Change::PutCounters {
+                uid,
+                counters: ItemCounters {
+                    count: n.counters.count.saturating_sub(items.len() as u64),
+                    last_seq: n.counters.last_seq,
+                },
+            });
+            if n.rec.config.notify_retract && n.rec.config.deliver_notifications {
+                let ids = items.into_iter().map(|i| i.id).collect();
+                notifications.extend(self.broadcast(n, Event::Retract { ids }));
+            }
+        }
+
+        // Ended leases: the index is ordered by end time, so only those are read.
+        let ended: Vec<(String, String)> = self
+            .leases
+            .iter()
+            .take_while(|(end, _, _)| *end <= now)
+            .map(|(_, node, subid)| (node.clone(), subid.clone()))
+            .collect();
+        for (node, subid) in ended {
+            let Some(n) = self.nodes.get(&node) else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(&subid) else {
+                continue;
+            };
+            changes.push(Change::DeleteSubscription {
+                node: node.clone(),
+                jid: sub.jid.clone(),
+                subid: subid.clone(),
+            });
+            notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
+        }
+
+        if !changes.is_empty() {
+            self.store.commit(&changes)?;
+            self.apply(&changes);
+        }
+
+        notifications.extend(self.release_digests(now)?);
+        Ok(notifications)
+    }
+
+    /// Sends the digests that are due and schedules the next ones. Only memory changes.
+    fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
+        let mut out = Vec::new();
+        let keys: Vec<(String, String)> = self.digests.keys().cloned().collect();
+        for key in keys {
+            let (Some(n), Some(d)) = (self.nodes.get(&key.0), self.digests.get(&key).copied())
+            else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(&key.1) else {
+                continue;
+            };
+            let period = sub.options.digest_frequency.max(1);
+            let Some(due) = d.due else {
+                if let Some(d) = self.digests.get_mut(&key) {
+                    d.due = Some(now.saturating_add(period));
+                }
+                continue;
+            };
+            if due > now {
+                continue;
+            }
+            let range = ItemRange {
+                after: Some(d.after_seq),
+                before: None,
+                skip: 0,
+                limit: u64::MAX,
+                from_end: false,
+            };
+            let items = self.store.items_range(n.rec.uid, &range)?;
+            let cfg = &n.rec.config;
+            let deliver = sub.state == SubscriptionState::Subscribed
+                && sub.options.deliver
+                && cfg.deliver_notifications;
+            let last_seq = n.counters.last_seq;
+            if deliver && !items.is_empty() {
+                let mut event = items_event(cfg, items, &sub.jid);
+                // The digest batches many publishers: no single one to reply to.
+                if let Event::Items { publisher, .. } = &mut event {
+                    *publisher = None;
+                }
+                out.push(Notification {
+                    to: sub.jid.clone(),
+                    node: n.rec.name.clone(),
+                    subids: vec![sub.subid.clone()],
+                    kind: cfg.notification_type,
+                    include_body: sub.options.include_body,
+                    event,
+                });
+            }
+            if let Some(d) = self.digests.get_mut(&key) {
+                d.after_seq = last_seq;
+                d.due = Some(now.saturating_add(period));
+            }
+        }
+        Ok(out)
     }
 
     /// The store, e.g. to flush it on shutdown.
@@ -235,9 +423,25 @@ impl<S: Store> Service<S> {
                         n.subscribed = n.subscribed.saturating_sub(1);
                     }
                     unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, &old.subid);
+                    if let Some(end) = old.options.expire {
+                        self.leases.remove(&(end, node.clone(), old.subid.clone()));
+                    }
                 }
                 if sub.state == SubscriptionState::Subscribed {
                     n.subscribed += 1;
+                }
+                if let Some(end) = sub.options.expire {
+                    self.leases.insert((end, node.clone(), sub.subid.clone()));
+                }
+                let key = (node.clone(), sub.subid.clone());
+                if sub.options.digest {
+                    let last_seq = n.counters.last_seq;
+                    self.digests.entry(key).or_insert(Digest {
+                        after_seq: last_seq,
+                        due: None,
+                    });
+                } else {
+                    self.digests.remove(&key);
                 }
                 self.subs_by_jid
                     .entry(sub.jid.to_bare())
@@ -253,10 +457,19 @@ impl<S: Store> Service<S> {
                         n.subscribed = n.subscribed.saturating_sub(1);
                     }
                     unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, subid);
+                    if let Some(end) = old.options.expire {
+                        self.leases.remove(&(end, node.clone(), subid.clone()));
+                    }
+                    self.digests.remove(&(node.clone(), subid.clone()));
                 }
             }
-            // Items live in the store only; their bookkeeping arrives as PutCounters.
-            Change::PutItem { .. } | Change::DeleteItem { .. } | Change::PurgeItems { .. } => {}
+            // Items (and their expiry index) live in the store only; their bookkeeping
+            // arrives as PutCounters.
+            Change::PutItem { .. }
+            | Change::DeleteItem { .. }
+            | Change::PurgeItems { .. }
+            | Change::ScheduleExpiry { .. }
+            | Change::UnscheduleExpiry { .. } => {}
         }
     }
 
@@ -270,6 +483,11 @@ impl<S: Store> Service<S> {
         }
         for sub in n.subs.values() {
             unindex_sub(&mut self.subs_by_jid, &sub.jid.to_bare(), name, &sub.subid);
+            if let Some(end) = sub.options.expire {
+                self.leases
+                    .remove(&(end, name.to_owned(), sub.subid.clone()));
+            }
+            self.digests.remove(&(name.to_owned(), sub.subid.clone()));
         }
     }
 
@@ -382,11 +600,16 @@ impl<S: Store> Service<S> {
     // ---------------------------------------------------------------- notifications
 
     /// One notification per subscribed JID (with all its subids, §12.5) whose delivery is
-    /// not paused.
+    /// not paused (and, for published items, that does not take digests).
     fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
+        // Digest subscriptions get published items batched by `tick` instead (once it runs).
+        let items = matches!(event, Event::Items { .. }) && self.clock_running;
         let mut by_jid: BTreeMap<&Jid, (Vec<String>, bool)> = BTreeMap::new();
         for s in n.subs.values() {
-            if s.state == SubscriptionState::Subscribed && s.options.deliver {
+            if s.state == SubscriptionState::Subscribed
+                && s.options.deliver
+                && !(items && s.options.digest)
+            {
                 let e = by_jid.entry(&s.jid).or_default();
                 e.0.push(s.subid.clone());
                 e.1 |= s.options.include_body;
@@ -421,6 +644,38 @@ impl<S: Store> Service<S> {
             .collect()
     }
 
+    /// The §8.6 authorization request for a pending subscription: to `only` when given
+    /// (get-pending, §8.7), else to every owner.
+    fn authorization_requests(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        only: Option<&Jid>,
+    ) -> Vec<Notification> {
+        let event = Event::Subscription {
+            jid: sub.jid.clone(),
+            state: SubscriptionState::Pending,
+            subid: Some(sub.subid.clone()),
+            expiry: sub.options.expire,
+        };
+        let mut out = match only {
+            Some(to) => vec![Notification {
+                to: to.clone(),
+                node: n.rec.name.clone(),
+                subids: Vec::new(),
+                kind: NotificationType::Normal,
+                include_body: false,
+                event,
+            }],
+            None => self.to_owners(n, event),
+        };
+        // A form to fill in is not a headline: it must be stored for offline owners.
+        for m in &mut out {
+            m.kind = NotificationType::Normal;
+        }
+        out
+    }
+
     /// Tell a subscriber its subscription changed (§8.8.4).
     fn to_subscriber(
         &self,
@@ -448,30 +703,69 @@ impl<S: Store> Service<S> {
     fn plan(&self, actor: &Jid, req: Request, now: Millis) -> Result<Plan, Error> {
         let me = actor.to_bare();
         match req {
-            Request::DiscoNodes => {
-                let nodes = self
-                    .nodes
-                    .values()
-                    .filter(|n| access::visible(self.aff(n, &me), &n.rec.config))
-                    .map(|n| NodeSummary {
-                        node: n.rec.name.clone(),
-                        title: n.rec.config.title.clone(),
-                    })
-                    .collect();
-                Ok(Plan::read(Reply::Nodes(nodes)))
-            }
+            Request::DiscoNodes => Ok(Plan::read(Reply::Nodes {
+                nodes: self.visible_nodes(&me),
+                page: None,
+            })),
             Request::NodeMetadata { node } => self.node_metadata(&me, &node),
             Request::DiscoItems { node } => {
-                let n = self.node(&node)?;
-                let aff = self.aff(n, &me);
-                access::may(aff, Action::RetrieveItems, &n.rec.config, false)?;
+                let n = self.retrievable(&me, &node, None)?;
                 let ids = self
                     .store
                     .latest_items(n.rec.uid, None)?
                     .into_iter()
                     .map(|i| i.id)
                     .collect();
-                Ok(Plan::read(Reply::ItemIds { node, ids }))
+                Ok(Plan::read(Reply::ItemIds {
+                    node,
+                    ids,
+                    page: None,
+                }))
+            }
+            Request::Page { list, rsm } => self.page(&me, list, &rsm),
+            Request::AuthorizeSubscription {
+                node,
+                jid,
+                subid,
+                allow,
+            } => self.authorize(&me, node, &jid, subid.as_deref(), allow),
+            Request::PendingNodes => {
+                let nodes = self
+                    .nodes
+                    .values()
+                    .filter(|n| {
+                        access::may(
+                            self.aff(n, &me),
+                            Action::ManageSubscriptions,
+                            &n.rec.config,
+                            false,
+                        )
+                        .is_ok()
+                    })
+                    .filter(|n| {
+                        n.subs
+                            .values()
+                            .any(|s| s.state == SubscriptionState::Pending)
+                    })
+                    .map(|n| n.rec.name.clone())
+                    .collect();
+                Ok(Plan::read(Reply::PendingNodes { nodes }))
+            }
+            Request::GetPending { node } => {
+                let n = self.node(&node)?;
+                let aff = self.aff(n, &me);
+                access::may(aff, Action::ManageSubscriptions, &n.rec.config, false)?;
+                let notifications = n
+                    .subs
+                    .values()
+                    .filter(|s| s.state == SubscriptionState::Pending)
+                    .flat_map(|s| self.authorization_requests(n, s, Some(actor)))
+                    .collect();
+                Ok(Plan {
+                    reply: Reply::PendingSent { node },
+                    changes: ChangeSet::default(),
+                    notifications,
+                })
             }
             Request::Subscriptions { node } => {
                 if let Some(name) = &node {
@@ -855,11 +1149,13 @@ impl<S: Store> Service<S> {
         self.check_jid(me, &jid)?;
         let bare = jid.to_bare();
         access::may(self.aff(n, &bare), Action::Subscribe, &n.rec.config, false)?;
-        if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
-            return Ok(Plan::read(Reply::Subscription {
-                node,
-                sub: existing.clone(),
-            }));
+        if options.is_none() {
+            if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
+                return Ok(Plan::read(Reply::Subscription {
+                    node,
+                    sub: existing.clone(),
+                }));
+            }
         }
         if n.subs.len() as u64 >= self.policy.max_subscriptions_per_node {
             return Err(Error::LimitReached("subscriptions per node"));
@@ -873,10 +1169,22 @@ impl<S: Store> Service<S> {
             None => SubOptions::default(),
         };
         validate_options(&opts, now)?;
+        // §6.1.2 / §4.5: on an authorize node only affiliates that may subscribe anyway
+        // (members, publishers, owners) are subscribed at once; everyone else waits for an
+        // owner (§8.6).
+        let needs_approval = n.rec.config.access_model == AccessModel::Authorize
+            && !matches!(
+                self.aff(n, &bare),
+                Affiliation::Owner | Affiliation::Publisher | Affiliation::Member
+            );
         let sub = Subscription {
             jid: jid.clone(),
             subid: self.fresh_subid(n, &BTreeMap::new(), now),
-            state: SubscriptionState::Subscribed,
+            state: if needs_approval {
+                SubscriptionState::Pending
+            } else {
+                SubscriptionState::Subscribed
+            },
             options: opts,
         };
         let mut changes = ChangeSet::default();
@@ -884,6 +1192,15 @@ impl<S: Store> Service<S> {
             node: node.clone(),
             sub: sub.clone(),
         });
+        if needs_approval {
+            // The authorization request is the owners' notice; no item is sent yet.
+            let notifications = self.authorization_requests(n, &sub, None);
+            return Ok(Plan {
+                reply: Reply::Subscription { node, sub },
+                changes,
+                notifications,
+            });
+        }
         let cfg = &n.rec.config;
         let mut notifications = Vec::new();
         if cfg.notify_sub {
@@ -920,17 +1237,86 @@ impl<S: Store> Service<S> {
         })
     }
 
-    fn items(
+    /// An owner's decision on pending subscriptions (§8.6).
+    fn authorize(
         &self,
         me: &BareJid,
         node: String,
-        max_items: Option<u64>,
-        ids: Vec<String>,
-        subid: Option<String>,
+        jid: &Jid,
+        subid: Option<&str>,
+        allow: bool,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
+        access::may(
+            self.aff(n, me),
+            Action::ManageSubscriptions,
+            &n.rec.config,
+            false,
+        )?;
+        let pending: Vec<&Subscription> = self
+            .jid_subs(n, &jid.to_bare())
+            .filter(|s| &s.jid == jid && s.state == SubscriptionState::Pending)
+            .filter(|s| match subid {
+                Some(id) if !id.is_empty() => s.subid == id,
+                _ => true,
+            })
+            .collect();
+        // Already decided (e.g. by another owner) or never asked: nothing to do.
+        if pending.is_empty() {
+            return Err(Error::NotSubscribed);
+        }
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+        for sub in pending {
+            let state = if allow {
+                let mut approved = sub.clone();
+                approved.state = SubscriptionState::Subscribed;
+                changes.push(Change::PutSubscription {
+                    node: node.clone(),
+                    sub: approved,
+                });
+                SubscriptionState::Subscribed
+            } else {
+                changes.push(Change::DeleteSubscription {
+                    node: node.clone(),
+                    jid: sub.jid.clone(),
+                    subid: sub.subid.clone(),
+                });
+                SubscriptionState::None
+            };
+            notifications.push(self.to_subscriber(n, sub, state));
+        }
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+
+    /// The nodes `me` may see, in NodeID order.
+    fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
+        self.nodes
+            .values()
+            .filter(|n| access::visible(self.aff(n, me), &n.rec.config))
+            .map(|n| NodeSummary {
+                node: n.rec.name.clone(),
+                title: n.rec.config.title.clone(),
+            })
+            .collect()
+    }
+
+    /// The node, if `me` may retrieve its items (§6.5.9–§6.5.12), with the subid check
+    /// of §6.5.3.
+    fn retrievable(
+        &self,
+        me: &BareJid,
+        node: &str,
+        subid: Option<&str>,
+    ) -> Result<&NodeState, Error> {
+        let n = self.node(node)?;
         let aff = self.aff(n, me);
-        access::may(aff, Action::RetrieveItems, &n.rec.config, false)?;
+        let subscribed = self.is_subscribed(n, me);
+        access::may(aff, Action::RetrieveItems, &n.rec.config, subscribed)?;
         if let Some(subid) = subid.filter(|s| !s.is_empty()) {
             let sub = self
                 .jid_subs(n, me)
@@ -940,6 +1326,101 @@ impl<S: Store> Service<S> {
                 return Err(Error::PendingSubscription);
             }
         }
+        Ok(n)
+    }
+
+    /// One XEP-0059 page of a list.
+    fn page(&self, me: &BareJid, list: PagedList, rsm: &RsmQuery) -> Result<Plan, Error> {
+        match list {
+            PagedList::Nodes => {
+                let all = self.visible_nodes(me);
+                let (start, end) = page_bounds(&all, rsm, |n| n.node.as_str())?;
+                let nodes = all[start..end].to_vec();
+                let page = RsmPage {
+                    first: nodes.first().map(|n| (n.node.clone(), start as u64)),
+                    last: nodes.last().map(|n| n.node.clone()),
+                    count: all.len() as u64,
+                };
+                Ok(Plan::read(Reply::Nodes {
+                    nodes,
+                    page: Some(page),
+                }))
+            }
+            PagedList::ItemIds { node } => {
+                let n = self.retrievable(me, &node, None)?;
+                let (items, page) = self.item_page(n, rsm)?;
+                Ok(Plan::read(Reply::ItemIds {
+                    node,
+                    ids: items.into_iter().map(|i| i.id).collect(),
+                    page: Some(page),
+                }))
+            }
+            PagedList::Items { node, subid } => {
+                let n = self.retrievable(me, &node, subid.as_deref())?;
+                let (items, page) = self.item_page(n, rsm)?;
+                Ok(Plan::read(Reply::Items {
+                    node,
+                    items,
+                    page: Some(page),
+                }))
+            }
+        }
+    }
+
+    /// A page of a node's items, by `seq` so that items published meanwhile only ever
+    /// appear after the last page. An `after`/`before` ItemID that does not exist (any
+    /// more) is `item-not-found`, as XEP-0059 §2.1 asks.
+    fn item_page(&self, n: &NodeState, rsm: &RsmQuery) -> Result<(Vec<Item>, RsmPage), Error> {
+        let uid = n.rec.uid;
+        let seq_of = |id: &str| -> Result<u64, Error> {
+            Ok(self.store.item(uid, id)?.ok_or(Error::ItemNotFound)?.seq)
+        };
+        let after = rsm.after.as_deref().map(seq_of).transpose()?;
+        let before = match rsm.before.as_deref() {
+            None | Some("") => None,
+            Some(id) => Some(seq_of(id)?),
+        };
+        let from_end = rsm.before.is_some();
+        let skip = match (from_end, after) {
+            (false, None) => rsm.index.unwrap_or(0),
+            _ => 0,
+        };
+        let range = ItemRange {
+            after,
+            before,
+            skip,
+            limit: rsm.max.unwrap_or(u64::MAX),
+            from_end,
+        };
+        let items = self.store.items_range(uid, &range)?;
+        let first = match items.first() {
+            None => None,
+            Some(i) => {
+                let index = if !from_end && after.is_none() {
+                    skip
+                } else {
+                    self.store.count_before(uid, Some(i.seq))?
+                };
+                Some((i.id.clone(), index))
+            }
+        };
+        let page = RsmPage {
+            first,
+            last: items.last().map(|i| i.id.clone()),
+            count: n.counters.count,
+        };
+        Ok((items, page))
+    }
+
+    fn items(
+        &self,
+        me: &BareJid,
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+    ) -> Result<Plan, Error> {
+        let n = self.retrievable(me, &node, subid.as_deref())?;
         let items = if ids.is_empty() {
             self.store.latest_items(n.rec.uid, max_items)?
         } else {
@@ -955,7 +1436,11 @@ impl<S: Store> Service<S> {
             found.sort_by_key(|i| i.seq);
             found
         };
-        Ok(Plan::read(Reply::Items { node, items }))
+        Ok(Plan::read(Reply::Items {
+            node,
+            items,
+            page: None,
+        }))
     }
 
     fn publish(
@@ -1033,6 +1518,15 @@ impl<S: Store> Service<S> {
                     item: item.clone(),
                 });
                 count += 1;
+                // Expiry is fixed at publish time: reconfiguring item_expire later
+                // applies to items published from then on.
+                if let Some(secs) = cfg.item_expire {
+                    changes.push(Change::ScheduleExpiry {
+                        at: now.saturating_add(secs.saturating_mul(1000)),
+                        uid,
+                        seq,
+                    });
+                }
             }
             if count > keep {
                 // The new item is not in the store yet and is the newest anyway; the
@@ -1296,6 +1790,42 @@ impl<S: Store> Service<S> {
 
 /// The event for published items: payloads stripped unless the node delivers them, the
 /// publisher named when replies go to it (`pubsub#itemreply`).
+/// The `[start, end)` positions of an RSM page over an in-memory list sorted by `uid`.
+/// An `after`/`before` UID not in the list is `item-not-found` (XEP-0059 §2.1).
+fn page_bounds<T>(
+    all: &[T],
+    rsm: &RsmQuery,
+    uid: impl Fn(&T) -> &str,
+) -> Result<(usize, usize), Error> {
+    let pos = |id: &str| {
+        all.iter()
+            .position(|t| uid(t) == id)
+            .ok_or(Error::ItemNotFound)
+    };
+    let limit = rsm
+        .max
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let lo = match rsm.after.as_deref() {
+        Some(id) => pos(id)? + 1,
+        None => 0,
+    };
+    Ok(match rsm.before.as_deref() {
+        Some(b) => {
+            let hi = if b.is_empty() { all.len() } else { pos(b)? };
+            let hi = hi.max(lo);
+            (hi.saturating_sub(limit).max(lo), hi)
+        }
+        None => {
+            let skip = match (rsm.after.is_some(), rsm.index) {
+                (false, Some(i)) => usize::try_from(i).unwrap_or(usize::MAX),
+                _ => 0,
+            };
+            let start = lo.saturating_add(skip).min(all.len());
+            (start, start.saturating_add(limit).min(all.len()))
+        }
+    })
+}
+
 fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event {
     if !cfg.deliver_payloads {
         for i in &mut items {

@@ -6,8 +6,8 @@
 //! which must apply all of it or none of it, durably, before returning `Ok`.
 
 use crate::model::*;
-use crate::{BareJid, Jid};
-use std::collections::BTreeMap;
+use crate::{BareJid, Jid, Millis};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A storage failure. The message is for operators; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,16 @@ pub enum Change {
     DeleteItem { uid: u64, id: String, seq: u64 },
     /// Remove all items of a node.
     PurgeItems { uid: u64 },
+    /// Remember that the item at (`uid`, `seq`) expires at `at` (`pubsub#item_expire`).
+    /// Entries are not removed with their item: whoever reads them checks that the item
+    /// is still there, so deleting items and nodes stays as cheap as before.
+    ScheduleExpiry { at: Millis, uid: u64, seq: u64 },
+    /// Forget one expiry entry (once handled).
+    UnscheduleExpiry { at: Millis, uid: u64, seq: u64 },
 }
+
+/// One expiry entry: (expires at, node uid, item seq).
+pub type Expiry = (Millis, u64, u64);
 
 /// Every change of one request (or, with group commit, of several), applied atomically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +85,56 @@ pub struct Snapshot {
     pub last_uid: u64,
 }
 
+/// A slice of a node's items in publish (`seq`) order, for paging (XEP-0059): the items
+/// with `after < seq < before` (each bound exclusive, `None` unbounded), then `skip` of
+/// them dropped and at most `limit` kept, both counted from the oldest end, or from the
+/// newest end when `from_end`. Paging by `seq` means items published between two pages
+/// only ever appear after the last one: none is skipped or repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRange {
+    /// Exclusive lower `seq` bound.
+    pub after: Option<u64>,
+    /// Exclusive upper `seq` bound.
+    pub before: Option<u64>,
+    /// How many to drop first.
+    pub skip: u64,
+    /// How many to return at most.
+    pub limit: u64,
+    /// Count `skip` and `limit` from the newest end.
+    pub from_end: bool,
+}
+
+impl ItemRange {
+    /// True when `seq` lies within the bounds (ignoring `skip` and `limit`).
+    pub fn admits(&self, seq: u64) -> bool {
+        // Written out: `Option::is_none_or` is newer than the workspace's rust-version.
+        let above = match self.after {
+            Some(a) => seq > a,
+            None => true,
+        };
+        let below = match self.before {
+            Some(b) => seq < b,
+            None => true,
+        };
+        above && below
+    }
+
+    /// Apply `skip` and `limit` to the in-range items, given oldest first; keeps them
+    /// oldest first. For stores that can iterate both ways, [`Store::items_range`]
+    /// implementations do the same without collecting everything.
+    pub fn take<T>(&self, in_range: impl DoubleEndedIterator<Item = T>) -> Vec<T> {
+        let skip = usize::try_from(self.skip).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        if self.from_end {
+            let mut v: Vec<T> = in_range.rev().skip(skip).take(limit).collect();
+            v.reverse();
+            v
+        } else {
+            in_range.skip(skip).take(limit).collect()
+        }
+    }
+}
+
 /// The storage contract. `roost-storage` implements it on sled; [`MemStore`] in memory.
 pub trait Store {
     /// Read everything the engine keeps in memory.
@@ -101,6 +160,38 @@ pub trait Store {
 
     /// The `n` oldest items, oldest first (for trimming to `max_items`).
     fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError>;
+
+    /// One page of items as `range` says, oldest first.
+    ///
+    /// The default reads every item of the node; it exists only so that wrappers and test
+    /// doubles need not repeat it. Real stores override it with a key-range read (both
+    /// [`MemStore`] and the sled store do, and the contract suite checks them).
+    fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
+        let all = self.latest_items(uid, None)?;
+        Ok(range.take(all.into_iter().filter(|i| range.admits(i.seq))))
+    }
+
+    /// Up to `limit` expiry entries due at or before `now`, earliest first. Read from an
+    /// index ordered by time, so the cost follows the number due, not the number of items.
+    ///
+    /// The default is an error: a store without the index cannot expire items, and should
+    /// say so rather than never expire them.
+    fn due_expiries(&self, now: Millis, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+        let _ = (now, limit);
+        Err(StoreError(
+            "this store keeps no expiry index (pubsub#item_expire)".to_owned(),
+        ))
+    }
+
+    /// How many items have `seq < before` (all items when `None`): the RSM index of the
+    /// item at `before`. The default reads every item, like [`Store::items_range`]'s.
+    fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
+        let all = self.latest_items(uid, None)?;
+        Ok(all
+            .iter()
+            .filter(|i| before.is_none() || Some(i.seq) < before)
+            .count() as u64)
+    }
 }
 
 /// A [`Store`] that keeps everything in memory, for tests. `fail_next` makes the next
@@ -113,6 +204,7 @@ pub struct MemStore {
     snapshot: Snapshot,
     counters: BTreeMap<u64, ItemCounters>,
     items: BTreeMap<(u64, u64), Item>,
+    expiries: BTreeSet<Expiry>,
     /// When set, the next `commit` fails with this message and changes nothing.
     pub fail_next: Option<String>,
 }
@@ -196,6 +288,12 @@ impl Store for MemStore {
                 Change::PurgeItems { uid } => {
                     self.items.retain(|(u, _), _| u != uid);
                 }
+                Change::ScheduleExpiry { at, uid, seq } => {
+                    self.expiries.insert((*at, *uid, *seq));
+                }
+                Change::UnscheduleExpiry { at, uid, seq } => {
+                    self.expiries.remove(&(*at, *uid, *seq));
+                }
             }
         }
         Ok(())
@@ -227,6 +325,40 @@ impl Store for MemStore {
             .take(n as usize)
             .map(|(_, i)| i.clone())
             .collect())
+    }
+
+    fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
+        let Some(lo) = range.after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let Some(hi) = range.before.map_or(Some(u64::MAX), |b| b.checked_sub(1)) else {
+            return Ok(Vec::new());
+        };
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        let in_range = self
+            .items
+            .range((uid, lo)..=(uid, hi))
+            .map(|(_, i)| i.clone());
+        Ok(range.take(in_range))
+    }
+
+    fn due_expiries(&self, now: Millis, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+        Ok(self
+            .expiries
+            .range(..=(now, u64::MAX, u64::MAX))
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
+    fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
+        let end = before.unwrap_or(u64::MAX);
+        let n = self.items.range((uid, 0)..(uid, end)).count() as u64;
+        // `..(uid, u64::MAX)` leaves out seq u64::MAX itself when counting everything.
+        let at_max = before.is_none() && self.items.contains_key(&(uid, u64::MAX));
+        Ok(n + u64::from(at_max))
     }
 }
 

@@ -178,14 +178,16 @@ fn s4_1_table_through_the_service_on_whitelist_node() {
 }
 
 #[test]
-fn s4_5_open_node_lets_anyone_but_outcasts_subscribe_and_retrieve() {
+fn s4_5_open_node_lets_anyone_but_outcasts_and_publish_only_subscribe_and_retrieve() {
+    // The open model opens the node to `none`; it does not grant publish-only what the
+    // §4.1 table denies it (subscribe, retrieve).
     for aff in A {
         for action in [Action::Subscribe, Action::RetrieveItems] {
             let mut svc = setup(aff, AccessModel::Open);
             let got = run(&mut svc, U, request_for(action));
             assert_eq!(
                 got.is_ok(),
-                aff != Affiliation::Outcast,
+                !matches!(aff, Affiliation::Outcast | Affiliation::PublishOnly),
                 "{aff:?} × {action:?}: {got:?}"
             );
         }

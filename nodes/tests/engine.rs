@@ -207,7 +207,7 @@ fn s8_1_3_create_with_invalid_config_is_refused_and_leaves_nothing() {
     for (patch, want) in [
         (
             NodeConfigPatch {
-                access_model: Some(AccessModel::Authorize),
+                access_model: Some(AccessModel::Roster),
                 ..Default::default()
             },
             Error::UnsupportedAccessModel,
@@ -278,11 +278,7 @@ fn s8_2_3_get_config_owner_only() {
 fn s8_2_5_set_config_validates() {
     let mut svc = service();
     create(&mut svc, Default::default());
-    for model in [
-        AccessModel::Authorize,
-        AccessModel::Presence,
-        AccessModel::Roster,
-    ] {
+    for model in [AccessModel::Presence, AccessModel::Roster] {
         let e = err(
             &mut svc,
             OWNER,

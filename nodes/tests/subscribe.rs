@@ -330,7 +330,7 @@ fn s5_2_disco_nodes_hides_whitelist_nodes_from_strangers() {
     );
     let names =
         |svc: &mut Service<MemStore>, who: &str| match ok(svc, who, Request::DiscoNodes).reply {
-            Reply::Nodes(v) => v.into_iter().map(|n| n.node).collect::<Vec<_>>(),
+            Reply::Nodes { nodes: v, .. } => v.into_iter().map(|n| n.node).collect::<Vec<_>>(),
             r => panic!("{r:?}"),
         };
     assert_eq!(names(&mut svc, ALICE), vec!["open".to_string()]);
@@ -387,7 +387,8 @@ fn s5_5_disco_items_lists_item_ids() {
         ok(&mut svc, ALICE, Request::DiscoItems { node: NODE.into() }).reply,
         Reply::ItemIds {
             node: NODE.into(),
-            ids: vec!["a".into(), "b".into()]
+            ids: vec!["a".into(), "b".into()],
+            page: None,
         }
     );
     ok(

@@ -19,6 +19,12 @@
 //! | `0x06` | `str(bare jid) str(node) str(subid)` | empty (index of `0x05` by JID)       |
 //! | `0x07` | `uid u64` `seq u64`                | item (`codec::item`)                   |
 //! | `0x08` | `uid u64` `str(item id)`           | the item's `seq`, `u64` BE             |
+//! | `0x09` | `at u64` `uid u64` `seq u64`       | empty (item expiry, by time)           |
+//!
+//! Rows `0x09` are ordered by expiry time so that finding the due ones reads only those.
+//! They are not removed with their item or node (that would need a scan): a stale row is
+//! recognised when read (no item at that seq) and removed then. Older Roosts never read
+//! tag `0x09`, so adding it needed no schema bump.
 //!
 //! Rows `0x04` and `0x06` are indexes: every write of `0x03`/`0x05` writes or removes
 //! them in the same batch. A change to this layout (or to a value encoding) that an older
@@ -50,6 +56,9 @@ pub const SUB_BY_JID: u8 = 0x06;
 pub const ITEM: u8 = 0x07;
 /// Tag of the item id index by (uid, id).
 pub const ITEM_ID: u8 = 0x08;
+
+/// Tag of the item expiry index by (time, uid, seq).
+pub const EXPIRY: u8 = 0x09;
 
 /// The schema version key.
 pub fn schema() -> Vec<u8> {
@@ -285,6 +294,25 @@ pub fn decode_item(key: &[u8]) -> Result<(u64, u64), StoreError> {
     Ok((uid, seq))
 }
 
+/// Item expiry key.
+pub fn expiry(at: u64, uid: u64, seq: u64) -> Vec<u8> {
+    let mut k = tagged(EXPIRY);
+    k.extend_from_slice(&at.to_be_bytes());
+    k.extend_from_slice(&uid.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Decodes an item expiry key into (at, uid, seq).
+pub fn decode_expiry(key: &[u8]) -> Result<(u64, u64, u64), StoreError> {
+    let mut r = KeyReader::new(key, EXPIRY, "expiry")?;
+    let at = r.u64(key)?;
+    let uid = r.u64(key)?;
+    let seq = r.u64(key)?;
+    r.end(key)?;
+    Ok((at, uid, seq))
+}
+
 /// Decodes an item id index key into (uid, id).
 pub fn decode_item_id(key: &[u8]) -> Result<(u64, String), StoreError> {
     let mut r = KeyReader::new(key, ITEM_ID, "item id")?;
@@ -339,6 +367,9 @@ mod tests {
         );
         assert_eq!(decode_item(&item(3, 9)).unwrap(), (3, 9));
         assert_eq!(decode_item_id(&item_id(3, "x")).unwrap(), (3, "x".into()));
+        assert_eq!(decode_expiry(&expiry(5, 3, 9)).unwrap(), (5, 3, 9));
+        assert!(decode_expiry(&expiry(5, 3, 9)[..24]).is_err());
+        assert!(decode_expiry(&item(3, 9)).is_err());
     }
 
     #[test]
@@ -355,6 +386,8 @@ mod tests {
     fn item_keys_sort_by_seq() {
         assert!(item(1, 255) < item(1, 256));
         assert!(item(1, u64::MAX) < item(2, 0));
+        // Expiry rows sort by time first, whatever the node.
+        assert!(expiry(255, 9, 9) < expiry(256, 0, 0));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 pub mod codec;
 pub mod keys;
 
-use roost_nodes::{Affiliation, Change, ChangeSet, Item, Snapshot, Store, StoreError};
+use roost_nodes::{
+    Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -255,6 +257,49 @@ impl Store for SledStore {
         let iter = self.tree.scan_prefix(keys::item_prefix(uid)).take(take);
         self.items_in(uid, iter)
     }
+
+    fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
+        let Some(lo) = range.after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let Some(hi) = range.before.map_or(Some(u64::MAX), |b| b.checked_sub(1)) else {
+            return Ok(Vec::new());
+        };
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        // A key range over (uid, seq): only the page's rows are read, from whichever end.
+        let iter = self.tree.range(keys::item(uid, lo)..=keys::item(uid, hi));
+        let rows = range.take(iter);
+        self.items_in(uid, rows.into_iter())
+    }
+
+    fn due_expiries(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+        let mut out = Vec::new();
+        let end = keys::expiry(now, u64::MAX, u64::MAX);
+        for k in self
+            .tree
+            .range(keys::expiry(0, 0, 0)..=end)
+            .keys()
+            .take(limit)
+        {
+            out.push(keys::decode_expiry(&k.map_err(sled_err)?)?);
+        }
+        Ok(out)
+    }
+
+    fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match before {
+            Some(b) => Box::new(self.tree.range(keys::item(uid, 0)..keys::item(uid, b))),
+            None => Box::new(self.tree.scan_prefix(keys::item_prefix(uid))),
+        };
+        for kv in iter {
+            kv.map_err(sled_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// The writes of one commit, applied in order over the tree: reads see earlier changes
@@ -434,6 +479,10 @@ impl<'a> Pending<'a> {
                 self.del_id_if_at(*uid, id, *seq)?;
             }
             Change::PurgeItems { uid } => self.purge_items(*uid)?,
+            Change::ScheduleExpiry { at, uid, seq } => {
+                self.put(keys::expiry(*at, *uid, *seq), Vec::new())
+            }
+            Change::UnscheduleExpiry { at, uid, seq } => self.del(keys::expiry(*at, *uid, *seq)),
         }
         Ok(())
     }

@@ -401,3 +401,82 @@ class Context:
         if self.kind == "prosody":
             return len(re.findall(re.escape(self.service) + r":component\s+info\s+External component successfully authenticated", text))
         return len(re.findall(r"Accepted external component handshake authentication for " + re.escape(self.service), text))
+
+
+# ------------------------------------------------------ pubsub helpers (additive)
+
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+NS_DATA = "jabber:x:data"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+def pubsub_error(reply_el):
+    """(type, condition, pubsub#errors condition) of an error reply Element.
+
+    Each is None when absent; e.g. ('modify', 'bad-request', 'invalid-jid').
+    """
+    err = reply_el.find("{%s}error" % CLIENT_NS)
+    if err is None:
+        return None, None, None
+    cond = pcond = None
+    for child in err:
+        ns, _, local = child.tag[1:].partition("}")
+        if ns == NS_STANZAS and local != "text":
+            cond = local
+        elif ns == NS_PUBSUB_ERRORS:
+            pcond = local
+    return err.get("type"), cond, pcond
+
+
+def send_available(c):
+    """Initial presence, so the server routes messages sent to the bare JID to this client."""
+    c.send_presence()
+
+
+class Inbox:
+    """Collects every <message/> a client receives (as ElementTree Elements, in order).
+
+        inbox = Inbox(c)
+        msg = await inbox.wait(lambda m: ..., timeout=5)   # first unconsumed match, consumed
+        await inbox.quiet(lambda m: ..., secs=1.5)          # asserts no match arrives
+    """
+
+    _names = itertools.count(1)
+
+    def __init__(self, c):
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        self.messages = []
+        self.consumed = set()
+        c.register_handler(Callback(f"e2e-inbox-{next(self._names)}",
+                                    MatchXPath("{%s}message" % CLIENT_NS),
+                                    lambda msg: self.messages.append(msg.xml)))
+
+    def _find(self, pred):
+        for i, m in enumerate(self.messages):
+            if i not in self.consumed and pred(m):
+                return i, m
+        return None, None
+
+    async def wait(self, pred, timeout=5, what="message"):
+        deadline = time.monotonic() + timeout
+        while True:
+            i, m = self._find(pred)
+            if m is not None:
+                self.consumed.add(i)
+                return m
+            if time.monotonic() >= deadline:
+                got = [ET.tostring(x, encoding="unicode")[:300] for x in self.messages]
+                raise TestFailure(f"no {what} within {timeout}s; messages so far: {got}")
+            await asyncio.sleep(0.05)
+
+    async def quiet(self, pred, secs=1.5, what="message"):
+        await asyncio.sleep(secs)
+        i, m = self._find(pred)
+        check(m is None, f"unexpected {what}: {ET.tostring(m, encoding='unicode')[:500] if m is not None else ''}")
+
+    def count(self, pred):
+        return sum(1 for m in self.messages if pred(m))

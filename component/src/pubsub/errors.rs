@@ -46,6 +46,8 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::SubIdRequired => with(T::Modify, C::BadRequest, "subid-required", text),
         // Examples 53, 61, 85.
         Error::InvalidSubId => with(T::Modify, C::NotAcceptable, "invalid-subid", text),
+        // §6.5.9 "Entity Not Subscribed" (authorize nodes).
+        Error::NotAuthorizedSubscriber => with(T::Auth, C::NotAuthorized, "not-subscribed", text),
         // Example 36.
         Error::PendingSubscription => with(T::Auth, C::NotAuthorized, "pending-subscription", text),
         // Example 110.
@@ -193,6 +195,12 @@ mod tests {
             T::Modify,
             C::NotAcceptable,
             Some("invalid-subid"),
+        );
+        check(
+            NotAuthorizedSubscriber,
+            T::Auth,
+            C::NotAuthorized,
+            Some("not-subscribed"),
         );
         check(
             PendingSubscription,

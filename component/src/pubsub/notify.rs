@@ -7,7 +7,7 @@
 use std::str::FromStr;
 
 use minidom::Element;
-use roost_nodes::{Event, Notification, NotificationType};
+use roost_nodes::{Event, Notification, NotificationType, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Id, Lang, Message, MessageType};
@@ -15,7 +15,7 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
-use super::forms::node_config_form;
+use super::forms::{node_config_form, subscribe_authorization_form};
 use super::{attr, format_datetime, payload_element, NS_SHIM};
 
 /// A notification as a message from `service`, with id `id` (XEP-0060 §7.1.2.1 etc.).
@@ -24,6 +24,17 @@ use super::{attr, format_datetime, payload_element, NS_SHIM};
 /// for several of the recipient's subscriptions, SHIM headers name each SubID (§12.5,
 /// example 104); with `pubsub#include_body`, a one-line `<body/>` summarizes the event.
 pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Message {
+    if let Event::Subscription {
+        jid,
+        state: SubscriptionState::Pending,
+        subid,
+        ..
+    } = &n.event
+    {
+        if &n.to != jid {
+            return authorization_request(n, jid, subid.as_deref(), service, id);
+        }
+    }
     let type_ = match n.kind {
         NotificationType::Headline => MessageType::Headline,
         NotificationType::Normal => MessageType::Normal,
@@ -42,6 +53,20 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         // xmpp-parsers 0.23 always emits <redirect/>, even with no uri: drop the empty one.
         if let Some(d) = event.get_child_mut("delete", ns::PUBSUB_EVENT) {
             d.remove_child("redirect", ns::PUBSUB_EVENT);
+        }
+    }
+    if let Event::Subscription {
+        state: SubscriptionState::None,
+        ..
+    } = n.event
+    {
+        // xmpp-parsers 0.23 treats `none` as the attribute's default and leaves it out, but
+        // §8.8.4 (example 172) needs subscription='none' to tell the subscriber it is gone.
+        if let (Some(s), Ok(name)) = (
+            event.get_child_mut("subscription", ns::PUBSUB_EVENT),
+            minidom::rxml::NcName::try_from("subscription"),
+        ) {
+            s.set_attr(minidom::rxml::Namespace::NONE, name, "none");
         }
     }
     m.payloads.push(event);
@@ -111,6 +136,31 @@ fn event_payload(node: &str, event: &Event) -> Payload {
     }
 }
 
+/// The §8.6 approval request to an owner (example 189): a `pubsub#subscribe_authorization`
+/// form with the node, the subscriber and its subid, and `pubsub#allow` false. The owner
+/// answers by submitting it in a message, with the same message id.
+fn authorization_request(
+    n: &Notification,
+    subscriber: &Jid,
+    subid: Option<&str>,
+    service: &Jid,
+    id: String,
+) -> Message {
+    let mut m = Message::new_with_type(MessageType::Normal, Some(n.to.clone()));
+    m.from = Some(service.clone());
+    m.id = Some(Id(id));
+    m.bodies.insert(
+        Lang::default(),
+        format!(
+            "{subscriber} asks to subscribe to node {}. Submit the form to allow or deny.",
+            n.node
+        ),
+    );
+    let form = subscribe_authorization_form(&n.node, &subscriber.to_string(), subid);
+    m.payloads.push(form.into());
+    m
+}
+
 /// `<headers xmlns='http://jabber.org/protocol/shim'>` with one SubID header per
 /// subscription (example 104).
 fn shim_subids(subids: &[String]) -> Element {
@@ -149,7 +199,7 @@ fn summary(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roost_nodes::{Item, NodeConfig, SubscriptionState};
+    use roost_nodes::{Item, NodeConfig};
 
     fn service() -> Jid {
         "pubsub.shakespeare.lit".parse().unwrap()
@@ -338,6 +388,22 @@ mod tests {
     }
 
     #[test]
+    fn s8_8_4_removed_subscription_says_none() {
+        let e = event_of(&notification_message(
+            &notif(Event::Subscription {
+                jid: "polonius@denmark.lit".parse().unwrap(),
+                state: SubscriptionState::None,
+                subid: None,
+                expiry: None,
+            }),
+            &service(),
+            "n1".into(),
+        ));
+        let s = e.get_child("subscription", ns::PUBSUB_EVENT).unwrap();
+        assert_eq!(s.attr("subscription"), Some("none"));
+    }
+
+    #[test]
     fn example_104_shim_and_body() {
         let mut n = notif(Event::Items {
             items: vec![item()],
@@ -364,5 +430,59 @@ mod tests {
         n.subids = vec!["123-abc".into()];
         let m = notification_message(&n, &service(), "foo".into());
         assert!(!m.payloads.iter().any(|p| p.is("headers", NS_SHIM)));
+    }
+
+    #[test]
+    fn s8_6_example_189_authorization_request() {
+        let service: Jid = "pubsub.shakespeare.lit".parse().unwrap();
+        let subscriber: Jid = "horatio@denmark.lit".parse().unwrap();
+        let n = Notification {
+            to: "hamlet@denmark.lit".parse().unwrap(),
+            node: "princely_musings".into(),
+            subids: Vec::new(),
+            kind: NotificationType::Headline,
+            include_body: false,
+            event: Event::Subscription {
+                jid: subscriber.clone(),
+                state: SubscriptionState::Pending,
+                subid: Some("123-abc".into()),
+                expiry: None,
+            },
+        };
+        let m = notification_message(&n, &service, "approve1".into());
+        assert_eq!(m.type_, MessageType::Normal);
+        assert!(!m.bodies.is_empty());
+        let x = m
+            .payloads
+            .iter()
+            .find(|p| p.is("x", ns::DATA_FORMS))
+            .unwrap();
+        assert_eq!(x.attr("type"), Some("form"));
+        let value = |var: &str| {
+            x.children()
+                .find(|f| f.attr("var") == Some(var))
+                .and_then(|f| f.get_child("value", ns::DATA_FORMS))
+                .map(|v| v.text())
+        };
+        assert_eq!(
+            value("FORM_TYPE").as_deref(),
+            Some("http://jabber.org/protocol/pubsub#subscribe_authorization")
+        );
+        assert_eq!(value("pubsub#subid").as_deref(), Some("123-abc"));
+        assert_eq!(value("pubsub#node").as_deref(), Some("princely_musings"));
+        assert_eq!(
+            value("pubsub#subscriber_jid").as_deref(),
+            Some("horatio@denmark.lit")
+        );
+        assert_eq!(value("pubsub#allow").as_deref(), Some("false"));
+        assert!(!m.payloads.iter().any(|p| p.is("event", ns::PUBSUB_EVENT)));
+
+        // The same event to the subscriber itself stays a subscription event.
+        let to_self = Notification {
+            to: subscriber,
+            ..n
+        };
+        let m = notification_message(&to_self, &service, "s".into());
+        assert!(m.payloads.iter().any(|p| p.is("event", ns::PUBSUB_EVENT)));
     }
 }

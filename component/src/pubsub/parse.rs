@@ -16,10 +16,13 @@
 
 use minidom::Element;
 use roost_nodes::request::SubscriptionChange;
-use roost_nodes::{Affiliation, Error, NewItem, NodeConfigPatch, Request, SubscriptionState};
+use roost_nodes::{
+    Affiliation, Error, NewItem, NodeConfigPatch, PagedList, Request, RsmQuery, SubscriptionState,
+};
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoItemsQuery};
 use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
 use xmpp_parsers::pubsub::pubsub::{Configure, PubSub, PublishOptions};
@@ -27,8 +30,11 @@ use xmpp_parsers::pubsub::Subscription;
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::errors::{bad_request, bad_request_with, stanza_error, unsupported};
-use super::forms::{parse_node_config, parse_publish_options, parse_sub_options};
-use super::{serialize_payload, IqKind};
+use super::forms::{
+    parse_node_config, parse_pending_node, parse_publish_options, parse_sub_options,
+    parse_subscribe_authorization,
+};
+use super::{serialize_payload, IqKind, GET_PENDING_NODE, NS_COMMANDS, NS_SUBSCRIBE_AUTHORIZATION};
 
 type Parsed = Result<Request, StanzaError>;
 
@@ -57,9 +63,74 @@ pub fn parse_request(kind: IqKind, payload: &Element, from: &Jid) -> Option<Pars
         Some(parse_disco_info(kind, payload))
     } else if payload.is("query", ns::DISCO_ITEMS) {
         Some(parse_disco_items(kind, payload))
+    } else if payload.is("command", NS_COMMANDS) {
+        Some(parse_command(kind, payload))
     } else {
         None
     }
+}
+
+/// XEP-0050 commands: only get-pending (§8.7). Without a submitted form it is the first
+/// step (list the nodes); with one, the per-node request.
+fn parse_command(kind: IqKind, payload: &Element) -> Parsed {
+    if payload.attr("node") != Some(GET_PENDING_NODE) {
+        // XEP-0050 §4.4: an unknown command is item-not-found.
+        return Err(err(Error::NodeNotFound));
+    }
+    if kind != IqKind::Set {
+        return Err(bad_request("commands are executed with an iq set"));
+    }
+    match payload.attr("action") {
+        None | Some("execute") | Some("next") | Some("complete") => {}
+        // Nothing to cancel or go back to: the command keeps no session.
+        Some(other) => return Err(bad_request(format!("action '{other}' is not offered"))),
+    }
+    match form_child(payload)? {
+        None => Ok(Request::PendingNodes),
+        Some(form) => {
+            let node = parse_pending_node(&form).map_err(bad_request)?;
+            Ok(Request::GetPending { node })
+        }
+    }
+}
+
+/// Translate a `<message/>` addressed to the service into an engine request.
+///
+/// Only one kind of message is a request: an owner's answer to a subscription
+/// authorization request (§8.6), a submitted `pubsub#subscribe_authorization` form.
+/// Returns `None` for every other message (ignored, as before), including a cancelled
+/// form, which by §8.6 leaves the subscription pending. `Some(Err)` is a malformed
+/// answer: the caller may bounce it as a message error.
+///
+/// `from` is the sender; whether it may decide (is an owner) is the engine's business.
+pub fn parse_message(m: &Message, from: &Jid) -> Option<Parsed> {
+    let _ = from;
+    if m.type_ == MessageType::Error {
+        return None;
+    }
+    let x = m.payloads.iter().find(|p| p.is("x", ns::DATA_FORMS))?;
+    let is_ours = x.children().any(|f| {
+        f.attr("var") == Some("FORM_TYPE")
+            && f.get_child("value", ns::DATA_FORMS)
+                .is_some_and(|v| v.text().trim() == NS_SUBSCRIBE_AUTHORIZATION)
+    });
+    if !is_ours || x.attr("type") == Some("cancel") {
+        return None;
+    }
+    Some(parse_authorization(x))
+}
+
+fn parse_authorization(x: &Element) -> Parsed {
+    let form = DataForm::try_from(x.clone())
+        .map_err(|e| bad_request(format!("malformed data form: {e}")))?;
+    let a = parse_subscribe_authorization(&form).map_err(bad_request)?;
+    let jid = a.jid.parse::<Jid>().map_err(|_| err(Error::InvalidJid))?;
+    Ok(Request::AuthorizeSubscription {
+        node: a.node,
+        jid,
+        subid: a.subid,
+        allow: a.allow,
+    })
 }
 
 fn parse_disco_info(kind: IqKind, payload: &Element) -> Parsed {
@@ -78,10 +149,52 @@ fn parse_disco_items(kind: IqKind, payload: &Element) -> Parsed {
         return Err(bad_request("disco#items is a get"));
     }
     let q = DiscoItemsQuery::try_from(payload.clone()).map_err(|e| bad_request(e.to_string()))?;
-    Ok(match q.node {
-        Some(node) if !node.is_empty() => Request::DiscoItems { node },
-        _ => Request::DiscoNodes,
+    let rsm = rsm_child(payload)?;
+    Ok(match (q.node, rsm) {
+        (Some(node), None) if !node.is_empty() => Request::DiscoItems { node },
+        (Some(node), Some(rsm)) if !node.is_empty() => Request::Page {
+            list: PagedList::ItemIds { node },
+            rsm,
+        },
+        (_, None) => Request::DiscoNodes,
+        (_, Some(rsm)) => Request::Page {
+            list: PagedList::Nodes,
+            rsm,
+        },
     })
+}
+
+/// The XEP-0059 `<set/>` child of `e`, if any. Read by hand: xmpp-parsers' `SetQuery`
+/// uses `usize`, and an empty `<before/>` (the last page, §2.5) must stay distinguishable
+/// from no `<before/>`.
+fn rsm_child(e: &Element) -> Result<Option<RsmQuery>, StanzaError> {
+    let Some(set) = e.get_child("set", ns::RSM) else {
+        return Ok(None);
+    };
+    let text = |name: &str| set.get_child(name, ns::RSM).map(|c| c.text());
+    let number = |name: &str| -> Result<Option<u64>, StanzaError> {
+        text(name)
+            .map(|t| {
+                t.trim()
+                    .parse::<u64>()
+                    .map_err(|_| bad_request(format!("RSM <{name}/> is not a number")))
+            })
+            .transpose()
+    };
+    let uid = |name: &str| -> Result<Option<String>, StanzaError> {
+        match text(name) {
+            Some(t) if t.is_empty() && name == "after" => {
+                Err(bad_request("RSM <after/> needs a UID"))
+            }
+            t => Ok(t),
+        }
+    };
+    Ok(Some(RsmQuery {
+        max: number("max")?,
+        after: uid("after")?,
+        before: uid("before")?,
+        index: number("index")?,
+    }))
 }
 
 /// The engine error as a stanza error, for parse-level failures that have one.
@@ -190,7 +303,17 @@ fn parse_pubsub(kind: IqKind, payload: &Element) -> Parsed {
         _ => {}
     }
 
-    let typed = PubSub::try_from(payload.clone()).map_err(|e| bad_request(e.to_string()))?;
+    // An RSM <set/> beside <items/> (§6.5.4) is read apart: the typed parser rejects it.
+    let rsm = if name == "items" {
+        rsm_child(payload)?
+    } else {
+        None
+    };
+    let mut bare = payload.clone();
+    if rsm.is_some() {
+        bare.remove_child("set", ns::RSM);
+    }
+    let typed = PubSub::try_from(bare).map_err(|e| bad_request(e.to_string()))?;
     match typed {
         PubSub::Create { create, configure } => {
             let node = match create.node {
@@ -270,11 +393,31 @@ fn parse_pubsub(kind: IqKind, payload: &Element) -> Parsed {
                 })
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| bad_request("an <item/> to retrieve needs an id"))?;
-            Ok(Request::Items {
-                node: items.node.0,
-                max_items: items.max_items.map(u64::from),
-                ids,
-                subid: items.subid.map(|s| s.0).filter(|s| !s.is_empty()),
+            let max_items = items.max_items.map(u64::from);
+            let subid = items.subid.map(|s| s.0).filter(|s| !s.is_empty());
+            Ok(match rsm {
+                // Asking for given ItemIDs is not a list to page through: the set is
+                // ignored and the items are returned as §6.5.8 says.
+                Some(mut rsm) if ids.is_empty() => {
+                    // Both limits given: the smaller wins.
+                    rsm.max = match (rsm.max, max_items) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    Request::Page {
+                        list: PagedList::Items {
+                            node: items.node.0,
+                            subid,
+                        },
+                        rsm,
+                    }
+                }
+                _ => Request::Items {
+                    node: items.node.0,
+                    max_items,
+                    ids,
+                    subid,
+                },
             })
         }
         PubSub::Default(d) => Ok(Request::DefaultOptions {
@@ -422,7 +565,7 @@ fn parse_owner_affiliations(kind: IqKind, e: &Element) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roost_nodes::{AccessModel, MaxItems, Show};
+    use roost_nodes::{AccessModel, MaxItems, PagedList, RsmQuery, Show};
     use xmpp_parsers::stanza_error::DefinedCondition as C;
 
     /// The payload of an XEP-0060 example IQ, parsed as the component receives it.
@@ -762,6 +905,170 @@ mod tests {
             "<iq type='get' id='i'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
             <items node='n' max_items='x'/></pubsub></iq>",
         );
+        assert_eq!(e.defined_condition, C::BadRequest);
+    }
+
+    #[test]
+    fn xep0059_paged_items_and_disco() {
+        let r = req(
+            "<iq type='get' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+            <items node='princely_musings' max_items='5'/>\
+            <set xmlns='http://jabber.org/protocol/rsm'><max>10</max><after>x</after></set>\
+            </pubsub></iq>",
+        );
+        assert_eq!(
+            r,
+            Request::Page {
+                list: PagedList::Items {
+                    node: "princely_musings".into(),
+                    subid: None
+                },
+                rsm: RsmQuery {
+                    max: Some(5),
+                    after: Some("x".into()),
+                    before: None,
+                    index: None
+                }
+            }
+        );
+        // An empty <before/> is the last page, not "no before".
+        let r = req("<iq type='get' id='p2'><query xmlns='http://jabber.org/protocol/disco#items' node='n'>\
+            <set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set></query></iq>");
+        assert_eq!(
+            r,
+            Request::Page {
+                list: PagedList::ItemIds { node: "n".into() },
+                rsm: RsmQuery {
+                    max: Some(2),
+                    before: Some(String::new()),
+                    ..RsmQuery::default()
+                }
+            }
+        );
+        let r = req(
+            "<iq type='get' id='p3'><query xmlns='http://jabber.org/protocol/disco#items'>\
+            <set xmlns='http://jabber.org/protocol/rsm'><index>4</index></set></query></iq>",
+        );
+        assert_eq!(
+            r,
+            Request::Page {
+                list: PagedList::Nodes,
+                rsm: RsmQuery {
+                    index: Some(4),
+                    ..RsmQuery::default()
+                }
+            }
+        );
+        // Given ItemIDs are not paged.
+        let r = req(
+            "<iq type='get' id='p4'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+            <items node='n'><item id='a'/></items>\
+            <set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set></pubsub></iq>",
+        );
+        assert!(matches!(r, Request::Items { .. }));
+        for bad in [
+            "<max>-1</max>",
+            "<max>many</max>",
+            "<index>x</index>",
+            "<after/>",
+        ] {
+            let e = error(&format!(
+                "<iq type='get' id='p5'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+                <items node='n'/><set xmlns='http://jabber.org/protocol/rsm'>{bad}</set>\
+                </pubsub></iq>"
+            ));
+            assert_eq!(e.defined_condition, C::BadRequest, "{bad}");
+        }
+    }
+
+    fn message(xml: &str) -> Message {
+        let e: Element = xml
+            .replace("<message", "<message xmlns='jabber:component:accept'")
+            .parse()
+            .unwrap();
+        Message::try_from(e).unwrap()
+    }
+
+    #[test]
+    fn s8_6_examples_190_192_194_authorization_answers() {
+        let form = |type_: &str, allow: &str| {
+            format!(
+                "<message from='hamlet@denmark.lit/elsinore' to='pubsub.shakespeare.lit' id='approve1'>\
+                <x xmlns='jabber:x:data' type='{type_}'>\
+                <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field>\
+                <field var='pubsub#subid'><value>123-abc</value></field>\
+                <field var='pubsub#node'><value>princely_musings</value></field>\
+                <field var='pubsub#subscriber_jid'><value>horatio@denmark.lit</value></field>\
+                {allow}</x></message>"
+            )
+        };
+        let allow = |v: &str| format!("<field var='pubsub#allow'><value>{v}</value></field>");
+        let r = parse_message(&message(&form("submit", &allow("true"))), &from())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r,
+            Request::AuthorizeSubscription {
+                node: "princely_musings".into(),
+                jid: jid("horatio@denmark.lit"),
+                subid: Some("123-abc".into()),
+                allow: true
+            }
+        );
+        let r = parse_message(&message(&form("submit", &allow("0"))), &from())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            r,
+            Request::AuthorizeSubscription { allow: false, .. }
+        ));
+        // Example 194: a cancelled form leaves the request pending: nothing to do.
+        let cancel = "<message from='hamlet@denmark.lit/elsinore' id='approve1'>\
+            <x xmlns='jabber:x:data' type='cancel'>\
+            <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field>\
+            </x></message>";
+        assert!(parse_message(&message(cancel), &from()).is_none());
+        // Malformed answers are errors, not panics; other messages are not requests.
+        assert!(parse_message(&message(&form("submit", "")), &from())
+            .unwrap()
+            .is_err());
+        assert!(
+            parse_message(&message(&form("submit", &allow("maybe"))), &from())
+                .unwrap()
+                .is_err()
+        );
+        assert!(parse_message(&message("<message><body>hi</body></message>"), &from()).is_none());
+        let other_form = "<message><x xmlns='jabber:x:data' type='submit'>\
+            <field var='FORM_TYPE' type='hidden'><value>urn:other</value></field></x></message>";
+        assert!(parse_message(&message(other_form), &from()).is_none());
+    }
+
+    #[test]
+    fn s8_7_get_pending_command() {
+        let r = req(
+            "<iq type='set' id='pending1'><command xmlns='http://jabber.org/protocol/commands' \
+            node='http://jabber.org/protocol/pubsub#get-pending' action='execute'/></iq>",
+        );
+        assert_eq!(r, Request::PendingNodes);
+        let r = req("<iq type='set' id='pending2'><command xmlns='http://jabber.org/protocol/commands' \
+            sessionid='pubsub-get-pending' node='http://jabber.org/protocol/pubsub#get-pending' action='execute'>\
+            <x xmlns='jabber:x:data' type='submit'><field var='pubsub#node'><value>princely_musings</value></field></x>\
+            </command></iq>");
+        assert_eq!(
+            r,
+            Request::GetPending {
+                node: "princely_musings".into()
+            }
+        );
+        let e = error("<iq type='set' id='c'><command xmlns='http://jabber.org/protocol/commands' node='urn:nope'/></iq>");
+        assert_eq!(e.defined_condition, C::ItemNotFound);
+        let e = error(
+            "<iq type='get' id='c'><command xmlns='http://jabber.org/protocol/commands' \
+            node='http://jabber.org/protocol/pubsub#get-pending'/></iq>",
+        );
+        assert_eq!(e.defined_condition, C::BadRequest);
+        let e = error("<iq type='set' id='c'><command xmlns='http://jabber.org/protocol/commands' \
+            node='http://jabber.org/protocol/pubsub#get-pending'><x xmlns='jabber:x:data' type='submit'/></command></iq>");
         assert_eq!(e.defined_condition, C::BadRequest);
     }
 

@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use minidom::Element;
-use roost_nodes::{Reply, Request, Subscription, SubscriptionState};
+use roost_nodes::{Reply, Request, RsmPage, Subscription, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
 use xmpp_parsers::jid::Jid;
@@ -19,9 +19,10 @@ use xmpp_parsers::pubsub::pubsub::{
     Options, PubSub, Publish,
 };
 use xmpp_parsers::pubsub::{AffiliationAttribute, ItemId, NodeName, SubscriptionId};
+use xmpp_parsers::rsm::{First, SetResult};
 
-use super::forms::{metadata_form, node_config_form, sub_options_form};
-use super::{attr, payload_element};
+use super::forms::{metadata_form, node_config_form, pending_nodes_form, sub_options_form};
+use super::{attr, payload_element, GET_PENDING_NODE, NS_COMMANDS};
 
 /// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
 /// subscriptions and affiliations look alike for the owner requests (§8.8.1, §8.9.1) and the
@@ -117,22 +118,29 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
         }
         // Example 75. The publisher attribute is left out: it is only for
         // `pubsub#itemreply = publisher`, which the reply does not carry.
-        Reply::Items { node, items } => PubSub::Items(Items {
-            max_items: None,
-            node: NodeName(node.clone()),
-            subid: None,
-            items: items
-                .iter()
-                .map(|i| PsItem {
-                    id: Some(ItemId(i.id.clone())),
-                    publisher: None,
-                    payload: payload_element(&i.payload),
-                })
-                .collect(),
-        })
-        .into(),
+        // With a page, the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
+        Reply::Items { node, items, page } => {
+            let mut pubsub: Element = PubSub::Items(Items {
+                max_items: None,
+                node: NodeName(node.clone()),
+                subid: None,
+                items: items
+                    .iter()
+                    .map(|i| PsItem {
+                        id: Some(ItemId(i.id.clone())),
+                        publisher: None,
+                        payload: payload_element(&i.payload),
+                    })
+                    .collect(),
+            })
+            .into();
+            if let Some(page) = page {
+                pubsub.append_child(set_result(page).into());
+            }
+            pubsub
+        }
         // Example 10.
-        Reply::Nodes(nodes) => DiscoItemsResult {
+        Reply::Nodes { nodes, page } => DiscoItemsResult {
             node: None,
             items: nodes
                 .iter()
@@ -142,7 +150,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     name: Some(n.title.clone()).filter(|t| !t.is_empty()),
                 })
                 .collect(),
-            rsm: None,
+            rsm: page.as_ref().map(set_result),
         }
         .into(),
         // Examples 12, 14.
@@ -159,7 +167,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
         }
         .into(),
         // Example 15.
-        Reply::ItemIds { node, ids } => DiscoItemsResult {
+        Reply::ItemIds { node, ids, page } => DiscoItemsResult {
             node: Some(node.clone()),
             items: ids
                 .iter()
@@ -169,9 +177,22 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     name: Some(id.clone()),
                 })
                 .collect(),
-            rsm: None,
+            rsm: page.as_ref().map(set_result),
         }
         .into(),
+        // §8.7 example 196: the get-pending command's form. The command is stateless: the
+        // second step carries the node, so the session id only echoes the command.
+        Reply::PendingNodes { nodes } => command(GET_PENDING_NODE, "executing")
+            .append(Element::from(pending_nodes_form(nodes)))
+            .build(),
+        // §8.7 example 200: the authorization requests went out as messages.
+        Reply::PendingSent { node } => command(GET_PENDING_NODE, "completed")
+            .append(
+                attr(Element::builder("note", NS_COMMANDS), "type", "info").append(format!(
+                    "Pending subscription requests of node {node} sent."
+                )),
+            )
+            .build(),
         // Examples 17, 21 (entity) and 185 (owner).
         Reply::Subscriptions { node, subs } => {
             let namespace = if owner { ns::PUBSUB_OWNER } else { ns::PUBSUB };
@@ -238,6 +259,30 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
 /// `<subscribe-options><required/></subscribe-options>` (example 43); with `announce`, a
 /// configured subscription carries an empty `<subscribe-options/>` to say options are
 /// supported (example 45).
+/// An XEP-0050 `<command/>` result for `node` in `status`.
+fn command(node: &str, status: &str) -> minidom::ElementBuilder {
+    let b = attr(Element::builder("command", NS_COMMANDS), "node", node);
+    let b = attr(b, "sessionid", GET_PENDING_SESSION);
+    attr(b, "status", status)
+}
+
+/// The session id of every get-pending exchange (see `Reply::PendingNodes` above).
+const GET_PENDING_SESSION: &str = "pubsub-get-pending";
+
+/// A page as XEP-0059 §2 reports it: `<first index='…'/>`, `<last/>`, `<count/>`; an
+/// empty page carries the count alone (§2.6).
+fn set_result(page: &RsmPage) -> SetResult {
+    let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    SetResult {
+        first: page.first.as_ref().map(|(id, index)| First {
+            index: Some(usize_of(*index)),
+            item: id.clone(),
+        }),
+        last: page.last.clone(),
+        count: Some(usize_of(page.count)),
+    }
+}
+
 fn subscription_elem(
     namespace: &str,
     node: Option<&str>,
@@ -449,6 +494,7 @@ mod tests {
                     item("corrupt", "<entry"),
                     item("empty", ""),
                 ],
+                page: None,
             },
             &service(), false
         )
@@ -462,21 +508,110 @@ mod tests {
         assert!(list[0].has_child("entry", "http://www.w3.org/2005/Atom"));
         assert_eq!(list[1].children().count(), 0);
         assert_eq!(list[2].children().count(), 0);
+        // Unpaged requests get no <set/>.
+        assert_eq!(e.children().count(), 1);
+    }
+
+    #[test]
+    fn s8_7_examples_196_200_get_pending_replies() {
+        let e = reply_payload(
+            &Reply::PendingNodes {
+                nodes: vec!["princely_musings".into(), "news_from_elsinore".into()],
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert!(e.is("command", NS_COMMANDS));
+        assert_eq!(e.attr("node"), Some(GET_PENDING_NODE));
+        assert_eq!(e.attr("status"), Some("executing"));
+        let x = e.get_child("x", ns::DATA_FORMS).unwrap();
+        let field = x
+            .children()
+            .find(|f| f.attr("var") == Some("pubsub#node"))
+            .unwrap();
+        assert_eq!(field.attr("type"), Some("list-single"));
+        assert_eq!(field.children().filter(|c| c.name() == "option").count(), 2);
+        let e = reply_payload(
+            &Reply::PendingSent {
+                node: "princely_musings".into(),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.attr("status"), Some("completed"));
+    }
+
+    #[test]
+    fn xep0059_paged_replies() {
+        let page = RsmPage {
+            first: Some(("a".into(), 3)),
+            last: Some("b".into()),
+            count: 10,
+        };
+        let expected_set: Element = "<set xmlns='http://jabber.org/protocol/rsm'>\
+            <first index='3'>a</first><last>b</last><count>10</count></set>"
+            .parse()
+            .unwrap();
+        let e = reply_payload(
+            &Reply::Items {
+                node: "n".into(),
+                items: vec![],
+                page: Some(page.clone()),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert!(e.has_child("items", ns::PUBSUB));
+        assert_eq!(e.get_child("set", ns::RSM), Some(&expected_set));
+        let e = reply_payload(
+            &Reply::ItemIds {
+                node: "n".into(),
+                ids: vec!["a".into(), "b".into()],
+                page: Some(page.clone()),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.get_child("set", ns::RSM), Some(&expected_set));
+        // An empty page: the count alone (XEP-0059 §2.6).
+        let e = reply_payload(
+            &Reply::Nodes {
+                nodes: vec![],
+                page: Some(RsmPage {
+                    first: None,
+                    last: None,
+                    count: 7,
+                }),
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let set = e.get_child("set", ns::RSM).unwrap();
+        assert_eq!(set.children().count(), 1);
+        assert_eq!(set.get_child("count", ns::RSM).unwrap().text(), "7");
     }
 
     #[test]
     fn examples_10_15_disco() {
         let e = reply_payload(
-            &Reply::Nodes(vec![
-                NodeSummary {
-                    node: "Romeoance".into(),
-                    title: "Letters to my Beloved".into(),
-                },
-                NodeSummary {
-                    node: "untitled".into(),
-                    title: String::new(),
-                },
-            ]),
+            &Reply::Nodes {
+                nodes: vec![
+                    NodeSummary {
+                        node: "Romeoance".into(),
+                        title: "Letters to my Beloved".into(),
+                    },
+                    NodeSummary {
+                        node: "untitled".into(),
+                        title: String::new(),
+                    },
+                ],
+                page: None,
+            },
             &service(),
             false,
         )
@@ -491,6 +626,7 @@ mod tests {
             &Reply::ItemIds {
                 node: "princely_musings".into(),
                 ids: vec!["368866411b877c30064a5f62b917cffe".into()],
+                page: None,
             },
             &service(),
             false,

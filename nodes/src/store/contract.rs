@@ -4,7 +4,7 @@
 //! sled, with a reopen between steps so that what was read back from memory is also what
 //! survives a restart. A failing check panics (these are tests) naming the check.
 
-use super::{Change, ChangeSet, Snapshot, Store};
+use super::{Change, ChangeSet, ItemRange, Snapshot, Store};
 use crate::model::*;
 use crate::{BareJid, Jid};
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub fn run_all<S: Store>(mut make: impl FnMut() -> S, reopen: Reopen<'_, S>) {
         ("in_order_within_a_change_set", in_order::<S>),
         ("names_that_share_prefixes", shared_prefixes::<S>),
         ("many_items", many_items::<S>),
+        ("item_ranges", item_ranges::<S>),
+        ("expiry_index", expiry_index::<S>),
     ];
     for (name, check) in checks {
         eprintln!("store contract: {name}");
@@ -815,6 +817,170 @@ fn many_items<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
         assert_eq!(get(s, 1, "item-777"), Some(item("item-777", seq_of(777))));
         assert_eq!(get(s, 1, "last"), Some(item("last", 70_000)));
         assert_eq!(seqs(&latest(s, 2, None)), [1]);
+    };
+    check(&s);
+    let s = cycle(s, r);
+    check(&s);
+    s
+}
+
+/// `items_range` and `count_before` (RSM paging): bounds exclusive, skip and limit from
+/// either end, oldest first always, other nodes never seen, gaps in seq (retractions) and
+/// byte-boundary seqs handled.
+fn item_ranges<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
+    let seq_list: Vec<u64> = vec![1, 2, 3, 5, 8, 255, 256, 257, 65_536, u64::MAX - 1];
+    let mut changes = vec![
+        Change::PutNode(node("paged", 1)),
+        Change::PutNode(node("other", 2)),
+    ];
+    changes.extend(put_items(
+        1,
+        // `item()` derives its timestamp from seq, which would overflow near u64::MAX.
+        seq_list.iter().map(|q| Item {
+            seq: *q,
+            ..item(&format!("p{q}"), 0)
+        }),
+    ));
+    changes.extend(put_items(2, (1..=20).map(|q| item(&format!("o{q}"), q))));
+    commit(&mut s, changes);
+
+    let range = |s: &S, after, before, skip, limit, from_end| -> Vec<u64> {
+        let r = ItemRange {
+            after,
+            before,
+            skip,
+            limit,
+            from_end,
+        };
+        let items = s
+            .items_range(1, &r)
+            .unwrap_or_else(|e| panic!("items_range failed: {e}"));
+        seqs(&items)
+    };
+    let count = |s: &S, before| {
+        s.count_before(1, before)
+            .unwrap_or_else(|e| panic!("count_before failed: {e}"))
+    };
+    let check = |s: &S| {
+        assert_eq!(range(s, None, None, 0, u64::MAX, false), seq_list);
+        assert_eq!(range(s, None, None, 0, 3, false), [1, 2, 3]);
+        assert_eq!(range(s, Some(3), None, 0, 3, false), [5, 8, 255]);
+        assert_eq!(range(s, Some(4), None, 1, 2, false), [8, 255]);
+        assert_eq!(range(s, None, Some(256), 0, 3, true), [5, 8, 255]);
+        assert_eq!(range(s, None, None, 0, 2, true), [65_536, u64::MAX - 1]);
+        assert_eq!(range(s, None, None, 1, 2, true), [257, 65_536]);
+        assert_eq!(range(s, Some(2), Some(256), 0, 10, false), [3, 5, 8, 255]);
+        assert_eq!(range(s, Some(2), Some(256), 0, 10, true), [3, 5, 8, 255]);
+        assert_eq!(range(s, Some(2), Some(3), 0, 10, false), Vec::<u64>::new());
+        assert_eq!(range(s, Some(9), Some(3), 0, 10, false), Vec::<u64>::new());
+        assert_eq!(range(s, None, Some(0), 0, 10, true), Vec::<u64>::new());
+        assert_eq!(
+            range(s, Some(u64::MAX), None, 0, 10, false),
+            Vec::<u64>::new()
+        );
+        assert_eq!(range(s, None, None, 0, 0, false), Vec::<u64>::new());
+        assert_eq!(range(s, None, None, 100, 10, false), Vec::<u64>::new());
+        assert_eq!(count(s, None), seq_list.len() as u64);
+        assert_eq!(count(s, Some(1)), 0);
+        assert_eq!(count(s, Some(256)), 6);
+        assert_eq!(count(s, Some(257)), 7);
+        assert_eq!(count(s, Some(u64::MAX)), seq_list.len() as u64);
+        assert_eq!(s.count_before(3, None).ok(), Some(0));
+        let whole = s
+            .items_range(
+                1,
+                &ItemRange {
+                    after: None,
+                    before: None,
+                    skip: 0,
+                    limit: u64::MAX,
+                    from_end: false,
+                },
+            )
+            .unwrap_or_else(|e| panic!("items_range failed: {e}"));
+        assert_eq!(whole, latest(s, 1, None), "ranges return whole items");
+    };
+    check(&s);
+    let s = cycle(s, r);
+    check(&s);
+    s
+}
+
+/// The item expiry index: entries come back by time (then uid, seq), only those due,
+/// at most `limit`; unscheduling removes one; they survive a reopen; deleting items or
+/// nodes leaves them (readers skip stale ones), and times straddling byte boundaries
+/// keep their order.
+fn expiry_index<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
+    let due = |s: &S, now, limit| {
+        s.due_expiries(now, limit)
+            .unwrap_or_else(|e| panic!("due_expiries failed: {e}"))
+    };
+    commit(
+        &mut s,
+        vec![
+            Change::PutNode(node("exp", 1)),
+            Change::ScheduleExpiry {
+                at: 300,
+                uid: 1,
+                seq: 3,
+            },
+            Change::ScheduleExpiry {
+                at: 255,
+                uid: 1,
+                seq: 2,
+            },
+            Change::ScheduleExpiry {
+                at: 256,
+                uid: 2,
+                seq: 1,
+            },
+            Change::ScheduleExpiry {
+                at: 256,
+                uid: 1,
+                seq: 9,
+            },
+            Change::ScheduleExpiry {
+                at: 70_000,
+                uid: 1,
+                seq: 4,
+            },
+        ],
+    );
+    let check = |s: &S| {
+        assert!(due(s, 254, 10).is_empty());
+        assert_eq!(due(s, 255, 10), [(255, 1, 2)]);
+        assert_eq!(due(s, 299, 10), [(255, 1, 2), (256, 1, 9), (256, 2, 1)]);
+        assert_eq!(due(s, 300, 2), [(255, 1, 2), (256, 1, 9)]);
+        assert_eq!(due(s, u64::MAX, 10).len(), 5);
+    };
+    check(&s);
+    let mut s = cycle(s, r);
+    check(&s);
+    commit(
+        &mut s,
+        vec![
+            Change::UnscheduleExpiry {
+                at: 256,
+                uid: 1,
+                seq: 9,
+            },
+            // Unscheduling what is not there is a no-op.
+            Change::UnscheduleExpiry {
+                at: 1,
+                uid: 1,
+                seq: 1,
+            },
+            Change::DeleteNode {
+                name: "exp".into(),
+                uid: 1,
+            },
+        ],
+    );
+    let check = |s: &S| {
+        assert_eq!(
+            due(s, u64::MAX, 10),
+            [(255, 1, 2), (256, 2, 1), (300, 1, 3), (70_000, 1, 4)]
+        );
     };
     check(&s);
     let s = cycle(s, r);

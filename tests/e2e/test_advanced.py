@@ -448,10 +448,8 @@ def published_ids(m):
 async def test_time_item_expire_leases_digests(ctx):
     import datetime
     async with ctx.client("alice") as ca, ctx.client("bob") as cb, ctx.client("carol") as cc:
-        if not await claims(ca, ctx.service, "http://jabber.org/protocol/pubsub#leased-subscription"):
-            # Nothing runs the engine's tick yet: time-driven work is off and unclaimed.
-            print("  (time-driven work not wired: service does not claim leased-subscription)")
-            return
+        check(await claims(ca, ctx.service, "http://jabber.org/protocol/pubsub#leased-subscription"),
+              "the service does not claim pubsub#leased-subscription")
         for c in (ca, cb, cc):
             send_available(c)
         bi, ci = Inbox(cb), Inbox(cc)
@@ -488,3 +486,56 @@ async def test_time_item_expire_leases_digests(ctx):
         m = await ci.wait(items_event(node3), 8, "digest")
         check(published_ids(m) == ["d1", "d2"], f"digest items: {xml(m)}")
         await ci.quiet(items_event(node3), 0.5, "a second message for the same period")
+
+
+def _stamp(secs):
+    import datetime
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=secs)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_time_expiry_and_lease_survive_restart_and_lease_renewal(ctx):
+    """Item expiry and a subscription lease set before a Roost restart still happen after it;
+    renewing a lease by setting a new pubsub#expire keeps the subscription past the old end."""
+    async with ctx.client("alice") as ca, ctx.client("bob") as cb:
+        for c in (ca, cb):
+            send_available(c)
+        bi = Inbox(cb)
+        a, b = PS(ctx, ca), PS(ctx, cb)
+        bob = ctx.jid("bob")
+
+        expiring = new_node("expire-restart")
+        await a.create(expiring, {"pubsub#item_expire": "4", "pubsub#notify_retract": "1"})
+        await b.subscribe(expiring, bob)
+        leased = new_node("lease-restart")
+        await a.create(leased)
+        sub = await b.subscribe(leased, bob, {"pubsub#expire": _stamp(5)})
+        subid = sub.get("subid")
+        renewed = new_node("lease-renew")
+        await a.create(renewed)
+        rsub = await b.subscribe(renewed, bob, {"pubsub#expire": _stamp(5)})
+        rsubid = rsub.get("subid")
+        await a.publish(expiring, "gone-later")
+        await bi.wait(items_event(expiring), 5, "publish notification")
+
+        await ctx.restart_roost()
+
+        # Renew before the old end (5 s from subscribing): push it 60 s out.
+        form = (f"<options node='{renewed}' jid='{bob}' subid='{rsubid}'><x xmlns='{NS_DATA}' type='submit'>"
+                f"<field var='FORM_TYPE' type='hidden'><value>{SUB_OPTIONS}</value></field>"
+                f"<field var='pubsub#expire'><value>{_stamp(60)}</value></field></x></options>")
+        await b.ok("set", form, what="renew the lease")
+
+        await bi.wait(retract_event(expiring, "gone-later"), 10, "retraction after the restart")
+        got, _ = await b.items_page(expiring, "")
+        check(got == [], f"expired item still retrievable after the restart: {got}")
+        await bi.wait(sub_event(leased, "none"), 10, "end of the lease after the restart")
+        r = await a.ok("get", f"<subscriptions node='{leased}'/>", NS_PUBSUB_OWNER, what="owner subscriptions")
+        left = [x.get("subid") for x in r.iter(q("subscription", NS_PUBSUB_OWNER))]
+        check(subid not in left, f"leased subscription still listed: {left}")
+        # The renewed lease outlived its first end, and still delivers.
+        r = await a.ok("get", f"<subscriptions node='{renewed}'/>", NS_PUBSUB_OWNER, what="owner subscriptions")
+        left = [x.get("subid") for x in r.iter(q("subscription", NS_PUBSUB_OWNER))]
+        check(rsubid in left, f"renewed subscription ended at its old expiry: {left}")
+        await a.publish(renewed, "still-here")
+        await bi.wait(items_event(renewed), 5, "notification on the renewed subscription")

@@ -5,12 +5,15 @@
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
 //! - [`link`]: the component connection, handshake and reconnection backoff;
 //! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
+//! - [`presence`]: presence subscriptions with users and their availability, for
+//!   presence-bound delivery;
 //! - [`quota`]: per-JID request-rate buckets;
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
 //!   notification messages.
 
 pub mod config;
 pub mod link;
+pub mod presence;
 pub mod pubsub;
 pub mod quota;
 pub mod server;

@@ -5,6 +5,7 @@
 //! which gives FIFO order per publisher without locks.
 
 use crate::link::{self, Backoff, Link, LinkError};
+use crate::presence;
 use crate::pubsub::{self, IqKind};
 use crate::quota::Quotas;
 use crate::Config;
@@ -64,7 +65,16 @@ pub struct Roost<S: Store> {
     /// building on them) would acknowledge what a restart forgets.
     degraded: bool,
     last_recovery_ms: u64,
+    /// When the current session began, until the presence probes sent then have had time
+    /// to be answered (see [`PROBE_GRACE_MS`]).
+    probing_since_ms: Option<u64>,
+    /// The engine was rebuilt from the store and so forgot every presence: probe again.
+    reprobe: bool,
 }
+
+/// How long after a (re)connect answers to probes are taken as resources that were online
+/// all along rather than coming online (no `on_sub_and_presence` item is sent again).
+const PROBE_GRACE_MS: u64 = 10_000;
 
 impl<S: Store> Roost<S> {
     /// Wrap an engine for the component domain of `cfg`.
@@ -83,6 +93,8 @@ impl<S: Store> Roost<S> {
             storage_failed: false,
             degraded: false,
             last_recovery_ms: 0,
+            probing_since_ms: None,
+            reprobe: false,
         }
     }
 
@@ -132,6 +144,7 @@ impl<S: Store> Roost<S> {
             Ok(service) => {
                 self.service = service;
                 self.degraded = false;
+                self.reprobe = true;
                 info!("store reopened; the service state is what is on disk again");
             }
             Err(e) => warn!("the store cannot be reopened yet ({e}); requests fail until it can"),
@@ -167,11 +180,45 @@ impl<S: Store> Roost<S> {
             // bounces of our own notifications.
             Stanza::Iq(_) => Vec::new(),
             Stanza::Message(m) => self.handle_message(m),
-            Stanza::Presence(p) => {
-                debug!(from = ?p.from, type_ = ?p.type_, "ignoring presence");
-                Vec::new()
-            }
+            Stanza::Presence(p) => self.handle_presence(p),
         }
+    }
+
+    /// Presence to the service: subscription handshakes, probes, and the availability of
+    /// users who share their presence with it (see [`crate::presence`]).
+    fn handle_presence(&mut self, p: xmpp_parsers::presence::Presence) -> Vec<Stanza> {
+        if self.degraded {
+            return Vec::new();
+        }
+        let outcome = presence::handle_presence(&mut self.service, &self.jid, p);
+        if outcome.storage_failed {
+            self.storage_failed = true;
+        }
+        let mut out: Vec<Stanza> = outcome.replies.into_iter().map(Stanza::from).collect();
+        for n in &outcome.notifications {
+            let nid = self.new_id();
+            out.push(pubsub::notification_message(n, &self.jid, nid).into());
+        }
+        out
+    }
+
+    /// What to send first on every (re)connect: probes of every user whose presence the
+    /// service needs, since what it knew may be stale.
+    pub fn on_connect(&mut self) -> Vec<Stanza> {
+        self.probing_since_ms = Some(now_millis());
+        presence::on_connect(&mut self.service, &self.jid)
+            .into_iter()
+            .map(Stanza::from)
+            .collect()
+    }
+
+    /// Presence subscription requests for users who just started needing one (e.g. they
+    /// subscribed to a node that delivers by presence).
+    fn presence_requests(&mut self) -> Vec<Stanza> {
+        presence::subscription_requests(&mut self.service, &self.jid)
+            .into_iter()
+            .map(Stanza::from)
+            .collect()
     }
 
     /// Time-driven work (item expiry, subscription leases, digests), as stanzas to send
@@ -180,9 +227,20 @@ impl<S: Store> Roost<S> {
         if self.degraded {
             return Vec::new();
         }
+        if let Some(since) = self.probing_since_ms {
+            if now_millis().saturating_sub(since) >= PROBE_GRACE_MS {
+                self.service.presence.forget_stale();
+                self.probing_since_ms = None;
+            }
+        }
+        let probes = if std::mem::take(&mut self.reprobe) {
+            self.on_connect()
+        } else {
+            Vec::new()
+        };
         match self.service.tick(now_millis()) {
             Ok(notifications) => {
-                let mut out = Vec::with_capacity(notifications.len());
+                let mut out = probes;
                 for n in &notifications {
                     let nid = self.new_id();
                     out.push(pubsub::notification_message(n, &self.jid, nid).into());
@@ -194,7 +252,7 @@ impl<S: Store> Roost<S> {
                     self.storage_failed = true;
                 }
                 error!("timed work failed, nothing was changed: {e}");
-                Vec::new()
+                probes
             }
         }
     }
@@ -205,6 +263,12 @@ impl<S: Store> Roost<S> {
         let Some(from) = m.from.clone() else {
             return Vec::new();
         };
+        if m.type_ == xmpp_parsers::message::MessageType::Error {
+            if !self.degraded {
+                presence::bounced(&mut self.service, &from);
+            }
+            return Vec::new();
+        }
         let req = match pubsub::parse_message(&m, &from) {
             None => {
                 debug!(%from, "ignoring message to the service");
@@ -223,6 +287,7 @@ impl<S: Store> Roost<S> {
                     let nid = self.new_id();
                     out.push(pubsub::notification_message(n, &self.jid, nid).into());
                 }
+                out.extend(self.presence_requests());
                 out
             }
             Err(e) => {
@@ -275,6 +340,16 @@ impl<S: Store> Roost<S> {
                     match self.service.handle(&from, req, now) {
                         Ok(outcome) => {
                             let mut out = Vec::with_capacity(1 + outcome.notifications.len());
+                            // XEP-0313 §4.2: archive results go out before the IQ result.
+                            let service = self.jid.clone();
+                            let msgs = pubsub::reply_messages(
+                                &outcome.reply,
+                                &payload,
+                                &service,
+                                &from,
+                                &mut || self.new_id(),
+                            );
+                            out.extend(msgs.into_iter().map(Stanza::from));
                             out.push(self.result(
                                 &from,
                                 id,
@@ -284,6 +359,7 @@ impl<S: Store> Roost<S> {
                                 let nid = self.new_id();
                                 out.push(pubsub::notification_message(n, &self.jid, nid).into());
                             }
+                            out.extend(self.presence_requests());
                             return out;
                         }
                         Err(e) => {
@@ -571,6 +647,10 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long a `<conflict/>` at start-up is retried before Roost concludes that another
+/// instance holds the domain.
+const CONFLICT_PATIENCE: Duration = Duration::from_secs(4);
+
 /// Keep the link up until `shutdown` turns true: connect, serve, reconnect with backoff.
 pub async fn run<S: Store>(
     cfg: &Config,
@@ -581,6 +661,7 @@ pub async fn run<S: Store>(
     let mut backoff = Backoff::new(Duration::from_secs(5));
     let mut ever_connected = false;
     let mut attempt: u64 = 0;
+    let started = std::time::Instant::now();
     loop {
         let delay = backoff.next_delay();
         if !delay.is_zero() {
@@ -600,13 +681,18 @@ pub async fn run<S: Store>(
         };
         let mut link = match connected {
             Ok(link) => link,
-            // A wrong secret never heals. A conflict at first start means another instance
-            // owns the domain; after a server restart it may be our own stale session, so
-            // keep retrying then.
+            // A wrong secret never heals. A conflict after we were connected may be our own
+            // stale session on a restarted server, so keep retrying then.
             Err(e @ LinkError::BadSecret { .. }) | Err(e @ LinkError::Refused { .. }) => {
                 return Err(e.into())
             }
-            Err(e @ LinkError::Conflict { .. }) if !ever_connected => return Err(e.into()),
+            // On a quick restart the server may not have dropped our previous session yet;
+            // only a conflict that outlasts that window means another instance owns the domain.
+            Err(e @ LinkError::Conflict { .. })
+                if !ever_connected && started.elapsed() >= CONFLICT_PATIENCE =>
+            {
+                return Err(e.into())
+            }
             Err(e) => {
                 warn!(attempt, "{e}; retrying");
                 continue;
@@ -616,6 +702,21 @@ pub async fn run<S: Store>(
         backoff.reset();
         attempt = 0;
         info!(server = %cfg.server, "connected as {domain}");
+        let hello = roost.on_connect();
+        if !hello.is_empty() {
+            info!(probes = hello.len(), "probing the presence of subscribers");
+        }
+        let mut sent = Ok(());
+        for st in &hello {
+            sent = link.feed(st).await;
+            if sent.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = sent.and(SinkExt::<&Stanza>::flush(&mut link).await) {
+            warn!("link lost: write failed: {e}; reconnecting");
+            continue;
+        }
         match serve(&mut link, roost, &mut shutdown).await {
             SessionEnd::Shutdown => {
                 info!("closing the stream");
@@ -839,6 +940,50 @@ mod tests {
         assert_eq!(calls.get(), 2);
         // The rebuilt engine holds what the store holds: here, nothing, so `a` is gone.
         assert!(is_result(&roost.handle_element(create("a", "4"))));
+    }
+
+    #[test]
+    fn recovery_probes_the_presence_the_rebuilt_engine_forgot() {
+        // A store holding a presence-based node with a subscriber.
+        let mut svc = Service::open(MemStore::default(), Policy::default()).unwrap();
+        let owner: Jid = "alice@localhost/r".parse().unwrap();
+        let patch = roost_nodes::NodeConfigPatch {
+            presence_based_delivery: Some(true),
+            ..Default::default()
+        };
+        let create = roost_nodes::Request::Create {
+            node: Some("n".into()),
+            config: Some(patch),
+        };
+        svc.handle(&owner, create, 1).unwrap();
+        let sub = roost_nodes::Request::Subscribe {
+            node: "n".into(),
+            jid: "bob@localhost".parse().unwrap(),
+            options: None,
+        };
+        let bob: Jid = "bob@localhost/r".parse().unwrap();
+        svc.handle(&bob, sub, 1).unwrap();
+        let disk = std::mem::take(svc.store_mut());
+
+        let (mut roost, _calls) = roost_with_recovery(disk, Rc::new(Cell::new(false)));
+        assert!(
+            roost.tick().is_empty(),
+            "nothing to probe before the failure"
+        );
+        roost.after_batch(false);
+        assert!(!roost.is_degraded());
+        let probes: Vec<_> = roost
+            .tick()
+            .into_iter()
+            .filter_map(|st| match st {
+                Stanza::Presence(p) if p.type_ == xmpp_parsers::presence::Type::Probe => {
+                    p.to.map(|t| t.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(probes, vec!["bob@localhost".to_owned()]);
+        assert!(roost.tick().is_empty(), "probed once");
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub use error::Error;
 pub use model::*;
 pub use policy::Policy;
 pub use request::{
-    Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
-    RsmQuery, SubscriptionChange,
+    Event, HistoryFilter, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request,
+    RsmPage, RsmQuery, SubscriptionChange,
 };
 pub use service::Service;
 pub use store::{Change, ChangeSet, Expiry, ItemRange, MemStore, Snapshot, Store, StoreError};

@@ -2,12 +2,16 @@
 
 use crate::model::Show;
 use crate::{BareJid, FullJid};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Available resources of each bare JID, with their `show`.
 #[derive(Debug, Clone, Default)]
 pub struct PresenceTable {
     online: HashMap<BareJid, BTreeMap<String, Show>>,
+    /// Resources that were available before the last [`PresenceTable::clear`] and have not
+    /// been heard of since: when one reports again (typically answering a probe after a
+    /// reconnect) it was online all along, so it does not count as becoming available.
+    stale: HashMap<BareJid, BTreeSet<String>>,
 }
 
 impl PresenceTable {
@@ -18,15 +22,31 @@ impl PresenceTable {
 
     /// `jid` became (or stays) available with `show`. Returns true if it was not available before.
     pub fn available(&mut self, jid: &FullJid, show: Show) -> bool {
-        self.online
+        let new = self
+            .online
             .entry(jid.to_bare())
             .or_default()
             .insert(jid.resource().to_string(), show)
-            .is_none()
+            .is_none();
+        new && !self.unstale(jid)
+    }
+
+    /// Drops `jid` from the stale set; true if it was there.
+    fn unstale(&mut self, jid: &FullJid) -> bool {
+        let bare = jid.to_bare();
+        let Some(res) = self.stale.get_mut(&bare) else {
+            return false;
+        };
+        let was = res.remove(jid.resource().as_str());
+        if res.is_empty() {
+            self.stale.remove(&bare);
+        }
+        was
     }
 
     /// `jid` went offline. Returns true if it was available.
     pub fn unavailable(&mut self, jid: &FullJid) -> bool {
+        self.unstale(jid);
         let bare = jid.to_bare();
         let Some(res) = self.online.get_mut(&bare) else {
             return false;
@@ -41,6 +61,7 @@ impl PresenceTable {
     /// Every resource of `jid` went offline (an unavailable presence from the bare JID).
     pub fn all_unavailable(&mut self, jid: &BareJid) {
         self.online.remove(jid);
+        self.stale.remove(jid);
     }
 
     /// The available resources of `jid`, with their show.
@@ -57,5 +78,26 @@ impl PresenceTable {
             .get(&jid.to_bare())
             .and_then(|m| m.get(jid.resource().as_str()))
             .copied()
+    }
+
+    /// Forget everyone: after the link to the server was lost, unavailable presences may
+    /// have been missed, so nobody is known to be online until they say so again. Who was
+    /// online is remembered as stale until [`PresenceTable::forget_stale`], so that their
+    /// answers to probes do not count as coming online.
+    pub fn clear(&mut self) {
+        for (bare, res) in self.online.drain() {
+            self.stale.entry(bare).or_default().extend(res.into_keys());
+        }
+    }
+
+    /// Stop remembering who was online before the last [`PresenceTable::clear`]: called once
+    /// probes had time to be answered, so that a later login counts as coming online.
+    pub fn forget_stale(&mut self) {
+        self.stale.clear();
+    }
+
+    /// True when nobody is known to be available.
+    pub fn is_empty(&self) -> bool {
+        self.online.is_empty()
     }
 }

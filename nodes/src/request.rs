@@ -127,6 +127,30 @@ pub enum Request {
     /// use the plain variants ([`Request::DiscoNodes`], [`Request::DiscoItems`],
     /// [`Request::Items`]) and get the whole list, unpaged: paging is never forced.
     Page { list: PagedList, rsm: RsmQuery },
+
+    // XEP-0313
+    /// A Message Archive Management query on a node's items: the node's history is its
+    /// stored items, in publish order, with the ItemIDs as archive ids. `filter` narrows
+    /// the list, then `rsm` pages it; a page is never larger than the service's cap.
+    History {
+        node: String,
+        filter: HistoryFilter,
+        rsm: RsmQuery,
+    },
+}
+
+/// The XEP-0313 filter fields that apply to a node's history (§4.1.1 `start`/`end`,
+/// §4.1.2 `after-id`/`before-id`); every bound is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only items published at or after this time.
+    pub start: Option<Millis>,
+    /// Only items published at or before this time.
+    pub end: Option<Millis>,
+    /// Only items published after this ItemID (exclusive).
+    pub after_id: Option<String>,
+    /// Only items published before this ItemID (exclusive).
+    pub before_id: Option<String>,
 }
 
 /// The lists that can be paged with XEP-0059.
@@ -226,6 +250,15 @@ pub enum Reply {
     PendingNodes { nodes: Vec<String> },
     /// The authorization requests for `node` went out as notifications (§8.7).
     PendingSent { node: String },
+    /// One page of a node's history (XEP-0313), oldest first. `complete` is true when the
+    /// page reaches the end of the filtered history in the direction of paging (the newest
+    /// item going forward, the oldest going back with RSM `<before/>`).
+    History {
+        node: String,
+        items: Vec<Item>,
+        complete: bool,
+        page: RsmPage,
+    },
     /// A node's configuration, or the default one when `node` is `None`.
     Config {
         node: Option<String>,

@@ -36,9 +36,12 @@ use crate::request::{
     RsmQuery, SubscriptionChange,
 };
 use crate::store::{Change, ChangeSet, ItemRange, Store};
-use crate::{BareJid, Error, Jid, Millis};
+use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod history;
+pub use history::MAX_HISTORY_PAGE;
 
 /// One node as the engine keeps it in memory (its items stay in the store).
 #[derive(Debug, Clone)]
@@ -75,6 +78,11 @@ pub struct Service<S: Store> {
     policy: Policy,
     /// Available resources, as the component learns them.
     pub presence: PresenceTable,
+    /// Bare JIDs whose presence became needed by an applied change (a subscription to a
+    /// node that delivers by presence, or such a configuration): the component asks them
+    /// for a presence subscription. Not durable: [`Service::presence_wanted`] recomputes
+    /// the whole set from the subscriptions.
+    presence_requests: BTreeSet<BareJid>,
     nodes: BTreeMap<String, NodeState>,
     /// Node uid → NodeID, for changes keyed by uid.
     uids: HashMap<u64, String>,
@@ -122,6 +130,7 @@ impl<S: Store> Service<S> {
             store,
             policy,
             presence: PresenceTable::new(),
+            presence_requests: BTreeSet::new(),
             nodes: BTreeMap::new(),
             uids: HashMap::new(),
             subs_by_jid: HashMap::new(),
@@ -160,6 +169,8 @@ impl<S: Store> Service<S> {
             }
         }
         svc.apply(&load);
+        // Loading asks nobody: the component probes all of `presence_wanted` on connect.
+        svc.presence_requests.clear();
         Ok(svc)
     }
 
@@ -318,14 +329,16 @@ impl<S: Store> Service<S> {
                 if let Event::Items { publisher, .. } = &mut event {
                     *publisher = None;
                 }
-                out.push(Notification {
-                    to: sub.jid.clone(),
-                    node: n.rec.name.clone(),
-                    subids: vec![sub.subid.clone()],
-                    kind: cfg.notification_type,
-                    include_body: sub.options.include_body,
-                    event,
-                });
+                for to in self.targets(cfg, sub) {
+                    out.push(Notification {
+                        to,
+                        node: n.rec.name.clone(),
+                        subids: vec![sub.subid.clone()],
+                        kind: cfg.notification_type,
+                        include_body: sub.options.include_body,
+                        event: event.clone(),
+                    });
+                }
             }
             if let Some(d) = self.digests.get_mut(&key) {
                 d.after_seq = last_seq;
@@ -372,6 +385,11 @@ impl<S: Store> Service<S> {
                 if let Some(n) = self.nodes.get_mut(&rec.name) {
                     if n.rec.uid == rec.uid {
                         n.rec = rec.clone();
+                        for sub in n.subs.values() {
+                            if needs_presence(&n.rec.config, sub) {
+                                self.presence_requests.insert(sub.jid.to_bare());
+                            }
+                        }
                         return;
                     }
                     // A different node under the same name replaces the old one whole.
@@ -442,6 +460,9 @@ impl<S: Store> Service<S> {
                     });
                 } else {
                     self.digests.remove(&key);
+                }
+                if needs_presence(&n.rec.config, sub) {
+                    self.presence_requests.insert(sub.jid.to_bare());
                 }
                 self.subs_by_jid
                     .entry(sub.jid.to_bare())
@@ -597,6 +618,132 @@ impl<S: Store> Service<S> {
         }
     }
 
+    // --------------------------------------------------------------------- presence
+
+    /// A resource's presence changed: `show` is its new show, `None` when it became
+    /// unavailable. Returns the last item of every `on_sub_and_presence` node the JID
+    /// subscribes to when the resource has just become available (not when an available
+    /// resource only changes its show), addressed to that full JID.
+    pub fn presence_changed(
+        &mut self,
+        jid: &FullJid,
+        show: Option<Show>,
+    ) -> Result<Vec<Notification>, Error> {
+        let Some(show) = show else {
+            self.presence.unavailable(jid);
+            return Ok(Vec::new());
+        };
+        // Anyone can send the service directed presence: only those whose presence some
+        // subscription needs take memory.
+        if !self.wants_presence(&jid.to_bare()) {
+            return Ok(Vec::new());
+        }
+        if !self.presence.available(jid, show) {
+            return Ok(Vec::new());
+        }
+        let full = Jid::from(jid.clone());
+        let bare = jid.to_bare();
+        let mut by_node: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
+        for (node, subid) in self.subs_by_jid.get(&bare).into_iter().flatten() {
+            let Some(n) = self.nodes.get(node) else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(subid) else {
+                continue;
+            };
+            let cfg = &n.rec.config;
+            if cfg.send_last_published_item == SendLastPublished::OnSubAndPresence
+                && cfg.deliver_notifications
+                && sub.state == SubscriptionState::Subscribed
+                && sub.options.deliver
+                && sub.options.show_values.contains(&show)
+                && (sub.jid.try_as_full().is_err() || sub.jid == full)
+            {
+                let e = by_node.entry(node.as_str()).or_default();
+                e.0.push(sub.subid.clone());
+                e.1 |= sub.options.include_body;
+            }
+        }
+        let mut out = Vec::new();
+        for (node, (subids, include_body)) in by_node {
+            let Some(n) = self.nodes.get(node) else {
+                continue;
+            };
+            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
+                let publisher = last.publisher.clone();
+                out.push(Notification {
+                    to: full.clone(),
+                    node: node.to_owned(),
+                    subids,
+                    kind: n.rec.config.notification_type,
+                    include_body,
+                    event: items_event(&n.rec.config, vec![last], &publisher),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every bare JID whose presence the service needs: subscribers of nodes with
+    /// `presence_based_delivery` or `send_last_published_item=on_sub_and_presence`, and
+    /// subscriptions narrowed by `pubsub#show-values`. Derived from the subscriptions, so
+    /// it is as durable as they are and needs no storage of its own.
+    pub fn presence_wanted(&self) -> BTreeSet<BareJid> {
+        let mut out = BTreeSet::new();
+        for n in self.nodes.values() {
+            for sub in n.subs.values() {
+                if needs_presence(&n.rec.config, sub) {
+                    out.insert(sub.jid.to_bare());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
+    fn wants_presence(&self, bare: &BareJid) -> bool {
+        self.subs_by_jid
+            .get(bare)
+            .into_iter()
+            .flatten()
+            .any(|(node, subid)| {
+                self.nodes.get(node).is_some_and(|n| {
+                    n.subs
+                        .get(subid)
+                        .is_some_and(|sub| needs_presence(&n.rec.config, sub))
+                })
+            })
+    }
+
+    /// The bare JIDs that became part of [`Service::presence_wanted`] since the last call
+    /// (possibly again): each should be asked for a presence subscription.
+    pub fn take_presence_requests(&mut self) -> BTreeSet<BareJid> {
+        std::mem::take(&mut self.presence_requests)
+    }
+
+    /// Where a notification for `sub` goes: the JID as subscribed or, when its delivery
+    /// depends on presence, each available resource (of a bare JID; only the resource
+    /// itself for a full JID) whose show the subscription accepts. Full JIDs, so that
+    /// the server never stores one offline.
+    fn targets(&self, cfg: &NodeConfig, sub: &Subscription) -> Vec<Jid> {
+        if !presence_bound(cfg, sub) {
+            return vec![sub.jid.clone()];
+        }
+        let accepts = |show: Show| sub.options.show_values.contains(&show);
+        match sub.jid.try_as_full() {
+            Ok(full) => match self.presence.show(full) {
+                Some(show) if accepts(show) => vec![sub.jid.clone()],
+                _ => Vec::new(),
+            },
+            Err(bare) => self
+                .presence
+                .resources(bare)
+                .filter(|(_, show)| accepts(*show))
+                .filter_map(|(res, _)| bare.with_resource_str(res).ok().map(Jid::from))
+                .collect(),
+        }
+    }
+
     // ---------------------------------------------------------------- notifications
 
     /// One notification per subscribed JID (with all its subids, §12.5) whose delivery is
@@ -604,21 +751,23 @@ impl<S: Store> Service<S> {
     fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
         // Digest subscriptions get published items batched by `tick` instead (once it runs).
         let items = matches!(event, Event::Items { .. }) && self.clock_running;
-        let mut by_jid: BTreeMap<&Jid, (Vec<String>, bool)> = BTreeMap::new();
+        let mut by_jid: BTreeMap<Jid, (Vec<String>, bool)> = BTreeMap::new();
         for s in n.subs.values() {
             if s.state == SubscriptionState::Subscribed
                 && s.options.deliver
                 && !(items && s.options.digest)
             {
-                let e = by_jid.entry(&s.jid).or_default();
-                e.0.push(s.subid.clone());
-                e.1 |= s.options.include_body;
+                for to in self.targets(&n.rec.config, s) {
+                    let e = by_jid.entry(to).or_default();
+                    e.0.push(s.subid.clone());
+                    e.1 |= s.options.include_body;
+                }
             }
         }
         by_jid
             .into_iter()
             .map(|(to, (subids, include_body))| Notification {
-                to: to.clone(),
+                to,
                 node: n.rec.name.clone(),
                 subids,
                 kind: n.rec.config.notification_type,
@@ -723,6 +872,7 @@ impl<S: Store> Service<S> {
                 }))
             }
             Request::Page { list, rsm } => self.page(&me, list, &rsm),
+            Request::History { node, filter, rsm } => self.history(&me, node, &filter, &rsm),
             Request::AuthorizeSubscription {
                 node,
                 jid,
@@ -1220,14 +1370,17 @@ impl<S: Store> Service<S> {
         {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
                 let publisher = last.publisher.clone();
-                notifications.push(Notification {
-                    to: jid,
-                    node: node.clone(),
-                    subids: vec![sub.subid.clone()],
-                    kind: cfg.notification_type,
-                    include_body: sub.options.include_body,
-                    event: items_event(cfg, vec![last], &publisher),
-                });
+                let event = items_event(cfg, vec![last], &publisher);
+                for to in self.targets(cfg, &sub) {
+                    notifications.push(Notification {
+                        to,
+                        node: node.clone(),
+                        subids: vec![sub.subid.clone()],
+                        kind: cfg.notification_type,
+                        include_body: sub.options.include_body,
+                        event: event.clone(),
+                    });
+                }
             }
         }
         Ok(Plan {
@@ -1963,4 +2116,20 @@ fn validate_options(opts: &SubOptions, now: Millis) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Whether delivery to `sub` depends on its subscriber's presence: the node delivers by
+/// presence, or the subscription accepts only some shows (which only presence can tell).
+fn presence_bound(cfg: &NodeConfig, sub: &Subscription) -> bool {
+    cfg.presence_based_delivery
+        || !Show::ALL
+            .iter()
+            .all(|s| sub.options.show_values.contains(s))
+}
+
+/// Whether the service must learn `sub`'s subscriber's presence.
+fn needs_presence(cfg: &NodeConfig, sub: &Subscription) -> bool {
+    sub.state == SubscriptionState::Subscribed
+        && (presence_bound(cfg, sub)
+            || cfg.send_last_published_item == SendLastPublished::OnSubAndPresence)
 }

@@ -40,10 +40,11 @@ DEFAULT_TIMEOUT = 60
 CONTEXTS = []  # for last-resort teardown
 
 
-def collect(server, pattern):
+def collect(server, pattern, also=()):
     tests = []
-    for fn in sorted(os.listdir(HERE)):
-        if not (fn.startswith("test_") and fn.endswith(".py")):
+    extra = [f"{m}.py" for m in also]
+    for fn in sorted(os.listdir(HERE)) + extra:
+        if fn not in extra and not (fn.startswith("test_") and fn.endswith(".py")):
             continue
         mod = importlib.import_module(fn[:-3])
         funcs = [(name, f) for name, f in vars(mod).items()
@@ -120,6 +121,8 @@ def main():
                     help="roost --keepalive SECS (default 2 or $ROOST_KEEPALIVE)")
     ap.add_argument("--roost-log", default=os.environ.get("ROOST_LOG", "info"), help="roost --log filter")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--also", action="append", default=[], metavar="MODULE",
+                    help="also run the tests of tests/e2e/MODULE.py (e.g. unreliable_logs, kept out of the suite)")
     args = ap.parse_args()
     if args.keepalive == int(args.keepalive):
         args.keepalive = int(args.keepalive)
@@ -128,7 +131,7 @@ def main():
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     args.roost_bin = os.environ.get("ROOST_BIN") or os.path.join(harness.ROOT, "target", "debug", "roost")
-    tests = collect(args.server, args.pattern)
+    tests = collect(args.server, args.pattern, args.also)
     if not tests:
         print("no tests selected")
         print("0 passed, 0 failed")

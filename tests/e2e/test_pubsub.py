@@ -62,6 +62,8 @@ FEATURE_TESTS = {
     "access-authorize": ["test_advanced.test_authorize_approve_deny_get_pending_and_restart"],
     "get-pending": ["test_advanced.test_authorize_approve_deny_get_pending_and_restart"],
     "leased-subscription": ["test_advanced.test_time_item_expire_leases_digests"],
+    "presence-notifications": ["test_presence.test_presence_based_delivery_resources_and_offline",
+                               "test_presence.test_show_values_online_away"],
 }
 
 _seq = itertools.count(1)

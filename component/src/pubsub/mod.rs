@@ -8,13 +8,15 @@
 //! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
 //! - `forms`: data forms ↔ node configuration, subscription options, node meta-data;
 //! - `errors`: the one table from [`roost_nodes::Error`] to stanza errors;
-//! - `notify`: [`roost_nodes::Notification`] → `<message/>`.
+//! - `notify`: [`roost_nodes::Notification`] → `<message/>`;
+//! - `mam`: XEP-0313 queries on a node's history, their result messages and `<fin/>`.
 //!
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
 mod errors;
 mod forms;
+mod mam;
 mod notify;
 mod parse;
 mod reply;
@@ -28,6 +30,21 @@ pub use notify::notification_message;
 pub use parse::{parse_message, parse_request};
 pub use reply::{owner_namespace, reply_payload};
 
+/// The messages that must precede the IQ result of `reply`, answering the request in
+/// `payload` from `to`: for a history reply (XEP-0313 §4.2) one `<result/>` message per
+/// item, carrying the query's `queryid`; nothing for every other reply. `new_id` names
+/// each message.
+pub fn reply_messages(
+    reply: &roost_nodes::Reply,
+    payload: &Element,
+    service: &xmpp_parsers::jid::Jid,
+    to: &xmpp_parsers::jid::Jid,
+    new_id: &mut dyn FnMut() -> String,
+) -> Vec<xmpp_parsers::message::Message> {
+    let queryid = mam::query_id(payload);
+    mam::result_messages(reply, queryid.as_deref(), service, to, new_id)
+}
+
 /// The type of the IQ a payload arrived in (results and errors never reach the pubsub layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IqKind {
@@ -40,8 +57,9 @@ pub enum IqKind {
 /// The `http://jabber.org/protocol/pubsub#…` features that work end to end (translation and
 /// engine), as disco#info `var`s for the service's identity.
 ///
-/// Deliberately absent until they work: `access-presence`, `access-roster`, `collections`,
-/// `auto-create`, `last-published`, `presence-notifications`.
+/// Deliberately absent until they work: `access-presence`, `access-roster` (they need the
+/// users' rosters, i.e. XEP-0356), `presence-subscribe` (XEP-0060 §9.1 auto-subscription
+/// from entity capabilities), `collections`, `auto-create`, `last-published`.
 pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-authorize",
     "http://jabber.org/protocol/pubsub#access-open",
@@ -62,6 +80,7 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#multi-subscribe",
     "http://jabber.org/protocol/pubsub#outcast-affiliation",
     "http://jabber.org/protocol/pubsub#persistent-items",
+    "http://jabber.org/protocol/pubsub#presence-notifications",
     "http://jabber.org/protocol/pubsub#publish",
     "http://jabber.org/protocol/pubsub#publish-only-affiliation",
     "http://jabber.org/protocol/pubsub#publish-options",

@@ -45,7 +45,7 @@ type Parsed = Result<Request, StanzaError>;
 /// service-level disco/ping/version, or `service-unavailable`. Handles the namespaces
 /// `http://jabber.org/protocol/pubsub` and `…#owner`, disco#info *with* a node
 /// (→ [`Request::NodeMetadata`]) and disco#items (no node → [`Request::DiscoNodes`], a node
-/// → [`Request::DiscoItems`]). Requests Roost does not implement are
+/// → [`Request::DiscoItems`]) and XEP-0313 queries on a node (→ [`Request::History`]). Requests Roost does not implement are
 /// `feature-not-implemented` with `<unsupported feature='…'/>`.
 ///
 /// `from` is the requester. JIDs named in the request are passed through as given: whether
@@ -65,6 +65,8 @@ pub fn parse_request(kind: IqKind, payload: &Element, from: &Jid) -> Option<Pars
         Some(parse_disco_items(kind, payload))
     } else if payload.is("command", NS_COMMANDS) {
         Some(parse_command(kind, payload))
+    } else if payload.is("query", ns::MAM) {
+        Some(super::mam::parse_query(kind, payload))
     } else {
         None
     }
@@ -167,7 +169,7 @@ fn parse_disco_items(kind: IqKind, payload: &Element) -> Parsed {
 /// The XEP-0059 `<set/>` child of `e`, if any. Read by hand: xmpp-parsers' `SetQuery`
 /// uses `usize`, and an empty `<before/>` (the last page, §2.5) must stay distinguishable
 /// from no `<before/>`.
-fn rsm_child(e: &Element) -> Result<Option<RsmQuery>, StanzaError> {
+pub(crate) fn rsm_child(e: &Element) -> Result<Option<RsmQuery>, StanzaError> {
     let Some(set) = e.get_child("set", ns::RSM) else {
         return Ok(None);
     };
@@ -239,7 +241,7 @@ fn subid_attr(e: &Element) -> Option<String> {
 }
 
 /// The data form child of `e`, if any.
-fn form_child(e: &Element) -> Result<Option<DataForm>, StanzaError> {
+pub(crate) fn form_child(e: &Element) -> Result<Option<DataForm>, StanzaError> {
     match e.get_child("x", ns::DATA_FORMS) {
         None => Ok(None),
         Some(x) => DataForm::try_from(x.clone())

@@ -43,6 +43,8 @@ pub fn reply_payload(reply: &Reply, service: &Jid, owner_ns: bool) -> Option<Ele
 fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
     Some(match reply {
         Reply::Done => return None,
+        // XEP-0313 §4.2: the items went out as messages; the result is the <fin/>.
+        Reply::History { .. } => return super::mam::fin(reply),
         // Example 132; harmless for a named node, required for an instant one.
         Reply::Created { node } => PubSub::Create {
             create: Create {
@@ -162,7 +164,10 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                 lang: None,
                 name: None,
             }],
-            features: [ns::PUBSUB.to_owned()].into_iter().collect(),
+            // A node's history can be queried with XEP-0313 (its own feature, per node).
+            features: [ns::PUBSUB.to_owned(), ns::MAM.to_owned()]
+                .into_iter()
+                .collect(),
             extensions: vec![metadata_form(meta)],
         }
         .into(),
@@ -271,7 +276,7 @@ const GET_PENDING_SESSION: &str = "pubsub-get-pending";
 
 /// A page as XEP-0059 §2 reports it: `<first index='…'/>`, `<last/>`, `<count/>`; an
 /// empty page carries the count alone (§2.6).
-fn set_result(page: &RsmPage) -> SetResult {
+pub(crate) fn set_result(page: &RsmPage) -> SetResult {
     let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     SetResult {
         first: page.first.as_ref().map(|(id, index)| First {

@@ -1,0 +1,299 @@
+//! The service's presence: subscription handshakes with users, and the presence of users
+//! who let the service see it, fed into the engine's [`roost_nodes::presence::PresenceTable`].
+//!
+//! Which users' presence the service needs is not stored: the engine derives it from the
+//! subscriptions ([`Service::presence_wanted`]). On every (re)connect the presence table is
+//! emptied (unavailable presences may have been missed while the link was down) and each of
+//! those users is probed, so their servers answer with the current presence of every
+//! available resource within a round trip.
+
+use roost_nodes::{Jid, Notification, Service, Show, Store};
+use tracing::{debug, error};
+use xmpp_parsers::presence::{Presence, Show as XmppShow, Type};
+
+/// What one presence stanza to the service asks for.
+#[derive(Debug, Default)]
+pub struct PresenceOutcome {
+    /// Presence stanzas to send back (subscription answers, probe answers).
+    pub replies: Vec<Presence>,
+    /// Notifications the change triggered (`on_sub_and_presence` last items).
+    pub notifications: Vec<Notification>,
+    /// A storage call failed while reading the last items.
+    pub storage_failed: bool,
+}
+
+fn show_of(p: &Presence) -> Show {
+    match p.show {
+        None => Show::Online,
+        Some(XmppShow::Away) => Show::Away,
+        Some(XmppShow::Chat) => Show::Chat,
+        Some(XmppShow::Dnd) => Show::Dnd,
+        Some(XmppShow::Xa) => Show::Xa,
+    }
+}
+
+fn presence(type_: Type, from: &Jid, to: Jid) -> Presence {
+    Presence::new(type_).with_from(from.clone()).with_to(to)
+}
+
+/// Handle one presence stanza sent to the service `me`.
+pub fn handle_presence<S: Store>(
+    service: &mut Service<S>,
+    me: &Jid,
+    p: Presence,
+) -> PresenceOutcome {
+    let mut out = PresenceOutcome::default();
+    let Some(from) = p.from.clone() else {
+        return out;
+    };
+    let bare = Jid::from(from.to_bare());
+    match p.type_ {
+        // A user asks to see the service's presence: always granted, and the service asks
+        // for theirs in return, which presence-bound delivery needs.
+        Type::Subscribe => {
+            out.replies
+                .push(presence(Type::Subscribed, me, bare.clone()));
+            out.replies.push(presence(Type::Subscribe, me, bare));
+        }
+        Type::Unsubscribe => out.replies.push(presence(Type::Unsubscribed, me, bare)),
+        // The user no longer shares their presence: none of their resources is known
+        // to be online any more.
+        Type::Unsubscribed => service.presence.all_unavailable(&from.to_bare()),
+        Type::Probe => out
+            .replies
+            .push(Presence::available().with_from(me.clone()).with_to(from)),
+        Type::Subscribed => debug!(%from, "presence subscription approved"),
+        Type::None => changed(service, &from, Some(show_of(&p)), &mut out),
+        Type::Unavailable => match from.try_as_full() {
+            Ok(_) => changed(service, &from, None, &mut out),
+            Err(bare) => service.presence.all_unavailable(bare),
+        },
+        // A bounced probe or subscription request: nothing is known about that user.
+        Type::Error => debug!(%from, "presence error"),
+    }
+    out
+}
+
+fn changed<S: Store>(
+    service: &mut Service<S>,
+    from: &Jid,
+    show: Option<Show>,
+    out: &mut PresenceOutcome,
+) {
+    // Available presence from a bare JID (a server speaking for a user, never a resource)
+    // names no resource to deliver to.
+    let Ok(full) = from.try_as_full() else {
+        return;
+    };
+    match service.presence_changed(full, show) {
+        Ok(n) => out.notifications = n,
+        Err(e) => {
+            if matches!(e, roost_nodes::Error::Storage(_)) {
+                out.storage_failed = true;
+            }
+            error!(%from, "sending the last items on presence failed: {e}");
+        }
+    }
+}
+
+/// A message bounced from `from`: when that is a full JID, the resource is gone. ejabberd
+/// does not tell components about the unavailable presence it generates when a client's
+/// stream closes, so a bounced notification is how the service learns it there.
+pub fn bounced<S: Store>(service: &mut Service<S>, from: &Jid) {
+    if let Ok(full) = from.try_as_full() {
+        if service.presence.unavailable(full) {
+            debug!(%from, "notification bounced: resource taken as unavailable");
+        }
+    }
+}
+
+/// Presence subscription requests for the users who newly need one, each with a probe:
+/// a user who approved before (e.g. for another node) is not asked again by their server,
+/// and the probe brings their current presence, which the service ignored until now.
+pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
+    let mut out = Vec::new();
+    for b in service.take_presence_requests() {
+        let to = Jid::from(b);
+        out.push(presence(Type::Subscribe, me, to.clone()));
+        out.push(presence(Type::Probe, me, to));
+    }
+    out
+}
+
+/// What to send right after (re)connecting: the presence table is reset and every user
+/// whose presence the service needs is probed.
+pub fn on_connect<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
+    service.presence.clear();
+    // Requests queued before this session were for a link that is gone: the probes cover
+    // the same users.
+    service.take_presence_requests();
+    service
+        .presence_wanted()
+        .into_iter()
+        .map(|b| presence(Type::Probe, me, Jid::from(b)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::Roost;
+    use crate::Config;
+    use clap::Parser;
+    use minidom::Element;
+    use roost_nodes::{MemStore, Policy, Service};
+    use xmpp_parsers::iq::Iq;
+    use xmpp_parsers::message::Message;
+    use xmpp_parsers::presence::{Presence, Type};
+    use xmpp_parsers::stanza::Stanza;
+
+    fn roost() -> Roost<MemStore> {
+        let cfg = Config::resolve(
+            crate::config::Cli::try_parse_from([
+                "roost",
+                "--jid",
+                "pubsub.localhost",
+                "--secret",
+                "s",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &cfg,
+        )
+    }
+
+    fn el(xml: &str) -> Element {
+        xml.parse().unwrap()
+    }
+
+    fn presence(attrs: &str, inner: &str) -> Stanza {
+        let p = el(&format!(
+            "<presence xmlns='jabber:component:accept' to='pubsub.localhost' {attrs}>{inner}</presence>"
+        ));
+        Stanza::Presence(Presence::try_from(p).unwrap())
+    }
+
+    fn iq(from: &str, inner: &str) -> Stanza {
+        let e = el(&format!(
+            "<iq xmlns='jabber:component:accept' type='set' id='i' from='{from}' \
+             to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>{inner}</pubsub></iq>"
+        ));
+        Stanza::Iq(Iq::try_from(e).unwrap())
+    }
+
+    fn presences(out: &[Stanza]) -> Vec<(Type, String)> {
+        out.iter()
+            .filter_map(|s| match s {
+                Stanza::Presence(p) => Some((p.type_.clone(), p.to.as_ref()?.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notified(out: &[Stanza]) -> Vec<String> {
+        out.iter()
+            .filter_map(|s| match s {
+                Stanza::Message(m) => Some(m.to.as_ref()?.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn setup_presence_node(r: &mut Roost<MemStore>) -> Vec<Stanza> {
+        r.handle_stanza(iq(
+            "alice@localhost/a",
+            "<create node='n'/><configure><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>\
+             <field var='pubsub#presence_based_delivery'><value>1</value></field></x></configure>",
+        ));
+        r.handle_stanza(iq(
+            "bob@localhost/r1",
+            "<subscribe node='n' jid='bob@localhost'/>",
+        ))
+    }
+
+    fn publish(r: &mut Roost<MemStore>) -> Vec<Stanza> {
+        r.handle_stanza(iq(
+            "alice@localhost/a",
+            "<publish node='n'><item><x xmlns='urn:t'/></item></publish>",
+        ))
+    }
+
+    #[test]
+    fn subscription_handshake_and_probe_answers() {
+        let mut r = roost();
+        let out = r.handle_stanza(presence("from='bob@localhost/r' type='subscribe'", ""));
+        assert_eq!(
+            presences(&out),
+            vec![
+                (Type::Subscribed, "bob@localhost".to_owned()),
+                (Type::Subscribe, "bob@localhost".to_owned())
+            ]
+        );
+        let out = r.handle_stanza(presence("from='bob@localhost' type='unsubscribe'", ""));
+        assert_eq!(
+            presences(&out),
+            vec![(Type::Unsubscribed, "bob@localhost".to_owned())]
+        );
+        let out = r.handle_stanza(presence("from='bob@localhost/r' type='probe'", ""));
+        assert_eq!(
+            presences(&out),
+            vec![(Type::None, "bob@localhost/r".to_owned())]
+        );
+    }
+
+    #[test]
+    fn subscribing_to_a_presence_node_asks_for_presence_and_delivery_follows_it() {
+        let mut r = roost();
+        let out = setup_presence_node(&mut r);
+        assert!(matches!(out.first(), Some(Stanza::Iq(Iq::Result { .. }))));
+        assert_eq!(
+            presences(&out),
+            vec![
+                (Type::Subscribe, "bob@localhost".to_owned()),
+                (Type::Probe, "bob@localhost".to_owned())
+            ]
+        );
+        // Directed presence from someone no subscription needs takes no memory.
+        r.handle_stanza(presence("from='mallory@localhost/x'", ""));
+        let mallory = "mallory@localhost".parse().unwrap();
+        assert!(r
+            .service_mut()
+            .presence
+            .resources(&mallory)
+            .next()
+            .is_none());
+        assert!(notified(&publish(&mut r)).is_empty(), "nobody online yet");
+
+        r.handle_stanza(presence("from='bob@localhost/r1'", ""));
+        r.handle_stanza(presence("from='bob@localhost/r2'", "<show>away</show>"));
+        let mut to = notified(&publish(&mut r));
+        to.sort();
+        assert_eq!(to, vec!["bob@localhost/r1", "bob@localhost/r2"]);
+
+        r.handle_stanza(presence("from='bob@localhost/r2' type='unavailable'", ""));
+        assert_eq!(notified(&publish(&mut r)), vec!["bob@localhost/r1"]);
+
+        // A bounce from a full JID: that resource is gone.
+        let bounce = el("<message xmlns='jabber:component:accept' type='error' \
+                         from='bob@localhost/r1' to='pubsub.localhost'>\
+                         <error type='cancel'><service-unavailable \
+                         xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+        r.handle_stanza(Stanza::Message(Message::try_from(bounce).unwrap()));
+        assert!(notified(&publish(&mut r)).is_empty());
+
+        // Reconnecting forgets what was known and probes every subscriber.
+        r.handle_stanza(presence("from='bob@localhost/r1'", ""));
+        let hello = r.on_connect();
+        assert_eq!(
+            presences(&hello),
+            vec![(Type::Probe, "bob@localhost".to_owned())]
+        );
+        assert!(
+            notified(&publish(&mut r)).is_empty(),
+            "stale presence survived a reconnect"
+        );
+    }
+}

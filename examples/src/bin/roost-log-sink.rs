@@ -1,0 +1,533 @@
+//! `roost-log-sink`: collect the lines `roost-log-ship` publishes to a node into a file,
+//! in order, each exactly once, across disconnects and restarts.
+//!
+//! ```text
+//! roost-log-sink --jid bob@localhost --password pw --server 127.0.0.1:5222 \
+//!     --service pubsub.localhost --node logs --out collected.log
+//! ```
+//!
+//! * It subscribes its *full* JID (`--resource`), so notifications come straight to this
+//!   session whatever its presence, and no offline copies pile up while it is away.
+//! * Every line has a number per shipper (see the `roost_examples` crate); the sink writes
+//!   line `n` only after line `n - 1`, and never twice. Items arriving ahead of a gap wait
+//!   in memory until the gap is filled.
+//! * On every (re)connection it subscribes, then catches up from the node's history
+//!   (XEP-0313, paging with RSM after the last item it wrote) while live notifications
+//!   keep arriving; both go through the same numbering, so the switch-over neither loses
+//!   nor repeats a line. If the history no longer has that item, it reads it from the
+//!   start. A gap that the whole history cannot fill (items expired) is reported on
+//!   stderr and skipped.
+//! * The state file (`--state`, default `OUT.state`) holds, fsync'd right after the
+//!   output is flushed and fsync'd, the output size and the last line number per shipper.
+//!   On start the output is cut back to that size, so a crash between the two writes
+//!   repeats nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use minidom::Element;
+use roost_examples::{
+    decode, describe_error, init_logging, is_transient, load_state, open_append, save_state,
+    shipper_of, Incoming, Session, Unit,
+};
+use tokio_xmpp::Stanza;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::stanza_error::DefinedCondition;
+
+const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
+const EVENT_NS: &str = "http://jabber.org/protocol/pubsub#event";
+const MAM_NS: &str = "urn:xmpp:mam:2";
+const RSM_NS: &str = "http://jabber.org/protocol/rsm";
+const FORWARD_NS: &str = "urn:xmpp:forward:0";
+const CLIENT_NS: &str = "jabber:client";
+
+/// History page size asked for while catching up.
+const PAGE: u32 = 250;
+/// How long items may wait behind a gap before the history is asked for it.
+const GAP_PATIENCE: Duration = Duration::from_secs(3);
+/// Items waiting behind gaps, at most; beyond, they are dropped and refetched.
+const MAX_WAITING: usize = 100_000;
+
+/// Collect a node's log lines into a file.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Account to log in with, e.g. bob@localhost.
+    #[arg(long)]
+    jid: Jid,
+
+    /// Password of that account.
+    #[arg(long, env = "ROOST_PASSWORD", hide_env_values = true)]
+    password: String,
+
+    /// Address (host:port) of the server's c2s listener (plaintext TCP).
+    #[arg(long, default_value = "127.0.0.1:5222")]
+    server: String,
+
+    /// JID of the pubsub service.
+    #[arg(long, default_value = "pubsub.localhost")]
+    service: Jid,
+
+    /// Node to collect from.
+    #[arg(long)]
+    node: String,
+
+    /// Output file (appended to).
+    #[arg(long)]
+    out: PathBuf,
+
+    /// State file; defaults to OUT.state.
+    #[arg(long)]
+    state: Option<PathBuf>,
+
+    /// Resource of the subscribed full JID.
+    #[arg(long, default_value = "roost-log-sink")]
+    resource: String,
+
+    /// Seconds to wait for login.
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roost-log-sink: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The output and what was written to it.
+struct Output {
+    file: BufWriter<std::fs::File>,
+    state_path: PathBuf,
+    /// Bytes written (flushed or not).
+    size: u64,
+    /// Last line number written, per shipper.
+    last: BTreeMap<String, u64>,
+    /// The item that brought the newest line: where catching up resumes.
+    last_item: Option<String>,
+    /// Items waiting behind a gap, by (shipper, first line number).
+    waiting: BTreeMap<(String, u64), Vec<Unit>>,
+    /// Since when something has been waiting.
+    waiting_since: Option<Instant>,
+    dirty: bool,
+}
+
+impl Output {
+    /// Take one item: write what follows on from the shipper's last line, keep what is
+    /// ahead of a gap, drop what was written already.
+    fn deliver(&mut self, id: &str, payload: &Element) -> std::io::Result<()> {
+        let (Some(shipper), Some((first, units))) = (shipper_of(id), decode(payload)) else {
+            tracing::warn!(id, "item is not a roost-log-ship batch; ignored");
+            return Ok(());
+        };
+        if units.is_empty() {
+            return Ok(());
+        }
+        if self.apply(shipper, first, &units)? {
+            self.last_item = Some(id.to_owned());
+            // Whatever waited for this may follow now.
+            loop {
+                let next = self.last.get(shipper).copied().unwrap_or(0) + 1;
+                let ready: Vec<(String, u64)> = self
+                    .waiting
+                    .range((shipper.to_owned(), 0)..=(shipper.to_owned(), next))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if ready.is_empty() {
+                    break;
+                }
+                for k in ready {
+                    if let Some(u) = self.waiting.remove(&k) {
+                        self.apply(shipper, k.1, &u)?;
+                    }
+                }
+            }
+        } else if first > self.last.get(shipper).copied().unwrap_or(0) + 1
+            && self.waiting.len() < MAX_WAITING
+        {
+            let slot = self.waiting.entry((shipper.to_owned(), first)).or_default();
+            if units.len() > slot.len() {
+                *slot = units;
+            }
+        }
+        self.waiting_since = match (self.waiting.is_empty(), self.waiting_since) {
+            (true, _) => None,
+            (false, None) => Some(Instant::now()),
+            (false, since) => since,
+        };
+        Ok(())
+    }
+
+    /// Write the units numbered after the shipper's last line, if they follow on from
+    /// it; true when something was written.
+    fn apply(&mut self, shipper: &str, first: u64, units: &[Unit]) -> std::io::Result<bool> {
+        let last = self.last.get(shipper).copied().unwrap_or(0);
+        let end = first + units.len() as u64 - 1;
+        if first > last + 1 || end <= last {
+            return Ok(false);
+        }
+        for u in &units[(last + 1 - first) as usize..] {
+            let bytes = u.to_log_bytes();
+            self.file.write_all(&bytes)?;
+            self.size += bytes.len() as u64;
+        }
+        self.last.insert(shipper.to_owned(), end);
+        self.dirty = true;
+        Ok(true)
+    }
+
+    /// Give up on the gaps: write what waits, in order, reporting what is skipped.
+    fn skip_gaps(&mut self) -> std::io::Result<()> {
+        let waiting = std::mem::take(&mut self.waiting);
+        for ((shipper, first), units) in waiting {
+            let last = self.last.get(&shipper).copied().unwrap_or(0);
+            if first > last + 1 {
+                eprintln!(
+                    "roost-log-sink: lines {}..{} of shipper {shipper} are no longer in the \
+                     node's history; skipped",
+                    last + 1,
+                    first - 1
+                );
+                self.last.insert(shipper.clone(), first - 1);
+            }
+            self.apply(&shipper, first, &units)?;
+        }
+        self.waiting_since = None;
+        Ok(())
+    }
+
+    /// Make the output durable, then record it: the state never claims unwritten lines.
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        let mut st = BTreeMap::new();
+        st.insert("size".to_owned(), self.size.to_string());
+        if let Some(id) = &self.last_item {
+            st.insert("last_item".to_owned(), id.clone());
+        }
+        for (s, n) in &self.last {
+            st.insert(format!("line.{s}"), n.to_string());
+        }
+        save_state(&self.state_path, &st).context("saving state")?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// A history query in progress.
+struct CatchUp {
+    iq: String,
+    queryid: String,
+    /// Reading the whole history (the resume point was gone, or a gap remained).
+    from_start: bool,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let state_path = args.state.clone().unwrap_or_else(|| {
+        let mut s = args.out.clone().into_os_string();
+        s.push(".state");
+        PathBuf::from(s)
+    });
+    let st = load_state(&state_path)
+        .with_context(|| format!("reading state file {}", state_path.display()))?;
+    let size: u64 = st.get("size").and_then(|v| v.parse().ok()).unwrap_or(0);
+    {
+        // Lines written after the last commit are not recorded: cut them, they come again.
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&args.out)
+            .with_context(|| format!("opening {}", args.out.display()))?;
+        let len = f.metadata()?.len();
+        if len < size {
+            bail!(
+                "{} has {len} bytes but {size} were written to it: it was changed behind \
+                 the sink's back (remove {} to start over)",
+                args.out.display(),
+                state_path.display()
+            );
+        }
+        f.set_len(size)?;
+        f.sync_all()?;
+    }
+    let mut out = Output {
+        file: BufWriter::with_capacity(1 << 16, open_append(&args.out)?),
+        state_path,
+        size,
+        last: st
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("line.")?.to_owned(), v.parse().ok()?)))
+            .collect(),
+        last_item: st.get("last_item").cloned(),
+        waiting: BTreeMap::new(),
+        waiting_since: None,
+        dirty: false,
+    };
+
+    let jid: Jid = format!("{}/{}", args.jid.to_bare(), args.resource)
+        .parse()
+        .context("--jid with --resource is not a valid JID")?;
+    let limit = Duration::from_secs(args.timeout);
+    let mut s = Session::connect(jid, args.password.clone(), &args.server, limit, "sink").await?;
+    eprintln!("roost-log-sink: connected as {}", s.bound);
+
+    let mut catchup: Option<CatchUp> = None;
+    // When to subscribe and catch up again, after the node was found missing.
+    let mut restart_at: Option<Instant> = None;
+    let mut subscribe_iq = HashMap::new();
+    let mut queries = 0u64;
+    start(
+        &mut s,
+        &args,
+        &mut subscribe_iq,
+        &mut catchup,
+        &out,
+        &mut queries,
+    )
+    .await;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut stop = Box::pin(shutdown());
+
+    loop {
+        tokio::select! {
+            incoming = s.next() => match incoming {
+                None => bail!("connection closed"),
+                Some(Incoming::Reconnected) => {
+                    eprintln!("roost-log-sink: reconnected; catching up");
+                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                }
+                Some(Incoming::Stanza(st)) => match *st {
+                    Stanza::Message(m) => on_message(&m, &args, &catchup, &mut out)?,
+                    Stanza::Iq(Iq::Result { id, payload, .. }) => {
+                        if subscribe_iq.remove(&id).is_some() {
+                            continue;
+                        }
+                        let Some(c) = catchup.take_if(|c| c.iq == id) else { continue };
+                        let fin = payload.filter(|p| p.is("fin", MAM_NS));
+                        let complete = fin.as_ref().map_or(true, |f| {
+                            matches!(f.attr("complete"), Some("true") | Some("1"))
+                        });
+                        let last = fin
+                            .as_ref()
+                            .and_then(|f| f.get_child("set", RSM_NS))
+                            .and_then(|set| set.get_child("last", RSM_NS))
+                            .map(|l| l.text());
+                        out.commit()?;
+                        if !complete && last.is_some() {
+                            query(&mut s, &args, &mut catchup, last, c.from_start, &mut queries).await;
+                        } else if !out.waiting.is_empty() {
+                            if c.from_start {
+                                out.skip_gaps()?;
+                                out.commit()?;
+                                eprintln!("roost-log-sink: caught up; following live");
+                            } else {
+                                // Something is missing between where we resumed and the
+                                // waiting items: read the whole history once.
+                                query(&mut s, &args, &mut catchup, None, true, &mut queries).await;
+                            }
+                        } else {
+                            eprintln!("roost-log-sink: caught up; following live");
+                        }
+                    }
+                    Stanza::Iq(Iq::Error { id, error, .. }) => {
+                        if subscribe_iq.remove(&id).is_some() {
+                            if error.defined_condition == DefinedCondition::ItemNotFound {
+                                // The shipper has not created the node yet: wait for it.
+                                if restart_at.is_none() {
+                                    eprintln!("roost-log-sink: node {} does not exist (yet); waiting", args.node);
+                                }
+                                restart_at = Some(Instant::now() + Duration::from_secs(1));
+                                catchup = None;
+                                continue;
+                            }
+                            if is_transient(&error) {
+                                // Roost is away: the reconnect or the gap timer retries.
+                                tracing::info!("subscribe failed: {}", describe_error(&error));
+                                continue;
+                            }
+                            bail!("subscribing to {} failed: {}", args.node, describe_error(&error));
+                        }
+                        let Some(c) = catchup.take_if(|c| c.iq == id) else { continue };
+                        if error.defined_condition == DefinedCondition::ItemNotFound && c.from_start {
+                            // No such node: the subscribe error above schedules the retry.
+                        } else if error.defined_condition == DefinedCondition::ItemNotFound {
+                            // The item we resumed after is gone (expired or replaced).
+                            query(&mut s, &args, &mut catchup, None, true, &mut queries).await;
+                        } else if is_transient(&error) {
+                            // Retried by the gap timer below, or on the next item.
+                            tracing::info!("history query failed: {}", describe_error(&error));
+                            out.waiting_since.get_or_insert_with(Instant::now);
+                        } else {
+                            bail!("reading the history of {} failed: {}", args.node, describe_error(&error));
+                        }
+                    }
+                    _ => {}
+                },
+            },
+            _ = tick.tick() => {
+                out.commit()?;
+                // Stuck behind a gap (a notification lost while Roost restarted, say), or a
+                // history query that failed: ask the history again.
+                if restart_at.is_some_and(|t| Instant::now() >= t) {
+                    restart_at = None;
+                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    continue;
+                }
+                let stuck = out.waiting_since.is_some_and(|t| t.elapsed() >= GAP_PATIENCE);
+                if catchup.is_none() && restart_at.is_none() && stuck {
+                    out.waiting_since = Some(Instant::now());
+                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    out.commit()?;
+    s.close().await;
+    Ok(())
+}
+
+/// Subscribe (again: a subscription that exists is simply confirmed) and catch up.
+async fn start(
+    s: &mut Session,
+    args: &Args,
+    subscribe_iq: &mut HashMap<String, ()>,
+    catchup: &mut Option<CatchUp>,
+    out: &Output,
+    queries: &mut u64,
+) {
+    // Presence is not needed for delivery to a full JID; it only makes the session
+    // look normal to the server.
+    s.send(Presence::new(PresenceType::None)).await;
+    let sub: Element = Element::builder("pubsub", PUBSUB_NS)
+        .append(
+            Element::builder("subscribe", PUBSUB_NS)
+                .attr(name("node"), args.node.as_str())
+                .attr(name("jid"), s.bound.to_string()),
+        )
+        .build();
+    let id = s.new_id();
+    subscribe_iq.insert(id.clone(), ());
+    s.send(Iq::Set {
+        from: None,
+        to: Some(args.service.clone()),
+        id,
+        payload: sub,
+    })
+    .await;
+    let after = out.last_item.clone();
+    let from_start = after.is_none();
+    query(s, args, catchup, after, from_start, queries).await;
+}
+
+/// Ask for the page of history after `after` (from the start when `None`).
+async fn query(
+    s: &mut Session,
+    args: &Args,
+    catchup: &mut Option<CatchUp>,
+    after: Option<String>,
+    from_start: bool,
+    queries: &mut u64,
+) {
+    *queries += 1;
+    let queryid = format!("catchup-{queries}");
+    let mut set = Element::builder("set", RSM_NS)
+        .append(Element::builder("max", RSM_NS).append(PAGE.to_string()));
+    if let Some(a) = after {
+        set = set.append(Element::builder("after", RSM_NS).append(a));
+    }
+    let q = Element::builder("query", MAM_NS)
+        .attr(name("node"), args.node.as_str())
+        .attr(name("queryid"), queryid.as_str())
+        .append(set)
+        .build();
+    let iq = s.new_id();
+    *catchup = Some(CatchUp {
+        iq: iq.clone(),
+        queryid,
+        from_start,
+    });
+    s.send(Iq::Set {
+        from: None,
+        to: Some(args.service.clone()),
+        id: iq,
+        payload: q,
+    })
+    .await;
+}
+
+/// Live notifications and history results, both from the service, both delivered.
+fn on_message(
+    m: &Message,
+    args: &Args,
+    catchup: &Option<CatchUp>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if m.from.as_ref() != Some(&args.service) {
+        return Ok(());
+    }
+    for p in &m.payloads {
+        let event = if p.is("event", EVENT_NS) {
+            Some(p)
+        } else if p.is("result", MAM_NS)
+            && catchup
+                .as_ref()
+                .is_some_and(|c| p.attr("queryid") == Some(c.queryid.as_str()))
+        {
+            p.get_child("forwarded", FORWARD_NS)
+                .and_then(|f| f.get_child("message", CLIENT_NS))
+                .and_then(|m| m.get_child("event", EVENT_NS))
+        } else {
+            None
+        };
+        let Some(items) = event.and_then(|e| e.get_child("items", EVENT_NS)) else {
+            continue;
+        };
+        if items.attr("node") != Some(args.node.as_str()) {
+            continue;
+        }
+        for item in items.children().filter(|i| i.is("item", EVENT_NS)) {
+            if let (Some(id), Some(payload)) = (item.attr("id"), item.children().next()) {
+                out.deliver(id, payload)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn name(s: &'static str) -> minidom::rxml::NcName {
+    // Only called with ASCII literals that are valid names.
+    minidom::rxml::NcName::try_from(s).unwrap_or_else(|_| unreachable!("{s} is an NcName"))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -4,6 +4,7 @@
 //! three forms, so the same names appear in `--help`, the README and `roost.toml`.
 
 use crate::quota::RateLimit;
+use crate::relay::RelaySpec;
 use clap::Parser;
 use roost_nodes::policy::CreatePolicy;
 use roost_nodes::{BareJid, Policy};
@@ -83,6 +84,16 @@ pub struct Cli {
     /// Requests one bare JID may send in a burst above the rate [default: 2 × rate_limit].
     #[arg(long, env = "ROOST_RATE_BURST", value_name = "N")]
     pub rate_burst: Option<u64>,
+    /// Relay nodes: local node LOCAL mirrors node NODE of pubsub service SERVICE
+    /// (comma-separated, e.g. `logs=pubsub.a.example/logs`). The service subscribes upstream
+    /// once and republishes locally.
+    #[arg(
+        long = "relay",
+        env = "ROOST_RELAYS",
+        value_delimiter = ',',
+        value_name = "LOCAL=SERVICE/NODE,…"
+    )]
+    pub relays: Option<Vec<String>>,
 }
 
 /// The TOML file: the same settings, with the same names in snake_case.
@@ -106,6 +117,7 @@ struct FileConfig {
     max_subscriptions_per_jid: Option<u64>,
     rate_limit: Option<u64>,
     rate_burst: Option<u64>,
+    relays: Option<Vec<String>>,
 }
 
 /// The resolved configuration.
@@ -129,6 +141,8 @@ pub struct Config {
     pub policy: Policy,
     /// Per-JID request rate; `None` when turned off.
     pub rate_limit: Option<RateLimit>,
+    /// Relay nodes (see [`crate::relay`]).
+    pub relays: Vec<RelaySpec>,
 }
 
 /// A configuration problem, phrased as one line that names the field.
@@ -256,6 +270,25 @@ impl Config {
             }
         };
 
+        let mut relays: Vec<RelaySpec> = Vec::new();
+        for r in pick!(relays).unwrap_or_default() {
+            if r.trim().is_empty() {
+                continue;
+            }
+            let spec: RelaySpec = r.parse().map_err(|e| bad("relays", e))?;
+            if relays.iter().any(|o| o.local == spec.local) {
+                return Err(bad(
+                    "relays",
+                    format!("local node {:?} is named twice", spec.local),
+                ));
+            }
+            relays.push(spec);
+        }
+        if !relays.is_empty() {
+            // The service publishes the relayed items itself, on nodes it owns.
+            policy.admins.push(jid.clone());
+        }
+
         Ok(Config {
             server,
             jid,
@@ -266,6 +299,7 @@ impl Config {
             durable: pick!(durable).unwrap_or(true),
             policy,
             rate_limit,
+            relays,
         })
     }
 
@@ -372,6 +406,46 @@ mod tests {
         let mut zero_burst = base.to_vec();
         zero_burst.extend(["--rate-burst", "0"]);
         assert!(Config::resolve(cli(&zero_burst)).is_err());
+    }
+
+    #[test]
+    fn relays_from_flags_and_file() {
+        let c = Config::resolve(cli(&[
+            "--jid",
+            "relay.localhost",
+            "--secret",
+            "s",
+            "--relay",
+            "a=pubsub.x.example/logs,b=pubsub.y.example/n/m",
+        ]))
+        .unwrap();
+        assert_eq!(c.relays.len(), 2);
+        assert_eq!(c.relays[1].node, "n/m");
+        assert!(c.policy.is_admin(&"relay.localhost".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(
+            &p,
+            "jid = \"relay.localhost\"\nsecret = \"f\"\nrelays = [\"a=pubsub.x.example/logs\"]\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap();
+        assert_eq!(c.relays[0].to_string(), "a=pubsub.x.example/logs");
+        for bad in ["a=nowhere", "a=x.example/n,a=y.example/n"] {
+            let e = Config::resolve(cli(&[
+                "--jid",
+                "relay.localhost",
+                "--secret",
+                "s",
+                "--relay",
+                bad,
+            ]))
+            .unwrap_err();
+            assert!(e.0.contains("relays"), "{e}");
+        }
+        let plain = Config::resolve(cli(&["--jid", "pubsub.localhost", "--secret", "s"])).unwrap();
+        assert!(plain.relays.is_empty());
+        assert!(!plain.policy.is_admin(&"pubsub.localhost".parse().unwrap()));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod link;
 pub mod presence;
 pub mod pubsub;
 pub mod quota;
+pub mod relay;
 pub mod server;
 
 pub use config::Config;

@@ -8,6 +8,7 @@ use crate::link::{self, Backoff, Link, LinkError};
 use crate::presence;
 use crate::pubsub::{self, IqKind};
 use crate::quota::Quotas;
+use crate::relay::{self, Relays};
 use crate::Config;
 use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
@@ -70,6 +71,8 @@ pub struct Roost<S: Store> {
     probing_since_ms: Option<u64>,
     /// The engine was rebuilt from the store and so forgot every presence: probe again.
     reprobe: bool,
+    /// Relay nodes: mirrors of nodes of other pubsub services.
+    relays: Relays,
 }
 
 /// How long after a (re)connect answers to probes are taken as resources that were online
@@ -80,13 +83,15 @@ impl<S: Store> Roost<S> {
     /// Wrap an engine for the component domain of `cfg`.
     pub fn new(service: Service<S>, cfg: &Config) -> Self {
         let started = now_millis();
+        let id_prefix = format!("roost-{started:x}");
         Roost {
+            relays: Relays::new(&cfg.relays, &id_prefix),
             service,
             jid: Jid::from(cfg.jid.clone()),
             server_domain: cfg.server_domain(),
             // Ids must not repeat across restarts, or a client could match a new stanza to an
             // old one; the start time makes the prefix unique per process.
-            id_prefix: format!("roost-{started:x}"),
+            id_prefix,
             next_id: 0,
             quotas: cfg.rate_limit.map(Quotas::new),
             recover: None,
@@ -176,9 +181,22 @@ impl<S: Store> Roost<S> {
                 payload,
                 ..
             }) => self.handle_iq(IqKind::Set, from, id, payload),
-            // Never answer results or errors (RFC 6120 §8.2.3); they are keepalive pongs or
-            // bounces of our own notifications.
-            Stanza::Iq(_) => Vec::new(),
+            // Never answer results or errors (RFC 6120 §8.2.3); they are keepalive pongs,
+            // bounces of our own notifications, or answers to the relays' requests.
+            Stanza::Iq(iq) => {
+                if self.degraded {
+                    return Vec::new();
+                }
+                match self.relays.handle_iq_response(
+                    &mut self.service,
+                    &self.jid,
+                    &iq,
+                    now_millis(),
+                ) {
+                    Some(out) => self.relay_output(out),
+                    None => Vec::new(),
+                }
+            }
             Stanza::Message(m) => self.handle_message(m),
             Stanza::Presence(p) => self.handle_presence(p),
         }
@@ -206,10 +224,31 @@ impl<S: Store> Roost<S> {
     /// service needs, since what it knew may be stale.
     pub fn on_connect(&mut self) -> Vec<Stanza> {
         self.probing_since_ms = Some(now_millis());
-        presence::on_connect(&mut self.service, &self.jid)
+        let mut out: Vec<Stanza> = presence::on_connect(&mut self.service, &self.jid)
             .into_iter()
             .map(Stanza::from)
-            .collect()
+            .collect();
+        if !self.degraded && !self.relays.is_empty() {
+            let r = self
+                .relays
+                .on_connect(&mut self.service, &self.jid, now_millis());
+            out.extend(self.relay_output(r));
+        }
+        out
+    }
+
+    /// What a relay step asks for: its requests upstream and the notifications of the items
+    /// it republished.
+    fn relay_output(&mut self, out: relay::Output) -> Vec<Stanza> {
+        if out.storage_failed {
+            self.storage_failed = true;
+        }
+        let mut v = out.stanzas;
+        for n in &out.notifications {
+            let nid = self.new_id();
+            v.push(pubsub::notification_message(n, &self.jid, nid).into());
+        }
+        v
     }
 
     /// Presence subscription requests for users who just started needing one (e.g. they
@@ -233,11 +272,15 @@ impl<S: Store> Roost<S> {
                 self.probing_since_ms = None;
             }
         }
-        let probes = if std::mem::take(&mut self.reprobe) {
+        let mut probes = if std::mem::take(&mut self.reprobe) {
             self.on_connect()
         } else {
             Vec::new()
         };
+        if !self.relays.is_empty() {
+            let r = self.relays.tick(&mut self.service, &self.jid, now_millis());
+            probes.extend(self.relay_output(r));
+        }
         match self.service.tick(now_millis()) {
             Ok(notifications) => {
                 let mut out = probes;
@@ -268,6 +311,14 @@ impl<S: Store> Roost<S> {
                 presence::bounced(&mut self.service, &from);
             }
             return Vec::new();
+        }
+        if !self.degraded {
+            if let Some(out) =
+                self.relays
+                    .handle_message(&mut self.service, &self.jid, &m, now_millis())
+            {
+                return self.relay_output(out);
+            }
         }
         let req = match pubsub::parse_message(&m, &from) {
             None => {

@@ -216,10 +216,18 @@ mod tests {
     #[test]
     fn nothing_is_kept_without_the_grant() {
         let mut t = RosterTable::new();
-        t.replace(&j("o@x"), [(j("c@x"), item(RosterSubscription::Both, &[]))], 1);
+        t.replace(
+            &j("o@x"),
+            [(j("c@x"), item(RosterSubscription::Both, &[]))],
+            1,
+        );
         assert!(!t.has(&j("o@x")));
         t.set_granted(true);
-        t.replace(&j("o@x"), [(j("c@x"), item(RosterSubscription::Both, &[]))], 1);
+        t.replace(
+            &j("o@x"),
+            [(j("c@x"), item(RosterSubscription::Both, &[]))],
+            1,
+        );
         assert!(t.has(&j("o@x")));
         // Losing the grant forgets every roster.
         t.set_granted(false);
@@ -239,7 +247,11 @@ mod tests {
             ],
             1,
         );
-        t.replace(&j("b@x"), [(j("c@x"), item(RosterSubscription::Both, &["Work"]))], 1);
+        t.replace(
+            &j("b@x"),
+            [(j("c@x"), item(RosterSubscription::Both, &["Work"]))],
+            1,
+        );
         let s = t.standing([&j("a@x"), &j("b@x")], &j("c@x"));
         assert!(s.sees_presence);
         assert_eq!(
@@ -259,10 +271,18 @@ mod tests {
     fn pushes_update_and_remove_entries_of_known_rosters_only() {
         let mut t = RosterTable::new();
         t.set_granted(true);
-        t.push(&j("o@x"), &j("c@x"), Some(item(RosterSubscription::Both, &[])));
+        t.push(
+            &j("o@x"),
+            &j("c@x"),
+            Some(item(RosterSubscription::Both, &[])),
+        );
         assert!(!t.has(&j("o@x")));
         t.replace(&j("o@x"), [], 5);
-        t.push(&j("o@x"), &j("c@x"), Some(item(RosterSubscription::Both, &["G"])));
+        t.push(
+            &j("o@x"),
+            &j("c@x"),
+            Some(item(RosterSubscription::Both, &["G"])),
+        );
         assert_eq!(t.item(&j("o@x"), &j("c@x")).unwrap().groups.len(), 1);
         t.push(&j("o@x"), &j("c@x"), None);
         assert!(t.item(&j("o@x"), &j("c@x")).is_none());

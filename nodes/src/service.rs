@@ -31,11 +31,11 @@ use crate::access::{self, Action};
 use crate::model::*;
 use crate::policy::Policy;
 use crate::presence::PresenceTable;
-use crate::roster::RosterTable;
 use crate::request::{
     Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
     RsmQuery, SubscriptionChange,
 };
+use crate::roster::RosterTable;
 use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
@@ -548,17 +548,20 @@ impl<S: Store> Service<S> {
         cfg: &NodeConfig,
         subscribed: bool,
     ) -> Result<Result<(), Error>, Error> {
-        let standing = matches!(cfg.access_model, AccessModel::Presence | AccessModel::Roster)
-            .then(|| self.rosters.granted())
-            .filter(|granted| *granted)
-            .map(|_| {
-                let owners = n
-                    .affs
-                    .iter()
-                    .filter(|(_, a)| **a == Affiliation::Owner)
-                    .map(|(j, _)| j);
-                self.rosters.standing(owners, who)
-            });
+        let standing = matches!(
+            cfg.access_model,
+            AccessModel::Presence | AccessModel::Roster
+        )
+        .then(|| self.rosters.granted())
+        .filter(|granted| *granted)
+        .map(|_| {
+            let owners = n
+                .affs
+                .iter()
+                .filter(|(_, a)| **a == Affiliation::Owner)
+                .map(|(j, _)| j);
+            self.rosters.standing(owners, who)
+        });
         match access::may_in_roster(aff, action, cfg, subscribed, standing.as_ref()) {
             Err(e @ Error::RosterNeeded(_)) => Err(e),
             other => Ok(other),

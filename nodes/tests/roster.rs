@@ -70,7 +70,10 @@ fn without_roster_access_the_models_are_refused() {
         );
         assert_eq!(e, Error::UnsupportedAccessModel);
     }
-    assert!(!access::access_model_supported(AccessModel::Presence, false));
+    assert!(!access::access_model_supported(
+        AccessModel::Presence,
+        false
+    ));
     assert!(access::access_model_supported(AccessModel::Presence, true));
     assert!(access::access_model_supported(AccessModel::Open, false));
 }

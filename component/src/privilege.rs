@@ -8,7 +8,8 @@
 //! roster get addressed to an owner's bare JID (XEP-0356 §4.2 "roster access") and the
 //! server answers with the owner's roster. Servers may also push roster changes (an IQ set
 //! from the owner's bare JID); not all do (Prosody's mod_privilege does not), so fetched
-//! rosters are also refreshed every [`REFRESH_MS`].
+//! rosters are refreshed every [`REFRESH_MS`], and a request is refused only on a roster
+//! fetched less than [`STALE_MS`] ago (an older one is fetched again first).
 //!
 //! The permissions hold for one connection: on every (re)connect they are forgotten until the
 //! server advertises them again, so a server that stops granting closes presence and roster
@@ -33,8 +34,12 @@ pub const NS_PRIVILEGE_1: &str = "urn:xmpp:privilege:1";
 pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
 
 /// How old a fetched roster may grow before it is fetched again, for servers that do not
-/// push roster changes.
+/// push roster changes: what deliveries (and admissions) are decided on.
 pub const REFRESH_MS: u64 = 60_000;
+
+/// How old a fetched roster may be to refuse a request on; an older one is fetched again
+/// first (see [`roost_nodes::roster::RosterTable::mark_stale`]).
+pub const STALE_MS: u64 = 5_000;
 
 /// The roster permission (XEP-0356 §3.1 "roster access").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

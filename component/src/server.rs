@@ -463,7 +463,8 @@ impl<S: Store> Roost<S> {
     }
 
     /// Roster upkeep, once per tick: fetches that never got an answer are given up (their
-    /// waiting requests decided without them), and the rosters of owners of presence and
+    /// waiting requests decided without them), rosters older than [`privilege::STALE_MS`]
+    /// no longer refuse without a fresh fetch, and the rosters of owners of presence and
     /// roster nodes are fetched when missing or older than [`privilege::REFRESH_MS`].
     fn roster_upkeep(&mut self) -> Vec<Stanza> {
         let now = now_millis();
@@ -478,6 +479,9 @@ impl<S: Store> Roost<S> {
         if !self.privileges.roster_get() {
             return out;
         }
+        self.service
+            .rosters
+            .mark_stale(now.saturating_sub(privilege::STALE_MS));
         let owners = self.service.roster_owners();
         let stale: Vec<BareJid> = self
             .service

@@ -74,6 +74,8 @@ pub struct RosterItem {
 struct OwnerRoster {
     /// When the roster was last fetched in full.
     fetched: Millis,
+    /// Too old to refuse on: see [`RosterTable::mark_stale`].
+    stale: bool,
     contacts: HashMap<BareJid, RosterItem>,
 }
 
@@ -85,7 +87,8 @@ pub struct RosterStanding {
     pub sees_presence: bool,
     /// Every roster group some owner put the entity in.
     pub groups: BTreeSet<String>,
-    /// Owners whose roster is not known yet: until it is, the standing may be incomplete.
+    /// Owners whose roster is not known yet, or stale: until it is fetched, a refusal may
+    /// be wrong.
     pub missing: Vec<BareJid>,
 }
 
@@ -130,6 +133,7 @@ impl RosterTable {
             owner.clone(),
             OwnerRoster {
                 fetched: now,
+                stale: false,
                 contacts: items.into_iter().collect(),
             },
         );
@@ -171,6 +175,19 @@ impl RosterTable {
             .collect()
     }
 
+    /// Rosters fetched before `before` become stale: they still admit whom they list, but
+    /// a refusal waits for a fresh copy ([`RosterStanding::missing`] names them). So a
+    /// contact the owner just added is not turned away by a copy that predates it, even
+    /// from servers that push no roster changes, while each owner's roster is fetched at
+    /// most once per staleness period however many requests are refused.
+    pub fn mark_stale(&mut self, before: Millis) {
+        for r in self.rosters.values_mut() {
+            if r.fetched < before {
+                r.stale = true;
+            }
+        }
+    }
+
     /// Forget `owner`'s roster (it owns no node that needs it any more).
     pub fn forget(&mut self, owner: &BareJid) {
         self.rosters.remove(owner);
@@ -187,6 +204,9 @@ impl RosterTable {
             match self.rosters.get(owner) {
                 None => s.missing.push(owner.clone()),
                 Some(r) => {
+                    if r.stale {
+                        s.missing.push(owner.clone());
+                    }
                     if let Some(item) = r.contacts.get(who) {
                         s.sees_presence |= item.subscription.contact_sees_owner();
                         s.groups.extend(item.groups.iter().cloned());
@@ -290,5 +310,25 @@ mod tests {
         assert!(t.fetched_before(5).is_empty());
         t.forget(&j("o@x"));
         assert!(!t.has(&j("o@x")));
+    }
+
+    #[test]
+    fn a_stale_roster_admits_but_does_not_refuse() {
+        let mut t = RosterTable::new();
+        t.set_granted(true);
+        t.replace(
+            &j("o@x"),
+            [(j("c@x"), item(RosterSubscription::From, &[]))],
+            10,
+        );
+        t.mark_stale(10);
+        assert!(t.standing([&j("o@x")], &j("c@x")).missing.is_empty());
+        t.mark_stale(11);
+        let s = t.standing([&j("o@x")], &j("c@x"));
+        assert!(s.sees_presence);
+        assert_eq!(s.missing, vec![j("o@x")]);
+        // A fresh copy is not stale.
+        t.replace(&j("o@x"), [], 12);
+        assert!(t.standing([&j("o@x")], &j("c@x")).missing.is_empty());
     }
 }

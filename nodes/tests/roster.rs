@@ -155,6 +155,34 @@ fn roster_changes_decide_later_requests_and_deliveries() {
 }
 
 #[test]
+fn a_refusal_on_a_stale_roster_waits_for_a_fresh_one() {
+    let mut svc = granted();
+    load_owner_roster(&mut svc);
+    create(&mut svc, model(AccessModel::Roster, &["Friends"]));
+    subscribe(&mut svc, ALICE);
+    svc.rosters.mark_stale(2_000);
+    // Alice is admitted on the stale copy; bob's refusal needs a fresh one.
+    assert!(items(&mut svc, ALICE).is_empty());
+    assert_eq!(
+        err(&mut svc, BOB, subscribe_req(BOB)),
+        Error::RosterNeeded(vec![b(OWNER)])
+    );
+    // Delivery to subscribers the stale copy admits goes on.
+    let out = publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
+    assert_eq!(recipients(&out), vec![ALICE.to_string()]);
+    // The fresh copy has bob in Friends now.
+    svc.rosters.replace(
+        &b(OWNER),
+        [
+            (b(ALICE), item(Rs::Both, &["Friends"])),
+            (b(BOB), item(Rs::To, &["Friends"])),
+        ],
+        3_000,
+    );
+    subscribe(&mut svc, BOB);
+}
+
+#[test]
 fn losing_roster_access_closes_the_nodes_to_everyone_not_affiliated() {
     let mut svc = granted();
     load_owner_roster(&mut svc);

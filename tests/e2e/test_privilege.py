@@ -166,3 +166,32 @@ async def test_roster_access_model(ctx):
         await colleague.err("set", f"<subscribe node='{node}' jid='{p.jid('carol')}'/>",
                             NOT_IN_GROUP, what="carol subscribes")
         await colleague.err("get", f"<items node='{node}'/>", NOT_IN_GROUP, what="carol retrieves")
+
+
+@timeout(180)
+async def test_roster_change_admits_a_new_group_member(ctx):
+    """alice moves carol into Friends: carol may now subscribe to the Friends-only node. On a
+    server that pushes roster changes Roost learns it at once; otherwise the refusal of a
+    roster older than a few seconds waits for a fresh copy, so a retry soon succeeds."""
+    p = await ctx.privileged()
+    await befriend(p)
+    node = new_node("roster-change")
+    carol = p.jid("carol")
+    async with p.client("alice") as a, p.client("carol") as c:
+        owner, colleague = PS(p, a), PS(p, c)
+        await owner.create(node, {"pubsub#access_model": "roster",
+                                  "pubsub#roster_groups_allowed": "Friends"})
+        await colleague.err("set", f"<subscribe node='{node}' jid='{carol}'/>",
+                            NOT_IN_GROUP, what="carol subscribes while in Work")
+        await roster_set(a, carol, ["Work", "Friends"])
+        try:
+            got = None
+            for _ in range(20):
+                r = await colleague.iq("set", f"<subscribe node='{node}' jid='{carol}'/>")
+                got = r.get("type")
+                if got == "result":
+                    break
+                await asyncio.sleep(1)
+            check(got == "result", f"carol, now in Friends, still refused: {xml(r)}")
+        finally:
+            await roster_set(a, carol, ["Work"])

@@ -326,7 +326,8 @@ impl<S: Store> Service<S> {
             let cfg = &n.rec.config;
             let deliver = sub.state == SubscriptionState::Subscribed
                 && sub.options.deliver
-                && cfg.deliver_notifications;
+                && cfg.deliver_notifications
+                && self.still_admitted(n, sub);
             let last_seq = n.counters.last_seq;
             if deliver && !items.is_empty() {
                 let mut event = items_event(cfg, items, &sub.jid);
@@ -714,6 +715,7 @@ impl<S: Store> Service<S> {
                 && sub.options.deliver
                 && sub.options.show_values.contains(&show)
                 && (sub.jid.try_as_full().is_err() || sub.jid == full)
+                && self.still_admitted(n, sub)
             {
                 let e = by_node.entry(node.as_str()).or_default();
                 e.0.push(sub.subid.clone());

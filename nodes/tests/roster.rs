@@ -238,3 +238,22 @@ fn switching_to_the_roster_model_waits_for_the_roster_then_drops_who_it_shuts_ou
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].jid, j(ALICE));
 }
+
+#[test]
+fn last_items_on_presence_go_only_to_admitted_subscribers() {
+    let mut svc = granted();
+    load_owner_roster(&mut svc);
+    let mut patch = model(AccessModel::Presence, &[]);
+    patch.send_last_published_item = Some(SendLastPublished::OnSubAndPresence);
+    create(&mut svc, patch);
+    subscribe(&mut svc, ALICE);
+    publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
+    let alice = j(ALICE).try_as_full().unwrap().clone();
+    let out = svc.presence_changed(&alice, Some(Show::Online)).unwrap();
+    assert_eq!(out.len(), 1);
+    svc.presence_changed(&alice, None).unwrap();
+    // Without roster access she is no longer admitted: nothing when she comes online.
+    svc.rosters.set_granted(false);
+    let out = svc.presence_changed(&alice, Some(Show::Online)).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+}

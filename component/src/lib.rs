@@ -7,6 +7,7 @@
 //! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
 //! - [`presence`]: presence subscriptions with users and their availability, for
 //!   presence-bound delivery;
+//! - [`privilege`]: XEP-0356 permissions and the node owners' rosters fetched with them;
 //! - [`quota`]: per-JID request-rate buckets;
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
 //!   notification messages.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod link;
 pub mod presence;
+pub mod privilege;
 pub mod pubsub;
 pub mod quota;
 pub mod relay;

@@ -6,13 +6,14 @@
 
 use crate::link::{self, Backoff, Link, LinkError};
 use crate::presence;
+use crate::privilege::{self, Privileges, RosterFetches, Waiting};
 use crate::pubsub::{self, IqKind};
 use crate::quota::Quotas;
 use crate::relay::{self, Relays};
 use crate::Config;
 use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
-use roost_nodes::{Jid, Service, Store};
+use roost_nodes::{BareJid, Jid, Service, Store};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio_xmpp::xmlstream::ReadError;
@@ -73,6 +74,10 @@ pub struct Roost<S: Store> {
     reprobe: bool,
     /// Relay nodes: mirrors of nodes of other pubsub services.
     relays: Relays,
+    /// What the server lets the service do on this connection (XEP-0356).
+    privileges: Privileges,
+    /// Roster fetches in flight, and requests waiting for them.
+    fetches: RosterFetches,
 }
 
 /// How long after a (re)connect answers to probes are taken as resources that were online
@@ -100,6 +105,8 @@ impl<S: Store> Roost<S> {
             last_recovery_ms: 0,
             probing_since_ms: None,
             reprobe: false,
+            privileges: Privileges::default(),
+            fetches: RosterFetches::default(),
         }
     }
 
@@ -148,6 +155,10 @@ impl<S: Store> Roost<S> {
         match recover(&mut self.service) {
             Ok(service) => {
                 self.service = service;
+                // The rebuilt engine knows no rosters; the tick fetches them again.
+                self.service
+                    .rosters
+                    .set_granted(self.privileges.roster_get());
                 self.degraded = false;
                 self.reprobe = true;
                 info!("store reopened; the service state is what is on disk again");
@@ -169,34 +180,32 @@ impl<S: Store> Roost<S> {
     /// Handle one stanza; returns the stanzas to send, replies first.
     pub fn handle_stanza(&mut self, stanza: Stanza) -> Vec<Stanza> {
         match stanza {
-            Stanza::Iq(Iq::Get {
-                from: Some(from),
-                id,
-                payload,
-                ..
-            }) => self.handle_iq(IqKind::Get, from, id, payload),
             Stanza::Iq(Iq::Set {
                 from: Some(from),
                 id,
                 payload,
                 ..
-            }) => self.handle_iq(IqKind::Set, from, id, payload),
-            // Never answer results or errors (RFC 6120 §8.2.3); they are keepalive pongs,
-            // bounces of our own notifications, or answers to the relays' requests.
-            Stanza::Iq(iq) => {
-                if self.degraded {
-                    return Vec::new();
-                }
-                match self.relays.handle_iq_response(
-                    &mut self.service,
-                    &self.jid,
-                    &iq,
-                    now_millis(),
-                ) {
-                    Some(out) => self.relay_output(out),
-                    None => Vec::new(),
-                }
+            }) if payload.is("query", xmpp_parsers::ns::ROSTER) => {
+                self.roster_push(from, id, payload)
             }
+            // Answers to our roster gets and the relays' requests; every other result or
+            // error (keepalive pongs, bounces of notifications) is never answered (RFC 6120
+            // §8.2.3).
+            Stanza::Iq(iq @ (Iq::Result { .. } | Iq::Error { .. })) => self.handle_iq_answer(iq),
+            Stanza::Iq(Iq::Get {
+                from: Some(from),
+                id,
+                payload,
+                ..
+            }) => self.handle_iq(IqKind::Get, from, id, payload, true),
+            Stanza::Iq(Iq::Set {
+                from: Some(from),
+                id,
+                payload,
+                ..
+            }) => self.handle_iq(IqKind::Set, from, id, payload, true),
+            // Gets and sets without a sender: nobody to answer.
+            Stanza::Iq(_) => Vec::new(),
             Stanza::Message(m) => self.handle_message(m),
             Stanza::Presence(p) => self.handle_presence(p),
         }
@@ -223,6 +232,21 @@ impl<S: Store> Roost<S> {
     /// What to send first on every (re)connect: probes of every user whose presence the
     /// service needs, since what it knew may be stale.
     pub fn on_connect(&mut self) -> Vec<Stanza> {
+        // Privileges hold for one connection: until the server advertises them again, the
+        // presence and roster models admit nobody not affiliated. Requests that waited for
+        // a roster from the old connection are decided without it.
+        self.privileges = Privileges::default();
+        self.service.rosters.set_granted(false);
+        let mut out = Vec::new();
+        for w in self.fetches.reset() {
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+        }
+        out.extend(self.probe_all());
+        out
+    }
+
+    /// Reset the presence table and probe every user whose presence the service needs.
+    fn probe_all(&mut self) -> Vec<Stanza> {
         self.probing_since_ms = Some(now_millis());
         let mut out: Vec<Stanza> = presence::on_connect(&mut self.service, &self.jid)
             .into_iter()
@@ -235,6 +259,44 @@ impl<S: Store> Roost<S> {
             out.extend(self.relay_output(r));
         }
         out
+    }
+
+    /// A result or error IQ: the answer to one of our roster gets or to a relay's request.
+    fn handle_iq_answer(&mut self, iq: Iq) -> Vec<Stanza> {
+        match iq {
+            Iq::Result {
+                ref from,
+                ref id,
+                ref payload,
+                ..
+            } => {
+                if let Some(owner) = self.fetches.answered(id, from.as_ref()) {
+                    return self.roster_fetched(&owner, payload.as_ref());
+                }
+            }
+            Iq::Error {
+                ref from,
+                ref id,
+                ref error,
+                ..
+            } => {
+                if let Some(owner) = self.fetches.answered(id, from.as_ref()) {
+                    warn!(%owner, "the server refused the roster: {:?}", error.defined_condition);
+                    return self.roster_fetched(&owner, None);
+                }
+            }
+            _ => return Vec::new(),
+        }
+        if self.degraded {
+            return Vec::new();
+        }
+        match self
+            .relays
+            .handle_iq_response(&mut self.service, &self.jid, &iq, now_millis())
+        {
+            Some(out) => self.relay_output(out),
+            None => Vec::new(),
+        }
     }
 
     /// What a relay step asks for: its requests upstream and the notifications of the items
@@ -273,10 +335,11 @@ impl<S: Store> Roost<S> {
             }
         }
         let mut probes = if std::mem::take(&mut self.reprobe) {
-            self.on_connect()
+            self.probe_all()
         } else {
             Vec::new()
         };
+        probes.extend(self.roster_upkeep());
         if !self.relays.is_empty() {
             let r = self.relays.tick(&mut self.service, &self.jid, now_millis());
             probes.extend(self.relay_output(r));
@@ -306,6 +369,13 @@ impl<S: Store> Roost<S> {
         let Some(from) = m.from.clone() else {
             return Vec::new();
         };
+        // XEP-0356 §4.1: the server (our domain itself, nobody else) advertises what the
+        // service may do.
+        if from.node().is_none() && from.domain().as_str() == self.server_domain {
+            if let Some(p) = privilege::parse_advertisement(&m) {
+                return self.set_privileges(p);
+            }
+        }
         if m.type_ == xmpp_parsers::message::MessageType::Error {
             if !self.degraded {
                 presence::bounced(&mut self.service, &from);
@@ -353,10 +423,158 @@ impl<S: Store> Roost<S> {
         }
     }
 
-    fn handle_iq(&mut self, kind: IqKind, from: Jid, id: String, payload: Element) -> Vec<Stanza> {
+    /// The server advertised its XEP-0356 permissions: with roster access the presence
+    /// and roster access models become available, and the rosters they need are fetched.
+    fn set_privileges(&mut self, p: Privileges) -> Vec<Stanza> {
+        info!(
+            namespace = p.namespace,
+            roster = ?p.roster,
+            presence = ?p.presence,
+            "the server granted privileges"
+        );
+        if !p.roster_get() {
+            warn!("no roster access: the presence and roster access models are not offered");
+        }
+        self.service.rosters.set_granted(p.roster_get());
+        self.privileges = p;
+        let owners = self.service.roster_owners();
+        self.fetch_rosters(owners)
+    }
+
+    /// Roster gets for those of `owners` not being fetched already.
+    fn fetch_rosters(&mut self, owners: impl IntoIterator<Item = BareJid>) -> Vec<Stanza> {
+        if !self.privileges.roster_get() {
+            return Vec::new();
+        }
+        let now = now_millis();
+        let mut out = Vec::new();
+        for owner in owners {
+            if self.fetches.fetching(&owner) {
+                continue;
+            }
+            let id = self.new_id();
+            self.fetches.start(&owner, &id, now);
+            out.push(privilege::roster_get(&self.jid, &owner, id).into());
+        }
+        out
+    }
+
+    /// `owner`'s roster arrived (`None`: the server refused it, which leaves it empty, so it
+    /// admits nobody until the next refresh). The requests that waited for it are decided.
+    fn roster_fetched(&mut self, owner: &BareJid, payload: Option<&Element>) -> Vec<Stanza> {
+        let roster = payload.and_then(|p| xmpp_parsers::roster::Roster::try_from(p.clone()).ok());
+        if payload.is_some() && roster.is_none() {
+            warn!(%owner, "malformed roster from the server; taken as empty");
+        }
+        let items = roster
+            .as_ref()
+            .map(privilege::roster_items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(jid, item)| Some((jid, item?)));
+        self.service.rosters.replace(owner, items, now_millis());
+        debug!(%owner, "roster fetched");
+        self.decide_waiting(owner)
+    }
+
+    /// Handle again the requests that no longer wait once `owner`'s roster is settled.
+    fn decide_waiting(&mut self, owner: &BareJid) -> Vec<Stanza> {
+        let mut out = Vec::new();
+        for w in self.fetches.ready(owner) {
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+        }
+        out
+    }
+
+    /// A roster push (RFC 6121 §2.1.6) for a user of the server, which XEP-0356 servers
+    /// send to a service with roster access. Anything else in `jabber:iq:roster` is not
+    /// for this service.
+    fn roster_push(&mut self, from: Jid, id: String, payload: Element) -> Vec<Stanza> {
+        let ours = self.privileges.roster_get()
+            && from.node().is_some()
+            && from.resource().is_none()
+            && from.domain().as_str() == self.server_domain;
+        if !ours {
+            return self.handle_iq(IqKind::Set, from, id, payload, true);
+        }
+        let owner = from.to_bare();
+        match xmpp_parsers::roster::Roster::try_from(payload) {
+            Ok(roster) => {
+                for (contact, item) in privilege::roster_items(&roster) {
+                    self.service.rosters.push(&owner, &contact, item);
+                }
+                debug!(%owner, "roster push applied");
+                vec![self.result(&from, id, None)]
+            }
+            Err(e) => {
+                warn!(%owner, "malformed roster push refused: {e}");
+                vec![Iq::Error {
+                    from: Some(self.jid.clone()),
+                    to: Some(from),
+                    id,
+                    payload: None,
+                    error: StanzaError::new(
+                        ErrorType::Modify,
+                        DefinedCondition::BadRequest,
+                        "en",
+                        format!("malformed roster push: {e}"),
+                    ),
+                }
+                .into()]
+            }
+        }
+    }
+
+    /// Roster upkeep, once per tick: fetches that never got an answer are given up (their
+    /// waiting requests decided without them), rosters older than [`privilege::STALE_MS`]
+    /// no longer refuse without a fresh fetch, and the rosters of owners of presence and
+    /// roster nodes are fetched when missing or older than [`privilege::REFRESH_MS`].
+    fn roster_upkeep(&mut self) -> Vec<Stanza> {
+        let now = now_millis();
+        let mut out = Vec::new();
+        for owner in self
+            .fetches
+            .timed_out(now.saturating_sub(privilege::FETCH_TIMEOUT_MS))
+        {
+            warn!(%owner, "no answer to the roster get; deciding without that roster");
+            out.extend(self.decide_waiting(&owner));
+        }
+        if !self.privileges.roster_get() {
+            return out;
+        }
+        self.service
+            .rosters
+            .mark_stale(now.saturating_sub(privilege::STALE_MS));
+        let owners = self.service.roster_owners();
+        let stale: Vec<BareJid> = self
+            .service
+            .rosters
+            .fetched_before(now.saturating_sub(privilege::REFRESH_MS));
+        for o in &stale {
+            if !owners.contains(o) {
+                self.service.rosters.forget(o);
+            }
+        }
+        let wanted: Vec<BareJid> = owners
+            .into_iter()
+            .filter(|o| !self.service.rosters.has(o) || stale.contains(o))
+            .collect();
+        out.extend(self.fetch_rosters(wanted));
+        out
+    }
+
+    fn handle_iq(
+        &mut self,
+        kind: IqKind,
+        from: Jid,
+        id: String,
+        payload: Element,
+        may_wait: bool,
+    ) -> Vec<Stanza> {
+        // A request handled again once rosters came was counted when it first arrived.
         let over_quota = match self.quotas.as_mut() {
-            Some(q) => !q.allow(&from.to_bare(), now_millis()),
-            None => false,
+            Some(q) if may_wait => !q.allow(&from.to_bare(), now_millis()),
+            _ => false,
         };
         let result = match self.service_level(&kind, &payload) {
             _ if over_quota => {
@@ -391,6 +609,15 @@ impl<S: Store> Roost<S> {
                     match self.service.handle(&from, req, now) {
                         Ok(outcome) => {
                             let mut out = Vec::with_capacity(1 + outcome.notifications.len());
+                            let mut result =
+                                pubsub::reply_payload(&outcome.reply, &self.jid, owner_ns);
+                            if self.privileges.roster_get()
+                                && matches!(outcome.reply, roost_nodes::Reply::Config { .. })
+                            {
+                                if let Some(p) = result.as_mut() {
+                                    pubsub::offer_roster_models(p);
+                                }
+                            }
                             // XEP-0313 §4.2: archive results go out before the IQ result.
                             let service = self.jid.clone();
                             let msgs = pubsub::reply_messages(
@@ -401,17 +628,33 @@ impl<S: Store> Roost<S> {
                                 &mut || self.new_id(),
                             );
                             out.extend(msgs.into_iter().map(Stanza::from));
-                            out.push(self.result(
-                                &from,
-                                id,
-                                pubsub::reply_payload(&outcome.reply, &self.jid, owner_ns),
-                            ));
+                            out.push(self.result(&from, id, result));
                             for n in &outcome.notifications {
                                 let nid = self.new_id();
                                 out.push(pubsub::notification_message(n, &self.jid, nid).into());
                             }
                             out.extend(self.presence_requests());
                             return out;
+                        }
+                        // The engine needs owners' rosters to decide: fetch them and decide
+                        // again when they are in (see `roster_fetched`).
+                        Err(roost_nodes::Error::RosterNeeded(owners))
+                            if may_wait && self.privileges.roster_get() =>
+                        {
+                            let parked = self.fetches.wait(Waiting {
+                                kind,
+                                from: from.clone(),
+                                id: id.clone(),
+                                payload: payload.clone(),
+                                needs: owners.iter().cloned().collect(),
+                            });
+                            if parked {
+                                debug!(%from, "request waits for rosters");
+                                return self.fetch_rosters(owners);
+                            }
+                            Err(pubsub::stanza_error(&roost_nodes::Error::RosterNeeded(
+                                owners,
+                            )))
                         }
                         Err(e) => {
                             if matches!(e, roost_nodes::Error::Storage(_)) {
@@ -460,6 +703,9 @@ impl<S: Store> Roost<S> {
             .map(|s| s.to_string())
             .collect();
             features.extend(pubsub::FEATURES.iter().map(|f| f.to_string()));
+            if self.privileges.roster_get() {
+                features.extend(pubsub::ROSTER_FEATURES.iter().map(|f| f.to_string()));
+            }
             return Some(Ok(Some(
                 DiscoInfoResult {
                     node: None,

@@ -8,6 +8,7 @@
 //! Service admins are treated as owners by the caller (it passes `Affiliation::Owner`).
 
 use crate::model::{AccessModel, Affiliation, NodeConfig, PublishModel};
+use crate::roster::RosterStanding;
 use crate::Error;
 
 /// Something an entity may or may not do on a node: the columns of the §4.1 table, with
@@ -75,23 +76,39 @@ pub fn allowed(aff: Affiliation, action: Action) -> bool {
     }
 }
 
-/// True when the access model is one the engine implements.
-pub fn access_model_supported(model: AccessModel) -> bool {
-    matches!(
-        model,
-        AccessModel::Open | AccessModel::Whitelist | AccessModel::Authorize
-    )
+/// True when the access model is one the engine implements. `presence` and `roster` need
+/// the owners' rosters, so they are supported only while `rosters` (the server grants the
+/// service roster access, XEP-0356) holds.
+pub fn access_model_supported(model: AccessModel, rosters: bool) -> bool {
+    match model {
+        AccessModel::Open | AccessModel::Whitelist | AccessModel::Authorize => true,
+        AccessModel::Presence | AccessModel::Roster => rosters,
+    }
 }
 
-/// The one authorization check: may an entity with effective affiliation `aff` (admins
-/// pass `Owner`) do `action` on a node configured as `config`? `subscribed` says whether
-/// it holds a subscription in state subscribed (it matters for `publish_model=subscribers`
-/// and for retrieving items from an authorize node).
+/// [`may_in_roster`] for checks where the owners' rosters do not matter, or are not known:
+/// `presence` and `roster` nodes then admit only their affiliates.
 pub fn may(
     aff: Affiliation,
     action: Action,
     config: &NodeConfig,
     subscribed: bool,
+) -> Result<(), Error> {
+    may_in_roster(aff, action, config, subscribed, None)
+}
+
+/// The one authorization check: may an entity with effective affiliation `aff` (admins
+/// pass `Owner`) do `action` on a node configured as `config`? `subscribed` says whether
+/// it holds a subscription in state subscribed (it matters for `publish_model=subscribers`
+/// and for retrieving items from an authorize node). `roster` is what the entity is to the
+/// node's owners (their rosters), for the `presence` and `roster` access models; `None`
+/// when rosters are not available, which shuts out everyone not affiliated.
+pub fn may_in_roster(
+    aff: Affiliation,
+    action: Action,
+    config: &NodeConfig,
+    subscribed: bool,
+    roster: Option<&RosterStanding>,
 ) -> Result<(), Error> {
     if aff == Affiliation::Outcast {
         return Err(Error::Outcast);
@@ -109,6 +126,42 @@ pub fn may(
             AccessModel::Authorize if subscribed => Ok(()),
             AccessModel::Authorize if aff != Affiliation::None && allowed(aff, action) => Ok(()),
             AccessModel::Authorize => Err(Error::NotAuthorizedSubscriber),
+            // Presence and roster (§4.5): affiliates as the table says, plus whoever the
+            // owners' rosters admit. A roster not known yet is fetched and the question
+            // asked again; no rosters at all (no privilege) admits nobody else.
+            AccessModel::Presence | AccessModel::Roster if aff != Affiliation::None => {
+                if allowed(aff, action) {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden)
+                }
+            }
+            AccessModel::Presence | AccessModel::Roster => {
+                let refusal = if config.access_model == AccessModel::Presence {
+                    Error::PresenceSubscriptionRequired
+                } else {
+                    Error::NotInRosterGroup
+                };
+                let Some(r) = roster else {
+                    return Err(refusal);
+                };
+                let admitted = if config.access_model == AccessModel::Presence {
+                    r.sees_presence
+                } else {
+                    config
+                        .roster_groups_allowed
+                        .iter()
+                        .any(|g| r.groups.contains(g))
+                };
+                if admitted {
+                    Ok(())
+                } else if !r.missing.is_empty() {
+                    // Another owner's roster might admit it.
+                    Err(Error::RosterNeeded(r.missing.clone()))
+                } else {
+                    Err(refusal)
+                }
+            }
             // Whitelist (and, failing closed, models not implemented yet): only the
             // affiliations the table grants, and never `none`.
             _ if aff == Affiliation::None => Err(Error::ClosedNode),

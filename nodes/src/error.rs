@@ -49,6 +49,19 @@ pub enum Error {
     /// `not-authorized` + `not-subscribed`).
     #[error("only subscribers may retrieve items")]
     NotAuthorizedSubscriber,
+    /// Presence access model, and the requester is not subscribed to the presence of an
+    /// owner (§6.1.3 and §6.5.9 "Presence Subscription Required": `not-authorized` +
+    /// `presence-subscription-required`).
+    #[error("presence subscription required")]
+    PresenceSubscriptionRequired,
+    /// Roster access model, and the requester is in none of the allowed roster groups
+    /// (§6.1.3 and §6.5.9 "Not in Roster Group": `not-authorized` + `not-in-roster-group`).
+    #[error("not in an allowed roster group")]
+    NotInRosterGroup,
+    /// The decision needs the rosters of these owners, which the engine has not been given
+    /// yet: the component fetches them and asks again. Never sent to a requester as is.
+    #[error("the rosters of {0:?} are needed")]
+    RosterNeeded(Vec<crate::BareJid>),
     /// Subscription is pending approval (`not-authorized` + `pending-subscription`).
     #[error("subscription pending")]
     PendingSubscription,

@@ -12,6 +12,8 @@
 //! - [`access`]: the affiliation × action capability table and the `may()` check;
 //! - [`policy`]: service-wide settings (who may create nodes, admins, caps);
 //! - [`presence`]: who is online, with which `show`, as plain data;
+//! - [`roster`]: node owners' rosters (XEP-0356), as plain data, for the presence and
+//!   roster access models;
 //! - [`service`]: the engine that ties them together.
 
 pub mod access;
@@ -20,6 +22,7 @@ pub mod model;
 pub mod policy;
 pub mod presence;
 pub mod request;
+pub mod roster;
 pub mod service;
 pub mod store;
 

@@ -62,8 +62,9 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Who may subscribe and retrieve items (§4.5). Authorize, presence and roster arrive
-    /// with their own features; until then the engine refuses them as unsupported.
+    /// Who may subscribe and retrieve items (§4.5). Presence and roster need the owners'
+    /// rosters: the engine accepts them only while it has roster access (see
+    /// [`crate::roster::RosterTable::granted`]).
     AccessModel {
         Open = "open",
         Whitelist = "whitelist",
@@ -148,6 +149,9 @@ pub struct NodeConfig {
     pub payload_type: String,
     /// `pubsub#access_model`.
     pub access_model: AccessModel,
+    /// `pubsub#roster_groups_allowed`: with access model roster, the owners' roster groups
+    /// whose members may subscribe and retrieve items.
+    pub roster_groups_allowed: Vec<String>,
     /// `pubsub#publish_model`.
     pub publish_model: PublishModel,
     /// `pubsub#max_items`.
@@ -187,6 +191,7 @@ impl Default for NodeConfig {
             description: String::new(),
             payload_type: String::new(),
             access_model: AccessModel::Open,
+            roster_groups_allowed: Vec::new(),
             publish_model: PublishModel::Publishers,
             max_items: MaxItems::Count(10),
             persist_items: true,
@@ -218,6 +223,8 @@ pub struct NodeConfigPatch {
     pub payload_type: Option<String>,
     #[allow(missing_docs)]
     pub access_model: Option<AccessModel>,
+    #[allow(missing_docs)]
+    pub roster_groups_allowed: Option<Vec<String>>,
     #[allow(missing_docs)]
     pub publish_model: Option<PublishModel>,
     #[allow(missing_docs)]

@@ -35,6 +35,7 @@ use crate::request::{
     Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
     RsmQuery, SubscriptionChange,
 };
+use crate::roster::RosterTable;
 use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
@@ -78,6 +79,9 @@ pub struct Service<S: Store> {
     policy: Policy,
     /// Available resources, as the component learns them.
     pub presence: PresenceTable,
+    /// Node owners' rosters, as the component learns them (XEP-0356): the presence and
+    /// roster access models decide on them.
+    pub rosters: RosterTable,
     /// Bare JIDs whose presence became needed by an applied change (a subscription to a
     /// node that delivers by presence, or such a configuration): the component asks them
     /// for a presence subscription. Not durable: [`Service::presence_wanted`] recomputes
@@ -130,6 +134,7 @@ impl<S: Store> Service<S> {
             store,
             policy,
             presence: PresenceTable::new(),
+            rosters: RosterTable::new(),
             presence_requests: BTreeSet::new(),
             nodes: BTreeMap::new(),
             uids: HashMap::new(),
@@ -321,7 +326,8 @@ impl<S: Store> Service<S> {
             let cfg = &n.rec.config;
             let deliver = sub.state == SubscriptionState::Subscribed
                 && sub.options.deliver
-                && cfg.deliver_notifications;
+                && cfg.deliver_notifications
+                && self.still_admitted(n, sub);
             let last_seq = n.counters.last_seq;
             if deliver && !items.is_empty() {
                 let mut event = items_event(cfg, items, &sub.jid);
@@ -531,6 +537,57 @@ impl<S: Store> Service<S> {
         }
     }
 
+    /// [`access::may_in_roster`] with what `who` is to the node's owners, from their rosters
+    /// (only looked up for the presence and roster access models). The outer error is
+    /// [`Error::RosterNeeded`]: the decision waits for rosters the engine lacks.
+    fn may_access(
+        &self,
+        n: &NodeState,
+        who: &BareJid,
+        aff: Affiliation,
+        action: Action,
+        cfg: &NodeConfig,
+        subscribed: bool,
+    ) -> Result<Result<(), Error>, Error> {
+        let standing = matches!(
+            cfg.access_model,
+            AccessModel::Presence | AccessModel::Roster
+        )
+        .then(|| self.rosters.granted())
+        .filter(|granted| *granted)
+        .map(|_| {
+            let owners = n
+                .affs
+                .iter()
+                .filter(|(_, a)| **a == Affiliation::Owner)
+                .map(|(j, _)| j);
+            self.rosters.standing(owners, who)
+        });
+        match access::may_in_roster(aff, action, cfg, subscribed, standing.as_ref()) {
+            Err(e @ Error::RosterNeeded(_)) => Err(e),
+            other => Ok(other),
+        }
+    }
+
+    /// Every owner of a presence or roster node: whose rosters the service keeps.
+    pub fn roster_owners(&self) -> BTreeSet<BareJid> {
+        self.nodes
+            .values()
+            .filter(|n| {
+                matches!(
+                    n.rec.config.access_model,
+                    AccessModel::Presence | AccessModel::Roster
+                )
+            })
+            .flat_map(|n| {
+                n.affs
+                    .iter()
+                    .filter(|(_, a)| **a == Affiliation::Owner)
+                    .map(|(j, _)| j.clone())
+            })
+            .collect()
+    }
+
     /// Subscriptions on `node` held by `bare` or any of its full JIDs.
     fn jid_subs<'a>(
         &'a self,
@@ -658,6 +715,7 @@ impl<S: Store> Service<S> {
                 && sub.options.deliver
                 && sub.options.show_values.contains(&show)
                 && (sub.jid.try_as_full().is_err() || sub.jid == full)
+                && self.still_admitted(n, sub)
             {
                 let e = by_node.entry(node.as_str()).or_default();
                 e.0.push(sub.subid.clone());
@@ -756,6 +814,7 @@ impl<S: Store> Service<S> {
             if s.state == SubscriptionState::Subscribed
                 && s.options.deliver
                 && !(items && s.options.digest)
+                && self.still_admitted(n, s)
             {
                 for to in self.targets(&n.rec.config, s) {
                     let e = by_jid.entry(to).or_default();
@@ -775,6 +834,30 @@ impl<S: Store> Service<S> {
                 event: event.clone(),
             })
             .collect()
+    }
+
+    /// Whether the owners' rosters still admit `sub`'s subscriber to a presence or roster
+    /// node (always true for other models). Rosters change after subscribing; one not
+    /// known, or lost with the privilege, admits nobody who is not affiliated.
+    fn still_admitted(&self, n: &NodeState, sub: &Subscription) -> bool {
+        if !matches!(
+            n.rec.config.access_model,
+            AccessModel::Presence | AccessModel::Roster
+        ) {
+            return true;
+        }
+        let who = sub.jid.to_bare();
+        matches!(
+            self.may_access(
+                n,
+                &who,
+                self.aff(n, &who),
+                Action::RetrieveItems,
+                &n.rec.config,
+                true
+            ),
+            Ok(Ok(()))
+        )
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).
@@ -1161,7 +1244,7 @@ impl<S: Store> Service<S> {
 
     /// Check a configuration against what the engine supports and the policy caps.
     fn validate_config(&self, cfg: &NodeConfig) -> Result<(), Error> {
-        if !access::access_model_supported(cfg.access_model) {
+        if !access::access_model_supported(cfg.access_model, self.rosters.granted()) {
             return Err(Error::UnsupportedAccessModel);
         }
         if let MaxItems::Count(n) = cfg.max_items {
@@ -1255,8 +1338,15 @@ impl<S: Store> Service<S> {
         let mut removed = BTreeSet::new();
         if config.access_model != n.rec.config.access_model {
             for sub in n.subs.values() {
-                let aff = self.aff(n, &sub.jid.to_bare());
-                if access::may(aff, Action::Subscribe, &config, false).is_err() {
+                let who = sub.jid.to_bare();
+                let aff = self.aff(n, &who);
+                // Undecided for want of a roster: the request fails with RosterNeeded and is
+                // asked again once the component has the rosters, rather than dropping
+                // subscriptions a roster would have kept.
+                if self
+                    .may_access(n, &who, aff, Action::Subscribe, &config, false)?
+                    .is_err()
+                {
                     removed.insert(sub.subid.clone());
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
@@ -1298,7 +1388,14 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.check_jid(me, &jid)?;
         let bare = jid.to_bare();
-        access::may(self.aff(n, &bare), Action::Subscribe, &n.rec.config, false)?;
+        self.may_access(
+            n,
+            &bare,
+            self.aff(n, &bare),
+            Action::Subscribe,
+            &n.rec.config,
+            false,
+        )??;
         if options.is_none() {
             if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
                 return Ok(Plan::read(Reply::Subscription {
@@ -1469,7 +1566,7 @@ impl<S: Store> Service<S> {
         let n = self.node(node)?;
         let aff = self.aff(n, me);
         let subscribed = self.is_subscribed(n, me);
-        access::may(aff, Action::RetrieveItems, &n.rec.config, subscribed)?;
+        self.may_access(n, me, aff, Action::RetrieveItems, &n.rec.config, subscribed)??;
         if let Some(subid) = subid.filter(|s| !s.is_empty()) {
             let sub = self
                 .jid_subs(n, me)
@@ -1922,7 +2019,10 @@ impl<S: Store> Service<S> {
             } else {
                 aff
             };
-            if access::may(eff, Action::Subscribe, cfg, false).is_err() {
+            if self
+                .may_access(n, &jid, eff, Action::Subscribe, cfg, false)?
+                .is_err()
+            {
                 for sub in self.jid_subs(n, &jid) {
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
@@ -2037,6 +2137,7 @@ macro_rules! config_fields {
             description = "pubsub#description",
             payload_type = "pubsub#type",
             access_model = "pubsub#access_model",
+            roster_groups_allowed = "pubsub#roster_groups_allowed",
             publish_model = "pubsub#publish_model",
             max_items = "pubsub#max_items",
             persist_items = "pubsub#persist_items",

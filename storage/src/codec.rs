@@ -140,6 +140,10 @@ impl<'a> Reader<'a> {
         BareJid::new(&s).map_err(|e| self.err(&format!("bad bare JID {s:?}: {e}")))
     }
 
+    fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     fn end(self) -> Result<(), StoreError> {
         if self.rest.is_empty() {
             Ok(())
@@ -171,6 +175,7 @@ fn config(w: &mut Writer, c: &NodeConfig) {
         description,
         payload_type,
         access_model,
+        roster_groups_allowed,
         publish_model,
         max_items,
         persist_items,
@@ -212,6 +217,14 @@ fn config(w: &mut Writer, c: &NodeConfig) {
     w.str(notification_type.as_str());
     w.str(itemreply.as_str());
     w.u64(*max_payload_size);
+    // Appended last, and only when non-empty, so records without roster groups keep the
+    // exact bytes they had before this field existed and older records decode unchanged.
+    if !roster_groups_allowed.is_empty() {
+        w.u64(roster_groups_allowed.len() as u64);
+        for g in roster_groups_allowed {
+            w.str(g);
+        }
+    }
 }
 
 /// Decodes a node record stored under `name`.
@@ -230,11 +243,12 @@ pub fn decode_node(name: String, v: &[u8]) -> Result<NodeRecord, StoreError> {
         1 => MaxItems::Max,
         _ => return Err(r.err("bad max_items tag")),
     };
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         title,
         description,
         payload_type,
         access_model,
+        roster_groups_allowed: Vec::new(),
         publish_model,
         max_items,
         persist_items: r.bool()?,
@@ -251,6 +265,12 @@ pub fn decode_node(name: String, v: &[u8]) -> Result<NodeRecord, StoreError> {
         itemreply: r.wire::<ItemReply>()?,
         max_payload_size: r.u64()?,
     };
+    if !r.at_end() {
+        let n = r.u64()?;
+        for _ in 0..n {
+            config.roster_groups_allowed.push(r.str()?);
+        }
+    }
     r.end()?;
     Ok(NodeRecord {
         name,
@@ -405,6 +425,18 @@ mod tests {
     fn node_round_trips() {
         let r = rec();
         assert_eq!(decode_node("n".into(), &node(&r)).unwrap(), r);
+    }
+
+    #[test]
+    fn roster_groups_round_trip_and_are_absent_from_records_without_them() {
+        let mut r = rec();
+        let without = node(&r);
+        r.config.roster_groups_allowed = vec!["Friends".into(), "Work".into()];
+        let with = node(&r);
+        assert_eq!(decode_node("n".into(), &with).unwrap(), r);
+        // A record without groups is a prefix: what older Roosts wrote still decodes.
+        assert!(with.starts_with(&without));
+        assert!(decode_node("n".into(), &with[..with.len() - 1]).is_err());
     }
 
     #[test]

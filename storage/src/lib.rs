@@ -13,6 +13,9 @@ use roost_nodes::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// How long [`SledStore::open_with`] waits for the directory's lock.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
@@ -45,8 +48,29 @@ impl SledStore {
     }
 
     /// Opens a database from a sled configuration (e.g. `temporary(true)` for tests).
+    ///
+    /// A lock held on the directory is waited for up to [`LOCK_PATIENCE`]: after a store of
+    /// this process is dropped (a reopen after a storage failure, a test reopening its
+    /// database), sled's flusher thread may hold the file lock a little longer. Another
+    /// process holding it still gets the error, after that wait.
     pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
-        let db = config.open().map_err(sled_err)?;
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a held lock as an io::Error of kind Other: only its message
+                // tells it apart.
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    if started.elapsed() >= LOCK_PATIENCE {
+                        return Err(StoreError(format!(
+                            "sled: {e} (is another roost using this data directory?)"
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(sled_err(e)),
+            }
+        };
         let tree = db.open_tree(keys::TREE).map_err(sled_err)?;
         let store = SledStore {
             db,

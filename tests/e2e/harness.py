@@ -85,11 +85,14 @@ class Server:
         self.script = os.path.join(SCRIPTS, kind)
         self.env = {}
         self.started = False
+        # Extra environment for scripts/<server> (e.g. ROOST_PRIVILEGE=1), on every call.
+        self.extra_env = {}
 
     def _run(self, *args, timeout=120):
         # Don't leak our own C2S_PORT etc. into the script: it reads DIR/env.
         env = {k: v for k, v in os.environ.items()
                if k not in ("C2S_PORT", "COMPONENT_PORT", "ERL_DIST_PORT", "PID", "NODE")}
+        env.update(self.extra_env)
         p = subprocess.run([self.script, *args], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
         if p.returncode != 0:
@@ -313,6 +316,7 @@ class Context:
         self.server = Server(kind, os.path.join(tmp, "server"))
         self.roost = None
         self.extra_roosts = []
+        self._privileged = None
 
     @property
     def env(self):
@@ -343,7 +347,24 @@ class Context:
         self.roost.start()
         await self.wait_ready(30)
 
+    async def privileged(self):
+        """A second server of the same kind started with ROOST_PRIVILEGE=1 (XEP-0356 roster
+        and presence access granted to the component), with its own users and Roost: a
+        Context of its own, started on first use, shared by later callers, stopped with
+        this one."""
+        if self._privileged is None:
+            p = Context(self.kind, os.path.join(self.tmp, "privileged"), self.roost_bin,
+                        self.keepalive, self.roost_log_filter)
+            p.server.extra_env = {"ROOST_PRIVILEGE": "1"}
+            os.makedirs(p.tmp, exist_ok=True)
+            self._privileged = p
+            await p.setup()
+        return self._privileged
+
     def teardown(self):
+        if self._privileged is not None:
+            with contextlib.suppress(Exception):
+                self._privileged.teardown()
         for r in self.extra_roosts:
             with contextlib.suppress(Exception):
                 r.stop(5)

@@ -48,6 +48,22 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::InvalidSubId => with(T::Modify, C::NotAcceptable, "invalid-subid", text),
         // §6.5.9 "Entity Not Subscribed" (authorize nodes).
         Error::NotAuthorizedSubscriber => with(T::Auth, C::NotAuthorized, "not-subscribed", text),
+        // Examples 31 and 89 (§6.1.3, §6.5.9 "Presence Subscription Required").
+        Error::PresenceSubscriptionRequired => with(
+            T::Auth,
+            C::NotAuthorized,
+            "presence-subscription-required",
+            text,
+        ),
+        // Examples 32 and 90 (§6.1.3, §6.5.9 "Not in Roster Group").
+        Error::NotInRosterGroup => with(T::Auth, C::NotAuthorized, "not-in-roster-group", text),
+        // The component fetches the rosters and asks again, so this reaches a requester only
+        // if the rosters did not come: a transient condition, retrying may help.
+        Error::RosterNeeded(_) => plain(
+            T::Wait,
+            C::InternalServerError,
+            "the node owner's roster is not available yet; retry later".to_owned(),
+        ),
         // Example 36.
         Error::PendingSubscription => with(T::Auth, C::NotAuthorized, "pending-subscription", text),
         // Example 110.
@@ -196,6 +212,19 @@ mod tests {
             C::NotAcceptable,
             Some("invalid-subid"),
         );
+        check(
+            PresenceSubscriptionRequired,
+            T::Auth,
+            C::NotAuthorized,
+            Some("presence-subscription-required"),
+        );
+        check(
+            NotInRosterGroup,
+            T::Auth,
+            C::NotAuthorized,
+            Some("not-in-roster-group"),
+        );
+        check(RosterNeeded(vec![]), T::Wait, C::InternalServerError, None);
         check(
             NotAuthorizedSubscriber,
             T::Auth,

@@ -10,6 +10,8 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
+use minidom::Element;
+
 use roost_nodes::request::NodeMeta;
 use roost_nodes::{
     AccessModel, Error, ItemReply, MaxItems, NodeConfig, NodeConfigPatch, NotificationType,
@@ -23,8 +25,10 @@ use super::{
     NS_SUBSCRIBE_OPTIONS,
 };
 
-/// Access models offered in the configuration form: the ones the engine implements.
-/// Others still parse (the engine answers `unsupported-access-model`).
+/// Access models offered in the configuration form: the ones the engine always implements.
+/// `presence` and `roster` are added by [`offer_roster_models`] on a connection whose
+/// server grants roster access (XEP-0356). Others still parse (the engine answers
+/// `unsupported-access-model`).
 const OFFERED_ACCESS: &[AccessModel] = &[
     AccessModel::Open,
     AccessModel::Authorize,
@@ -103,6 +107,7 @@ pub(crate) fn node_config_form(c: &NodeConfig, type_: DataFormType) -> DataForm 
             &plain_options(&access, AccessModel::as_str),
             c.access_model.as_str(),
         ),
+        roster_groups(&c.roster_groups_allowed),
         list_single(
             "pubsub#publish_model",
             "Specify the publisher model",
@@ -187,6 +192,53 @@ pub(crate) fn node_config_form(c: &NodeConfig, type_: DataFormType) -> DataForm 
         ),
     ];
     form(type_, ns::PUBSUB_CONFIGURE, fields)
+}
+
+const ROSTER_GROUPS: &str = "pubsub#roster_groups_allowed";
+
+/// The `pubsub#roster_groups_allowed` field (§16.4.4, example 140) with the node's groups.
+/// Always in the form, so that a configuration round-trips; it acts only with the roster
+/// access model.
+fn roster_groups(groups: &[String]) -> Field {
+    let mut f = labelled(
+        ROSTER_GROUPS,
+        FieldType::ListMulti,
+        "Roster groups allowed to subscribe",
+    );
+    f.values = groups.to_vec();
+    f
+}
+
+/// Adds the `presence` and `roster` access models to the options of a configuration form
+/// inside a reply payload: done by the connection when the server grants roster access,
+/// since only then can those models be honoured. A payload without such a form is left as
+/// it is.
+pub(crate) fn offer_roster_models(payload: &mut Element) {
+    let Some(configure) = payload
+        .children_mut()
+        .find(|c| c.name() == "configure" || c.name() == "default")
+    else {
+        return;
+    };
+    let Some(x) = configure.children_mut().find(|c| c.is("x", ns::DATA_FORMS)) else {
+        return;
+    };
+    let Ok(mut form) = DataForm::try_from(x.clone()) else {
+        return;
+    };
+    for f in form.fields.iter_mut() {
+        if f.var.as_deref() == Some("pubsub#access_model") {
+            for m in [AccessModel::Presence, AccessModel::Roster] {
+                if !f.options.iter().any(|o| o.value == m.as_str()) {
+                    f.options.push(Option_ {
+                        label: None,
+                        value: m.as_str().to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    *x = form.into();
 }
 
 /// The subscription options form (§6.3.2 example 56, §16.4.2).
@@ -465,6 +517,7 @@ const CONFIG_VARS: &[&str] = &[
     "pubsub#description",
     "pubsub#type",
     "pubsub#access_model",
+    ROSTER_GROUPS,
     "pubsub#publish_model",
     "pubsub#max_items",
     "pubsub#persist_items",
@@ -487,6 +540,19 @@ const CONFIG_VARS: &[&str] = &[
 fn apply_config_field(patch: &mut NodeConfigPatch, var: &str, f: &Field) -> Result<bool, String> {
     if !CONFIG_VARS.contains(&var) {
         return Ok(false);
+    }
+    if var == ROSTER_GROUPS {
+        // list-multi: every value is a group; empty values mean nothing.
+        let mut groups: Vec<String> = f
+            .values
+            .iter()
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        patch.roster_groups_allowed = Some(groups);
+        return Ok(true);
     }
     let v = single(f)?;
     match var {
@@ -637,6 +703,7 @@ mod tests {
             description: "Updates for Hamlet's Princely Musings weblog.".into(),
             payload_type: "http://www.w3.org/2005/Atom".into(),
             access_model: AccessModel::Whitelist,
+            roster_groups_allowed: vec!["Family".into(), "Friends".into()],
             publish_model: PublishModel::Open,
             max_items: MaxItems::Max,
             persist_items: false,
@@ -663,6 +730,7 @@ mod tests {
             description,
             payload_type,
             access_model,
+            roster_groups_allowed,
             publish_model,
             max_items,
             persist_items,

@@ -26,6 +26,7 @@ use minidom::{Element, ElementBuilder, IntoAttributeValue};
 use roost_nodes::Millis;
 
 pub use errors::stanza_error;
+pub(crate) use forms::offer_roster_models;
 pub use notify::notification_message;
 pub use parse::{parse_message, parse_request};
 pub use reply::{owner_namespace, reply_payload};
@@ -57,9 +58,11 @@ pub enum IqKind {
 /// The `http://jabber.org/protocol/pubsub#…` features that work end to end (translation and
 /// engine), as disco#info `var`s for the service's identity.
 ///
-/// Deliberately absent until they work: `access-presence`, `access-roster` (they need the
-/// users' rosters, i.e. XEP-0356), `presence-subscribe` (XEP-0060 §9.1 auto-subscription
-/// from entity capabilities), `collections`, `auto-create`, `last-published`.
+/// `access-presence` and `access-roster` are not here: they work only on a connection whose
+/// server grants roster access (XEP-0356), so the service adds [`ROSTER_FEATURES`] then.
+/// Deliberately absent until they work: `presence-subscribe` (XEP-0060 §9.1
+/// auto-subscription from entity capabilities), `collections`, `auto-create`,
+/// `last-published`.
 pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-authorize",
     "http://jabber.org/protocol/pubsub#access-open",
@@ -95,6 +98,13 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#rsm",
     "http://jabber.org/protocol/pubsub#subscribe",
     "http://jabber.org/protocol/pubsub#subscription-options",
+];
+
+/// The access models that need the owners' rosters (§4.5), advertised only while the server
+/// grants roster access (XEP-0356).
+pub const ROSTER_FEATURES: &[&str] = &[
+    "http://jabber.org/protocol/pubsub#access-presence",
+    "http://jabber.org/protocol/pubsub#access-roster",
 ];
 
 /// `http://jabber.org/protocol/pubsub#errors`.

@@ -113,6 +113,7 @@ fn odd_config() -> NodeConfig {
         description: "a\nmulti-line\0description".into(),
         payload_type: "urn:example:payload".into(),
         access_model: AccessModel::Whitelist,
+        roster_groups_allowed: vec!["Friends".into(), "Ünïcode group".into()],
         publish_model: PublishModel::Open,
         max_items: MaxItems::Max,
         persist_items: !d.persist_items,

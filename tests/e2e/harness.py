@@ -79,17 +79,20 @@ def read_env(path):
 class Server:
     """An XMPP server instance driven by scripts/prosody or scripts/ejabberd."""
 
-    def __init__(self, kind, dir_):
+    def __init__(self, kind, dir_, extra_env=None):
         self.kind = kind
         self.dir = dir_
         self.script = os.path.join(SCRIPTS, kind)
         self.env = {}
         self.started = False
+        # Settings for the script itself (e.g. DOMAIN, PROSODY_S2S for federation tests).
+        self.extra_env = dict(extra_env or {})
 
     def _run(self, *args, timeout=120):
         # Don't leak our own C2S_PORT etc. into the script: it reads DIR/env.
         env = {k: v for k, v in os.environ.items()
                if k not in ("C2S_PORT", "COMPONENT_PORT", "ERL_DIST_PORT", "PID", "NODE")}
+        env.update(self.extra_env)
         p = subprocess.run([self.script, *args], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
         if p.returncode != 0:

@@ -18,7 +18,9 @@
 //!   numbers, so the sink sees no gap and writes no line twice.
 //! * The file is followed across rotation (a new inode at the path) and truncation
 //!   (the file shrank): the rest of the old file is shipped, then the new one from its
-//!   start. A file rotated away *while the shipper is down* is not recovered.
+//!   start. A file rotated away *while the shipper is down* is found again by its inode
+//!   in the same directory (`app.log.1`, `app.log-DATE`, …; not if it was compressed or
+//!   deleted) and its rest is shipped before the new file.
 //! * A publish that fails transiently (the service restarting) or is not answered
 //!   within 10 s is sent again; a permanent error (forbidden, no such node, …) stops it.
 //!
@@ -488,6 +490,26 @@ fn follow(
         }
     };
     let mut pos = 0u64;
+    if ino != 0 && cur_ino != ino {
+        // Rotated while we were down: the file we were in is usually still there under
+        // another name (app.log.1, app.log-DATE). Its unacknowledged rest comes first,
+        // then the loop below moves on to the file now at the path, as for a rotation
+        // seen live. Without this the rest of the old file would be skipped.
+        match find_rotated(&path, ino) {
+            Some(f) => {
+                eprintln!(
+                    "roost-log-ship: {} was rotated while stopped; shipping the rest of the old file first",
+                    path.display()
+                );
+                (reader, cur_ino) = (BufReader::new(f), ino);
+            }
+            None => eprintln!(
+                "roost-log-ship: warning: {} was rotated while stopped and the old file \
+                 (inode {ino}) is gone; its unshipped lines are lost",
+                path.display()
+            ),
+        }
+    }
     if cur_ino == ino && reader.get_ref().metadata()?.len() >= offset {
         reader.seek(SeekFrom::Start(offset))?;
         pos = offset;
@@ -531,6 +553,26 @@ fn follow(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The file with inode `ino` next to `path` (on the same device), if there is one: where
+/// a rotation moved the file the state file points into.
+fn find_rotated(path: &std::path::Path, ino: u64) -> Option<File> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dev = std::fs::metadata(&dir).ok()?.dev();
+    let entries = std::fs::read_dir(&dir).ok()?;
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_file() && m.ino() == ino && m.dev() == dev {
+            let f = File::open(e.path()).ok()?;
+            // Re-check on the open file: the name may have moved on meanwhile.
+            return f.metadata().is_ok_and(|m| m.ino() == ino).then_some(f);
+        }
+    }
+    None
 }
 
 /// Hand over one line's units; false when the receiver is gone.

@@ -56,6 +56,10 @@ const PAGE: u32 = 250;
 const GAP_PATIENCE: Duration = Duration::from_secs(3);
 /// Items waiting behind gaps, at most; beyond, they are dropped and refetched.
 const MAX_WAITING: usize = 100_000;
+/// How long a subscribe or history query may go without an answer (for a query: without
+/// a result arriving) before it is given up and sent again. A request in flight when the
+/// service restarts may never be answered; without this the sink would wait forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Collect a node's log lines into a file.
 #[derive(Parser, Debug)]
@@ -239,6 +243,8 @@ struct CatchUp {
     queryid: String,
     /// Reading the whole history (the resume point was gone, or a gap remained).
     from_start: bool,
+    /// When it was sent or last brought a result: for [`REQUEST_TIMEOUT`].
+    progress: Instant,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -294,7 +300,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut catchup: Option<CatchUp> = None;
     // When to subscribe and catch up again, after the node was found missing.
     let mut restart_at: Option<Instant> = None;
-    let mut subscribe_iq = HashMap::new();
+    // Subscribe requests in flight, by IQ id, with when they were sent.
+    let mut subscribe_iq: HashMap<String, Instant> = HashMap::new();
     let mut queries = 0u64;
     start(
         &mut s,
@@ -317,7 +324,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
                 }
                 Some(Incoming::Stanza(st)) => match *st {
-                    Stanza::Message(m) => on_message(&m, &args, &catchup, &mut out)?,
+                    Stanza::Message(m) => on_message(&m, &args, &mut catchup, &mut out)?,
                     Stanza::Iq(Iq::Result { id, payload, .. }) => {
                         if subscribe_iq.remove(&id).is_some() {
                             continue;
@@ -361,8 +368,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                                 continue;
                             }
                             if is_transient(&error) {
-                                // Roost is away: the reconnect or the gap timer retries.
+                                // Roost is away: subscribe (and catch up) again shortly;
+                                // without a subscription nothing live would come.
                                 tracing::info!("subscribe failed: {}", describe_error(&error));
+                                restart_at = Some(Instant::now() + Duration::from_secs(1));
+                                catchup = None;
                                 continue;
                             }
                             bail!("subscribing to {} failed: {}", args.node, describe_error(&error));
@@ -393,6 +403,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
                     continue;
                 }
+                // A request lost on the way (the service restarted while it was in flight):
+                // subscribe and catch up again, from where the output stands.
+                let lost_query = catchup.as_ref().is_some_and(|c| c.progress.elapsed() >= REQUEST_TIMEOUT);
+                let lost_subscribe = subscribe_iq.values().any(|t| t.elapsed() >= REQUEST_TIMEOUT);
+                if lost_query || lost_subscribe {
+                    eprintln!("roost-log-sink: no answer from the service for {}s; subscribing and catching up again",
+                        REQUEST_TIMEOUT.as_secs());
+                    subscribe_iq.clear();
+                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    continue;
+                }
                 let stuck = out.waiting_since.is_some_and(|t| t.elapsed() >= GAP_PATIENCE);
                 if catchup.is_none() && restart_at.is_none() && stuck {
                     out.waiting_since = Some(Instant::now());
@@ -411,7 +432,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn start(
     s: &mut Session,
     args: &Args,
-    subscribe_iq: &mut HashMap<String, ()>,
+    subscribe_iq: &mut HashMap<String, Instant>,
     catchup: &mut Option<CatchUp>,
     out: &Output,
     queries: &mut u64,
@@ -427,7 +448,7 @@ async fn start(
         )
         .build();
     let id = s.new_id();
-    subscribe_iq.insert(id.clone(), ());
+    subscribe_iq.insert(id.clone(), Instant::now());
     s.send(Iq::Set {
         from: None,
         to: Some(args.service.clone()),
@@ -466,6 +487,7 @@ async fn query(
         iq: iq.clone(),
         queryid,
         from_start,
+        progress: Instant::now(),
     });
     s.send(Iq::Set {
         from: None,
@@ -480,7 +502,7 @@ async fn query(
 fn on_message(
     m: &Message,
     args: &Args,
-    catchup: &Option<CatchUp>,
+    catchup: &mut Option<CatchUp>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     if m.from.as_ref() != Some(&args.service) {
@@ -489,11 +511,11 @@ fn on_message(
     for p in &m.payloads {
         let event = if p.is("event", EVENT_NS) {
             Some(p)
-        } else if p.is("result", MAM_NS)
-            && catchup
-                .as_ref()
-                .is_some_and(|c| p.attr("queryid") == Some(c.queryid.as_str()))
+        } else if let Some(c) = catchup
+            .as_mut()
+            .filter(|c| p.is("result", MAM_NS) && p.attr("queryid") == Some(c.queryid.as_str()))
         {
+            c.progress = Instant::now();
             p.get_child("forwarded", FORWARD_NS)
                 .and_then(|f| f.get_child("message", CLIENT_NS))
                 .and_then(|m| m.get_child("event", EVENT_NS))

@@ -17,6 +17,9 @@
 //!   nor repeats a line. If the history no longer has that item, it reads it from the
 //!   start. A gap that the whole history cannot fill (items expired) is reported on
 //!   stderr and skipped.
+//! * A subscribe or history query left unanswered for 15 s (the service restarted while
+//!   it was in flight: requests it had not read yet are lost, nobody bounces them) is
+//!   sent again, and so is a subscribe that failed because the service was away.
 //! * The state file (`--state`, default `OUT.state`) holds, fsync'd right after the
 //!   output is flushed and fsync'd, the output size and the last line number per shipper.
 //!   On start the output is cut back to that size, so a crash between the two writes

@@ -407,7 +407,8 @@ fn on_reply(iq: Iq, inflight: &mut VecDeque<Batch>) -> anyhow::Result<()> {
 }
 
 /// Create the node keeping as many items as allowed; `conflict` (it exists) is fine.
-/// Transient failures (the service restarting) are retried for a minute.
+/// Transient failures (the service restarting) and requests left unanswered for 15 s are
+/// retried, 60 times at most.
 async fn create_node(s: &mut Session, service: &Jid, node: &str) -> anyhow::Result<()> {
     let payload: Element = format!(
         "<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='{}'/>\
@@ -443,8 +444,13 @@ async fn create_node(s: &mut Session, service: &Jid, node: &str) -> anyhow::Resu
                 }
             }
         })
-        .await
-        .context("no reply to the create request")?;
+        .await;
+        let Ok(reply) = reply else {
+            // Lost on the way (Roost restarted while it was in flight: the server does not
+            // bounce what the component had not read yet): ask again.
+            tracing::info!("no reply to the create request; sending it again");
+            continue;
+        };
         match reply {
             None => bail!("connection closed"),
             Some(Ok(())) => {

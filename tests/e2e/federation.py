@@ -15,7 +15,7 @@ subscribing to pubsub.a.example across s2s. 100 000 lines are shipped in ten chu
 the sinks are killed (SIGKILL) and restarted several times and Roost is restarted; at the
 end every sink's file must be byte-identical to the source, and the shipper's state must
 count every line. B logs at debug level so that `s2s_stanzas()` can count the stanzas
-between A and B (printed at the end).
+between A and B (printed at the end); FEDERATION_DEBUG=1 puts A and C at debug level too.
 
 Not collected by run.py (no test_ prefix): it needs its own servers; scripts/test runs it
 as the "e2e federation" step. Only one run at a time per machine (port 5269 on the fixed

@@ -629,3 +629,27 @@ async fn shutdown() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_rotated_away_is_found_by_its_inode() {
+        let dir = std::env::temp_dir().join(format!("roost-ship-rot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.log");
+        std::fs::write(&path, b"old\n").unwrap();
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        std::fs::rename(&path, dir.join("app.log.1")).unwrap();
+        std::fs::write(&path, b"new\n").unwrap();
+        let found = find_rotated(&path, ino).expect("the rotated file");
+        assert_eq!(found.metadata().unwrap().ino(), ino);
+        std::fs::remove_file(dir.join("app.log.1")).unwrap();
+        assert!(
+            find_rotated(&path, ino).is_none(),
+            "deleted: nothing to find"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

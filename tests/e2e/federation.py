@@ -26,6 +26,7 @@ the end, also on failure, Ctrl-C or SIGTERM. Last line: "N passed, M failed".
 import argparse
 import asyncio
 import fcntl
+import logging
 import os
 import random
 import re
@@ -325,6 +326,9 @@ def main():
     args = ap.parse_args()
     if args.keepalive == int(args.keepalive):
         args.keepalive = int(args.keepalive)
+    # As run.py: slixmpp's and asyncio's own logging only with -v.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.CRITICAL,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args.roost_bin = os.environ.get("ROOST_BIN") or os.path.join(harness.ROOT, "target", "debug", "roost")
     results = []
     if not os.access(args.roost_bin, os.X_OK):

@@ -79,14 +79,14 @@ def read_env(path):
 class Server:
     """An XMPP server instance driven by scripts/prosody or scripts/ejabberd."""
 
-    def __init__(self, kind, dir_):
+    def __init__(self, kind, dir_, extra_env=None):
         self.kind = kind
         self.dir = dir_
         self.script = os.path.join(SCRIPTS, kind)
         self.env = {}
         self.started = False
-        # Extra environment for scripts/<server> (e.g. ROOST_PRIVILEGE=1), on every call.
-        self.extra_env = {}
+        # Settings for the script itself (e.g. DOMAIN, PROSODY_S2S for federation tests).
+        self.extra_env = dict(extra_env or {})
 
     def _run(self, *args, timeout=120):
         # Don't leak our own C2S_PORT etc. into the script: it reads DIR/env.

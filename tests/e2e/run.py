@@ -122,7 +122,7 @@ def main():
     ap.add_argument("--roost-log", default=os.environ.get("ROOST_LOG", "info"), help="roost --log filter")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--also", action="append", default=[], metavar="MODULE",
-                    help="also run the tests of tests/e2e/MODULE.py (e.g. unreliable_logs, kept out of the suite)")
+                    help="also run the tests of tests/e2e/MODULE.py (a module without the test_ prefix)")
     args = ap.parse_args()
     if args.keepalive == int(args.keepalive):
         args.keepalive = int(args.keepalive)

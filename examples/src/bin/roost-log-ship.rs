@@ -18,7 +18,9 @@
 //!   numbers, so the sink sees no gap and writes no line twice.
 //! * The file is followed across rotation (a new inode at the path) and truncation
 //!   (the file shrank): the rest of the old file is shipped, then the new one from its
-//!   start. A file rotated away *while the shipper is down* is not recovered.
+//!   start. A file rotated away *while the shipper is down* is found again by its inode
+//!   in the same directory (`app.log.1`, `app.log-DATE`, …; not if it was compressed or
+//!   deleted) and its rest is shipped before the new file.
 //! * A publish that fails transiently (the service restarting) or is not answered
 //!   within 10 s is sent again; a permanent error (forbidden, no such node, …) stops it.
 //!
@@ -405,7 +407,8 @@ fn on_reply(iq: Iq, inflight: &mut VecDeque<Batch>) -> anyhow::Result<()> {
 }
 
 /// Create the node keeping as many items as allowed; `conflict` (it exists) is fine.
-/// Transient failures (the service restarting) are retried for a minute.
+/// Transient failures (the service restarting) and requests left unanswered for 15 s are
+/// retried, 60 times at most.
 async fn create_node(s: &mut Session, service: &Jid, node: &str) -> anyhow::Result<()> {
     let payload: Element = format!(
         "<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='{}'/>\
@@ -441,8 +444,13 @@ async fn create_node(s: &mut Session, service: &Jid, node: &str) -> anyhow::Resu
                 }
             }
         })
-        .await
-        .context("no reply to the create request")?;
+        .await;
+        let Ok(reply) = reply else {
+            // Lost on the way (Roost restarted while it was in flight: the server does not
+            // bounce what the component had not read yet): ask again.
+            tracing::info!("no reply to the create request; sending it again");
+            continue;
+        };
         match reply {
             None => bail!("connection closed"),
             Some(Ok(())) => {
@@ -488,6 +496,26 @@ fn follow(
         }
     };
     let mut pos = 0u64;
+    if ino != 0 && cur_ino != ino {
+        // Rotated while we were down: the file we were in is usually still there under
+        // another name (app.log.1, app.log-DATE). Its unacknowledged rest comes first,
+        // then the loop below moves on to the file now at the path, as for a rotation
+        // seen live. Without this the rest of the old file would be skipped.
+        match find_rotated(&path, ino) {
+            Some(f) => {
+                eprintln!(
+                    "roost-log-ship: {} was rotated while stopped; shipping the rest of the old file first",
+                    path.display()
+                );
+                (reader, cur_ino) = (BufReader::new(f), ino);
+            }
+            None => eprintln!(
+                "roost-log-ship: warning: {} was rotated while stopped and the old file \
+                 (inode {ino}) is gone; its unshipped lines are lost",
+                path.display()
+            ),
+        }
+    }
     if cur_ino == ino && reader.get_ref().metadata()?.len() >= offset {
         reader.seek(SeekFrom::Start(offset))?;
         pos = offset;
@@ -531,6 +559,26 @@ fn follow(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The file with inode `ino` next to `path` (on the same device), if there is one: where
+/// a rotation moved the file the state file points into.
+fn find_rotated(path: &std::path::Path, ino: u64) -> Option<File> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dev = std::fs::metadata(&dir).ok()?.dev();
+    let entries = std::fs::read_dir(&dir).ok()?;
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_file() && m.ino() == ino && m.dev() == dev {
+            let f = File::open(e.path()).ok()?;
+            // Re-check on the open file: the name may have moved on meanwhile.
+            return f.metadata().is_ok_and(|m| m.ino() == ino).then_some(f);
+        }
+    }
+    None
 }
 
 /// Hand over one line's units; false when the receiver is gone.
@@ -579,5 +627,29 @@ async fn shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_rotated_away_is_found_by_its_inode() {
+        let dir = std::env::temp_dir().join(format!("roost-ship-rot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.log");
+        std::fs::write(&path, b"old\n").unwrap();
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        std::fs::rename(&path, dir.join("app.log.1")).unwrap();
+        std::fs::write(&path, b"new\n").unwrap();
+        let found = find_rotated(&path, ino).expect("the rotated file");
+        assert_eq!(found.metadata().unwrap().ino(), ino);
+        std::fs::remove_file(dir.join("app.log.1")).unwrap();
+        assert!(
+            find_rotated(&path, ino).is_none(),
+            "deleted: nothing to find"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

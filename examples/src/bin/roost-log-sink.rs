@@ -15,8 +15,13 @@
 //!   (XEP-0313, paging with RSM after the last item it wrote) while live notifications
 //!   keep arriving; both go through the same numbering, so the switch-over neither loses
 //!   nor repeats a line. If the history no longer has that item, it reads it from the
-//!   start. A gap that the whole history cannot fill (items expired) is reported on
-//!   stderr and skipped.
+//!   start. Lines older than the oldest item the whole history still has (dropped for
+//!   `max_items`) are reported on stderr and skipped. A gap after that is a late line (a
+//!   publish being retried while later ones went through): the sink waits for it, live or
+//!   from a later read of the history, and never writes past it.
+//! * A subscribe or history query left unanswered for 15 s (the service restarted while
+//!   it was in flight: requests it had not read yet are lost, nobody bounces them) is
+//!   sent again, and so is a subscribe that failed because the service was away.
 //! * The state file (`--state`, default `OUT.state`) holds, fsync'd right after the
 //!   output is flushed and fsync'd, the output size and the last line number per shipper.
 //!   On start the output is cut back to that size, so a crash between the two writes
@@ -56,6 +61,13 @@ const PAGE: u32 = 250;
 const GAP_PATIENCE: Duration = Duration::from_secs(3);
 /// Items waiting behind gaps, at most; beyond, they are dropped and refetched.
 const MAX_WAITING: usize = 100_000;
+/// How long a subscribe or history query may go without an answer (for a query: without
+/// a result arriving) before it is given up and sent again. A request in flight when the
+/// service restarts may never be answered; without this the sink would wait forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Extra wait, beyond [`GAP_PATIENCE`], before the whole history is read again for lines
+/// that a whole read did not find but that later ones say were published (late ones).
+const LATE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Collect a node's log lines into a file.
 #[derive(Parser, Debug)]
@@ -130,34 +142,19 @@ struct Output {
 
 impl Output {
     /// Take one item: write what follows on from the shipper's last line, keep what is
-    /// ahead of a gap, drop what was written already.
-    fn deliver(&mut self, id: &str, payload: &Element) -> std::io::Result<()> {
+    /// ahead of a gap, drop what was written already. Returns the item's first line
+    /// number (`None` when it is not a log batch).
+    fn deliver(&mut self, id: &str, payload: &Element) -> std::io::Result<Option<u64>> {
         let (Some(shipper), Some((first, units))) = (shipper_of(id), decode(payload)) else {
             tracing::warn!(id, "item is not a roost-log-ship batch; ignored");
-            return Ok(());
+            return Ok(None);
         };
         if units.is_empty() {
-            return Ok(());
+            return Ok(Some(first));
         }
         if self.apply(shipper, first, &units)? {
             self.last_item = Some(id.to_owned());
-            // Whatever waited for this may follow now.
-            loop {
-                let next = self.last.get(shipper).copied().unwrap_or(0) + 1;
-                let ready: Vec<(String, u64)> = self
-                    .waiting
-                    .range((shipper.to_owned(), 0)..=(shipper.to_owned(), next))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                if ready.is_empty() {
-                    break;
-                }
-                for k in ready {
-                    if let Some(u) = self.waiting.remove(&k) {
-                        self.apply(shipper, k.1, &u)?;
-                    }
-                }
-            }
+            self.drain_waiting(shipper)?;
         } else if first > self.last.get(shipper).copied().unwrap_or(0) + 1
             && self.waiting.len() < MAX_WAITING
         {
@@ -171,7 +168,27 @@ impl Output {
             (false, None) => Some(Instant::now()),
             (false, since) => since,
         };
-        Ok(())
+        Ok(Some(first))
+    }
+
+    /// Write whatever waited for the lines of `shipper` written so far.
+    fn drain_waiting(&mut self, shipper: &str) -> std::io::Result<()> {
+        loop {
+            let next = self.last.get(shipper).copied().unwrap_or(0) + 1;
+            let ready: Vec<(String, u64)> = self
+                .waiting
+                .range((shipper.to_owned(), 0)..=(shipper.to_owned(), next))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for k in ready {
+                if let Some(u) = self.waiting.remove(&k) {
+                    self.apply(shipper, k.1, &u)?;
+                }
+            }
+        }
     }
 
     /// Write the units numbered after the shipper's last line, if they follow on from
@@ -192,24 +209,31 @@ impl Output {
         Ok(true)
     }
 
-    /// Give up on the gaps: write what waits, in order, reporting what is skipped.
-    fn skip_gaps(&mut self) -> std::io::Result<()> {
-        let waiting = std::mem::take(&mut self.waiting);
-        for ((shipper, first), units) in waiting {
-            let last = self.last.get(&shipper).copied().unwrap_or(0);
-            if first > last + 1 {
+    /// After reading the whole history: give up on the lines it no longer has, those
+    /// before `oldest[shipper]`, the first line of the shipper's oldest item in it (older
+    /// items were dropped for `max_items`). A gap *after* that is not skipped: the lines
+    /// are late, not gone (a publish being retried while later ones went through, as
+    /// around a Roost restart), and come live or with a later read. Returns whether a gap
+    /// remains.
+    fn skip_expired(&mut self, oldest: &BTreeMap<String, u64>) -> std::io::Result<bool> {
+        for (shipper, &h) in oldest {
+            let last = self.last.get(shipper).copied().unwrap_or(0);
+            if h > last + 1 {
                 eprintln!(
                     "roost-log-sink: lines {}..{} of shipper {shipper} are no longer in the \
                      node's history; skipped",
                     last + 1,
-                    first - 1
+                    h - 1
                 );
-                self.last.insert(shipper.clone(), first - 1);
+                self.last.insert(shipper.clone(), h - 1);
+                self.dirty = true;
+                self.drain_waiting(shipper)?;
             }
-            self.apply(&shipper, first, &units)?;
         }
-        self.waiting_since = None;
-        Ok(())
+        if self.waiting.is_empty() {
+            self.waiting_since = None;
+        }
+        Ok(!self.waiting.is_empty())
     }
 
     /// Make the output durable, then record it: the state never claims unwritten lines.
@@ -239,6 +263,10 @@ struct CatchUp {
     queryid: String,
     /// Reading the whole history (the resume point was gone, or a gap remained).
     from_start: bool,
+    /// When it was sent or last brought a result: for [`REQUEST_TIMEOUT`].
+    progress: Instant,
+    /// Per shipper, the first line of its oldest item seen in this read (over all pages).
+    oldest: BTreeMap<String, u64>,
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -294,7 +322,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut catchup: Option<CatchUp> = None;
     // When to subscribe and catch up again, after the node was found missing.
     let mut restart_at: Option<Instant> = None;
-    let mut subscribe_iq = HashMap::new();
+    // Subscribe requests in flight, by IQ id, with when they were sent.
+    let mut subscribe_iq: HashMap<String, Instant> = HashMap::new();
     let mut queries = 0u64;
     start(
         &mut s,
@@ -317,7 +346,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
                 }
                 Some(Incoming::Stanza(st)) => match *st {
-                    Stanza::Message(m) => on_message(&m, &args, &catchup, &mut out)?,
+                    Stanza::Message(m) => on_message(&m, &args, &mut catchup, &mut out)?,
                     Stanza::Iq(Iq::Result { id, payload, .. }) => {
                         if subscribe_iq.remove(&id).is_some() {
                             continue;
@@ -335,11 +364,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         out.commit()?;
                         if !complete && last.is_some() {
                             query(&mut s, &args, &mut catchup, last, c.from_start, &mut queries).await;
+                            if let Some(n) = catchup.as_mut() {
+                                n.oldest = c.oldest;
+                            }
                         } else if !out.waiting.is_empty() {
                             if c.from_start {
-                                out.skip_gaps()?;
+                                if out.skip_expired(&c.oldest)? {
+                                    // Late lines: give them time to arrive live before the
+                                    // history is read again.
+                                    out.waiting_since = Some(Instant::now() + LATE_PATIENCE);
+                                    eprintln!("roost-log-sink: waiting for late lines");
+                                } else {
+                                    eprintln!("roost-log-sink: caught up; following live");
+                                }
                                 out.commit()?;
-                                eprintln!("roost-log-sink: caught up; following live");
                             } else {
                                 // Something is missing between where we resumed and the
                                 // waiting items: read the whole history once.
@@ -361,8 +399,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                                 continue;
                             }
                             if is_transient(&error) {
-                                // Roost is away: the reconnect or the gap timer retries.
+                                // Roost is away: subscribe (and catch up) again shortly;
+                                // without a subscription nothing live would come.
                                 tracing::info!("subscribe failed: {}", describe_error(&error));
+                                restart_at = Some(Instant::now() + Duration::from_secs(1));
+                                catchup = None;
                                 continue;
                             }
                             bail!("subscribing to {} failed: {}", args.node, describe_error(&error));
@@ -393,6 +434,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
                     continue;
                 }
+                // A request lost on the way (the service restarted while it was in flight):
+                // subscribe and catch up again, from where the output stands.
+                let lost_query = catchup.as_ref().is_some_and(|c| c.progress.elapsed() >= REQUEST_TIMEOUT);
+                let lost_subscribe = subscribe_iq.values().any(|t| t.elapsed() >= REQUEST_TIMEOUT);
+                if lost_query || lost_subscribe {
+                    eprintln!("roost-log-sink: no answer from the service for {}s; subscribing and catching up again",
+                        REQUEST_TIMEOUT.as_secs());
+                    subscribe_iq.clear();
+                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    continue;
+                }
                 let stuck = out.waiting_since.is_some_and(|t| t.elapsed() >= GAP_PATIENCE);
                 if catchup.is_none() && restart_at.is_none() && stuck {
                     out.waiting_since = Some(Instant::now());
@@ -411,7 +463,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn start(
     s: &mut Session,
     args: &Args,
-    subscribe_iq: &mut HashMap<String, ()>,
+    subscribe_iq: &mut HashMap<String, Instant>,
     catchup: &mut Option<CatchUp>,
     out: &Output,
     queries: &mut u64,
@@ -427,7 +479,7 @@ async fn start(
         )
         .build();
     let id = s.new_id();
-    subscribe_iq.insert(id.clone(), ());
+    subscribe_iq.insert(id.clone(), Instant::now());
     s.send(Iq::Set {
         from: None,
         to: Some(args.service.clone()),
@@ -466,6 +518,8 @@ async fn query(
         iq: iq.clone(),
         queryid,
         from_start,
+        progress: Instant::now(),
+        oldest: BTreeMap::new(),
     });
     s.send(Iq::Set {
         from: None,
@@ -480,20 +534,22 @@ async fn query(
 fn on_message(
     m: &Message,
     args: &Args,
-    catchup: &Option<CatchUp>,
+    catchup: &mut Option<CatchUp>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     if m.from.as_ref() != Some(&args.service) {
         return Ok(());
     }
     for p in &m.payloads {
+        let mut from_history = false;
         let event = if p.is("event", EVENT_NS) {
             Some(p)
-        } else if p.is("result", MAM_NS)
-            && catchup
-                .as_ref()
-                .is_some_and(|c| p.attr("queryid") == Some(c.queryid.as_str()))
+        } else if let Some(c) = catchup
+            .as_mut()
+            .filter(|c| p.is("result", MAM_NS) && p.attr("queryid") == Some(c.queryid.as_str()))
         {
+            c.progress = Instant::now();
+            from_history = true;
             p.get_child("forwarded", FORWARD_NS)
                 .and_then(|f| f.get_child("message", CLIENT_NS))
                 .and_then(|m| m.get_child("event", EVENT_NS))
@@ -508,7 +564,13 @@ fn on_message(
         }
         for item in items.children().filter(|i| i.is("item", EVENT_NS)) {
             if let (Some(id), Some(payload)) = (item.attr("id"), item.children().next()) {
-                out.deliver(id, payload)?;
+                let first = out.deliver(id, payload)?;
+                if let (true, Some(first), Some(shipper), Some(c)) =
+                    (from_history, first, shipper_of(id), catchup.as_mut())
+                {
+                    let o = c.oldest.entry(shipper.to_owned()).or_insert(first);
+                    *o = (*o).min(first);
+                }
             }
         }
     }

@@ -127,6 +127,7 @@ class Federation:
             self.servers[d] = harness.Server("prosody", os.path.join(tmp, d), extra)
         self.roost = None
         self.procs = []
+        self.extra = []  # more roost processes (the relay)
 
     def env(self, domain):
         return self.servers[domain].env
@@ -170,6 +171,11 @@ class Federation:
         return p
 
     def teardown(self):
+        for r in self.extra:
+            try:
+                r.stop()
+            except Exception as e:
+                print(f"# stopping {r.log_path}: {e}", flush=True)
         for p in self.procs:
             try:
                 p.stop()
@@ -282,6 +288,107 @@ async def test_federated_logs(fed, n_lines):
           f"s2s stanzas seen by {b}: A->B {counts['in']}, B->A {counts['out']}", flush=True)
 
 
+RELAY = "relay.b.example"
+EVENT_NS = "http://jabber.org/protocol/pubsub#event"
+
+
+async def test_relay_saves_s2s(fed, n_subs=8, n_items=50):
+    """The same K subscribers on B, first subscribed straight to pubsub.a.example, then to a
+    relay node on B (a second Roost, relay.b.example, mirroring the node): the stanzas A
+    sends B over s2s per publish, counted in B's debug log."""
+    b_srv = fed.servers["b.example"]
+    env_b = fed.env("b.example")
+    env_a = fed.env("a.example")
+    node = f"ev-{os.urandom(3).hex()}"
+    users = [f"s{i}" for i in range(n_subs)]
+    for u in users:
+        await asyncio.to_thread(b_srv.register, u, harness.PASSWORD)
+    relay_env = dict(env_b)
+    relay_env["SERVICE"] = RELAY
+    relay_env["COMPONENT_PORT"] = env_b.get("RELAY_COMPONENT_PORT", env_b["COMPONENT_PORT"])
+    relay = harness.RoostProcess(fed.roost_bin, relay_env, os.path.join(fed.tmp, "relay-data"),
+                                 os.path.join(fed.tmp, "relay.log"), keepalive=fed.keepalive,
+                                 extra_args=["--relay", f"{node}={SERVICE}/{node}"])
+    fed.extra.append(relay)
+
+    async def iq(c, xml, what):
+        r = await harness.raw_iq(c, xml, timeout=15)
+        assert r.get("type") == "result", f"{what}: {harness.ET.tostring(r, encoding='unicode')[:400]}"
+        return r
+
+    def received(inbox, frm):
+        n = 0
+        for m in inbox.messages:
+            if m.get("from") != frm:
+                continue
+            for items in m.iter("{%s}items" % EVENT_NS):
+                if items.get("node") == node:
+                    n += len(items.findall("{%s}item" % EVENT_NS))
+        return n
+
+    async def publish_and_count(alice, inboxes, frm):
+        since = os.path.getsize(b_srv.log_path)
+        for i in range(n_items):
+            await iq(alice, f"<iq type='set' to='{SERVICE}'><pubsub xmlns='{harness.NS_PUBSUB}'>"
+                            f"<publish node='{node}'><item id='{frm}-{i}'><x xmlns='urn:example'>{i}</x>"
+                            f"</item></publish></pubsub></iq>", "publish")
+        await until(lambda: all(received(ib, frm) >= n_items for ib in inboxes), 60,
+                    f"not every subscriber got {n_items} items from {frm}",
+                    lambda: str([received(ib, frm) for ib in inboxes]))
+        await asyncio.sleep(1.0)  # let the last s2s lines reach the log
+        got = [received(ib, frm) for ib in inboxes]
+        assert got == [n_items] * len(inboxes), f"items per subscriber from {frm}: {got}"
+        return s2s_stanzas(b_srv.log_path, since)["in"]["message"]
+
+    from contextlib import AsyncExitStack
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(harness.connected_client(env_a, "alice"))
+        await iq(alice, f"<iq type='set' to='{SERVICE}'><pubsub xmlns='{harness.NS_PUBSUB}'>"
+                        f"<create node='{node}'/></pubsub></iq>", "create")
+        subs = []
+        for u in users:
+            c = await stack.enter_async_context(harness.connected_client(env_b, u))
+            harness.send_available(c)
+            subs.append((u, c, harness.Inbox(c)))
+        # 1. Straight to the origin: every publish crosses s2s once per subscriber.
+        for u, c, _ in subs:
+            await iq(c, f"<iq type='set' to='{SERVICE}'><pubsub xmlns='{harness.NS_PUBSUB}'>"
+                        f"<subscribe node='{node}' jid='{u}@b.example'/></pubsub></iq>", "subscribe direct")
+        direct = await publish_and_count(alice, [ib for _, _, ib in subs], SERVICE)
+        for u, c, _ in subs:
+            await iq(c, f"<iq type='set' to='{SERVICE}'><pubsub xmlns='{harness.NS_PUBSUB}'>"
+                        f"<unsubscribe node='{node}' jid='{u}@b.example'/></pubsub></iq>", "unsubscribe")
+        # 2. Through the relay node on B: once per publish, whatever the subscriber count.
+        relay.start()
+        deadline = time.monotonic() + 60
+        for u, c, _ in subs:
+            while True:
+                r = await harness.raw_iq(c, f"<iq type='set' to='{RELAY}'><pubsub xmlns='{harness.NS_PUBSUB}'>"
+                                            f"<subscribe node='{node}' jid='{u}@b.example'/></pubsub></iq>",
+                                         timeout=15)
+                if r.get("type") == "result":
+                    break
+                assert time.monotonic() < deadline and relay.alive(), \
+                    f"relay node not ready: {harness.ET.tostring(r, encoding='unicode')[:300]}\n{relay.log_tail(20)}"
+                await asyncio.sleep(0.5)
+
+        async def relay_subscribed():
+            r = await iq(alice, f"<iq type='get' to='{SERVICE}'><pubsub xmlns='{harness.NS_PUBSUB_OWNER}'>"
+                                f"<subscriptions node='{node}'/></pubsub></iq>", "owner subscriptions")
+            return any(s.get("jid") == RELAY and s.get("subscription") == "subscribed"
+                       for s in r.iter("{%s}subscription" % harness.NS_PUBSUB_OWNER))
+        while not await relay_subscribed():
+            assert time.monotonic() < deadline, f"the relay never subscribed upstream:\n{relay.log_tail(20)}"
+            await asyncio.sleep(0.5)
+        relayed = await publish_and_count(alice, [ib for _, _, ib in subs], RELAY)
+    relay.stop()
+    print(f"# relay: {n_items} publishes to {n_subs} subscribers on b.example: {direct} s2s messages A->B "
+          f"subscribed directly ({direct / n_items:.2f}/publish), {relayed} through the relay node "
+          f"({relayed / n_items:.2f}/publish)", flush=True)
+    assert direct >= n_subs * n_items, f"direct: {direct} s2s messages, expected >= {n_subs * n_items}"
+    assert relayed <= n_items + 10, f"relay: {relayed} s2s messages for {n_items} publishes"
+
+
 async def run(args, tmp, results):
     fed = Federation(tmp, args.roost_bin, list(DOMAINS)[:args.servers], args.keepalive)
     FEDS.append(fed)
@@ -294,6 +401,11 @@ async def run(args, tmp, results):
             print(f"# servers: " + ", ".join(f"{d} c2s {s.env['C2S_PORT']} s2s {DOMAINS[d]}:5269"
                                                for d, s in fed.servers.items()), flush=True)
             await asyncio.wait_for(test_federated_logs(fed, args.lines), args.limit)
+            print(f"PASS {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+            results.append((name, True))
+            name = "test_relay_saves_s2s"
+            t0 = time.monotonic()
+            await asyncio.wait_for(test_relay_saves_s2s(fed), 180)
             ok, why = True, ""
         except asyncio.TimeoutError:
             ok, why = False, f"timed out after {args.limit}s"
@@ -336,7 +448,7 @@ def main():
         print("FAIL test_federated_logs: no roost binary\n0 passed, 1 failed")
         return 1
     try:
-        ensure_hosts({**DOMAINS, SERVICE: DOMAINS["a.example"]})
+        ensure_hosts({**DOMAINS, SERVICE: DOMAINS["a.example"], RELAY: DOMAINS["b.example"]})
     except (OSError, RuntimeError) as e:
         print(f"cannot map the test domains in /etc/hosts: {e}")
         print("FAIL test_federated_logs: no name mapping\n0 passed, 1 failed")

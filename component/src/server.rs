@@ -70,6 +70,34 @@ pub struct Roost<S: Store> {
     probing_since_ms: Option<u64>,
     /// The engine was rebuilt from the store and so forgot every presence: probe again.
     reprobe: bool,
+    /// Stream large fan-outs (see [`Deferred`]); set by [`run`]. Off by default so that
+    /// [`Roost::handle_stanza`] returns every stanza, as tests and fuzz targets expect.
+    stream_fanout: bool,
+    /// What goes out after this batch's stanzas, in order (see [`Deferred`]).
+    deferred: std::collections::VecDeque<Deferred>,
+}
+
+// ---- Streamed fan-out (scale run, issue 6). Kept in one place: this enum, `defer_*` and
+// `next_deferred` below, and the drain at the end of `serve`.
+//
+// A publish to a node with 100 000 subscribers used to build all 100 000 notification
+// stanzas before the first was written. Now only the first [`FIRST_NOTIFICATIONS`] are built
+// with the IQ result; the rest are queued as engine notifications and built one at a time
+// while they are written (with a flush every [`DEFERRED_FLUSH`]), so the first subscribers
+// are notified while the others are still being built. Everything the same batch produces
+// after such a publish queues behind it, so the order of stanzas is unchanged.
+
+/// Notifications of one request built before its IQ result goes out; the rest are deferred.
+const FIRST_NOTIFICATIONS: usize = 64;
+/// Deferred stanzas written between two flushes of the link.
+const DEFERRED_FLUSH: usize = 256;
+
+/// One queued outgoing stanza.
+enum Deferred {
+    /// Built already.
+    Ready(Stanza),
+    /// Built when its turn to be written comes.
+    Notify(roost_nodes::Notification),
 }
 
 /// How long after a (re)connect answers to probes are taken as resources that were online
@@ -95,7 +123,42 @@ impl<S: Store> Roost<S> {
             last_recovery_ms: 0,
             probing_since_ms: None,
             reprobe: false,
+            stream_fanout: false,
+            deferred: std::collections::VecDeque::new(),
         }
+    }
+
+    /// True when stanzas wait in the deferred queue: later output must queue behind them.
+    fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Queue `stanzas` behind the deferred ones.
+    fn defer_ready(&mut self, stanzas: Vec<Stanza>) {
+        self.deferred.extend(stanzas.into_iter().map(Deferred::Ready));
+    }
+
+    /// The next queued stanza, built now if it is a notification.
+    fn next_deferred(&mut self) -> Option<Stanza> {
+        match self.deferred.pop_front()? {
+            Deferred::Ready(st) => Some(st),
+            Deferred::Notify(n) => {
+                let nid = self.new_id();
+                Some(pubsub::notification_message(&n, &self.jid, nid).into())
+            }
+        }
+    }
+
+    /// After a failed sync: the queued stanzas that are not notifications (these are
+    /// dropped, as [`Roost::withheld_errors`] drops the built ones).
+    fn take_deferred_ready(&mut self) -> Vec<Stanza> {
+        std::mem::take(&mut self.deferred)
+            .into_iter()
+            .filter_map(|d| match d {
+                Deferred::Ready(st) => Some(st),
+                Deferred::Notify(_) => None,
+            })
+            .collect()
     }
 
     /// After a storage failure, rebuild the engine with `recover` instead of carrying on
@@ -355,11 +418,23 @@ impl<S: Store> Roost<S> {
                                 id,
                                 pubsub::reply_payload(&outcome.reply, &self.jid, owner_ns),
                             ));
-                            for n in &outcome.notifications {
+                            let first = if self.stream_fanout {
+                                FIRST_NOTIFICATIONS
+                            } else {
+                                usize::MAX
+                            };
+                            let mut notifications = outcome.notifications.into_iter();
+                            for n in notifications.by_ref().take(first) {
                                 let nid = self.new_id();
-                                out.push(pubsub::notification_message(n, &self.jid, nid).into());
+                                out.push(pubsub::notification_message(&n, &self.jid, nid).into());
                             }
-                            out.extend(self.presence_requests());
+                            self.deferred.extend(notifications.map(Deferred::Notify));
+                            let presence = self.presence_requests();
+                            if self.has_deferred() {
+                                self.defer_ready(presence);
+                            } else {
+                                out.extend(presence);
+                            }
                             return out;
                         }
                         Err(e) => {
@@ -699,6 +774,7 @@ pub async fn run<S: Store>(
             }
         };
         ever_connected = true;
+        roost.stream_fanout = true;
         backoff.reset();
         attempt = 0;
         info!(server = %cfg.server, "connected as {domain}");
@@ -796,7 +872,9 @@ async fn serve<S: Store>(
         let mut pending = first;
         let mut handled = 0;
         while let Some(next) = pending.take() {
+            let behind_deferred = roost.has_deferred();
             match step(roost, next) {
+                Step::Send(v) if behind_deferred => roost.defer_ready(v),
                 Step::Send(v) => out.extend(v),
                 Step::End(e) => {
                     end = Some(e);
@@ -824,7 +902,9 @@ async fn serve<S: Store>(
                     "flushing the store failed; {} stanzas withheld: {e}",
                     out.len()
                 );
-                out = roost.withheld_errors(std::mem::take(&mut out));
+                let mut all = std::mem::take(&mut out);
+                all.extend(roost.take_deferred_ready());
+                out = roost.withheld_errors(all);
                 false
             }
         };
@@ -837,6 +917,20 @@ async fn serve<S: Store>(
         }
         if let Err(e) = SinkExt::<&Stanza>::flush(link).await {
             return SessionEnd::Disconnected(format!("write failed: {e}"));
+        }
+        // A streamed fan-out: built as it is written, flushed every DEFERRED_FLUSH stanzas.
+        let mut written = 0usize;
+        while let Some(st) = roost.next_deferred() {
+            trace!(stanza = ?st, "out");
+            if let Err(e) = link.feed(&st).await {
+                return SessionEnd::Disconnected(format!("write failed: {e}"));
+            }
+            written += 1;
+            if written % DEFERRED_FLUSH == 0 || !roost.has_deferred() {
+                if let Err(e) = SinkExt::<&Stanza>::flush(link).await {
+                    return SessionEnd::Disconnected(format!("write failed: {e}"));
+                }
+            }
         }
         if let Some(e) = end {
             return e;

@@ -37,7 +37,6 @@ use crate::request::{
 };
 use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -772,46 +771,30 @@ impl<S: Store> Service<S> {
     fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
         // Digest subscriptions get published items batched by `tick` instead (once it runs).
         let items = matches!(event, Event::Items { .. }) && self.clock_running;
-        let cfg = &n.rec.config;
-        // (recipient, subid, include_body) per delivery, then sorted by recipient and merged:
-        // at 100 000 subscribers a flat sort of borrowed JIDs costs a fraction of a map
-        // keyed by cloned ones. The sort is stable, so each recipient's subids stay in
-        // subid order.
-        let mut rows: Vec<(Cow<'_, Jid>, &str, bool)> = Vec::with_capacity(n.subs.len());
+        let mut by_jid: BTreeMap<Jid, (Vec<String>, bool)> = BTreeMap::new();
         for s in n.subs.values() {
             if s.state == SubscriptionState::Subscribed
                 && s.options.deliver
                 && !(items && s.options.digest)
             {
-                let body = s.options.include_body;
-                if presence_bound(cfg, s) {
-                    for to in self.targets(cfg, s) {
-                        rows.push((Cow::Owned(to), &s.subid, body));
-                    }
-                } else {
-                    rows.push((Cow::Borrowed(&s.jid), &s.subid, body));
+                for to in self.targets(&n.rec.config, s) {
+                    let e = by_jid.entry(to).or_default();
+                    e.0.push(s.subid.clone());
+                    e.1 |= s.options.include_body;
                 }
             }
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::new();
-        let mut rows = rows.into_iter().peekable();
-        while let Some((to, subid, mut include_body)) = rows.next() {
-            let mut subids = vec![subid.to_owned()];
-            while let Some((_, more, body)) = rows.next_if(|next| next.0 == to) {
-                subids.push(more.to_owned());
-                include_body |= body;
-            }
-            out.push(Notification {
-                to: to.into_owned(),
+        by_jid
+            .into_iter()
+            .map(|(to, (subids, include_body))| Notification {
+                to,
                 node: n.rec.name.clone(),
                 subids,
-                kind: cfg.notification_type,
+                kind: n.rec.config.notification_type,
                 include_body,
                 event: event.clone(),
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).

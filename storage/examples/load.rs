@@ -2,8 +2,11 @@
 //! the engine's memory from it. Prints the time and the process's RSS after each step.
 //!
 //! ```sh
-//! cargo run --release -p roost-storage --example load -- DIR
+//! cargo run --release -p roost-storage --example load -- DIR [--sled-default-cache]
 //! ```
+//!
+//! `--sled-default-cache` opens sled with its own default page cache (1 GiB) instead of
+//! [`roost_storage::CACHE_CAPACITY`], to see what the cap saves.
 
 use roost_nodes::{Policy, Service, Store};
 use roost_storage::SledStore;
@@ -19,9 +22,14 @@ fn rss_mb() -> u64 {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: load DIR");
+    let dir = std::env::args().nth(1).expect("usage: load DIR [--sled-default-cache]");
+    let default_cache = std::env::args().nth(2).as_deref() == Some("--sled-default-cache");
     let t = Instant::now();
-    let mut store = SledStore::open(std::path::Path::new(&dir)).expect("open");
+    let mut store = if default_cache {
+        SledStore::open_with(sled::Config::new().path(&dir)).expect("open")
+    } else {
+        SledStore::open(std::path::Path::new(&dir)).expect("open")
+    };
     eprintln!("sled open: {:.2} s, RSS {} MB", t.elapsed().as_secs_f64(), rss_mb());
     let t = Instant::now();
     let snap = store.load().expect("load");

@@ -135,7 +135,8 @@ impl<S: Store> Roost<S> {
 
     /// Queue `stanzas` behind the deferred ones.
     fn defer_ready(&mut self, stanzas: Vec<Stanza>) {
-        self.deferred.extend(stanzas.into_iter().map(Deferred::Ready));
+        self.deferred
+            .extend(stanzas.into_iter().map(Deferred::Ready));
     }
 
     /// The next queued stanza, built now if it is a notification.
@@ -919,14 +920,15 @@ async fn serve<S: Store>(
             return SessionEnd::Disconnected(format!("write failed: {e}"));
         }
         // A streamed fan-out: built as it is written, flushed every DEFERRED_FLUSH stanzas.
-        let mut written = 0usize;
+        let mut unflushed = 0usize;
         while let Some(st) = roost.next_deferred() {
             trace!(stanza = ?st, "out");
             if let Err(e) = link.feed(&st).await {
                 return SessionEnd::Disconnected(format!("write failed: {e}"));
             }
-            written += 1;
-            if written % DEFERRED_FLUSH == 0 || !roost.has_deferred() {
+            unflushed += 1;
+            if unflushed == DEFERRED_FLUSH || !roost.has_deferred() {
+                unflushed = 0;
                 if let Err(e) = SinkExt::<&Stanza>::flush(link).await {
                     return SessionEnd::Disconnected(format!("write failed: {e}"));
                 }
@@ -994,6 +996,66 @@ mod tests {
             Service::open(store, Policy::default()).map_err(|e| e.to_string())
         }));
         (roost, calls)
+    }
+
+    #[test]
+    fn a_large_fan_out_is_built_while_written_and_keeps_stanza_order() {
+        let cfg = config(&["--rate-limit", "0"]);
+        let service = Service::open(MemStore::default(), Policy::default()).unwrap();
+        let mut roost = Roost::new(service, &cfg);
+        roost.stream_fanout = true;
+        assert!(is_result(&roost.handle_element(create("big", "c"))));
+        let subscribers = FIRST_NOTIFICATIONS + 36;
+        for i in 0..subscribers {
+            let sub: Element = format!(
+                "<iq xmlns='jabber:component:accept' type='set' id='s{i}' \
+                 from='u{i:03}@localhost/r' to='pubsub.localhost'>\
+                 <pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+                 <subscribe node='big' jid='u{i:03}@localhost/r'/></pubsub></iq>"
+            )
+            .parse()
+            .unwrap();
+            assert!(is_result(&roost.handle_element(sub)));
+        }
+        assert!(!roost.has_deferred());
+        let publish: Element = "<iq xmlns='jabber:component:accept' type='set' id='p' \
+             from='alice@localhost/r' to='pubsub.localhost'>\
+             <pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='big'>\
+             <item id='i1'><x xmlns='urn:test'/></item></publish></pubsub></iq>"
+            .parse()
+            .unwrap();
+        let out = roost.handle_element(publish);
+        // The IQ result and the first notifications are built now, the rest wait.
+        assert!(is_result(&out));
+        assert_eq!(out.len(), 1 + FIRST_NOTIFICATIONS);
+        assert!(roost.has_deferred());
+        let mut to = Vec::new();
+        for st in &out[1..] {
+            let Stanza::Message(m) = st else {
+                panic!("not a message: {st:?}")
+            };
+            to.push(m.to.clone().unwrap().to_string());
+        }
+        while let Some(st) = roost.next_deferred() {
+            let Stanza::Message(m) = st else {
+                panic!("not a message")
+            };
+            to.push(m.to.unwrap().to_string());
+        }
+        let expected: Vec<String> = (0..subscribers)
+            .map(|i| format!("u{i:03}@localhost/r"))
+            .collect();
+        assert_eq!(to, expected, "every subscriber once, in JID order");
+        // Without streaming (tests, fuzzing) everything comes back at once.
+        roost.stream_fanout = false;
+        let again: Element = "<iq xmlns='jabber:component:accept' type='set' id='p2' \
+             from='alice@localhost/r' to='pubsub.localhost'>\
+             <pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='big'>\
+             <item id='i2'><x xmlns='urn:test'/></item></publish></pubsub></iq>"
+            .parse()
+            .unwrap();
+        assert_eq!(roost.handle_element(again).len(), 1 + subscribers);
+        assert!(!roost.has_deferred());
     }
 
     #[test]

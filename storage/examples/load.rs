@@ -22,7 +22,9 @@ fn rss_mb() -> u64 {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: load DIR [--sled-default-cache]");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: load DIR [--sled-default-cache]");
     let default_cache = std::env::args().nth(2).as_deref() == Some("--sled-default-cache");
     let t = Instant::now();
     let mut store = if default_cache {
@@ -30,7 +32,11 @@ fn main() {
     } else {
         SledStore::open(std::path::Path::new(&dir)).expect("open")
     };
-    eprintln!("sled open: {:.2} s, RSS {} MB", t.elapsed().as_secs_f64(), rss_mb());
+    eprintln!(
+        "sled open: {:.2} s, RSS {} MB",
+        t.elapsed().as_secs_f64(),
+        rss_mb()
+    );
     let t = Instant::now();
     let snap = store.load().expect("load");
     let subs: usize = snap.subscriptions.values().map(|m| m.len()).sum();

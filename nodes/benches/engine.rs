@@ -3,11 +3,24 @@
 //! `publish_fanout_100`: one publish to a node with 100 subscribers on `MemStore`; the
 //! throughput counts notifications computed (100 per publish), so it is comparable with
 //! the notifications/s of `roost-load fanout` and shows how much of that the engine uses.
+//!
+//! `publish_fanout_100k`: the same on a node with 100 000 subscribers (the scale run's node):
+//! how long the engine takes to plan one publish with its 100 000 notifications before the
+//! component can send the first one.
+//!
+//! `subscribe_unsubscribe/S`: subscribe then unsubscribe one JID on a node that already holds
+//! S subscriptions (up to 1 000 000), in memory: whether the engine's cost depends on S. The
+//! S subscriptions are committed to the store as the same `PutSubscription` changes a
+//! subscribe plans, in one change set, and the service opened on them (a million requests
+//! one by one would make the set-up the slow part).
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use roost_nodes::{Jid, MemStore, NewItem, Policy, Request, Service};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use roost_nodes::{
+    Change, ChangeSet, Jid, MemStore, NewItem, Policy, Request, Service, Store, SubOptions,
+    Subscription, SubscriptionState,
+};
 
 const SUBSCRIBERS: usize = 100;
 
@@ -71,11 +84,106 @@ fn publish_fanout(c: &mut Criterion) {
     g.finish();
 }
 
+fn subscribe_unsubscribe(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_subscribe_unsubscribe");
+    g.throughput(Throughput::Elements(2));
+    for size in [1_000usize, 100_000, 1_000_000] {
+        let (mut svc, _owner) = service_with_subscribers(0);
+        let mut store = std::mem::take(svc.store_mut());
+        let mut load = ChangeSet::default();
+        for i in 0..size {
+            load.push(Change::PutSubscription {
+                node: "bench".into(),
+                sub: Subscription {
+                    jid: Jid::new(&format!("user{i}@localhost")).expect("jid"),
+                    subid: format!("{i:016x}"),
+                    state: SubscriptionState::Subscribed,
+                    options: SubOptions::default(),
+                },
+            });
+        }
+        store.commit(&load).expect("commit");
+        drop(load);
+        // The default policy caps a node at 1 000 000 subscriptions; the probe is one more.
+        let policy = Policy {
+            max_subscriptions_per_node: u64::MAX,
+            ..Policy::default()
+        };
+        let mut svc = Service::open(store, policy).expect("open");
+        let probe = Jid::new("probe@localhost").expect("jid");
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                let sub = Request::Subscribe {
+                    node: "bench".into(),
+                    jid: probe.clone(),
+                    options: None,
+                };
+                svc.handle(&probe, sub, 0).expect("subscribe");
+                let unsub = Request::Unsubscribe {
+                    node: "bench".into(),
+                    jid: probe.clone(),
+                    subid: None,
+                };
+                svc.handle(&probe, unsub, 0).expect("unsubscribe");
+            })
+        });
+    }
+    g.finish();
+}
+
+fn publish_fanout_100k(c: &mut Criterion) {
+    const N: usize = 100_000;
+    let (mut svc, owner) = service_with_subscribers(0);
+    let mut store = std::mem::take(svc.store_mut());
+    let mut load = ChangeSet::default();
+    for i in 0..N {
+        load.push(Change::PutSubscription {
+            node: "bench".into(),
+            sub: Subscription {
+                jid: Jid::new(&format!("user{i}@localhost")).expect("jid"),
+                subid: format!("{i:016x}"),
+                state: SubscriptionState::Subscribed,
+                options: SubOptions::default(),
+            },
+        });
+    }
+    store.commit(&load).expect("commit");
+    let mut svc = Service::open(store, Policy::default()).expect("open");
+    let payload = format!("<entry xmlns='urn:roost:bench'>{}</entry>", "x".repeat(200));
+    let publish = |svc: &mut Service<MemStore>, now: u64| {
+        svc.handle(
+            &owner,
+            Request::Publish {
+                node: "bench".into(),
+                item: Some(NewItem {
+                    id: None,
+                    payload: Some(payload.clone()),
+                }),
+                options: None,
+            },
+            now,
+        )
+        .expect("publish")
+    };
+    assert_eq!(publish(&mut svc, 1).notifications.len(), N);
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(10);
+    let mut now = 2;
+    g.bench_function("publish_fanout_100k", |b| {
+        b.iter(|| {
+            now += 1;
+            publish(&mut svc, now)
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = publish_fanout
+    targets = publish_fanout, publish_fanout_100k, subscribe_unsubscribe
 }
 criterion_main!(benches);

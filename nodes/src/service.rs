@@ -42,7 +42,9 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod history;
+mod subs;
 pub use history::MAX_HISTORY_PAGE;
+use subs::SubMap;
 
 /// One node as the engine keeps it in memory (its items stay in the store).
 #[derive(Debug, Clone)]
@@ -51,7 +53,7 @@ struct NodeState {
     counters: ItemCounters,
     affs: BTreeMap<BareJid, Affiliation>,
     /// By subid.
-    subs: BTreeMap<String, Subscription>,
+    subs: SubMap,
     /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
     subscribed: u64,
 }
@@ -90,10 +92,12 @@ pub struct Service<S: Store> {
     nodes: BTreeMap<String, NodeState>,
     /// Node uid → NodeID, for changes keyed by uid.
     uids: HashMap<u64, String>,
-    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node, subid):
-    /// a JID's subscriptions are found without scanning nodes, and a node's subscriptions
-    /// of one JID with a range query.
-    subs_by_jid: HashMap<BareJid, BTreeSet<(String, String)>>,
+    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node uid,
+    /// subid): a JID's subscriptions are found without scanning nodes, and a node's
+    /// subscriptions of one JID with a range query. By uid rather than NodeID so that a
+    /// million entries do not hold a million copies of node names ([`Service::uids`] maps
+    /// back).
+    subs_by_jid: HashMap<BareJid, BTreeSet<(u64, String)>>,
     /// Every affiliation of a bare JID, by node.
     affs_by_jid: HashMap<BareJid, BTreeMap<String, Affiliation>>,
     last_uid: u64,
@@ -147,33 +151,28 @@ impl<S: Store> Service<S> {
             clock_running: false,
         };
         // Loading is applying the snapshot as if it were one big change set, so there is
-        // a single code path that builds the in-memory maps and indexes.
-        let mut load = ChangeSet::default();
-        for (rec, counters) in snapshot.nodes.values() {
-            load.push(Change::PutNode(rec.clone()));
-            load.push(Change::PutCounters {
-                uid: rec.uid,
-                counters: *counters,
-            });
+        // a single code path that builds the in-memory maps and indexes. The snapshot is
+        // consumed as it goes (nothing is copied), so that at a million subscriptions the
+        // memory freed by the snapshot is reused by the maps built from it.
+        for (_, (rec, counters)) in snapshot.nodes {
+            let uid = rec.uid;
+            svc.apply_one(&Change::PutNode(rec));
+            svc.apply_one(&Change::PutCounters { uid, counters });
         }
-        for (node, affs) in &snapshot.affiliations {
-            for (jid, aff) in affs {
-                load.push(Change::PutAffiliation {
+        for (node, affs) in snapshot.affiliations {
+            for (jid, affiliation) in affs {
+                svc.apply_one(&Change::PutAffiliation {
                     node: node.clone(),
-                    jid: jid.clone(),
-                    affiliation: *aff,
+                    jid,
+                    affiliation,
                 });
             }
         }
-        for (node, subs) in &snapshot.subscriptions {
-            for sub in subs.values() {
-                load.push(Change::PutSubscription {
-                    node: node.clone(),
-                    sub: sub.clone(),
-                });
+        for (node, subs) in snapshot.subscriptions {
+            for (_, sub) in subs {
+                svc.put_subscription(&node, sub);
             }
         }
-        svc.apply(&load);
         // Loading asks nobody: the component probes all of `presence_wanted` on connect.
         svc.presence_requests.clear();
         Ok(svc)
@@ -408,7 +407,7 @@ impl<S: Store> Service<S> {
                         rec: rec.clone(),
                         counters: ItemCounters::default(),
                         affs: BTreeMap::new(),
-                        subs: BTreeMap::new(),
+                        subs: SubMap::default(),
                         subscribed: 0,
                     },
                 );
@@ -438,43 +437,7 @@ impl<S: Store> Service<S> {
                         .insert(node.clone(), *affiliation);
                 }
             }
-            Change::PutSubscription { node, sub } => {
-                let Some(n) = self.nodes.get_mut(node) else {
-                    return;
-                };
-                if let Some(old) = n.subs.insert(sub.subid.clone(), sub.clone()) {
-                    if old.state == SubscriptionState::Subscribed {
-                        n.subscribed = n.subscribed.saturating_sub(1);
-                    }
-                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, &old.subid);
-                    if let Some(end) = old.options.expire {
-                        self.leases.remove(&(end, node.clone(), old.subid.clone()));
-                    }
-                }
-                if sub.state == SubscriptionState::Subscribed {
-                    n.subscribed += 1;
-                }
-                if let Some(end) = sub.options.expire {
-                    self.leases.insert((end, node.clone(), sub.subid.clone()));
-                }
-                let key = (node.clone(), sub.subid.clone());
-                if sub.options.digest {
-                    let last_seq = n.counters.last_seq;
-                    self.digests.entry(key).or_insert(Digest {
-                        after_seq: last_seq,
-                        due: None,
-                    });
-                } else {
-                    self.digests.remove(&key);
-                }
-                if needs_presence(&n.rec.config, sub) {
-                    self.presence_requests.insert(sub.jid.to_bare());
-                }
-                self.subs_by_jid
-                    .entry(sub.jid.to_bare())
-                    .or_default()
-                    .insert((node.clone(), sub.subid.clone()));
-            }
+            Change::PutSubscription { node, sub } => self.put_subscription(node, sub.clone()),
             Change::DeleteSubscription { node, subid, .. } => {
                 let Some(n) = self.nodes.get_mut(node) else {
                     return;
@@ -483,7 +446,7 @@ impl<S: Store> Service<S> {
                     if old.state == SubscriptionState::Subscribed {
                         n.subscribed = n.subscribed.saturating_sub(1);
                     }
-                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), node, subid);
+                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), n.rec.uid, subid);
                     if let Some(end) = old.options.expire {
                         self.leases.remove(&(end, node.clone(), subid.clone()));
                     }
@@ -500,6 +463,54 @@ impl<S: Store> Service<S> {
         }
     }
 
+    /// `Change::PutSubscription`, taking the subscription by value (loading moves it in).
+    fn put_subscription(&mut self, node: &str, sub: Subscription) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let uid = n.rec.uid;
+        let bare = sub.jid.to_bare();
+        let subid = sub.subid.clone();
+        let (subscribed, expire, digest) = (
+            sub.state == SubscriptionState::Subscribed,
+            sub.options.expire,
+            sub.options.digest,
+        );
+        if needs_presence(&n.rec.config, &sub) {
+            self.presence_requests.insert(bare.clone());
+        }
+        if let Some(old) = n.subs.insert(sub) {
+            if old.state == SubscriptionState::Subscribed {
+                n.subscribed = n.subscribed.saturating_sub(1);
+            }
+            unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), uid, &old.subid);
+            if let Some(end) = old.options.expire {
+                self.leases.remove(&(end, node.to_owned(), old.subid));
+            }
+        }
+        if subscribed {
+            n.subscribed += 1;
+        }
+        if let Some(end) = expire {
+            self.leases.insert((end, node.to_owned(), subid.clone()));
+        }
+        if digest {
+            let last_seq = n.counters.last_seq;
+            self.digests
+                .entry((node.to_owned(), subid.clone()))
+                .or_insert(Digest {
+                    after_seq: last_seq,
+                    due: None,
+                });
+        } else if !self.digests.is_empty() {
+            self.digests.remove(&(node.to_owned(), subid.clone()));
+        }
+        self.subs_by_jid
+            .entry(bare)
+            .or_default()
+            .insert((uid, subid));
+    }
+
     fn remove_node(&mut self, name: &str) {
         let Some(n) = self.nodes.remove(name) else {
             return;
@@ -509,7 +520,12 @@ impl<S: Store> Service<S> {
             unindex_aff(&mut self.affs_by_jid, jid, name);
         }
         for sub in n.subs.values() {
-            unindex_sub(&mut self.subs_by_jid, &sub.jid.to_bare(), name, &sub.subid);
+            unindex_sub(
+                &mut self.subs_by_jid,
+                &sub.jid.to_bare(),
+                n.rec.uid,
+                &sub.subid,
+            );
             if let Some(end) = sub.options.expire {
                 self.leases
                     .remove(&(end, name.to_owned(), sub.subid.clone()));
@@ -522,6 +538,10 @@ impl<S: Store> Service<S> {
 
     fn node(&self, name: &str) -> Result<&NodeState, Error> {
         self.nodes.get(name).ok_or(Error::NodeNotFound)
+    }
+
+    fn node_by_uid(&self, uid: u64) -> Option<&NodeState> {
+        self.nodes.get(self.uids.get(&uid)?)
     }
 
     fn is_admin(&self, jid: &BareJid) -> bool {
@@ -594,13 +614,13 @@ impl<S: Store> Service<S> {
         n: &'a NodeState,
         bare: &BareJid,
     ) -> impl Iterator<Item = &'a Subscription> + 'a {
-        let node = n.rec.name.as_str();
+        let uid = n.rec.uid;
         self.subs_by_jid
             .get(bare)
             .into_iter()
             .flat_map(move |set| {
-                set.range((node.to_owned(), String::new())..)
-                    .take_while(move |(nn, _)| nn == node)
+                set.range((uid, String::new())..)
+                    .take_while(move |(u, _)| *u == uid)
             })
             .filter_map(move |(_, subid)| n.subs.get(subid))
     }
@@ -701,8 +721,8 @@ impl<S: Store> Service<S> {
         let full = Jid::from(jid.clone());
         let bare = jid.to_bare();
         let mut by_node: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
-        for (node, subid) in self.subs_by_jid.get(&bare).into_iter().flatten() {
-            let Some(n) = self.nodes.get(node) else {
+        for (uid, subid) in self.subs_by_jid.get(&bare).into_iter().flatten() {
+            let Some(n) = self.node_by_uid(*uid) else {
                 continue;
             };
             let Some(sub) = n.subs.get(subid) else {
@@ -717,7 +737,7 @@ impl<S: Store> Service<S> {
                 && (sub.jid.try_as_full().is_err() || sub.jid == full)
                 && self.still_admitted(n, sub)
             {
-                let e = by_node.entry(node.as_str()).or_default();
+                let e = by_node.entry(n.rec.name.as_str()).or_default();
                 e.0.push(sub.subid.clone());
                 e.1 |= sub.options.include_body;
             }
@@ -764,8 +784,8 @@ impl<S: Store> Service<S> {
             .get(bare)
             .into_iter()
             .flatten()
-            .any(|(node, subid)| {
-                self.nodes.get(node).is_some_and(|n| {
+            .any(|(uid, subid)| {
+                self.node_by_uid(*uid).is_some_and(|n| {
                     n.subs
                         .get(subid)
                         .is_some_and(|sub| needs_presence(&n.rec.config, sub))
@@ -1004,17 +1024,22 @@ impl<S: Store> Service<S> {
                 if let Some(name) = &node {
                     self.node(name)?;
                 }
-                let subs = self
+                let mut subs: Vec<(String, Subscription)> = self
                     .subs_by_jid
                     .get(&me)
                     .into_iter()
                     .flatten()
-                    .filter(|(nn, _)| wanted(node.as_deref(), nn))
-                    .filter_map(|(nn, subid)| {
-                        let s = self.nodes.get(nn)?.subs.get(subid)?;
-                        Some((nn.clone(), s.clone()))
+                    .filter_map(|(uid, subid)| {
+                        let n = self.node_by_uid(*uid)?;
+                        if !wanted(node.as_deref(), &n.rec.name) {
+                            return None;
+                        }
+                        Some((n.rec.name.clone(), n.subs.get(subid)?.clone()))
                     })
                     .collect();
+                // The index is in uid order; the reply lists nodes by name (then subid),
+                // as it always has. The sort is stable, so subids stay in order.
+                subs.sort_by(|a, b| a.0.cmp(&b.0));
                 Ok(Plan::read(Reply::Subscriptions { node, subs }))
             }
             Request::Affiliations { node } => {
@@ -1366,7 +1391,7 @@ impl<S: Store> Service<S> {
                 config: config.deliver_payloads.then(|| config.clone()),
             };
             let mut after = n.clone();
-            after.subs.retain(|subid, _| !removed.contains(subid));
+            after.subs.retain(|subid| !removed.contains(subid));
             after.rec.config = config;
             notifications.extend(self.broadcast(&after, event));
         }
@@ -2102,13 +2127,13 @@ fn wanted(filter: Option<&str>, node: &str) -> bool {
 }
 
 fn unindex_sub(
-    idx: &mut HashMap<BareJid, BTreeSet<(String, String)>>,
+    idx: &mut HashMap<BareJid, BTreeSet<(u64, String)>>,
     bare: &BareJid,
-    node: &str,
+    uid: u64,
     subid: &str,
 ) {
     if let Some(set) = idx.get_mut(bare) {
-        set.remove(&(node.to_owned(), subid.to_owned()));
+        set.remove(&(uid, subid.to_owned()));
         if set.is_empty() {
             idx.remove(bare);
         }

@@ -4,14 +4,19 @@
 //!   does for a batch of buffered stanzas. Throughput is publishes/s; N = 1 is the worst
 //!   case (one flush per publish), larger N shows what group commit buys.
 //! - `subscribe_unsubscribe/S`: subscribe then unsubscribe one JID on a node that already
-//!   holds S subscriptions, committed without sync, so the number shows whether the cost
-//!   depends on S (the flush cost is `group_commit`'s). S stops at 100 000: building a
-//!   1 000 000-subscription node takes longer than this bench should.
+//!   holds S subscriptions (S up to 1 000 000), committed without sync, so the number shows
+//!   whether the cost depends on S (the flush cost is `group_commit`'s). The S subscriptions
+//!   are written in large batches of the same `PutSubscription` changes a subscribe plans
+//!   (as `examples/populate.rs` does), then the service is opened on them: subscribing a
+//!   million JIDs one request at a time would take minutes of set-up.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use roost_nodes::{Jid, NewItem, Policy, Request, Service, Store};
+use roost_nodes::{
+    Change, ChangeSet, Jid, NewItem, Policy, Request, Service, Store, SubOptions, Subscription,
+    SubscriptionState,
+};
 use roost_storage::SledStore;
 
 fn open(dir: &tempfile::TempDir) -> (Service<SledStore>, Jid) {
@@ -67,19 +72,33 @@ fn group_commit(c: &mut Criterion) {
 fn subscribe_unsubscribe(c: &mut Criterion) {
     let mut g = c.benchmark_group("subscribe_unsubscribe");
     g.throughput(Throughput::Elements(2));
-    for size in [1_000usize, 100_000] {
+    for size in [1_000usize, 100_000, 1_000_000] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut svc, _owner) = open(&dir);
+        drop(open(&dir));
+        let store = SledStore::open(dir.path()).expect("open sled");
+        let mut batch = ChangeSet::default();
         for i in 0..size {
-            let jid = Jid::new(&format!("user{i}@localhost")).expect("jid");
-            let req = Request::Subscribe {
+            batch.push(Change::PutSubscription {
                 node: "bench".into(),
-                jid: jid.clone(),
-                options: None,
-            };
-            svc.handle(&jid, req, 0).expect("subscribe");
+                sub: Subscription {
+                    jid: Jid::new(&format!("user{i}@localhost")).expect("jid"),
+                    subid: format!("{i:016x}"),
+                    state: SubscriptionState::Subscribed,
+                    options: SubOptions::default(),
+                },
+            });
+            if batch.0.len() == 20_000 || i + 1 == size {
+                store.commit_no_flush(&batch).expect("commit");
+                batch.0.clear();
+            }
         }
-        svc.store_mut().sync().expect("sync");
+        store.flush().expect("flush");
+        // The default policy caps a node at 1 000 000 subscriptions; the probe is one more.
+        let policy = Policy {
+            max_subscriptions_per_node: u64::MAX,
+            ..Policy::default()
+        };
+        let mut svc = Service::open(store, policy).expect("open service");
         let probe = Jid::new("probe@localhost").expect("jid");
         g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
             b.iter(|| {

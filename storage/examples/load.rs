@@ -1,0 +1,59 @@
+//! Where Roost's start-up goes on a data dir: opening sled, reading the snapshot, building
+//! the engine's memory from it. Prints the time and the process's RSS after each step.
+//!
+//! ```sh
+//! cargo run --release -p roost-storage --example load -- DIR [--sled-default-cache]
+//! ```
+//!
+//! `--sled-default-cache` opens sled with its own default page cache (1 GiB) instead of
+//! [`roost_storage::CACHE_CAPACITY`], to see what the cap saves.
+
+use roost_nodes::{Policy, Service, Store};
+use roost_storage::SledStore;
+use std::time::Instant;
+
+fn rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: load DIR [--sled-default-cache]");
+    let default_cache = std::env::args().nth(2).as_deref() == Some("--sled-default-cache");
+    let t = Instant::now();
+    let mut store = if default_cache {
+        SledStore::open_with(sled::Config::new().path(&dir)).expect("open")
+    } else {
+        SledStore::open(std::path::Path::new(&dir)).expect("open")
+    };
+    eprintln!(
+        "sled open: {:.2} s, RSS {} MB",
+        t.elapsed().as_secs_f64(),
+        rss_mb()
+    );
+    let t = Instant::now();
+    let snap = store.load().expect("load");
+    let subs: usize = snap.subscriptions.values().map(|m| m.len()).sum();
+    eprintln!(
+        "snapshot ({} nodes, {subs} subscriptions): {:.2} s, RSS {} MB",
+        snap.nodes.len(),
+        t.elapsed().as_secs_f64(),
+        rss_mb()
+    );
+    drop(snap);
+    eprintln!("snapshot dropped: RSS {} MB", rss_mb());
+    let t = Instant::now();
+    let svc = Service::open(store, Policy::default()).expect("service");
+    eprintln!(
+        "Service::open (snapshot again + engine maps): {:.2} s, RSS {} MB",
+        t.elapsed().as_secs_f64(),
+        rss_mb()
+    );
+    drop(svc);
+}

@@ -4,14 +4,14 @@
 //! short: a request is parsed, decided, committed and answered before the next one is read,
 //! which gives FIFO order per publisher without locks.
 
-use crate::link::{self, Backoff, Link, LinkError};
+use crate::link::{self, Backoff, Link, LinkError, LinkWriter};
 use crate::presence;
-use crate::pubsub::{self, IqKind};
+use crate::pubsub::{self, IqKind, NotificationRenderer};
 use crate::quota::Quotas;
 use crate::Config;
 use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
-use roost_nodes::{Jid, Service, Store};
+use roost_nodes::{Jid, Notification, Service, Store};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio_xmpp::xmlstream::ReadError;
@@ -70,6 +70,20 @@ pub struct Roost<S: Store> {
     probing_since_ms: Option<u64>,
     /// The engine was rebuilt from the store and so forgot every presence: probe again.
     reprobe: bool,
+    /// Notifications of the stanza being handled, sent after its other stanzas (see
+    /// [`Roost::take_outgoing`]).
+    deferred: Vec<Notification>,
+    /// Serializes notifications once per event rather than once per recipient.
+    renderer: NotificationRenderer,
+}
+
+/// One thing to write once the batch is durable.
+pub enum Outgoing {
+    /// A reply, a presence, a ping.
+    Stanza(Stanza),
+    /// The notifications one stanza caused, in order. They stay engine values until written,
+    /// so that the message for one event is built and serialized once for all recipients.
+    Notifications(Vec<Notification>),
 }
 
 /// How long after a (re)connect answers to probes are taken as resources that were online
@@ -95,6 +109,55 @@ impl<S: Store> Roost<S> {
             last_recovery_ms: 0,
             probing_since_ms: None,
             reprobe: false,
+            deferred: Vec::new(),
+            renderer: NotificationRenderer::default(),
+        }
+    }
+
+    /// Keep notifications to send after the stanzas being returned (see
+    /// [`Roost::take_outgoing`]).
+    fn defer(&mut self, notifications: Vec<Notification>) {
+        if self.deferred.is_empty() {
+            self.deferred = notifications;
+        } else {
+            self.deferred.extend(notifications);
+        }
+    }
+
+    /// Append `stanzas` (returned by [`Roost::handle_element`] or [`Roost::tick`]) to `out`,
+    /// then the notifications the same call produced: replies go out before the
+    /// notifications of the same request, as they did when both were stanzas.
+    pub fn take_outgoing(&mut self, stanzas: Vec<Stanza>, out: &mut Vec<Outgoing>) {
+        out.extend(stanzas.into_iter().map(Outgoing::Stanza));
+        if !self.deferred.is_empty() {
+            out.push(Outgoing::Notifications(std::mem::take(&mut self.deferred)));
+        }
+    }
+
+    /// Serialize `out` into the writer's batch buffer; notifications get their message ids
+    /// here. A stanza that cannot be serialized is logged and left out.
+    pub fn write_outgoing(&mut self, out: &mut Vec<Outgoing>, w: &mut LinkWriter) {
+        for o in out.drain(..) {
+            match o {
+                Outgoing::Stanza(st) => {
+                    trace!(stanza = ?st, "out");
+                    if let Err(e) = w.encoder.encode(&st, &mut w.buf) {
+                        error!("stanza not sent, it cannot be serialized: {e}");
+                    }
+                }
+                Outgoing::Notifications(ns) => {
+                    for n in &ns {
+                        let id = self.new_id();
+                        trace!(to = %n.to, node = %n.node, id, "out notification");
+                        if let Err(e) =
+                            self.renderer
+                                .render(n, &self.jid, &id, &mut w.encoder, &mut w.buf)
+                        {
+                            error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -161,8 +224,21 @@ impl<S: Store> Roost<S> {
         format!("{}-{}", self.id_prefix, self.next_id)
     }
 
-    /// Handle one stanza; returns the stanzas to send, replies first.
+    /// Handle one stanza; returns the stanzas to send, replies first, notifications built
+    /// as messages. (The service loop takes the notifications separately, through
+    /// [`Roost::take_outgoing`], to serialize each event once.)
     pub fn handle_stanza(&mut self, stanza: Stanza) -> Vec<Stanza> {
+        let mut out = self.dispatch(stanza);
+        for n in std::mem::take(&mut self.deferred) {
+            let id = self.new_id();
+            out.push(pubsub::notification_message(&n, &self.jid, id).into());
+        }
+        out
+    }
+
+    /// Handle one stanza; returns the stanzas to send, replies first, and keeps its
+    /// notifications in `deferred`.
+    fn dispatch(&mut self, stanza: Stanza) -> Vec<Stanza> {
         match stanza {
             Stanza::Iq(Iq::Get {
                 from: Some(from),
@@ -194,11 +270,8 @@ impl<S: Store> Roost<S> {
         if outcome.storage_failed {
             self.storage_failed = true;
         }
-        let mut out: Vec<Stanza> = outcome.replies.into_iter().map(Stanza::from).collect();
-        for n in &outcome.notifications {
-            let nid = self.new_id();
-            out.push(pubsub::notification_message(n, &self.jid, nid).into());
-        }
+        let out: Vec<Stanza> = outcome.replies.into_iter().map(Stanza::from).collect();
+        self.defer(outcome.notifications);
         out
     }
 
@@ -240,12 +313,8 @@ impl<S: Store> Roost<S> {
         };
         match self.service.tick(now_millis()) {
             Ok(notifications) => {
-                let mut out = probes;
-                for n in &notifications {
-                    let nid = self.new_id();
-                    out.push(pubsub::notification_message(n, &self.jid, nid).into());
-                }
-                out
+                self.defer(notifications);
+                probes
             }
             Err(e) => {
                 if matches!(e, roost_nodes::Error::Storage(_)) {
@@ -282,13 +351,8 @@ impl<S: Store> Roost<S> {
         };
         match self.service.handle(&from, req, now_millis()) {
             Ok(outcome) => {
-                let mut out = Vec::with_capacity(outcome.notifications.len());
-                for n in &outcome.notifications {
-                    let nid = self.new_id();
-                    out.push(pubsub::notification_message(n, &self.jid, nid).into());
-                }
-                out.extend(self.presence_requests());
-                out
+                self.defer(outcome.notifications);
+                self.presence_requests()
             }
             Err(e) => {
                 if matches!(e, roost_nodes::Error::Storage(_)) {
@@ -339,7 +403,7 @@ impl<S: Store> Roost<S> {
                     let now = now_millis();
                     match self.service.handle(&from, req, now) {
                         Ok(outcome) => {
-                            let mut out = Vec::with_capacity(1 + outcome.notifications.len());
+                            let mut out = Vec::new();
                             // XEP-0313 §4.2: archive results go out before the IQ result.
                             let service = self.jid.clone();
                             let msgs = pubsub::reply_messages(
@@ -355,10 +419,7 @@ impl<S: Store> Roost<S> {
                                 id,
                                 pubsub::reply_payload(&outcome.reply, &self.jid, owner_ns),
                             ));
-                            for n in &outcome.notifications {
-                                let nid = self.new_id();
-                                out.push(pubsub::notification_message(n, &self.jid, nid).into());
-                            }
+                            self.defer(outcome.notifications);
                             out.extend(self.presence_requests());
                             return out;
                         }
@@ -507,7 +568,7 @@ impl<S: Store> Roost<S> {
         match parsed {
             Ok(st) => {
                 trace!(stanza = ?st, "in");
-                self.handle_stanza(st)
+                self.dispatch(st)
             }
             Err(e) => {
                 warn!(from = ?from, "malformed <{name}/> refused: {e}");
@@ -572,28 +633,36 @@ impl<S: Store> Roost<S> {
 
     /// When the flush after a batch failed: IQ results become `internal-server-error`
     /// (type wait), notifications are dropped, everything else goes out as it was.
-    fn withheld_errors(&self, out: Vec<Stanza>) -> Vec<Stanza> {
+    fn withheld_outgoing(&self, out: Vec<Outgoing>) -> Vec<Outgoing> {
         out.into_iter()
-            .filter_map(|st| match st {
-                Stanza::Iq(Iq::Result { from, to, id, .. }) => Some(
-                    Iq::Error {
-                        from,
-                        to,
-                        id,
-                        payload: None,
-                        error: StanzaError::new(
-                            ErrorType::Wait,
-                            DefinedCondition::InternalServerError,
-                            "en",
-                            "storage failure: the change may not be durable; retry later",
-                        ),
-                    }
-                    .into(),
-                ),
-                Stanza::Message(m) if m.type_ != xmpp_parsers::message::MessageType::Error => None,
-                other => Some(other),
+            .filter_map(|o| match o {
+                Outgoing::Stanza(st) => self.withheld_error(st).map(Outgoing::Stanza),
+                Outgoing::Notifications(_) => None,
             })
             .collect()
+    }
+
+    /// What becomes of one stanza of a batch whose flush failed.
+    fn withheld_error(&self, st: Stanza) -> Option<Stanza> {
+        match st {
+            Stanza::Iq(Iq::Result { from, to, id, .. }) => Some(
+                Iq::Error {
+                    from,
+                    to,
+                    id,
+                    payload: None,
+                    error: StanzaError::new(
+                        ErrorType::Wait,
+                        DefinedCondition::InternalServerError,
+                        "en",
+                        "storage failure: the change may not be durable; retry later",
+                    ),
+                }
+                .into(),
+            ),
+            Stanza::Message(m) if m.type_ != xmpp_parsers::message::MessageType::Error => None,
+            other => Some(other),
+        }
     }
 
     fn keepalive_ping(&mut self) -> Stanza {
@@ -679,7 +748,7 @@ pub async fn run<S: Store>(
             r = link::connect(&cfg.server, &domain, &cfg.secret, cfg.keepalive) => r,
             _ = shutdown.changed() => return Ok(()),
         };
-        let mut link = match connected {
+        let (mut link, mut writer) = match connected {
             Ok(link) => link,
             // A wrong secret never heals. A conflict after we were connected may be our own
             // stale session on a restarted server, so keep retrying then.
@@ -717,7 +786,7 @@ pub async fn run<S: Store>(
             warn!("link lost: write failed: {e}; reconnecting");
             continue;
         }
-        match serve(&mut link, roost, &mut shutdown).await {
+        match serve(&mut link, &mut writer, roost, &mut shutdown).await {
             SessionEnd::Shutdown => {
                 info!("closing the stream");
                 // Best effort: the process exits next either way.
@@ -732,38 +801,43 @@ pub async fn run<S: Store>(
 /// Stanzas handled before one flush at most: bounds reply latency under a flood.
 const MAX_BATCH: usize = 512;
 
-/// What one element read from the link asks of the session.
-enum Step {
-    Send(Vec<Stanza>),
-    End(SessionEnd),
-}
-
-fn step<S: Store>(roost: &mut Roost<S>, next: Option<Result<Element, ReadError>>) -> Step {
+/// Handle one element read from the link, appending what it asks to send to `out`; `Some`
+/// when the session ends.
+fn step<S: Store>(
+    roost: &mut Roost<S>,
+    next: Option<Result<Element, ReadError>>,
+    out: &mut Vec<Outgoing>,
+) -> Option<SessionEnd> {
     match next {
-        None => Step::End(SessionEnd::Disconnected(
+        None => Some(SessionEnd::Disconnected(
             "the server closed the connection".into(),
         )),
         Some(Err(ReadError::SoftTimeout)) => {
             debug!("link idle; pinging the server");
-            Step::Send(vec![roost.keepalive_ping()])
+            out.push(Outgoing::Stanza(roost.keepalive_ping()));
+            None
         }
         Some(Err(ReadError::ParseError(e))) => {
             warn!("unparsable element from the server, ignored: {e}");
-            Step::Send(Vec::new())
+            None
         }
-        Some(Err(ReadError::StreamFooterReceived)) => Step::End(SessionEnd::Disconnected(
+        Some(Err(ReadError::StreamFooterReceived)) => Some(SessionEnd::Disconnected(
             "the server closed the stream".into(),
         )),
-        Some(Err(ReadError::HardError(e))) => Step::End(SessionEnd::Disconnected(e.to_string())),
+        Some(Err(ReadError::HardError(e))) => Some(SessionEnd::Disconnected(e.to_string())),
         Some(Ok(el)) if el.is("error", link::NS_STREAM) => {
             let why = xmpp_parsers::stream_error::StreamError::try_from(el)
                 .map(|e| e.to_string())
                 .unwrap_or_else(|e| e.to_string());
-            Step::End(SessionEnd::Disconnected(format!(
+            Some(SessionEnd::Disconnected(format!(
                 "stream error from the server: {why}"
             )))
         }
-        Some(Ok(el)) => Step::Send(roost.handle_element(el)),
+        Some(Ok(el)) => {
+            let stanzas = roost.handle_element(el);
+            roost.take_outgoing(stanzas, out);
+            None
+        }
     }
 }
 
@@ -775,10 +849,11 @@ fn step<S: Store>(roost: &mut Roost<S>, next: Option<Result<Element, ReadError>>
 /// and nothing is acknowledged or announced before it is on disk.
 async fn serve<S: Store>(
     link: &mut Link,
+    writer: &mut LinkWriter,
     roost: &mut Roost<S>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
-    let mut out: Vec<Stanza> = Vec::new();
+    let mut out: Vec<Outgoing> = Vec::new();
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -786,7 +861,8 @@ async fn serve<S: Store>(
             biased;
             _ = shutdown.changed() => return SessionEnd::Shutdown,
             _ = ticker.tick() => {
-                out.extend(roost.tick());
+                let stanzas = roost.tick();
+                roost.take_outgoing(stanzas, &mut out);
                 None
             }
             next = link.next() => Some(next),
@@ -796,12 +872,9 @@ async fn serve<S: Store>(
         let mut pending = first;
         let mut handled = 0;
         while let Some(next) = pending.take() {
-            match step(roost, next) {
-                Step::Send(v) => out.extend(v),
-                Step::End(e) => {
-                    end = Some(e);
-                    break;
-                }
+            if let Some(e) = step(roost, next, &mut out) {
+                end = Some(e);
+                break;
             }
             handled += 1;
             if handled < MAX_BATCH {
@@ -820,22 +893,16 @@ async fn serve<S: Store>(
             Err(e) => {
                 // The batch's changes are applied in memory but maybe not on disk:
                 // acknowledge none of them, and rebuild the engine from the disk.
-                error!(
-                    "flushing the store failed; {} stanzas withheld: {e}",
-                    out.len()
-                );
-                out = roost.withheld_errors(std::mem::take(&mut out));
+                error!("flushing the store failed; the batch's acknowledgements are withheld: {e}");
+                out = roost.withheld_outgoing(std::mem::take(&mut out));
                 false
             }
         };
         roost.after_batch(synced);
-        for st in out.drain(..) {
-            trace!(stanza = ?st, "out");
-            if let Err(e) = link.feed(&st).await {
-                return SessionEnd::Disconnected(format!("write failed: {e}"));
-            }
-        }
-        if let Err(e) = SinkExt::<&Stanza>::flush(link).await {
+        // The whole batch is serialized into one buffer and written at once: one system
+        // call (and one TCP segment train) per batch instead of one per stanza.
+        roost.write_outgoing(&mut out, writer);
+        if let Err(e) = writer.flush().await {
             return SessionEnd::Disconnected(format!("write failed: {e}"));
         }
         if let Some(e) = end {
@@ -990,13 +1057,47 @@ mod tests {
     fn failed_sync_withholds_acks_and_notifications() {
         let (mut roost, calls) =
             roost_with_recovery(MemStore::default(), Rc::new(Cell::new(false)));
-        let out = roost.handle_element(create("a", "1"));
-        assert!(is_result(&out));
-        let out = roost.withheld_errors(out);
-        assert_eq!(
-            error_of(&out),
-            Some((ErrorType::Wait, DefinedCondition::InternalServerError))
+        let mut out = Vec::new();
+        let iq = |id: &str, body: &str| -> Element {
+            format!(
+                "<iq xmlns='jabber:component:accept' type='set' id='{id}' from='alice@localhost/r' \
+                 to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>{body}\
+                 </pubsub></iq>"
+            )
+            .parse()
+            .unwrap()
+        };
+        for el in [
+            create("a", "1"),
+            iq("2", "<subscribe node='a' jid='alice@localhost/r'/>"),
+            iq(
+                "3",
+                "<publish node='a'><item id='i'><x xmlns='urn:x'/></item></publish>",
+            ),
+        ] {
+            let stanzas = roost.handle_element(el);
+            assert!(is_result(&stanzas));
+            roost.take_outgoing(stanzas, &mut out);
+        }
+        assert!(
+            matches!(out.last(), Some(Outgoing::Notifications(n)) if n.len() == 1),
+            "the publish notifies the subscriber, after its result"
         );
+        let out = roost.withheld_outgoing(out);
+        let stanzas: Vec<Stanza> = out
+            .into_iter()
+            .map(|o| match o {
+                Outgoing::Stanza(st) => st,
+                Outgoing::Notifications(_) => panic!("notifications withheld"),
+            })
+            .collect();
+        assert_eq!(stanzas.len(), 3);
+        for st in &stanzas {
+            assert_eq!(
+                error_of(std::slice::from_ref(st)),
+                Some((ErrorType::Wait, DefinedCondition::InternalServerError))
+            );
+        }
         roost.after_batch(false);
         assert_eq!(calls.get(), 1);
         assert!(!roost.is_degraded());

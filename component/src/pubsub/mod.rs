@@ -26,7 +26,7 @@ use minidom::{Element, ElementBuilder, IntoAttributeValue};
 use roost_nodes::Millis;
 
 pub use errors::stanza_error;
-pub use notify::notification_message;
+pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};
 pub use reply::{owner_namespace, reply_payload};
 

@@ -78,6 +78,9 @@ pub struct Roost<S: Store> {
 }
 
 /// One thing to write once the batch is durable.
+// The stanza variant is large, but a batch held `Stanza`s by value before too; boxing would
+// add an allocation per reply.
+#[allow(clippy::large_enum_variant)]
 pub enum Outgoing {
     /// A reply, a presence, a ping.
     Stanza(Stanza),
@@ -801,6 +804,57 @@ pub async fn run<S: Store>(
 /// Stanzas handled before one flush at most: bounds reply latency under a flood.
 const MAX_BATCH: usize = 512;
 
+/// Per-batch timing counters of the service loop, logged at debug level under the
+/// `roost::batch` target every [`BatchStats::EVERY`] (`--log warn,roost::batch=debug`):
+/// how many stanzas a group commit shares, and where a batch's time goes.
+#[derive(Default)]
+struct BatchStats {
+    since: Option<std::time::Instant>,
+    batches: u64,
+    stanzas_in: u64,
+    handle: Duration,
+    sync: Duration,
+    write: Duration,
+    bytes_out: u64,
+}
+
+impl BatchStats {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn record(
+        &mut self,
+        stanzas_in: u64,
+        handle: Duration,
+        sync: Duration,
+        write: Duration,
+        bytes: u64,
+    ) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        self.batches += 1;
+        self.stanzas_in += stanzas_in;
+        self.handle += handle;
+        self.sync += sync;
+        self.write += write;
+        self.bytes_out += bytes;
+        let elapsed = since.elapsed();
+        if elapsed >= Self::EVERY {
+            let b = self.batches.max(1) as f64;
+            let us = |d: Duration| d.as_secs_f64() * 1e6 / b;
+            debug!(
+                target: "roost::batch",
+                batches_per_s = self.batches as f64 / elapsed.as_secs_f64(),
+                stanzas_per_batch = self.stanzas_in as f64 / b,
+                handle_us = us(self.handle),
+                sync_us = us(self.sync),
+                write_us = us(self.write),
+                bytes_per_batch = self.bytes_out as f64 / b,
+                "batch statistics"
+            );
+            *self = BatchStats::default();
+        }
+    }
+}
+
 /// Handle one element read from the link, appending what it asks to send to `out`; `Some`
 /// when the session ends.
 fn step<S: Store>(
@@ -854,6 +908,7 @@ async fn serve<S: Store>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let mut out: Vec<Outgoing> = Vec::new();
+    let mut stats = BatchStats::default();
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -868,6 +923,7 @@ async fn serve<S: Store>(
             next = link.next() => Some(next),
         };
         roost.try_recover();
+        let t0 = std::time::Instant::now();
         let mut end = None;
         let mut pending = first;
         let mut handled = 0;
@@ -882,6 +938,7 @@ async fn serve<S: Store>(
                 pending = link.next().now_or_never();
             }
         }
+        let t1 = std::time::Instant::now();
         // A degraded engine committed nothing, and its store may be closed for recovery.
         let sync = if roost.is_degraded() {
             Ok(())
@@ -899,12 +956,15 @@ async fn serve<S: Store>(
             }
         };
         roost.after_batch(synced);
+        let t2 = std::time::Instant::now();
         // The whole batch is serialized into one buffer and written at once: one system
         // call (and one TCP segment train) per batch instead of one per stanza.
         roost.write_outgoing(&mut out, writer);
+        let bytes = writer.buf.len() as u64;
         if let Err(e) = writer.flush().await {
             return SessionEnd::Disconnected(format!("write failed: {e}"));
         }
+        stats.record(handled as u64, t1 - t0, t2 - t1, t2.elapsed(), bytes);
         if let Some(e) = end {
             return e;
         }

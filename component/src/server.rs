@@ -298,7 +298,7 @@ impl<S: Store> Roost<S> {
     }
 
     /// Time-driven work (item expiry, subscription leases, digests), as stanzas to send
-    /// after the next sync.
+    /// after the next sync; its notifications are kept for [`Roost::take_outgoing`].
     pub fn tick(&mut self) -> Vec<Stanza> {
         if self.degraded {
             return Vec::new();
@@ -509,9 +509,10 @@ impl<S: Store> Roost<S> {
         .into()
     }
 
-    /// Turn one raw element from the link into stanzas to send: a stanza is checked,
-    /// converted and handled; one that breaks the rules gets `bad-request` where it has an id
-    /// and a sender and is not itself an error or a result (RFC 6120 §8.3.1).
+    /// Turn one raw element from the link into stanzas to send (its notifications are kept
+    /// for [`Roost::take_outgoing`]): a stanza is checked, converted and handled; one that
+    /// breaks the rules gets `bad-request` where it has an id and a sender and is not itself
+    /// an error or a result (RFC 6120 §8.3.1).
     fn handle_element(&mut self, el: Element) -> Vec<Stanza> {
         if nested_deeper_than(&el, MAX_DEPTH) {
             let name = el.name().to_owned();

@@ -5,10 +5,16 @@
 //! here a soft timeout becomes a keepalive ping and a bad stanza an error reply.
 
 use futures::{SinkExt, StreamExt};
+use minidom::rxml::writer::{Encoder, SimpleNamespaces, TrackNamespace};
+use minidom::rxml::{self, NcName};
 use minidom::Element;
 use std::borrow::Cow;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::BufStream;
+use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_xmpp::xmlstream::{initiate_stream, ReadError, StreamHeader, Timeouts, XmlStream};
 use xmpp_parsers::component::Handshake;
@@ -17,7 +23,156 @@ use xmpp_parsers::stream_error::{DefinedCondition, StreamError};
 /// The established link. It yields raw elements rather than typed stanzas: RFC 6120 rules
 /// that the typed parsers let through (an IQ with two payloads) must be checked on the raw
 /// element, and a stanza that fails to convert still needs its attributes for the reply.
-pub type Link = XmlStream<BufStream<TcpStream>, Element>;
+pub type Link = XmlStream<BufStream<SharedTcp>, Element>;
+
+/// The TCP socket of a link, shared between the [`Link`] (which reads, and writes the
+/// handshake and the closing footer) and the [`LinkWriter`] (which writes every stanza while
+/// the session is served). tokio-xmpp's `XmlStream` gives no mutable access to its transport,
+/// and its sink serializes element by element; the writer needs to put whole batches of
+/// already serialized bytes on the wire, so both hold the socket through an `Arc` and use
+/// tokio's `&self` readiness API.
+#[derive(Debug, Clone)]
+pub struct SharedTcp(Arc<TcpStream>);
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale: poll again, which registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // TCP_NODELAY is set and nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // tokio offers no half-close through a shared `&TcpStream`. The stream footer is
+        // written before this is called, and the socket closes when the link and its
+        // writer are dropped.
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Serializes stanzas exactly as tokio-xmpp's `XmlStream` would on a component stream
+/// (the stream namespace `jabber:component:accept` is the default and is not repeated on
+/// each stanza), but into a caller's byte buffer, so that a whole batch can be assembled
+/// first and written with one system call.
+pub struct StanzaEncoder {
+    enc: Encoder<SimpleNamespaces>,
+}
+
+impl Default for StanzaEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StanzaEncoder {
+    /// An encoder positioned inside a `<stream:stream>` of `jabber:component:accept`.
+    pub fn new() -> Self {
+        let mut enc = Encoder::new();
+        let stream = NcName::try_from("stream").expect("valid name");
+        enc.ns_tracker_mut()
+            .declare_fixed(Some(&stream), xmpp_parsers::ns::STREAM.into());
+        enc.ns_tracker_mut()
+            .declare_fixed(None, xmpp_parsers::ns::COMPONENT.into());
+        // rxml encodes one document: open the stream's root (its bytes are discarded, the
+        // real header was sent by tokio-xmpp) so that stanzas are encoded as its children.
+        let mut scratch = Vec::new();
+        let root = [
+            rxml::Item::ElementHeadStart(xmpp_parsers::ns::STREAM.into(), &stream),
+            rxml::Item::ElementHeadEnd,
+        ];
+        for item in root {
+            enc.encode(item, &mut scratch)
+                .expect("stream header encodes");
+        }
+        StanzaEncoder { enc }
+    }
+
+    /// Append `xso`'s serialization to `out`. On failure `out` is left as it was.
+    pub fn encode<T: xso::AsXml>(&mut self, xso: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        let r = (|| {
+            for item in xso.as_xml_iter().map_err(|e| e.to_string())? {
+                let item = item.map_err(|e| e.to_string())?;
+                self.enc
+                    .encode(item.as_rxml_item(), out)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            out.truncate(start);
+            // The encoder may be left inside an unfinished element: start afresh.
+            *self = StanzaEncoder::new();
+        }
+        r
+    }
+}
+
+/// The sending side of a link while a session is served: stanzas are serialized into one
+/// buffer per batch and written together.
+pub struct LinkWriter {
+    tcp: Arc<TcpStream>,
+    /// The serializer of every stanza in [`LinkWriter::buf`].
+    pub encoder: StanzaEncoder,
+    /// Bytes of the current batch, not yet written.
+    pub buf: Vec<u8>,
+}
+
+impl LinkWriter {
+    /// Write the batch (nothing if it is empty) and clear it.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let mut off = 0;
+        while off < self.buf.len() {
+            self.tcp.writable().await?;
+            match self.tcp.try_write(&self.buf[off..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        // A flood once grew it large: give the memory back.
+        if self.buf.capacity() > 1 << 20 {
+            self.buf.shrink_to(1 << 16);
+        }
+        Ok(())
+    }
+}
 
 /// Namespace of stream-level elements such as `<stream:error/>`.
 pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
@@ -51,24 +206,34 @@ pub enum LinkError {
 }
 
 /// Connect to `server`, open a `jabber:component:accept` stream to `domain` and authenticate.
+///
+/// Returns the stream (to read, and to close) and the writer for stanzas. Anything written
+/// through the stream itself must be flushed before the writer is used, and the other way
+/// round.
 pub async fn connect(
     server: &str,
     domain: &str,
     secret: &str,
     keepalive: Duration,
-) -> Result<Link, LinkError> {
+) -> Result<(Link, LinkWriter), LinkError> {
     let tcp = TcpStream::connect(server)
         .await
         .map_err(|e| LinkError::Io(format!("cannot connect to {server}: {e}")))?;
     // Notifications are many small writes; Nagle would add latency to each.
     tcp.set_nodelay(true)
         .map_err(|e| LinkError::Io(format!("TCP_NODELAY: {e}")))?;
+    let tcp = Arc::new(tcp);
+    let writer = LinkWriter {
+        tcp: tcp.clone(),
+        encoder: StanzaEncoder::new(),
+        buf: Vec::new(),
+    };
     let timeouts = Timeouts {
         read_timeout: keepalive,
         response_timeout: keepalive.max(Duration::from_secs(10)),
     };
     let mut pending = initiate_stream(
-        BufStream::new(tcp),
+        BufStream::new(SharedTcp(tcp)),
         xmpp_parsers::ns::COMPONENT,
         StreamHeader {
             to: Some(Cow::Borrowed(domain)),
@@ -92,7 +257,9 @@ pub async fn connect(
 
     loop {
         match link.next().await {
-            Some(Ok(el)) if el.is("handshake", xmpp_parsers::ns::COMPONENT) => return Ok(link),
+            Some(Ok(el)) if el.is("handshake", xmpp_parsers::ns::COMPONENT) => {
+                return Ok((link, writer))
+            }
             Some(Ok(el)) if el.is("error", NS_STREAM) => {
                 let domain = domain.to_owned();
                 let err = match StreamError::try_from(el) {
@@ -164,6 +331,35 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoder_writes_stanzas_in_the_stream_namespace_one_after_another() {
+        use xmpp_parsers::iq::Iq;
+        use xmpp_parsers::stanza::Stanza;
+        let mut enc = StanzaEncoder::new();
+        let mut out = Vec::new();
+        let result: Stanza = Iq::Result {
+            from: Some("pubsub.localhost".parse().unwrap()),
+            to: Some("a@localhost/r".parse().unwrap()),
+            id: "1".into(),
+            payload: None,
+        }
+        .into();
+        enc.encode(&result, &mut out).unwrap();
+        let ping: Stanza = Iq::Get {
+            from: None,
+            to: Some("localhost".parse().unwrap()),
+            id: "2".into(),
+            payload: xmpp_parsers::ping::Ping.into(),
+        }
+        .into();
+        enc.encode(&ping, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<iq type='result' from='pubsub.localhost' to='a@localhost/r' id='1'></iq>\
+             <iq type='get' to='localhost' id='2'><ping xmlns='urn:xmpp:ping'></ping></iq>"
+        );
+    }
 
     #[test]
     fn backoff_starts_at_once_and_caps() {

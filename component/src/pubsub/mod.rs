@@ -27,7 +27,7 @@ use roost_nodes::Millis;
 
 pub use errors::stanza_error;
 pub(crate) use forms::offer_roster_models;
-pub use notify::notification_message;
+pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};
 pub use reply::{owner_namespace, reply_payload};
 

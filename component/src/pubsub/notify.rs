@@ -17,6 +17,148 @@ use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
 use super::forms::{node_config_form, subscribe_authorization_form};
 use super::{attr, format_datetime, payload_element, NS_SHIM};
+use crate::link::StanzaEncoder;
+
+/// Serializes notifications for the wire, building and serializing each distinct
+/// notification once rather than once per recipient.
+///
+/// A publish to N subscribers gives N notifications that differ only in `to` (and the
+/// message id the component assigns). The message is built with
+/// [`notification_message`] (so the XML is xmpp-parsers' own, payload parsed once),
+/// serialized once without `to` and `id`, and for each recipient those two attributes are
+/// spliced into the message's start tag. Consecutive notifications share the template while
+/// their node, event, message type and `include_body` are equal. Notifications that differ
+/// per recipient in more than that (SHIM headers for several subids, §12.5; the §8.6
+/// authorization form) are built and serialized one by one.
+#[derive(Default)]
+pub struct NotificationRenderer {
+    template: Option<Template>,
+}
+
+/// One serialized notification without `to` and `id`, and what it was made from.
+struct Template {
+    node: String,
+    kind: NotificationType,
+    include_body: bool,
+    event: Event,
+    /// `<message` and its other attributes, up to the start tag's `>` (excluded).
+    head: Vec<u8>,
+    /// From the start tag's `>` to the end of the message.
+    rest: Vec<u8>,
+}
+
+impl Template {
+    fn matches(&self, n: &Notification) -> bool {
+        self.kind == n.kind
+            && self.include_body == n.include_body
+            && self.node == n.node
+            && self.event == n.event
+    }
+}
+
+impl NotificationRenderer {
+    /// Append `n`, addressed from `service` with message id `id`, to `out`.
+    pub fn render(
+        &mut self,
+        n: &Notification,
+        service: &Jid,
+        id: &str,
+        enc: &mut StanzaEncoder,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        if !shares_template(n) {
+            return enc.encode(&notification_message(n, service, id.to_owned()), out);
+        }
+        if !self.template.as_ref().is_some_and(|t| t.matches(n)) {
+            self.template = Some(self.build(n, service, enc)?);
+        }
+        let t = self.template.as_ref().expect("just built");
+        let start = out.len();
+        out.extend_from_slice(&t.head);
+        let ok = push_attr(out, "to", n.to.as_str()) && push_attr(out, "id", id);
+        if !ok {
+            // A character XML cannot carry: let the encoder report it.
+            out.truncate(start);
+            return enc.encode(&notification_message(n, service, id.to_owned()), out);
+        }
+        out.extend_from_slice(&t.rest);
+        Ok(())
+    }
+
+    fn build(
+        &self,
+        n: &Notification,
+        service: &Jid,
+        enc: &mut StanzaEncoder,
+    ) -> Result<Template, String> {
+        let mut m = notification_message(n, service, String::new());
+        m.to = None;
+        m.id = None;
+        let mut bytes = Vec::new();
+        enc.encode(&m, &mut bytes)?;
+        // The encoder escapes `>` in attribute values, so the first `>` ends the start tag;
+        // the message always has children, so the tag is not self-closing.
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'>')
+            .filter(|&i| bytes.starts_with(b"<message") && i > 0 && bytes[i - 1] != b'/')
+            .ok_or_else(|| "unexpected serialization of a notification".to_owned())?;
+        let rest = bytes.split_off(end);
+        Ok(Template {
+            node: n.node.clone(),
+            kind: n.kind,
+            include_body: n.include_body,
+            event: n.event.clone(),
+            head: bytes,
+            rest,
+        })
+    }
+}
+
+/// True if `n` differs from other recipients' notifications of the same event only in `to`.
+fn shares_template(n: &Notification) -> bool {
+    if n.subids.len() > 1 {
+        return false;
+    }
+    !matches!(
+        &n.event,
+        Event::Subscription { jid, state: SubscriptionState::Pending, .. } if &n.to != jid
+    )
+}
+
+/// Append ` name='value'`, escaped as the stream's encoder (rxml) escapes attribute values.
+/// False, with `out` partly written, if `value` holds a character XML 1.0 cannot carry.
+fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) -> bool {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    let bytes = value.as_bytes();
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'\x00'..=b'\x08' | b'\x0b' | b'\x0c' | b'\x0e'..=b'\x1f' => return false,
+            // U+FFFE and U+FFFF (EF BF BE/BF) are not XML characters either.
+            b'\xbe' | b'\xbf' if i >= 2 && bytes[i - 2] == 0xef && bytes[i - 1] == 0xbf => {
+                return false
+            }
+            b'"' => b"&#34;",
+            b'\'' => b"&#39;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'&' => b"&amp;",
+            b'\r' => b"&#xd;",
+            b'\n' => b"&#xa;",
+            b'\t' => b"&#x9;",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[last..i]);
+        out.extend_from_slice(esc);
+        last = i + 1;
+    }
+    out.extend_from_slice(&bytes[last..]);
+    out.push(b'\'');
+    true
+}
 
 /// A notification as a message from `service`, with id `id` (XEP-0060 §7.1.2.1 etc.).
 ///
@@ -484,5 +626,189 @@ mod tests {
         };
         let m = notification_message(&to_self, &service, "s".into());
         assert!(m.payloads.iter().any(|p| p.is("event", ns::PUBSUB_EVENT)));
+    }
+
+    // ------------------------------------------------------------ NotificationRenderer
+
+    /// Render `ns` with ids n1, n2, ... into one buffer; returns each message's text.
+    fn render_all(r: &mut NotificationRenderer, ns: &[Notification]) -> Vec<String> {
+        let mut enc = StanzaEncoder::new();
+        ns.iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut out = Vec::new();
+                r.render(n, &service(), &format!("n{}", i + 1), &mut enc, &mut out)
+                    .unwrap();
+                String::from_utf8(out).unwrap()
+            })
+            .collect()
+    }
+
+    /// A rendered message as an element (the stream's default namespace made explicit).
+    fn parse_rendered(s: &str) -> Element {
+        let rest = s.strip_prefix("<message").expect("a message");
+        format!("<message xmlns='jabber:component:accept'{rest}")
+            .parse()
+            .unwrap()
+    }
+
+    fn to(n: Notification, jid: &str) -> Notification {
+        Notification {
+            to: jid.parse().unwrap(),
+            ..n
+        }
+    }
+
+    #[test]
+    fn renderer_exact_xml_and_per_recipient_to_and_id() {
+        let n = notif(Event::Items {
+            items: vec![item()],
+            with_payload: true,
+            publisher: None,
+        });
+        let ns = vec![
+            n.clone(),
+            to(n.clone(), "bernardo@denmark.lit/castle"),
+            // Characters an attribute value must escape.
+            to(n, "horatio@denmark.lit/it's <&> \"here\""),
+        ];
+        let mut r = NotificationRenderer::default();
+        let out = render_all(&mut r, &ns);
+        let body = "><event xmlns='http://jabber.org/protocol/pubsub#event'>\
+                    <items node='princely_musings'><item id='ae890ac52d0df67ed7cfdf51b644e901'>\
+                    <entry xmlns='http://www.w3.org/2005/Atom'><title>Soliloquy</title></entry>\
+                    </item></items></event></message>";
+        let head = "<message from='pubsub.shakespeare.lit' type='headline'";
+        assert_eq!(
+            out[0],
+            format!("{head} to='francisco@denmark.lit' id='n1'{body}")
+        );
+        assert_eq!(
+            out[1],
+            format!("{head} to='bernardo@denmark.lit/castle' id='n2'{body}")
+        );
+        assert_eq!(
+            out[2],
+            format!(
+                "{head} to='horatio@denmark.lit/it&#39;s &lt;&amp;&gt; &#34;here&#34;' \
+                 id='n3'{body}"
+            )
+        );
+        // And the escaped JID reads back as the same JID.
+        assert_eq!(
+            parse_rendered(&out[2]).attr("to"),
+            Some("horatio@denmark.lit/it's <&> \"here\"")
+        );
+    }
+
+    /// Every kind of notification, rendered through the template or not, is the same XML
+    /// as the message built for that recipient alone.
+    #[test]
+    fn renderer_equals_the_message_built_per_recipient() {
+        let items = |with_payload, publisher: Option<&str>| Event::Items {
+            items: vec![item()],
+            with_payload,
+            publisher: publisher.map(|p| p.parse().unwrap()),
+        };
+        let mut cases = vec![
+            notif(items(true, None)),
+            notif(items(false, None)),
+            notif(items(true, Some("hamlet@denmark.lit"))),
+            notif(Event::Retract {
+                ids: vec!["a".into(), "b".into()],
+            }),
+            notif(Event::Purge),
+            notif(Event::Delete { redirect: None }),
+            notif(Event::Delete {
+                redirect: Some("xmpp:x@y?;node=z".into()),
+            }),
+            notif(Event::Configuration {
+                config: Some(NodeConfig::default()),
+            }),
+            notif(Event::Subscription {
+                jid: "francisco@denmark.lit".parse().unwrap(),
+                state: SubscriptionState::None,
+                subid: Some("s1".into()),
+                expiry: Some(1_154_304_000_000),
+            }),
+            // The §8.6 form to an owner.
+            notif(Event::Subscription {
+                jid: "horatio@denmark.lit".parse().unwrap(),
+                state: SubscriptionState::Pending,
+                subid: Some("s2".into()),
+                expiry: None,
+            }),
+        ];
+        let mut body = notif(items(true, None));
+        body.include_body = true;
+        body.kind = NotificationType::Normal;
+        cases.push(body);
+        let mut one_subid = notif(items(true, None));
+        one_subid.subids = vec!["123-abc".into()];
+        cases.push(one_subid);
+        let mut shim = notif(items(true, None));
+        shim.subids = vec!["123-abc".into(), "004-yyy".into()];
+        cases.push(shim);
+
+        // Each case to two recipients in a row (the second reuses the template), and the
+        // cases one after another through one renderer (each replaces the template).
+        let mut ns = Vec::new();
+        for c in cases {
+            ns.push(c.clone());
+            ns.push(to(c, "bernardo@denmark.lit/r"));
+        }
+        let mut r = NotificationRenderer::default();
+        let out = render_all(&mut r, &ns);
+        for (i, (n, s)) in ns.iter().zip(&out).enumerate() {
+            let expected: Element =
+                notification_message(n, &service(), format!("n{}", i + 1)).into();
+            assert_eq!(parse_rendered(s), expected, "case {i}: {s}");
+        }
+    }
+
+    #[test]
+    fn renderer_shim_headers_per_recipient() {
+        let mut a = notif(Event::Items {
+            items: vec![item()],
+            with_payload: false,
+            publisher: None,
+        });
+        a.subids = vec!["123-abc".into(), "004-yyy".into()];
+        let mut b = to(a.clone(), "bernardo@denmark.lit");
+        b.subids = vec!["x1".into(), "x2".into()];
+        let out = render_all(&mut NotificationRenderer::default(), &[a, b]);
+        let subids = |s: &str| -> Vec<String> {
+            parse_rendered(s)
+                .get_child("headers", NS_SHIM)
+                .unwrap()
+                .children()
+                .map(|h| h.text())
+                .collect()
+        };
+        assert_eq!(subids(&out[0]), ["123-abc", "004-yyy"]);
+        assert_eq!(subids(&out[1]), ["x1", "x2"]);
+        // No payload: the item is empty.
+        assert!(out[0].contains("<item id='ae890ac52d0df67ed7cfdf51b644e901'></item>"));
+    }
+
+    #[test]
+    fn renderer_rebuilds_when_the_event_changes() {
+        let n = notif(Event::Items {
+            items: vec![item()],
+            with_payload: true,
+            publisher: None,
+        });
+        let mut other = item();
+        other.id = "second".into();
+        let m = notif(Event::Items {
+            items: vec![other],
+            with_payload: true,
+            publisher: None,
+        });
+        let out = render_all(&mut NotificationRenderer::default(), &[n, m.clone(), m]);
+        assert!(out[0].contains("id='ae890ac52d0df67ed7cfdf51b644e901'"));
+        assert!(out[1].contains("<item id='second'>"));
+        assert!(!out[1].contains("ae890ac52d0df67ed7cfdf51b644e901"));
+        assert_eq!(out[1].replace("'n2'", "'n3'"), out[2]);
     }
 }

@@ -308,8 +308,9 @@ pub struct Notification {
     pub kind: NotificationType,
     /// Add a `<body/>` summary (`pubsub#include_body`).
     pub include_body: bool,
-    /// What happened.
-    pub event: Event,
+    /// What happened; shared by every recipient of the same event (a fan-out to many
+    /// subscribers copies no payload).
+    pub event: std::sync::Arc<Event>,
 }
 
 /// What a notification reports (§7.1.2, §7.2.2, §8.2.5.5, §8.4.2, §8.5.2, §8.8.4).

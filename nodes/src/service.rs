@@ -341,7 +341,7 @@ impl<S: Store> Service<S> {
                         subids: vec![sub.subid.clone()],
                         kind: cfg.notification_type,
                         include_body: sub.options.include_body,
-                        event: event.clone(),
+                        event: std::sync::Arc::new(event.clone()),
                     });
                 }
             }
@@ -755,7 +755,7 @@ impl<S: Store> Service<S> {
                     subids,
                     kind: n.rec.config.notification_type,
                     include_body,
-                    event: items_event(&n.rec.config, vec![last], &publisher),
+                    event: std::sync::Arc::new(items_event(&n.rec.config, vec![last], &publisher)),
                 });
             }
         }
@@ -829,6 +829,7 @@ impl<S: Store> Service<S> {
     fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
         // Digest subscriptions get published items batched by `tick` instead (once it runs).
         let items = matches!(event, Event::Items { .. }) && self.clock_running;
+        let event = std::sync::Arc::new(event);
         let mut by_jid: BTreeMap<Jid, (Vec<String>, bool)> = BTreeMap::new();
         for s in n.subs.values() {
             if s.state == SubscriptionState::Subscribed
@@ -882,6 +883,7 @@ impl<S: Store> Service<S> {
 
     /// Notifications to the node's owners (explicit owners; admins are not told).
     fn to_owners(&self, n: &NodeState, event: Event) -> Vec<Notification> {
+        let event = std::sync::Arc::new(event);
         n.affs
             .iter()
             .filter(|(_, a)| **a == Affiliation::Owner)
@@ -917,7 +919,7 @@ impl<S: Store> Service<S> {
                 subids: Vec::new(),
                 kind: NotificationType::Normal,
                 include_body: false,
-                event,
+                event: std::sync::Arc::new(event),
             }],
             None => self.to_owners(n, event),
         };
@@ -941,12 +943,12 @@ impl<S: Store> Service<S> {
             subids: vec![sub.subid.clone()],
             kind: n.rec.config.notification_type,
             include_body: false,
-            event: Event::Subscription {
+            event: std::sync::Arc::new(Event::Subscription {
                 jid: sub.jid.clone(),
                 state,
                 subid: Some(sub.subid.clone()),
                 expiry: sub.options.expire,
-            },
+            }),
         }
     }
 
@@ -1492,7 +1494,7 @@ impl<S: Store> Service<S> {
         {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
                 let publisher = last.publisher.clone();
-                let event = items_event(cfg, vec![last], &publisher);
+                let event = std::sync::Arc::new(items_event(cfg, vec![last], &publisher));
                 for to in self.targets(cfg, &sub) {
                     notifications.push(Notification {
                         to,

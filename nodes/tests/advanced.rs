@@ -458,7 +458,7 @@ fn answer(jid: &str, subid: Option<&str>, allow: bool) -> Request {
 }
 
 fn is_auth_request(n: &Notification, subscriber: &str) -> bool {
-    matches!(&n.event, Event::Subscription { jid, state: SubscriptionState::Pending, .. } if *jid == j(subscriber))
+    matches!(&*n.event, Event::Subscription { jid, state: SubscriptionState::Pending, .. } if *jid == j(subscriber))
 }
 
 #[test]
@@ -536,7 +536,7 @@ fn s8_6_owner_approves() {
     let n = &out.notifications[0];
     assert_eq!(n.to, j(ALICE));
     assert!(matches!(
-        n.event,
+        *n.event,
         Event::Subscription {
             state: SubscriptionState::Subscribed,
             ..
@@ -565,7 +565,7 @@ fn s8_6_owner_denies_by_subid() {
     );
     let out = ok(&mut svc, OWNER, answer(ALICE, Some(&sub.subid), false));
     assert!(matches!(
-        out.notifications[0].event,
+        *out.notifications[0].event,
         Event::Subscription {
             state: SubscriptionState::None,
             ..
@@ -646,7 +646,7 @@ fn publish_at(svc: &mut Service<MemStore>, id: &str, now: Millis) -> Outcome {
 fn retracted(out: &[Notification], to: &str) -> Vec<String> {
     out.iter()
         .filter(|n| n.to == j(to))
-        .flat_map(|n| match &n.event {
+        .flat_map(|n| match &*n.event {
             Event::Retract { ids } => ids.clone(),
             _ => Vec::new(),
         })
@@ -784,7 +784,7 @@ fn leased_subscriptions_end_and_the_subscriber_is_told() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].to, j(ALICE));
     assert!(matches!(
-        &out[0].event,
+        &*out[0].event,
         Event::Subscription { state: SubscriptionState::None, subid: Some(s), .. } if *s == sub.subid
     ));
     let left = all_subs(&mut svc);
@@ -850,7 +850,7 @@ fn digests_batch_items_per_period() {
     let out = svc.tick(1_100).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].to, j(ALICE));
-    let Event::Items { items, .. } = &out[0].event else {
+    let Event::Items { items, .. } = &*out[0].event else {
         panic!("items event");
     };
     let ids: Vec<_> = items.iter().map(|i| i.id.as_str()).collect();
@@ -873,7 +873,7 @@ fn digests_batch_items_per_period() {
     let out = svc.tick(2_300).unwrap();
     let to_carol: Vec<_> = out.iter().filter(|n| n.to == j(CAROL)).collect();
     assert_eq!(to_carol.len(), 1);
-    let Event::Items { items, .. } = &to_carol[0].event else {
+    let Event::Items { items, .. } = &*to_carol[0].event else {
         panic!("items event");
     };
     assert_eq!(items[0].id, "x");
@@ -885,7 +885,7 @@ fn digests_batch_items_per_period() {
     let out = svc.tick(4_300).unwrap();
     assert_eq!(out.len(), 2);
     for n in &out {
-        let Event::Items { items, .. } = &n.event else {
+        let Event::Items { items, .. } = &*n.event else {
             panic!("items event");
         };
         let ids: Vec<_> = items.iter().map(|i| i.id.as_str()).collect();

@@ -350,7 +350,7 @@ fn s8_2_5_5_notify_config_sends_configuration_to_subscribers() {
         },
     );
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
-    match &out.notifications[0].event {
+    match &*out.notifications[0].event {
         Event::Configuration { config: Some(c) } => assert_eq!(c.title, "New"),
         e => panic!("{e:?}"),
     }
@@ -367,7 +367,7 @@ fn s8_2_5_5_notify_config_sends_configuration_to_subscribers() {
         },
     );
     assert_eq!(
-        out.notifications[0].event,
+        *out.notifications[0].event,
         Event::Configuration { config: None }
     );
     // notify_config off: nobody hears.
@@ -402,7 +402,7 @@ fn s8_2_5_switch_to_whitelist_drops_unlisted_subscribers() {
     );
     assert_eq!(recipients(&out), vec![BOB.to_string()]);
     assert!(matches!(
-        out.notifications[0].event,
+        *out.notifications[0].event,
         Event::Subscription {
             state: SubscriptionState::None,
             ..
@@ -449,7 +449,7 @@ fn s8_4_2_delete_notifies_subscribers_with_redirect() {
     );
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
     assert_eq!(
-        out.notifications[0].event,
+        *out.notifications[0].event,
         Event::Delete {
             redirect: Some("xmpp:other?;node=x".into())
         }
@@ -529,7 +529,7 @@ fn s8_5_purge_removes_items_and_notifies_when_notify_retract() {
     let out = ok(&mut svc, BOB, Request::Purge { node: NODE.into() });
     assert!(item_ids(&mut svc).is_empty());
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
-    assert_eq!(out.notifications[0].event, Event::Purge);
+    assert_eq!(*out.notifications[0].event, Event::Purge);
     // Publishing after a purge still works and counts from scratch.
     publish(&mut svc, OWNER, "c", "<x/>");
     assert_eq!(item_ids(&mut svc), vec!["c"]);

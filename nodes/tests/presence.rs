@@ -145,7 +145,7 @@ fn on_sub_and_presence_sends_the_last_item_once_per_resource() {
     let out = set_presence(&mut svc, CAROL_PHONE, Some(Show::Online));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].to, j(CAROL_PHONE));
-    match &out[0].event {
+    match &*out[0].event {
         Event::Items { items, .. } => assert_eq!(items[0].id, "last"),
         e => panic!("unexpected event {e:?}"),
     }

@@ -328,7 +328,7 @@ fn s7_1_2_notifications_go_to_subscribed_jids_only() {
         assert_eq!(n.node, NODE);
         assert_eq!(n.subids.len(), 1);
         assert_eq!(n.kind, NotificationType::Headline);
-        match &n.event {
+        match &*n.event {
             Event::Items {
                 items,
                 with_payload: true,
@@ -377,7 +377,7 @@ fn s7_1_2_deliver_payloads_false_strips_payloads() {
     );
     subscribe(&mut svc, ALICE);
     let out = publish(&mut svc, OWNER, "a", "<secret/>");
-    match &out.notifications[0].event {
+    match &*out.notifications[0].event {
         Event::Items {
             items,
             with_payload: false,
@@ -499,7 +499,7 @@ fn s7_1_2_itemreply_notification_type_and_include_body() {
     let n = &out.notifications[0];
     assert_eq!(n.kind, NotificationType::Normal);
     assert!(n.include_body);
-    assert!(matches!(&n.event, Event::Items { publisher: Some(p), .. } if *p == j(OWNER)));
+    assert!(matches!(&*n.event, Event::Items { publisher: Some(p), .. } if *p == j(OWNER)));
 }
 
 // ------------------------------------------------------------------ §7.2 retract
@@ -523,7 +523,7 @@ fn s7_2_1_retract_and_notify() {
     assert_eq!(item_ids(&mut svc), vec!["b"]);
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
     assert_eq!(
-        out.notifications[0].event,
+        *out.notifications[0].event,
         Event::Retract {
             ids: vec!["a".into()]
         }

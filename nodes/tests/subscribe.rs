@@ -161,12 +161,12 @@ fn s8_1_notify_sub_tells_owners() {
     let out = ok(&mut svc, ALICE, subscribe_req(ALICE));
     assert_eq!(recipients(&out), vec!["hamlet@denmark.lit".to_string()]);
     assert!(matches!(
-        &out.notifications[0].event,
+        &*out.notifications[0].event,
         Event::Subscription { jid, state: SubscriptionState::Subscribed, .. } if *jid == j(ALICE)
     ));
     let out = ok(&mut svc, ALICE, unsub(ALICE, None));
     assert!(matches!(
-        &out.notifications[0].event,
+        &*out.notifications[0].event,
         Event::Subscription {
             state: SubscriptionState::None,
             ..
@@ -192,7 +192,7 @@ fn s6_1_7_send_last_published_item_on_sub() {
     publish(&mut svc, OWNER, "b", "<two/>");
     let out = ok(&mut svc, ALICE, subscribe_req(ALICE));
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
-    match &out.notifications[0].event {
+    match &*out.notifications[0].event {
         Event::Items { items, .. } => {
             assert_eq!(items.len(), 1);
             assert_eq!(items[0].id, "b");
@@ -529,7 +529,7 @@ fn s8_8_owner_manages_subscriptions_and_subscriber_is_told() {
     assert_eq!(subs[0].jid, j(BOB));
     let alice_note = out.notifications.iter().find(|n| n.to == j(ALICE)).unwrap();
     assert!(matches!(
-        alice_note.event,
+        *alice_note.event,
         Event::Subscription {
             state: SubscriptionState::None,
             ..

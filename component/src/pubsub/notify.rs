@@ -40,7 +40,7 @@ struct Template {
     node: String,
     kind: NotificationType,
     include_body: bool,
-    event: Event,
+    event: std::sync::Arc<Event>,
     /// `<message` and its other attributes, up to the start tag's `>` (excluded).
     head: Vec<u8>,
     /// From the start tag's `>` to the end of the message.
@@ -52,7 +52,7 @@ impl Template {
         self.kind == n.kind
             && self.include_body == n.include_body
             && self.node == n.node
-            && self.event == n.event
+            && (std::sync::Arc::ptr_eq(&self.event, &n.event) || self.event == n.event)
     }
 }
 
@@ -121,7 +121,7 @@ fn shares_template(n: &Notification) -> bool {
         return false;
     }
     !matches!(
-        &n.event,
+        &*n.event,
         Event::Subscription { jid, state: SubscriptionState::Pending, .. } if &n.to != jid
     )
 }
@@ -171,7 +171,7 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         state: SubscriptionState::Pending,
         subid,
         ..
-    } = &n.event
+    } = &*n.event
     {
         if &n.to != jid {
             return authorization_request(n, jid, subid.as_deref(), service, id);
@@ -191,7 +191,7 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         payload: event_payload(&n.node, &n.event),
     }
     .into();
-    if let Event::Delete { redirect: None } = n.event {
+    if let Event::Delete { redirect: None } = *n.event {
         // xmpp-parsers 0.23 always emits <redirect/>, even with no uri: drop the empty one.
         if let Some(d) = event.get_child_mut("delete", ns::PUBSUB_EVENT) {
             d.remove_child("redirect", ns::PUBSUB_EVENT);
@@ -200,7 +200,7 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     if let Event::Subscription {
         state: SubscriptionState::None,
         ..
-    } = n.event
+    } = *n.event
     {
         // xmpp-parsers 0.23 treats `none` as the attribute's default and leaves it out, but
         // §8.8.4 (example 172) needs subscription='none' to tell the subscriber it is gone.
@@ -318,7 +318,7 @@ fn shim_subids(subids: &[String]) -> Element {
 /// The `pubsub#include_body` line: what happened, for clients that show only bodies.
 fn summary(n: &Notification) -> String {
     let node = &n.node;
-    match &n.event {
+    match &*n.event {
         Event::Items { items, .. } => {
             let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
             format!("New item published to node {node}: {}", ids.join(", "))
@@ -354,7 +354,7 @@ mod tests {
             subids: vec![],
             kind: NotificationType::Headline,
             include_body: false,
-            event,
+            event: std::sync::Arc::new(event),
         }
     }
 
@@ -584,12 +584,12 @@ mod tests {
             subids: Vec::new(),
             kind: NotificationType::Headline,
             include_body: false,
-            event: Event::Subscription {
+            event: std::sync::Arc::new(Event::Subscription {
                 jid: subscriber.clone(),
                 state: SubscriptionState::Pending,
                 subid: Some("123-abc".into()),
                 expiry: None,
-            },
+            }),
         };
         let m = notification_message(&n, &service, "approve1".into());
         assert_eq!(m.type_, MessageType::Normal);

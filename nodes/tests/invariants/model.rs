@@ -643,11 +643,11 @@ pub fn forged_notifications_missed() -> Vec<String> {
         subids,
         kind: NotificationType::Headline,
         include_body: false,
-        event: Event::Items {
+        event: std::sync::Arc::new(Event::Items {
             items,
             with_payload: true,
             publisher: None,
-        },
+        }),
     };
     let tampered = Item {
         payload: "<evil xmlns='x'/>".to_owned(),
@@ -1194,7 +1194,7 @@ impl Harness {
                     .find(|i| &i.id == id && pre_cfg.persist_items)
                     .map(|i| i.seq)
                     .or_else(|| {
-                        outcome.notifications.iter().find_map(|n| match &n.event {
+                        outcome.notifications.iter().find_map(|n| match &*n.event {
                             Event::Items { items, .. } => items.first().map(|i| i.seq),
                             _ => None,
                         })
@@ -1272,7 +1272,7 @@ impl Harness {
         let Some(before) = pre.get(&n.node) else {
             panic!("invariant violated at step {step}: notification for a node that did not exist: {n:?} {ctx}");
         };
-        match &n.event {
+        match &*n.event {
             Event::Items {
                 items,
                 with_payload,

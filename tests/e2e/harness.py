@@ -91,7 +91,8 @@ class Server:
     def _run(self, *args, timeout=120):
         # Don't leak our own C2S_PORT etc. into the script: it reads DIR/env.
         env = {k: v for k, v in os.environ.items()
-               if k not in ("C2S_PORT", "COMPONENT_PORT", "ERL_DIST_PORT", "PID", "NODE")}
+               if k not in ("C2S_PORT", "COMPONENT_PORT", "RELAY_COMPONENT_PORT", "ERL_DIST_PORT",
+                             "PID", "NODE")}
         env.update(self.extra_env)
         p = subprocess.run([self.script, *args], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)

@@ -123,6 +123,12 @@ pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Ve
 /// What to send right after (re)connecting: the presence table is reset and every user
 /// whose presence the service needs is probed.
 pub fn on_connect<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
+    // A table that knows nothing belongs to a service that just started (or was rebuilt
+    // from the store): who answers the probes may have been online all along, and must not
+    // get the on_sub_and_presence item again. (A resource that logged in while Roost was
+    // down misses it; it can retrieve the items.) After a mere reconnect the table knows
+    // who was online, resource by resource.
+    let fresh = service.presence.knows_nothing();
     service.presence.clear();
     // Requests queued before this session were for a link that is gone: the probes cover
     // the same users.
@@ -130,7 +136,12 @@ pub fn on_connect<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence>
     service
         .presence_wanted()
         .into_iter()
-        .map(|b| presence(Type::Probe, me, Jid::from(b)))
+        .map(|b| {
+            if fresh {
+                service.presence.assume_online(b.clone());
+            }
+            presence(Type::Probe, me, Jid::from(b))
+        })
         .collect()
 }
 

@@ -2,7 +2,7 @@
 
 use crate::model::Show;
 use crate::{BareJid, FullJid};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Available resources of each bare JID, with their `show`.
 #[derive(Debug, Clone, Default)]
@@ -12,6 +12,10 @@ pub struct PresenceTable {
     /// been heard of since: when one reports again (typically answering a probe after a
     /// reconnect) it was online all along, so it does not count as becoming available.
     stale: HashMap<BareJid, BTreeSet<String>>,
+    /// Bare JIDs any of whose resources, when first heard of, were online all along: the
+    /// service probed them when it started with no memory of who was online. Until
+    /// [`PresenceTable::forget_stale`].
+    stale_all: HashSet<BareJid>,
 }
 
 impl PresenceTable {
@@ -28,7 +32,20 @@ impl PresenceTable {
             .or_default()
             .insert(jid.resource().to_string(), show)
             .is_none();
-        new && !self.unstale(jid)
+        let stale = self.unstale(jid);
+        new && !stale && !self.stale_all.contains(&jid.to_bare())
+    }
+
+    /// The service is about to learn `jid`'s presence with no memory of it (a probe after
+    /// start-up): whatever resources report until
+    /// [`PresenceTable::forget_stale`] were online already, and do not count as coming online.
+    pub fn assume_online(&mut self, jid: BareJid) {
+        self.stale_all.insert(jid);
+    }
+
+    /// True when the table knows nothing: nobody online, nobody remembered as stale.
+    pub fn knows_nothing(&self) -> bool {
+        self.online.is_empty() && self.stale.is_empty()
     }
 
     /// Drops `jid` from the stale set; true if it was there.
@@ -62,6 +79,7 @@ impl PresenceTable {
     pub fn all_unavailable(&mut self, jid: &BareJid) {
         self.online.remove(jid);
         self.stale.remove(jid);
+        self.stale_all.remove(jid);
     }
 
     /// The available resources of `jid`, with their show.
@@ -94,10 +112,40 @@ impl PresenceTable {
     /// probes had time to be answered, so that a later login counts as coming online.
     pub fn forget_stale(&mut self) {
         self.stale.clear();
+        self.stale_all.clear();
     }
 
     /// True when nobody is known to be available.
     pub fn is_empty(&self) -> bool {
         self.online.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(s: &str) -> FullJid {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn resources_of_a_jid_assumed_online_do_not_come_online_until_forgotten() {
+        let mut t = PresenceTable::new();
+        assert!(t.knows_nothing());
+        t.assume_online("a@x".parse().unwrap());
+        assert!(
+            !t.available(&full("a@x/1"), Show::Online),
+            "answer to the start-up probe"
+        );
+        assert!(!t.available(&full("a@x/2"), Show::Online));
+        assert!(t.available(&full("b@x/1"), Show::Online), "not assumed");
+        assert!(!t.knows_nothing());
+        t.forget_stale();
+        t.unavailable(&full("a@x/1"));
+        assert!(
+            t.available(&full("a@x/1"), Show::Online),
+            "a later login counts"
+        );
     }
 }

@@ -138,6 +138,10 @@ async def test_on_sub_and_presence_on_login(ctx):
             check(item_ids(m) == ["last"], f"last item on login: {item_ids(m)}")
             _c2.c.send_presence(pshow="away")
             await i2.quiet(is_event(node, "items"), 2.0, "last item again on a show change")
+            # Roost restarts knowing nobody: carol/second answers its probe, which is not
+            # coming online, so the item is not sent again.
+            await ctx.restart_roost()
+            await i2.quiet(is_event(node, "items"), 3.0, "last item again after a Roost restart")
 
 
 @timeout(180)

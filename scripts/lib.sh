@@ -77,10 +77,10 @@ kill_wait() {
 # abs_dir DIR: create DIR if needed and print its absolute path.
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd -P); }
 
-# need_pkg BINARY PACKAGE: install the Debian package if the binary is missing.
+# need_pkg BINARY|FILE PACKAGE: install the Debian package if the command or file is missing.
 need_pkg() {
     local bin=$1 pkg=$2
-    if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "$bin" ]; then
+    if ! command -v "$bin" >/dev/null 2>&1 && [ ! -e "$bin" ]; then
         log "$bin missing; installing $pkg"
         if [ "$(id -u)" = 0 ]; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >&2

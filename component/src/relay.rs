@@ -348,8 +348,8 @@ impl Relays {
         for p in &m.payloads {
             if p.is("result", ns::MAM) {
                 let queryid = p.attr("queryid")?;
-                let (i, _) = self.asked.values().find_map(|(i, a, _)| match a {
-                    Asked::History { queryid: q, .. } if q == queryid => Some((*i, ())),
+                let i = self.asked.values().find_map(|(i, a, _)| match a {
+                    Asked::History { queryid: q, .. } if q == queryid => Some(*i),
                     _ => None,
                 })?;
                 if self.relays[i].spec.upstream != from {

@@ -1,11 +1,19 @@
 //! Roost's sled store: [`SledStore`] implements the `roost_nodes` storage contract.
 //!
 //! The key layout is in [`keys`], the value encoding in [`codec`]. A commit turns the
-//! whole [`ChangeSet`] into one `sled::Batch` on one tree, which sled applies atomically,
-//! and then flushes, so that `Ok` means durable (store before ack).
+//! whole [`ChangeSet`] into one `sled::Batch` on one tree, which sled applies atomically;
+//! [`Store::sync`] flushes. A change is durable once the `Store::sync` that follows its
+//! commit returns `Ok`; its reply and its notifications are sent only after that, and a
+//! failed sync sends neither (the engine is rebuilt from what is on disk).
+//!
+//! [`Reopenable`] is the store as the service runs it: closable for that rebuild, and with
+//! sled's flush completed by an `fdatasync` of its log.
 
 pub mod codec;
 pub mod keys;
+mod reopen;
+
+pub use reopen::Reopenable;
 
 use roost_nodes::{
     Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError,

@@ -1,6 +1,12 @@
-//! The one table from engine errors to stanza errors (XEP-0060 §§6–8 error cases, §14).
+//! The one table of stanza errors: every error Roost sends is built here.
 //!
-//! xmpp-parsers 0.23 has no typed `pubsub#errors` conditions, so the application-specific
+//! Two kinds of refusal reach a requester: the engine's ([`roost_nodes::Error`], XEP-0060
+//! §§6–8 error cases, §14), mapped by [`stanza_error`], and the component's own, decided
+//! before or around the engine (rate limit, recovery, a malformed stanza, …), listed in
+//! [`Refusal`] and mapped by [`refusal`]. Parse-level failures of a request use
+//! [`bad_request`], [`bad_request_with`] and [`unsupported`].
+//!
+//! xmpp-parsers 0.23 has no typed `pubsub#errors` conditions; the application-specific
 //! child (`<closed-node xmlns='http://jabber.org/protocol/pubsub#errors'/>` etc.) is built by
 //! hand here and put in `StanzaError::other`.
 
@@ -8,7 +14,82 @@ use minidom::Element;
 use roost_nodes::Error;
 use xmpp_parsers::stanza_error::{DefinedCondition as C, ErrorType as T, StanzaError};
 
-use super::{attr, NS_PUBSUB_ERRORS};
+use crate::pubsub::{attr, NS_PUBSUB_ERRORS};
+
+/// A refusal the component decides itself, with no engine error behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The requester's bare JID is over its request rate (`--rate-limit`).
+    RateLimited,
+    /// The engine is being rebuilt from the store after a storage failure.
+    Recovering,
+    /// The flush of the request's batch failed: its change may not be durable.
+    NotDurable,
+    /// An IQ payload namespace no part of the service handles.
+    NotHandled(String),
+    /// A stanza nested deeper than the limit (the limit).
+    TooDeep(usize),
+    /// An IQ get or set with other than exactly one payload (how many).
+    PayloadCount(usize),
+    /// A stanza that does not parse (why).
+    Malformed(String),
+    /// A XEP-0313 query without a node: only nodes keep archives here.
+    ServiceArchive,
+    /// A XEP-0313 query form Roost does not offer (what).
+    MamNotOffered(&'static str),
+}
+
+/// The stanza error for a component refusal.
+///
+/// - `RateLimited`: `wait`/`resource-constraint` (RFC 6120 §8.3.3.18: the requester may
+///   retry once under the rate).
+/// - `Recovering`, `NotDurable`: `wait`/`internal-server-error`, as an engine storage failure.
+/// - `NotHandled`: `cancel`/`service-unavailable` (RFC 6120 §8.4: a namespace nobody here
+///   understands); `ServiceArchive` likewise (XEP-0313 §5: the service archives no messages).
+/// - `TooDeep`: `modify`/`policy-violation`; `PayloadCount` and `Malformed`:
+///   `modify`/`bad-request` (RFC 6120 §8.3.1).
+/// - `MamNotOffered`: `cancel`/`feature-not-implemented`.
+pub fn refusal(r: &Refusal) -> StanzaError {
+    match r {
+        Refusal::RateLimited => plain(
+            T::Wait,
+            C::ResourceConstraint,
+            "too many requests from this JID; slow down and retry".to_owned(),
+        ),
+        Refusal::Recovering => plain(
+            T::Wait,
+            C::InternalServerError,
+            "storage failure: the service is recovering; retry later".to_owned(),
+        ),
+        Refusal::NotDurable => plain(
+            T::Wait,
+            C::InternalServerError,
+            "storage failure: the change may not be durable; retry later".to_owned(),
+        ),
+        Refusal::NotHandled(ns) => plain(
+            T::Cancel,
+            C::ServiceUnavailable,
+            format!("{ns} is not handled by this service"),
+        ),
+        Refusal::TooDeep(max) => plain(
+            T::Modify,
+            C::PolicyViolation,
+            format!("XML nested deeper than {max} levels is refused"),
+        ),
+        Refusal::PayloadCount(n) => bad_request(format!(
+            "an iq get/set carries exactly one payload, not {n}"
+        )),
+        Refusal::Malformed(why) => bad_request(format!("malformed stanza: {why}")),
+        Refusal::ServiceArchive => plain(
+            T::Cancel,
+            C::ServiceUnavailable,
+            "this service keeps archives per node only: name a node".to_owned(),
+        ),
+        Refusal::MamNotOffered(what) => {
+            plain(T::Cancel, C::FeatureNotImplemented, (*what).to_owned())
+        }
+    }
+}
 
 /// The stanza error for an engine error.
 ///
@@ -337,6 +418,38 @@ mod tests {
             let o = e.other.unwrap();
             assert!(o.is("unsupported", NS_PUBSUB_ERRORS));
             assert_eq!(o.attr("feature"), Some(feature));
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (Refusal::RateLimited, T::Wait, C::ResourceConstraint),
+            (Refusal::Recovering, T::Wait, C::InternalServerError),
+            (Refusal::NotDurable, T::Wait, C::InternalServerError),
+            (
+                Refusal::NotHandled("urn:x".into()),
+                T::Cancel,
+                C::ServiceUnavailable,
+            ),
+            (Refusal::TooDeep(128), T::Modify, C::PolicyViolation),
+            (Refusal::PayloadCount(2), T::Modify, C::BadRequest),
+            (Refusal::Malformed("x".into()), T::Modify, C::BadRequest),
+            (Refusal::ServiceArchive, T::Cancel, C::ServiceUnavailable),
+            (
+                Refusal::MamNotOffered("flip-page is not offered"),
+                T::Cancel,
+                C::FeatureNotImplemented,
+            ),
+        ];
+        for (r, type_, cond) in cases {
+            let e = refusal(&r);
+            assert_eq!(
+                (e.type_.clone(), e.defined_condition.clone()),
+                (type_, cond),
+                "{r:?}"
+            );
+            assert!(e.other.is_none(), "{r:?}");
         }
     }
 

@@ -1,24 +1,47 @@
 //! Roost's XMPP side: an XEP-0060 publish-subscribe service as an XEP-0114 external
 //! component. The only crate that touches tokio, tokio-xmpp and xmpp-parsers.
 //!
-//! Modules, one job each:
+//! Modules, one job each, from the wire inwards:
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
 //! - [`link`]: the component connection, handshake and reconnection backoff;
-//! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
+//! - [`encoder`]: stanzas serialized as the stream carries them, into a batch buffer;
+//! - [`session`]: the service loop: read a batch, handle it, sync, write;
+//! - [`ingress`]: depth and shape checks on a raw element before it is handled;
+//! - [`roost`]: one stanza, tick or connection start in, its [`effects::Effects`] out;
+//! - [`iq`]: IQ requests: service-level answers, and pubsub requests through the engine;
 //! - [`presence`]: presence subscriptions with users and their availability, for
 //!   presence-bound delivery;
-//! - [`privilege`]: XEP-0356 permissions and the node owners' rosters fetched with them;
+//! - [`privilege`]: XEP-0356 permissions, roster items and the bookkeeping of fetches;
+//! - [`rosters`]: the owners' rosters kept up to date through those permissions;
+//! - [`relay`]: relay nodes, mirrors of nodes of other pubsub services;
 //! - [`quota`]: per-JID request-rate buckets;
-//! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
-//!   notification messages.
+//! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
+//!   then rendered;
+//! - [`recovery`]: after a storage failure, the engine rebuilt from the store;
+//! - [`errors`]: the one table of stanza errors;
+//! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, notification
+//!   messages.
+//!
+//! A change is durable once the `Store::sync` that follows its commit returns `Ok`; its
+//! reply and its notifications are sent only after that, and a failed sync sends neither
+//! (the engine is rebuilt from what is on disk).
 
 pub mod config;
+pub mod effects;
+pub mod encoder;
+pub mod errors;
+pub mod ingress;
+pub mod iq;
 pub mod link;
+pub mod outbox;
 pub mod presence;
 pub mod privilege;
 pub mod pubsub;
 pub mod quota;
+pub mod recovery;
 pub mod relay;
-pub mod server;
+pub mod roost;
+pub mod rosters;
+pub mod session;
 
 pub use config::Config;

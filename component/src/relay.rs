@@ -21,11 +21,11 @@
 //! `Iq`/`Message` are bound to `jabber:component:accept` in this crate, while history results
 //! forward `jabber:client` messages, so the forwarded parts are read as plain elements.
 
+use crate::effects::Effects;
 use crate::pubsub::{attr, serialize_payload};
 use minidom::Element;
 use roost_nodes::{
-    BareJid, Error, Jid, MaxItems, NewItem, NodeConfigPatch, Notification, Reply, Request, Service,
-    Store,
+    BareJid, Error, Jid, MaxItems, NewItem, NodeConfigPatch, Reply, Request, Service, Store,
 };
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -89,26 +89,6 @@ impl FromStr for RelaySpec {
 impl fmt::Display for RelaySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}/{}", self.local, self.upstream, self.node)
-    }
-}
-
-/// What the relays ask of the service loop: stanzas to send and notifications of the local
-/// nodes (to be sent after the next sync).
-#[derive(Default)]
-pub struct Output {
-    /// IQs to the upstream services.
-    pub stanzas: Vec<Stanza>,
-    /// Notifications of items republished on local nodes.
-    pub notifications: Vec<Notification>,
-    /// A commit failed: the service loop must treat the batch as failed.
-    pub storage_failed: bool,
-}
-
-impl Output {
-    fn absorb(&mut self, other: Output) {
-        self.stanzas.extend(other.stanzas);
-        self.notifications.extend(other.notifications);
-        self.storage_failed |= other.storage_failed;
     }
 }
 
@@ -196,17 +176,17 @@ impl Relays {
     /// On every (re)connect, and after the engine was rebuilt from the store: make sure the
     /// local nodes exist, subscribe upstream (again: repeating a subscription is harmless and
     /// repairs one the upstream lost), and catch up.
-    pub fn on_connect<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    pub fn on_connect<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         self.asked.clear();
-        let mut out = Output::default();
+        let mut out = Effects::none();
         for i in 0..self.relays.len() {
-            out.absorb(self.start(i, svc, me, now));
+            out.extend(self.start(i, svc, me, now));
         }
         out
     }
 
     /// Time-driven work: requests that were never answered, and relays waiting to retry.
-    pub fn tick<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    pub fn tick<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         let expired: Vec<String> = self
             .asked
             .iter()
@@ -219,11 +199,11 @@ impl Relays {
                 self.fail(i, now);
             }
         }
-        let mut out = Output::default();
+        let mut out = Effects::none();
         for i in 0..self.relays.len() {
             let r = &self.relays[i];
             if r.phase == Phase::Idle && r.retry_at != 0 && now >= r.retry_at {
-                out.absorb(self.start(i, svc, me, now));
+                out.extend(self.start(i, svc, me, now));
             }
         }
         out
@@ -239,8 +219,8 @@ impl Relays {
         r.retry_at = now + RETRY_MS;
     }
 
-    fn start<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
-        let mut out = Output::default();
+    fn start<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
+        let mut out = Effects::none();
         let spec = self.relays[i].spec.clone();
         match svc.handle(
             me,
@@ -259,9 +239,7 @@ impl Relays {
             Ok(_) => info!(relay = %spec, "created the local node of the relay"),
             Err(Error::NodeExists) => {}
             Err(e) => {
-                if matches!(e, Error::Storage(_)) {
-                    out.storage_failed = true;
-                }
+                out.engine_error(&e);
                 warn!(relay = %spec, "cannot create the local node ({e}); retrying in {} s", RETRY_MS / 1000);
                 self.fail(i, now);
                 return out;
@@ -340,7 +318,7 @@ impl Relays {
         me: &Jid,
         m: &Message,
         now: u64,
-    ) -> Option<Output> {
+    ) -> Option<Effects> {
         if self.relays.is_empty() {
             return None;
         }
@@ -357,7 +335,7 @@ impl Relays {
                 }
                 let changes = forwarded_changes(p, &self.relays[i].spec.node);
                 self.relays[i].page.extend(changes);
-                return Some(Output::default());
+                return Some(Effects::none());
             }
             if p.is("event", ns::PUBSUB_EVENT) {
                 let ev = match PsEvent::try_from(p.clone()) {
@@ -400,7 +378,7 @@ impl Relays {
         me: &Jid,
         changes: Vec<Change>,
         now: u64,
-    ) -> Output {
+    ) -> Effects {
         let r = &mut self.relays[i];
         match r.phase {
             Phase::Live => apply(svc, me, &r.spec, changes, now),
@@ -414,11 +392,11 @@ impl Relays {
                 } else {
                     r.held.extend(changes);
                 }
-                Output::default()
+                Effects::none()
             }
             // Not subscribed as far as this connection knows: what arrives is in the
             // history the next start fetches.
-            Phase::Idle => Output::default(),
+            Phase::Idle => Effects::none(),
         }
     }
 
@@ -429,7 +407,7 @@ impl Relays {
         me: &Jid,
         iq: &Iq,
         now: u64,
-    ) -> Option<Output> {
+    ) -> Option<Effects> {
         let (id, result) = match iq {
             Iq::Result { id, payload, .. } => (id, Ok(payload.as_ref())),
             Iq::Error { id, error, .. } => (id, Err(error)),
@@ -437,7 +415,7 @@ impl Relays {
         };
         let (i, asked, _) = self.asked.remove(id)?;
         let spec = self.relays[i].spec.clone();
-        let mut out = Output::default();
+        let mut out = Effects::none();
         match (asked, result) {
             (Asked::Subscribe, Ok(payload)) => {
                 let state = payload
@@ -466,14 +444,14 @@ impl Relays {
                     .map(|f| f.attr("complete") == Some("true"))
                     .unwrap_or(true);
                 let n = page.len();
-                out.absorb(apply(svc, me, &spec, page, now));
+                out.extend(apply(svc, me, &spec, page, now));
                 if out.storage_failed {
                     self.fail(i, now);
                     return Some(out);
                 }
                 if complete || last.is_none() {
                     debug!(relay = %spec, items = n, "history caught up");
-                    out.absorb(self.go_live(i, svc, me, now));
+                    out.extend(self.go_live(i, svc, me, now));
                 } else {
                     debug!(relay = %spec, items = n, "history page applied");
                     out.stanzas
@@ -504,12 +482,12 @@ impl Relays {
                     .and_then(|p| p.get_child("items", ns::PUBSUB))
                     .map(|items| item_changes(items, ns::PUBSUB))
                     .unwrap_or_default();
-                out.absorb(apply(svc, me, &spec, changes, now));
+                out.extend(apply(svc, me, &spec, changes, now));
                 if out.storage_failed {
                     self.fail(i, now);
                     return Some(out);
                 }
-                out.absorb(self.go_live(i, svc, me, now));
+                out.extend(self.go_live(i, svc, me, now));
             }
             (Asked::Items, Err(e)) => {
                 warn!(relay = %spec, "upstream refused its items ({:?}); retrying in {} s", e.defined_condition, RETRY_MS / 1000);
@@ -519,13 +497,13 @@ impl Relays {
         Some(out)
     }
 
-    fn go_live<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    fn go_live<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         let r = &mut self.relays[i];
         if r.overflowed {
             // Live items were dropped while catching up: one more round from the history.
             r.overflowed = false;
             let after = newest_local(svc, me, &r.spec.local, now);
-            let mut out = Output::default();
+            let mut out = Effects::none();
             out.stanzas.push(self.ask_history(i, me, after, now));
             return out;
         }
@@ -568,8 +546,8 @@ fn apply<S: Store>(
     spec: &RelaySpec,
     changes: Vec<Change>,
     now: u64,
-) -> Output {
-    let mut out = Output::default();
+) -> Effects {
+    let mut out = Effects::none();
     for c in changes {
         let req = match c {
             Change::Item { id, payload } => {
@@ -592,12 +570,11 @@ fn apply<S: Store>(
             },
         };
         match svc.handle(me, req, now) {
-            Ok(o) => out.notifications.extend(o.notifications),
+            Ok(o) => out.notify(o.notifications),
             Err(Error::ItemNotFound) => {}
             Err(e) => {
-                if matches!(e, Error::Storage(_)) {
+                if out.engine_error(&e) {
                     // Stop here: the next catch-up resumes after the newest item stored.
-                    out.storage_failed = true;
                     warn!(relay = %spec, "storing a relayed change failed: {e}");
                     return out;
                 }
@@ -737,7 +714,7 @@ mod tests {
         Iq::try_from(xml.parse::<Element>().unwrap()).unwrap()
     }
 
-    fn ids_asked(out: &Output) -> Vec<(String, Element)> {
+    fn ids_asked(out: &Effects) -> Vec<(String, Element)> {
         out.stanzas
             .iter()
             .filter_map(|s| match s {
@@ -800,9 +777,9 @@ mod tests {
         assert!(local_ids(&mut svc).is_empty());
         // History: 1, 2, 3 (3 overlaps the held live item).
         for m in history_result(hid, &[("1", "a"), ("2", "b"), ("3", "c")]) {
-            relays.handle_message(&mut svc, &me(), &m, 3).unwrap();
+            let _ = relays.handle_message(&mut svc, &me(), &m, 3).unwrap();
         }
-        relays
+        let _ = relays
             .handle_iq_response(&mut svc, &me(), &fin(hid, true), 4)
             .unwrap();
         assert_eq!(
@@ -811,10 +788,10 @@ mod tests {
             "no duplicate of 3"
         );
         // Live now: applied at once; a repeat of the same item is skipped.
-        relays
+        let _ = relays
             .handle_message(&mut svc, &me(), &event("logs", &[("4", "d")]), 5)
             .unwrap();
-        relays
+        let _ = relays
             .handle_message(&mut svc, &me(), &event("logs", &[("4", "d")]), 6)
             .unwrap();
         assert_eq!(local_ids(&mut svc), vec!["1", "2", "3", "4"]);
@@ -842,7 +819,7 @@ mod tests {
             .and_then(|s| s.get_child("after", ns::RSM))
             .map(|a| a.text());
         assert_eq!(after.as_deref(), Some("2"));
-        relays
+        let _ = relays
             .handle_iq_response(&mut svc, &me(), &fin(&hid2, true), 4)
             .unwrap();
         // A reconnect asks for the history after the newest local item.
@@ -873,7 +850,7 @@ mod tests {
         let (iid, p) = ids_asked(&out)[0].clone();
         assert!(p.get_child("items", ns::PUBSUB).is_some());
         let res = format!("<iq xmlns='jabber:component:accept' type='result' id='{iid}' from='pubsub.a.example' to='relay.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='logs'><item id='x'><line xmlns='urn:example'>1</line></item><item id='y'><line xmlns='urn:example'>2</line></item></items></pubsub></iq>");
-        relays
+        let _ = relays
             .handle_iq_response(
                 &mut svc,
                 &me(),
@@ -888,7 +865,7 @@ mod tests {
     fn unanswered_requests_time_out_and_the_relay_starts_over() {
         let mut svc = service();
         let mut relays = Relays::new(&[spec()], "t");
-        relays.on_connect(&mut svc, &me(), 1);
+        let _ = relays.on_connect(&mut svc, &me(), 1);
         assert!(ids_asked(&relays.tick(&mut svc, &me(), 2)).is_empty());
         let out = relays.tick(&mut svc, &me(), 1 + REQUEST_TIMEOUT_MS);
         assert!(ids_asked(&out).is_empty(), "waits before retrying");

@@ -20,36 +20,31 @@ use xmpp_parsers::message::{Id, Message};
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_error::StanzaError;
 
-use super::errors::bad_request;
 use super::parse::{form_child, rsm_child};
 use super::reply::set_result;
 use super::{attr, format_datetime, parse_datetime, payload_element, IqKind};
+use crate::errors::{bad_request, refusal, Refusal};
 
 /// A MAM query on a node of the service, as an engine request.
 pub(crate) fn parse_query(kind: IqKind, payload: &Element) -> Result<Request, StanzaError> {
     if kind != IqKind::Set {
         // §5.1 form discovery (an iq get) is not offered: the fields are the standard ones.
-        return Err(not_implemented(
+        return Err(refusal(&Refusal::MamNotOffered(
             "MAM queries are iq set; form discovery is not offered",
-        ));
+        )));
     }
     // The typed query checks the structure; <set/> and the form are read apart below
     // (the RSM reader keeps an empty <before/> distinct from none).
     let q = Query::try_from(payload.clone())
         .map_err(|e| bad_request(format!("malformed MAM query: {e}")))?;
     if q.flip_page {
-        return Err(not_implemented("flip-page is not offered"));
+        return Err(refusal(&Refusal::MamNotOffered("flip-page is not offered")));
     }
     let Some(node) = q.node.map(|n| n.0).filter(|n| !n.is_empty()) else {
         // Only nodes have archives here: the service itself archives no messages.
-        return Err(StanzaError::new(
-            ErrorType::Cancel,
-            DefinedCondition::ServiceUnavailable,
-            "en",
-            "this service keeps archives per node only: name a node",
-        ));
+        return Err(refusal(&Refusal::ServiceArchive));
     };
     let filter = match form_child(payload)? {
         None => HistoryFilter::default(),
@@ -173,19 +168,11 @@ pub(crate) fn fin(reply: &Reply) -> Option<Element> {
     )
 }
 
-fn not_implemented(text: &str) -> StanzaError {
-    StanzaError::new(
-        ErrorType::Cancel,
-        DefinedCondition::FeatureNotImplemented,
-        "en",
-        text,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use roost_nodes::{RsmPage, RsmQuery};
+    use xmpp_parsers::stanza_error::DefinedCondition;
 
     fn el(s: &str) -> Element {
         s.parse().unwrap()

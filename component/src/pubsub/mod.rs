@@ -14,7 +14,6 @@
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
-mod errors;
 mod forms;
 mod mam;
 mod notify;
@@ -25,7 +24,7 @@ use minidom::rxml::NcName;
 use minidom::{Element, ElementBuilder, IntoAttributeValue};
 use roost_nodes::Millis;
 
-pub use errors::stanza_error;
+pub use crate::errors::stanza_error;
 pub(crate) use forms::offer_roster_models;
 pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};

@@ -17,7 +17,7 @@ use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
 use super::forms::{node_config_form, subscribe_authorization_form};
 use super::{attr, format_datetime, payload_element, NS_SHIM};
-use crate::link::StanzaEncoder;
+use crate::encoder::StanzaEncoder;
 
 /// Serializes notifications for the wire, building and serializing each distinct
 /// notification once rather than once per recipient.

@@ -29,12 +29,12 @@ use xmpp_parsers::pubsub::pubsub::{Configure, PubSub, PublishOptions};
 use xmpp_parsers::pubsub::Subscription;
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::errors::{bad_request, bad_request_with, stanza_error, unsupported};
 use super::forms::{
     parse_node_config, parse_pending_node, parse_publish_options, parse_sub_options,
     parse_subscribe_authorization,
 };
 use super::{serialize_payload, IqKind, GET_PENDING_NODE, NS_COMMANDS, NS_SUBSCRIBE_AUTHORIZATION};
+use crate::errors::{bad_request, bad_request_with, stanza_error, unsupported};
 
 type Parsed = Result<Request, StanzaError>;
 

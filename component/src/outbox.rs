@@ -1,0 +1,155 @@
+//! What waits to be written: the replies and notifications of a batch, held until the batch
+//! is durable, then rendered into the link's buffer a chunk at a time.
+
+use std::collections::VecDeque;
+
+use roost_nodes::{Jid, Notification};
+use tracing::{error, trace};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::MessageType;
+use xmpp_parsers::stanza::Stanza;
+
+use crate::effects::Effects;
+use crate::errors::{refusal, Refusal};
+use crate::link::LinkWriter;
+use crate::pubsub::NotificationRenderer;
+
+/// Ids of the stanzas the service sends (notifications, roster gets, pings, archive
+/// results): a per-process prefix and a counter.
+pub struct Ids {
+    prefix: String,
+    next: u64,
+}
+
+impl Ids {
+    /// Ids starting with `prefix`.
+    pub fn new(prefix: String) -> Self {
+        Ids { prefix, next: 0 }
+    }
+
+    /// The next id.
+    pub fn next_id(&mut self) -> String {
+        self.next += 1;
+        format!("{}-{}", self.prefix, self.next)
+    }
+}
+
+/// One thing to write once the batch is durable.
+// The stanza variant is large, but a batch held `Stanza`s by value before too; boxing would
+// add an allocation per reply.
+#[allow(clippy::large_enum_variant)]
+pub enum Outgoing {
+    /// A reply, a presence, a ping.
+    Stanza(Stanza),
+    /// The notifications one stanza caused, in order. They stay engine values until written,
+    /// so that the message for one event is built and serialized once for all recipients.
+    Notifications(VecDeque<Notification>),
+}
+
+/// The batch being assembled, and the renderer that serializes its notifications.
+#[derive(Default)]
+pub struct Outbox {
+    queue: VecDeque<Outgoing>,
+    /// Serializes notifications once per event rather than once per recipient.
+    renderer: NotificationRenderer,
+    /// Something in the batch failed to reach the store.
+    storage_failed: bool,
+}
+
+impl Outbox {
+    /// Queue `fx`: its stanzas, then its notifications (replies go out before the
+    /// notifications of the same request, as they did when both were stanzas).
+    pub fn push(&mut self, fx: Effects) {
+        self.storage_failed |= fx.storage_failed;
+        self.queue
+            .extend(fx.stanzas.into_iter().map(Outgoing::Stanza));
+        if !fx.notifications.is_empty() {
+            // From a Vec without copying: the notifications are taken from the front as
+            // they are written, a chunk at a time.
+            self.queue
+                .push_back(Outgoing::Notifications(VecDeque::from(fx.notifications)));
+        }
+    }
+
+    /// True when something queued since the last call failed to reach the store; clears it.
+    pub fn take_storage_failed(&mut self) -> bool {
+        std::mem::take(&mut self.storage_failed)
+    }
+
+    /// True when nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The queue, front first (for tests and counters).
+    pub fn queued(&self) -> impl Iterator<Item = &Outgoing> {
+        self.queue.iter()
+    }
+
+    /// The flush after the batch failed: IQ results become `internal-server-error` (type
+    /// wait), notifications and other messages are dropped, everything else goes out as it
+    /// was.
+    pub fn withhold(&mut self) {
+        self.queue = std::mem::take(&mut self.queue)
+            .into_iter()
+            .filter_map(|o| match o {
+                Outgoing::Stanza(st) => withheld(st).map(Outgoing::Stanza),
+                Outgoing::Notifications(_) => None,
+            })
+            .collect();
+    }
+
+    /// Serialize the front of the queue into the writer's batch buffer until it holds
+    /// `budget` bytes or the queue is empty; notifications are sent from `me` and get their
+    /// message ids from `ids` here. A stanza that cannot be serialized is logged and left
+    /// out.
+    pub fn write(&mut self, me: &Jid, ids: &mut Ids, w: &mut LinkWriter, budget: usize) {
+        while w.buf.len() < budget {
+            match self.queue.front_mut() {
+                None => return,
+                Some(Outgoing::Notifications(ns)) => {
+                    while w.buf.len() < budget {
+                        let Some(n) = ns.pop_front() else { break };
+                        let id = ids.next_id();
+                        trace!(to = %n.to, node = %n.node, id, "out notification");
+                        if let Err(e) =
+                            self.renderer
+                                .render(&n, me, &id, &mut w.encoder, &mut w.buf)
+                        {
+                            error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                        }
+                    }
+                    if ns.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
+                Some(Outgoing::Stanza(_)) => {
+                    if let Some(Outgoing::Stanza(st)) = self.queue.pop_front() {
+                        trace!(stanza = ?st, "out");
+                        if let Err(e) = w.encoder.encode(&st, &mut w.buf) {
+                            error!("stanza not sent, it cannot be serialized: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What becomes of one stanza of a batch whose flush failed.
+fn withheld(st: Stanza) -> Option<Stanza> {
+    match st {
+        Stanza::Iq(Iq::Result { from, to, id, .. }) => Some(
+            Iq::Error {
+                from,
+                to,
+                id,
+                payload: None,
+                error: refusal(&Refusal::NotDurable),
+            }
+            .into(),
+        ),
+        Stanza::Message(m) if m.type_ != MessageType::Error => None,
+        other => Some(other),
+    }
+}

@@ -19,6 +19,7 @@
 //!   then rendered;
 //! - [`recovery`]: after a storage failure, the engine rebuilt from the store;
 //! - [`errors`]: the one table of stanza errors;
+//! - [`xml`]: elements xmpp-parsers has no type for, declared with `xso`;
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, notification
 //!   messages.
 //!
@@ -43,5 +44,6 @@ pub mod relay;
 pub mod roost;
 pub mod rosters;
 pub mod session;
+pub mod xml;
 
 pub use config::Config;

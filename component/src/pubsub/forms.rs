@@ -20,7 +20,7 @@ use roost_nodes::{
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_};
 use xmpp_parsers::ns;
 
-use super::{
+use super::codec::{
     format_datetime, parse_datetime, NS_META_DATA, NS_PUBLISH_OPTIONS, NS_SUBSCRIBE_AUTHORIZATION,
     NS_SUBSCRIBE_OPTIONS,
 };

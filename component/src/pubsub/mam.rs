@@ -22,9 +22,10 @@ use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName};
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::parse::{form_child, rsm_child};
-use super::reply::set_result;
-use super::{attr, format_datetime, parse_datetime, payload_element, IqKind};
+use super::codec::{
+    attr, form_child, format_datetime, parse_datetime, payload_element, rsm_child, set_result,
+    IqKind,
+};
 use crate::errors::{bad_request, refusal, Refusal};
 
 /// A MAM query on a node of the service, as an engine request.
@@ -166,6 +167,21 @@ pub(crate) fn fin(reply: &Reply) -> Option<Element> {
         }
         .into(),
     )
+}
+
+/// The messages that must precede the IQ result of `reply`, answering the request in
+/// `payload` from `to`: for a history reply (XEP-0313 §4.2) one `<result/>` message per
+/// item, carrying the query's `queryid`; nothing for every other reply. `new_id` names
+/// each message.
+pub fn reply_messages(
+    reply: &roost_nodes::Reply,
+    payload: &Element,
+    service: &xmpp_parsers::jid::Jid,
+    to: &xmpp_parsers::jid::Jid,
+    new_id: &mut dyn FnMut() -> String,
+) -> Vec<xmpp_parsers::message::Message> {
+    let queryid = query_id(payload);
+    result_messages(reply, queryid.as_deref(), service, to, new_id)
 }
 
 #[cfg(test)]

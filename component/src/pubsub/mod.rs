@@ -2,57 +2,33 @@
 //! [`roost_nodes::Reply`], [`roost_nodes::Error`] and [`roost_nodes::Notification`] back
 //! into stanzas.
 //!
-//! Submodules, one job each:
-//! - `parse`: IQ payload (or an owner's §8.6 answer in a message) → [`Request`] (or the
-//!   stanza error the request deserves);
-//! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
+//! Submodules, one job each; each uses only those listed before it:
+//! - `codec`: namespaces, the IQ type, payloads as stored, dates, XEP-0059 sets;
 //! - `forms`: data forms ↔ node configuration, subscription options, node meta-data;
-//! - `errors`: the one table from [`roost_nodes::Error`] to stanza errors;
-//! - `notify`: [`roost_nodes::Notification`] → `<message/>`;
-//! - `mam`: XEP-0313 queries on a node's history, their result messages and `<fin/>`.
+//! - `mam`: XEP-0313 queries on a node's history, their result messages and `<fin/>`;
+//! - `parse`: IQ payload (or an owner's §8.6 answer in a message) → [`roost_nodes::Request`]
+//!   (or the stanza error the request deserves, from [`crate::errors`]);
+//! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
+//! - `notify`: [`roost_nodes::Notification`] → `<message/>`.
 //!
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
+mod codec;
 mod forms;
 mod mam;
 mod notify;
 mod parse;
 mod reply;
 
-use minidom::rxml::NcName;
-use minidom::{Element, ElementBuilder, IntoAttributeValue};
-use roost_nodes::Millis;
-
 pub use crate::errors::stanza_error;
+pub use codec::IqKind;
+pub(crate) use codec::{attr, serialize_payload};
 pub(crate) use forms::offer_roster_models;
+pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};
 pub use reply::{owner_namespace, reply_payload};
-
-/// The messages that must precede the IQ result of `reply`, answering the request in
-/// `payload` from `to`: for a history reply (XEP-0313 §4.2) one `<result/>` message per
-/// item, carrying the query's `queryid`; nothing for every other reply. `new_id` names
-/// each message.
-pub fn reply_messages(
-    reply: &roost_nodes::Reply,
-    payload: &Element,
-    service: &xmpp_parsers::jid::Jid,
-    to: &xmpp_parsers::jid::Jid,
-    new_id: &mut dyn FnMut() -> String,
-) -> Vec<xmpp_parsers::message::Message> {
-    let queryid = mam::query_id(payload);
-    mam::result_messages(reply, queryid.as_deref(), service, to, new_id)
-}
-
-/// The type of the IQ a payload arrived in (results and errors never reach the pubsub layer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IqKind {
-    /// `<iq type='get'/>`.
-    Get,
-    /// `<iq type='set'/>`.
-    Set,
-}
 
 /// The `http://jabber.org/protocol/pubsub#…` features that work end to end (translation and
 /// engine), as disco#info `var`s for the service's identity.
@@ -106,130 +82,9 @@ pub const ROSTER_FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-roster",
 ];
 
-/// `http://jabber.org/protocol/pubsub#errors`.
-pub(crate) const NS_PUBSUB_ERRORS: &str = xmpp_parsers::ns::PUBSUB_ERRORS;
-/// XEP-0131 Stanza Headers and Internet Metadata; xmpp-parsers 0.23 has no module for it.
-pub(crate) const NS_SHIM: &str = "http://jabber.org/protocol/shim";
-/// FORM_TYPE of publish-options (§7.1.5); not among xmpp-parsers' `ns` constants.
-pub(crate) const NS_PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
-/// FORM_TYPE of subscription options (§6.3).
-pub(crate) const NS_SUBSCRIBE_OPTIONS: &str = "http://jabber.org/protocol/pubsub#subscribe_options";
-/// FORM_TYPE of the subscription authorization form (§8.6) and of get-pending (§8.7).
-pub(crate) const NS_SUBSCRIBE_AUTHORIZATION: &str =
-    "http://jabber.org/protocol/pubsub#subscribe_authorization";
-/// XEP-0050 Ad-Hoc Commands.
-pub(crate) const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
-/// The ad-hoc command node of get-pending (§8.7).
-pub(crate) const GET_PENDING_NODE: &str = "http://jabber.org/protocol/pubsub#get-pending";
-/// FORM_TYPE of the node meta-data form (§5.4, XEP-0128).
-pub(crate) const NS_META_DATA: &str = "http://jabber.org/protocol/pubsub#meta-data";
-
-/// Sets attribute `name` on a builder when `value` is present. Only for the hand-built
-/// elements xmpp-parsers 0.23 cannot produce; `name` is always an ASCII literal, so the
-/// NcName conversion cannot fail, and if it ever did the attribute is dropped, not a panic.
-pub(crate) fn attr<V: IntoAttributeValue>(
-    builder: ElementBuilder,
-    name: &'static str,
-    value: V,
-) -> ElementBuilder {
-    match NcName::try_from(name) {
-        Ok(name) => builder.attr(name, value),
-        Err(_) => builder,
-    }
-}
-
-/// An item payload as stored by the engine, back as an element. Payloads were serialized by
-/// [`serialize_payload`] so this only fails on corrupted storage: log and skip.
-pub(crate) fn payload_element(payload: &str) -> Option<Element> {
-    if payload.is_empty() {
-        return None;
-    }
-    match payload.parse::<Element>() {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::warn!(error = %e, "stored item payload is not well-formed XML; skipped");
-            None
-        }
-    }
-}
-
-/// An item payload as the engine stores it: the element serialized with its own namespace
-/// declaration, so it parses back standalone.
-pub(crate) fn serialize_payload(payload: &Element) -> String {
-    String::from(payload)
-}
-
-/// Formats milliseconds since the epoch as an XEP-0082 DateTime in UTC
-/// (`2003-07-29T22:56:10Z`, with `.sss` only when there are milliseconds).
-pub(crate) fn format_datetime(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let frac = ms % 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Howard Hinnant's civil_from_days: proleptic Gregorian date of a day count.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    if frac == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
-    }
-}
-
-/// Parses an XEP-0082 DateTime (with a timezone) into milliseconds since the epoch;
-/// `None` when malformed or before 1970.
-pub(crate) fn parse_datetime(s: &str) -> Option<Millis> {
-    let dt: xmpp_parsers::date::DateTime = s.trim().parse().ok()?;
-    u64::try_from(dt.0.timestamp_millis()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn datetime_round_trip() {
-        assert_eq!(format_datetime(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_datetime(1_059_519_370_000), "2003-07-29T22:56:10Z");
-        assert_eq!(format_datetime(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(
-            parse_datetime("2003-07-29T22:56:10Z"),
-            Some(1_059_519_370_000)
-        );
-        assert_eq!(
-            parse_datetime("2003-07-29T23:56:10+01:00"),
-            Some(1_059_519_370_000)
-        );
-        assert_eq!(
-            parse_datetime("2000-02-29T00:00:00.123Z"),
-            Some(951_782_400_123)
-        );
-        assert_eq!(parse_datetime("yesterday"), None);
-        assert_eq!(parse_datetime("1969-12-31T23:59:59Z"), None);
-        for ms in [1u64, 86_399_999, 4_102_444_800_000, 1_709_164_800_000] {
-            assert_eq!(parse_datetime(&format_datetime(ms)), Some(ms));
-        }
-    }
-
-    #[test]
-    fn payload_round_trip() {
-        let e: Element =
-            "<entry xmlns='http://www.w3.org/2005/Atom'><title>Soliloquy</title></entry>"
-                .parse()
-                .unwrap();
-        let s = serialize_payload(&e);
-        assert_eq!(payload_element(&s), Some(e));
-        assert_eq!(payload_element(""), None);
-        assert_eq!(payload_element("<broken"), None);
-    }
 
     #[test]
     fn features_are_namespaced() {

@@ -15,8 +15,8 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
+use super::codec::{attr, format_datetime, payload_element, NS_SHIM};
 use super::forms::{node_config_form, subscribe_authorization_form};
-use super::{attr, format_datetime, payload_element, NS_SHIM};
 use crate::encoder::StanzaEncoder;
 
 /// Serializes notifications for the wire, building and serializing each distinct
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(s.attr("subid"), Some("123-abc"));
         let expiry = s.attr("expiry").unwrap();
         assert_eq!(
-            super::super::parse_datetime(expiry),
+            super::super::codec::parse_datetime(expiry),
             Some(1_154_304_000_000)
         );
     }

@@ -17,7 +17,7 @@
 use minidom::Element;
 use roost_nodes::request::SubscriptionChange;
 use roost_nodes::{
-    Affiliation, Error, NewItem, NodeConfigPatch, PagedList, Request, RsmQuery, SubscriptionState,
+    Affiliation, Error, NewItem, NodeConfigPatch, PagedList, Request, SubscriptionState,
 };
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoItemsQuery};
@@ -29,12 +29,16 @@ use xmpp_parsers::pubsub::pubsub::{Configure, PubSub, PublishOptions};
 use xmpp_parsers::pubsub::Subscription;
 use xmpp_parsers::stanza_error::StanzaError;
 
+use super::codec::{
+    form_child, rsm_child, serialize_payload, IqKind, GET_PENDING_NODE, NS_COMMANDS,
+    NS_SUBSCRIBE_AUTHORIZATION,
+};
 use super::forms::{
     parse_node_config, parse_pending_node, parse_publish_options, parse_sub_options,
     parse_subscribe_authorization,
 };
-use super::{serialize_payload, IqKind, GET_PENDING_NODE, NS_COMMANDS, NS_SUBSCRIBE_AUTHORIZATION};
 use crate::errors::{bad_request, bad_request_with, stanza_error, unsupported};
+use crate::xml::pubsub_errors::PubSubError;
 
 type Parsed = Result<Request, StanzaError>;
 
@@ -166,39 +170,6 @@ fn parse_disco_items(kind: IqKind, payload: &Element) -> Parsed {
     })
 }
 
-/// The XEP-0059 `<set/>` child of `e`, if any. Read by hand: xmpp-parsers' `SetQuery`
-/// uses `usize`, and an empty `<before/>` (the last page, §2.5) must stay distinguishable
-/// from no `<before/>`.
-pub(crate) fn rsm_child(e: &Element) -> Result<Option<RsmQuery>, StanzaError> {
-    let Some(set) = e.get_child("set", ns::RSM) else {
-        return Ok(None);
-    };
-    let text = |name: &str| set.get_child(name, ns::RSM).map(|c| c.text());
-    let number = |name: &str| -> Result<Option<u64>, StanzaError> {
-        text(name)
-            .map(|t| {
-                t.trim()
-                    .parse::<u64>()
-                    .map_err(|_| bad_request(format!("RSM <{name}/> is not a number")))
-            })
-            .transpose()
-    };
-    let uid = |name: &str| -> Result<Option<String>, StanzaError> {
-        match text(name) {
-            Some(t) if t.is_empty() && name == "after" => {
-                Err(bad_request("RSM <after/> needs a UID"))
-            }
-            t => Ok(t),
-        }
-    };
-    Ok(Some(RsmQuery {
-        max: number("max")?,
-        after: uid("after")?,
-        before: uid("before")?,
-        index: number("index")?,
-    }))
-}
-
 /// The engine error as a stanza error, for parse-level failures that have one.
 fn err(e: Error) -> StanzaError {
     stanza_error(&e)
@@ -229,7 +200,7 @@ fn node_attr(e: &Element) -> Result<String, StanzaError> {
 fn jid_attr(e: &Element) -> Result<Jid, StanzaError> {
     match e.attr("jid") {
         None | Some("") => Err(bad_request_with(
-            "jid-required",
+            PubSubError::JidRequired,
             "a jid attribute is required",
         )),
         Some(j) => j.parse::<Jid>().map_err(|_| err(Error::InvalidJid)),
@@ -238,16 +209,6 @@ fn jid_attr(e: &Element) -> Result<Jid, StanzaError> {
 
 fn subid_attr(e: &Element) -> Option<String> {
     e.attr("subid").filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-/// The data form child of `e`, if any.
-pub(crate) fn form_child(e: &Element) -> Result<Option<DataForm>, StanzaError> {
-    match e.get_child("x", ns::DATA_FORMS) {
-        None => Ok(None),
-        Some(x) => DataForm::try_from(x.clone())
-            .map(Some)
-            .map_err(|e| bad_request(format!("malformed data form: {e}"))),
-    }
 }
 
 fn wrong_kind(verb: &str, kind: IqKind) -> StanzaError {

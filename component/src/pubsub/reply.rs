@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use minidom::Element;
-use roost_nodes::{Reply, Request, RsmPage, Subscription, SubscriptionState};
+use roost_nodes::{Reply, Request, Subscription, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
 use xmpp_parsers::jid::Jid;
@@ -19,10 +19,9 @@ use xmpp_parsers::pubsub::pubsub::{
     Options, PubSub, Publish,
 };
 use xmpp_parsers::pubsub::{AffiliationAttribute, ItemId, NodeName, SubscriptionId};
-use xmpp_parsers::rsm::{First, SetResult};
 
+use super::codec::{attr, payload_element, set_result, GET_PENDING_NODE, NS_COMMANDS};
 use super::forms::{metadata_form, node_config_form, pending_nodes_form, sub_options_form};
-use super::{attr, payload_element, GET_PENDING_NODE, NS_COMMANDS};
 
 /// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
 /// subscriptions and affiliations look alike for the owner requests (§8.8.1, §8.9.1) and the
@@ -274,20 +273,6 @@ fn command(node: &str, status: &str) -> minidom::ElementBuilder {
 /// The session id of every get-pending exchange (see `Reply::PendingNodes` above).
 const GET_PENDING_SESSION: &str = "pubsub-get-pending";
 
-/// A page as XEP-0059 §2 reports it: `<first index='…'/>`, `<last/>`, `<count/>`; an
-/// empty page carries the count alone (§2.6).
-pub(crate) fn set_result(page: &RsmPage) -> SetResult {
-    let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    SetResult {
-        first: page.first.as_ref().map(|(id, index)| First {
-            index: Some(usize_of(*index)),
-            item: id.clone(),
-        }),
-        last: page.last.clone(),
-        count: Some(usize_of(page.count)),
-    }
-}
-
 fn subscription_elem(
     namespace: &str,
     node: Option<&str>,
@@ -319,8 +304,9 @@ fn subscription_elem(
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::NS_META_DATA;
     use super::*;
-    use crate::pubsub::NS_META_DATA;
+    use roost_nodes::RsmPage;
     use roost_nodes::request::{NodeMeta, NodeSummary};
     use roost_nodes::{Affiliation, Item, NodeConfig, SubOptions};
 

@@ -306,8 +306,8 @@ fn subscription_elem(
 mod tests {
     use super::super::codec::NS_META_DATA;
     use super::*;
-    use roost_nodes::RsmPage;
     use roost_nodes::request::{NodeMeta, NodeSummary};
+    use roost_nodes::RsmPage;
     use roost_nodes::{Affiliation, Item, NodeConfig, SubOptions};
 
     fn service() -> Jid {

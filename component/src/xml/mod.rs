@@ -2,7 +2,41 @@
 //! crate) the way xmpp-parsers declares its own. Each module round-trips its elements on the
 //! examples of the XEP that defines them.
 
+pub mod commands;
+pub mod pubsub;
 pub mod pubsub_errors;
+
+/// Declares an enum of attribute values, written and read as the XEP spells them.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vm])* $var),+ }
+
+        impl $name {
+            /// The value as the XEP writes it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+        }
+
+        impl xso::FromXmlText for $name {
+            fn from_xml_text(s: String) -> Result<Self, xso::error::Error> {
+                match s.as_str() {
+                    $($s => Ok($name::$var),)+
+                    _ => Err(xso::error::Error::Other(concat!("not a ", stringify!($name)))),
+                }
+            }
+        }
+
+        impl xso::AsXmlText for $name {
+            fn as_xml_text(&self) -> Result<std::borrow::Cow<'_, str>, xso::error::Error> {
+                Ok(std::borrow::Cow::Borrowed(self.as_str()))
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -152,9 +152,10 @@ pub struct OwnerAffiliation {
     pub affiliation: AffiliationAttribute,
 }
 
-/// The owner's `<affiliations/>` of a node (§8.9.1 result, §8.9.2 request).
+/// The owner's `<affiliations/>` of a node (§8.9.1 result, §8.9.2 request). Strict: an
+/// element other than `<affiliation/>` in it is an error, not ignored.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
-#[xml(namespace = ns::PUBSUB_OWNER, name = "affiliations")]
+#[xml(namespace = ns::PUBSUB_OWNER, name = "affiliations", on_unknown_child = Fail)]
 pub struct OwnerAffiliations {
     /// The node.
     #[xml(attribute)]

@@ -15,8 +15,8 @@
 //! server advertises them again, so a server that stops granting closes presence and roster
 //! nodes to everyone not affiliated instead of leaving stale rosters in charge.
 //!
-//! xmpp-parsers 0.23 has no XEP-0356 module, so the `<privilege/>` element is read by hand
-//! here; rosters use its `roster` module.
+//! xmpp-parsers 0.23 has no XEP-0356 module: the `<privilege/>` element is declared in
+//! [`crate::xml::privilege`]; rosters use xmpp-parsers' `roster` module.
 
 use minidom::Element;
 use roost_nodes::roster::{RosterItem, RosterSubscription};
@@ -27,11 +27,9 @@ use xmpp_parsers::message::Message;
 use xmpp_parsers::roster::{Roster, Subscription};
 
 use crate::pubsub::IqKind;
+use crate::xml::privilege as xml;
 
-/// XEP-0356 namespace up to version 0.3 (ejabberd 23.01).
-pub const NS_PRIVILEGE_1: &str = "urn:xmpp:privilege:1";
-/// XEP-0356 namespace from version 0.4 (Prosody's mod_privilege).
-pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
+pub use crate::xml::privilege::{NS_PRIVILEGE_1, NS_PRIVILEGE_2};
 
 /// How old a fetched roster may grow before it is fetched again, for servers that do not
 /// push roster changes: what deliveries (and admissions) are decided on.
@@ -90,24 +88,38 @@ impl Privileges {
 /// is such an advertisement. Unknown permissions and values are ignored (read as none).
 pub fn parse_advertisement(m: &Message) -> Option<Privileges> {
     let (privilege, namespace) = m.payloads.iter().find_map(|p| {
-        [NS_PRIVILEGE_2, NS_PRIVILEGE_1]
-            .into_iter()
-            .find(|ns| p.is("privilege", *ns))
-            .map(|ns| (p, ns))
+        let read = if p.is("privilege", NS_PRIVILEGE_2) {
+            xml::Privilege::try_from(p.clone()).map_err(|e| e.to_string())
+        } else if p.is("privilege", NS_PRIVILEGE_1) {
+            xml::PrivilegeV1::try_from(p.clone())
+                .map(xml::Privilege::from)
+                .map_err(|e| e.to_string())
+        } else {
+            return None;
+        };
+        // A malformed advertisement still is one: it grants nothing.
+        let privilege = read.unwrap_or_else(|e| {
+            tracing::warn!("malformed privilege advertisement, read as no permission: {e}");
+            xml::Privilege { perms: Vec::new() }
+        });
+        Some((privilege, p.ns()))
     })?;
+    let namespace = if namespace == NS_PRIVILEGE_1 {
+        NS_PRIVILEGE_1
+    } else {
+        NS_PRIVILEGE_2
+    };
     let mut out = Privileges {
         namespace,
         ..Privileges::default()
     };
-    for perm in privilege.children().filter(|c| c.is("perm", namespace)) {
-        match (perm.attr("access"), perm.attr("type")) {
-            (Some("roster"), Some("get")) => out.roster = RosterPerm::Get,
-            (Some("roster"), Some("set")) => out.roster = RosterPerm::Set,
-            (Some("roster"), Some("both")) => out.roster = RosterPerm::Both,
-            (Some("presence"), Some("managed_entity")) => {
-                out.presence = PresencePerm::ManagedEntity
-            }
-            (Some("presence"), Some("roster")) => out.presence = PresencePerm::Roster,
+    for perm in privilege.perms {
+        match (perm.access.as_str(), perm.type_.as_deref()) {
+            ("roster", Some("get")) => out.roster = RosterPerm::Get,
+            ("roster", Some("set")) => out.roster = RosterPerm::Set,
+            ("roster", Some("both")) => out.roster = RosterPerm::Both,
+            ("presence", Some("managed_entity")) => out.presence = PresencePerm::ManagedEntity,
+            ("presence", Some("roster")) => out.presence = PresencePerm::Roster,
             _ => {}
         }
     }
@@ -327,6 +339,12 @@ mod tests {
             ));
             assert!(!parse_advertisement(&m).unwrap().roster_get(), "{perms}");
         }
+        // A malformed one (a perm without access) is an advertisement that grants nothing.
+        let m = message(
+            "<message xmlns='jabber:component:accept' from='localhost'>\
+               <privilege xmlns='urn:xmpp:privilege:2'><perm type='get'/></privilege></message>",
+        );
+        assert!(!parse_advertisement(&m).unwrap().roster_get());
         // Not an advertisement at all.
         let m = message(
             "<message xmlns='jabber:component:accept' from='localhost'><body>hi</body></message>",

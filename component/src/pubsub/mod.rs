@@ -22,8 +22,8 @@ mod parse;
 mod reply;
 
 pub use crate::errors::stanza_error;
+pub(crate) use codec::serialize_payload;
 pub use codec::IqKind;
-pub(crate) use codec::{attr, serialize_payload};
 pub(crate) use forms::offer_roster_models;
 pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};

@@ -15,8 +15,6 @@ use xmpp_parsers::stanza_error::StanzaError;
 
 use crate::errors::bad_request;
 
-/// XEP-0131 Stanza Headers and Internet Metadata; xmpp-parsers 0.23 has no module for it.
-pub const NS_SHIM: &str = "http://jabber.org/protocol/shim";
 /// FORM_TYPE of publish-options (§7.1.5); not among xmpp-parsers' `ns` constants.
 pub const NS_PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 /// FORM_TYPE of subscription options (§6.3).

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod privilege;
 pub mod pubsub;
 pub mod pubsub_errors;
+pub mod shim;
 
 /// Declares an enum of attribute values, written and read as the XEP spells them.
 macro_rules! text_enum {

@@ -3,8 +3,8 @@
 //! [`Reply::History`] → one `<result/>` message per item, then the `<fin/>` IQ result.
 //!
 //! The query is read with xmpp-parsers' `mam::Query` and the `<fin/>` built with `mam::Fin`.
-//! The `<result/>` messages are built by hand: `mam::Result_` wraps a typed `Message`, which
-//! this crate (built with xmpp-parsers' `component` feature) serializes in
+//! The `<result/>` is [`crate::xml::mam::ArchiveResult`]: `mam::Result_` wraps a typed
+//! `Message`, which this crate (built with xmpp-parsers' `component` feature) serializes in
 //! `jabber:component:accept`, but the forwarded copy must be a `jabber:client` stanza.
 
 // Same reason as in `parse`: the public interface hands `StanzaError` over by value.
@@ -23,10 +23,10 @@ use xmpp_parsers::pubsub::{ItemId, NodeName};
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::codec::{
-    attr, form_child, format_datetime, parse_datetime, payload_element, rsm_child, set_result,
-    IqKind,
+    form_child, format_datetime, parse_datetime, payload_element, rsm_child, set_result, IqKind,
 };
 use crate::errors::{bad_request, refusal, Refusal};
+use crate::xml::mam::{ArchiveResult, ClientMessage, Forwarded};
 
 /// A MAM query on a node of the service, as an engine request.
 pub(crate) fn parse_query(kind: IqKind, payload: &Element) -> Result<Request, StanzaError> {
@@ -134,25 +134,28 @@ fn result_element(node: &str, item: &Item, queryid: Option<&str>) -> Element {
         },
     }
     .into();
-    let forwarded = Element::builder("message", ns::JABBER_CLIENT)
-        .append(event)
-        .build();
-    let mut forwarded_el = Element::builder("forwarded", ns::FORWARD);
-    if let Ok(stamp) = format_datetime(item.published).parse() {
-        forwarded_el = forwarded_el.append(Element::from(Delay {
-            from: None,
-            stamp,
-            data: None,
-        }));
+    ArchiveResult {
+        queryid: queryid.map(str::to_owned),
+        id: item.id.clone(),
+        forwarded: Forwarded {
+            delay: format_datetime(item.published)
+                .parse()
+                .ok()
+                .map(|stamp| Delay {
+                    from: None,
+                    stamp,
+                    data: None,
+                }),
+            message: ClientMessage {
+                from: None,
+                to: None,
+                id: None,
+                type_: None,
+                payloads: vec![event],
+            },
+        },
     }
-    let result = attr(Element::builder("result", ns::MAM), "id", item.id.as_str());
-    let result = match queryid {
-        Some(q) => attr(result, "queryid", q),
-        None => result,
-    };
-    result
-        .append(forwarded_el.append(forwarded).build())
-        .build()
+    .into()
 }
 
 /// The IQ result payload of a history reply: `<fin/>` with the page's `<set/>`.

@@ -5,8 +5,7 @@
 // The RSM reader hands `StanzaError` over by value, as the parsers do.
 #![allow(clippy::result_large_err)]
 
-use minidom::rxml::NcName;
-use minidom::{Element, ElementBuilder, IntoAttributeValue};
+use minidom::Element;
 use roost_nodes::{Millis, RsmPage, RsmQuery};
 use xmpp_parsers::data_forms::DataForm;
 use xmpp_parsers::ns;
@@ -22,8 +21,6 @@ pub const NS_SUBSCRIBE_OPTIONS: &str = "http://jabber.org/protocol/pubsub#subscr
 /// FORM_TYPE of the subscription authorization form (§8.6) and of get-pending (§8.7).
 pub const NS_SUBSCRIBE_AUTHORIZATION: &str =
     "http://jabber.org/protocol/pubsub#subscribe_authorization";
-/// XEP-0050 Ad-Hoc Commands.
-pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 /// The ad-hoc command node of get-pending (§8.7).
 pub const GET_PENDING_NODE: &str = "http://jabber.org/protocol/pubsub#get-pending";
 /// FORM_TYPE of the node meta-data form (§5.4, XEP-0128).
@@ -36,20 +33,6 @@ pub enum IqKind {
     Get,
     /// `<iq type='set'/>`.
     Set,
-}
-
-/// Sets attribute `name` on a builder when `value` is present. Only for the hand-built
-/// elements xmpp-parsers 0.23 cannot produce; `name` is always an ASCII literal, so the
-/// NcName conversion cannot fail, and if it ever did the attribute is dropped, not a panic.
-pub fn attr<V: IntoAttributeValue>(
-    builder: ElementBuilder,
-    name: &'static str,
-    value: V,
-) -> ElementBuilder {
-    match NcName::try_from(name) {
-        Ok(name) => builder.attr(name, value),
-        Err(_) => builder,
-    }
 }
 
 /// An item payload as stored by the engine, back as an element. Payloads were serialized by

@@ -30,11 +30,11 @@ use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::ns;
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::codec::{rsm_child, IqKind, GET_PENDING_NODE, NS_COMMANDS, NS_SUBSCRIBE_AUTHORIZATION};
+use super::codec::{rsm_child, IqKind, GET_PENDING_NODE, NS_SUBSCRIBE_AUTHORIZATION};
 use super::forms::{parse_pending_node, parse_subscribe_authorization};
 use super::mam;
 use crate::errors::{bad_request, bad_request_with, stanza_error};
-use crate::xml::commands::{Action, Command};
+use crate::xml::commands::{Action, Command, NS_COMMANDS};
 use crate::xml::pubsub_errors::PubSubError;
 
 pub(super) type Parsed = Result<Request, StanzaError>;
@@ -122,6 +122,8 @@ pub fn parse_message(m: &Message, from: &Jid) -> Option<Parsed> {
         return None;
     }
     let x = m.payloads.iter().find(|p| p.is("x", ns::DATA_FORMS))?;
+    // FORM_TYPE is read before the form is parsed: a malformed form that says it is an
+    // authorization answer is a malformed answer, any other form is not for the service.
     let is_ours = x.children().any(|f| {
         f.attr("var") == Some("FORM_TYPE")
             && f.get_child("value", ns::DATA_FORMS)

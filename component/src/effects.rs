@@ -72,9 +72,4 @@ impl Effects {
         self.storage_failed |= storage;
         storage
     }
-
-    /// True when there is nothing to send and nothing failed.
-    pub fn is_empty(&self) -> bool {
-        self.stanzas.is_empty() && self.notifications.is_empty() && !self.storage_failed
-    }
 }

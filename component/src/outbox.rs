@@ -153,3 +153,80 @@ fn withheld(st: Stanza) -> Option<Stanza> {
         other => Some(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_nodes::{Event, NotificationType};
+    use xmpp_parsers::message::Message;
+    use xmpp_parsers::presence::{Presence, Type as PresenceType};
+
+    fn jid(s: &str) -> Jid {
+        s.parse().unwrap()
+    }
+
+    fn result(id: &str) -> Stanza {
+        Iq::Result {
+            from: Some(jid("pubsub.localhost")),
+            to: Some(jid("a@localhost/r")),
+            id: id.into(),
+            payload: None,
+        }
+        .into()
+    }
+
+    fn notification() -> Notification {
+        Notification {
+            to: jid("b@localhost"),
+            node: "n".into(),
+            subids: Vec::new(),
+            kind: NotificationType::Headline,
+            include_body: false,
+            event: std::sync::Arc::new(Event::Purge),
+        }
+    }
+
+    fn ids(out: &Outbox) -> Vec<String> {
+        out.queued()
+            .map(|o| match o {
+                Outgoing::Stanza(Stanza::Iq(Iq::Result { id, .. })) => id.clone(),
+                Outgoing::Stanza(Stanza::Iq(Iq::Error { id, .. })) => format!("error {id}"),
+                Outgoing::Stanza(Stanza::Presence(_)) => "presence".into(),
+                Outgoing::Stanza(_) => "other".into(),
+                Outgoing::Notifications(n) => format!("{} notifications", n.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_piece_of_work_goes_out_stanzas_first_then_its_notifications() {
+        let mut out = Outbox::default();
+        let mut a = Effects::stanza(result("1"));
+        a.notify(vec![notification(), notification()]);
+        out.push(a);
+        out.push(Effects::stanza(result("2")));
+        assert_eq!(ids(&out), ["1", "2 notifications", "2"]);
+        assert!(!out.take_storage_failed());
+        out.push(Effects {
+            storage_failed: true,
+            ..Effects::none()
+        });
+        assert!(
+            out.take_storage_failed(),
+            "a failure anywhere in the batch is seen"
+        );
+        assert!(!out.take_storage_failed(), "and cleared once taken");
+    }
+
+    #[test]
+    fn a_failed_sync_withholds_results_messages_and_notifications() {
+        let mut out = Outbox::default();
+        let mut fx = Effects::stanza(result("1"));
+        fx.push(Message::new(Some(jid("b@localhost"))));
+        fx.push(Presence::new(PresenceType::Probe).with_to(jid("b@localhost")));
+        fx.notify(vec![notification()]);
+        out.push(fx);
+        out.withhold();
+        assert_eq!(ids(&out), ["error 1", "presence"]);
+    }
+}

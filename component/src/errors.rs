@@ -4,10 +4,10 @@
 //! §§6–8 error cases, §14), mapped by [`stanza_error`], and the component's own, decided
 //! before or around the engine (rate limit, recovery, a malformed stanza, …), listed in
 //! [`Refusal`] and mapped by [`refusal`]. Parse-level failures of a request use
-//! [`bad_request`], [`bad_request_with`] and [`unsupported`].
+//! `bad_request`, `bad_request_with` and `unsupported`.
 //!
 //! The application-specific child (`<closed-node xmlns='http://jabber.org/protocol/pubsub#errors'/>`
-//! etc.) is a [`PubSubError`], put in `StanzaError::other`.
+//! etc.) is a [`crate::xml::pubsub_errors::PubSubError`], put in `StanzaError::other`.
 
 use roost_nodes::Error;
 use xmpp_parsers::stanza_error::{DefinedCondition as C, ErrorType as T, StanzaError};

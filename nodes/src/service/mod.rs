@@ -1,0 +1,292 @@
+//! The engine: one `Service` per pubsub service, driven by one task.
+//!
+//! Every request goes through the same three steps:
+//! 1. `plan` reads the in-memory state (and items from the store) and computes the reply,
+//!    the [`ChangeSet`] and the notifications, changing nothing;
+//! 2. the change set is committed to the store;
+//! 3. only if the commit succeeded, the same change set is applied to memory by `apply`,
+//!    which is also how the snapshot is loaded in [`Service::open`].
+//!
+//! So a failed commit leaves memory as it was and notifies no one, and memory cannot
+//! drift from what the store holds.
+//!
+//! Choices where XEP-0060 leaves room (documented once, here):
+//! - `pubsub#deliver=false` on a subscription pauses every broadcast to it (items,
+//!   retractions, purge, configuration, delete); only notifications about the
+//!   subscription itself (§8.8.4) still reach it.
+//! - `pubsub#deliver_notifications=false` silences item and retraction events; purge,
+//!   configuration and delete events have their own `notify_*` switches.
+//! - Removing the last owner of a node (§8.9.2.4) is refused with
+//!   [`Error::InvalidConfig`], which maps to `not-acceptable` as the XEP asks.
+//! - Giving the same entity twice in one affiliations request is [`Error::BadRequest`].
+//! - Multiple subscriptions per JID (§6.1.6): a plain subscribe (no options) by a JID that
+//!   already holds a subscription returns one of them (the lowest subid) unchanged, so a
+//!   repeated subscribe is idempotent; a subscribe that carries options (subscribe-and-configure,
+//!   §6.3.7) always creates a new subscription with its own subid. Requests about one
+//!   subscription then need the subid when the JID holds several (§6.2.3, §6.3.4).
+//! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
+//!   subscribe, its subscriptions are removed and it is told so (state `none`).
+
+use crate::access::{self, Action};
+use crate::model::*;
+use crate::policy::Policy;
+use crate::presence::PresenceTable;
+use crate::request::{
+    Event, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request, RsmPage,
+    RsmQuery, SubscriptionChange,
+};
+use crate::roster::RosterTable;
+use crate::store::{Change, ChangeSet, ItemRange, Store};
+use crate::{BareJid, Error, FullJid, Jid, Millis};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod history;
+mod items;
+mod notify;
+mod owner;
+mod presence;
+mod publisher;
+mod state;
+mod subs;
+mod subscriber;
+mod timers;
+pub use history::MAX_HISTORY_PAGE;
+pub use owner::{patch_config, precondition_mismatch};
+use presence::needs_presence;
+use publisher::items_event;
+use subs::SubMap;
+pub use subscriber::patch_options;
+
+/// One node as the engine keeps it in memory (its items stay in the store).
+#[derive(Debug, Clone)]
+struct NodeState {
+    rec: NodeRecord,
+    counters: ItemCounters,
+    affs: BTreeMap<BareJid, Affiliation>,
+    /// By subid.
+    subs: SubMap,
+    /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
+    subscribed: u64,
+}
+
+/// What `plan` computed for one request; nothing of it has happened yet.
+struct Plan {
+    reply: Reply,
+    changes: ChangeSet,
+    notifications: Vec<Notification>,
+}
+
+impl Plan {
+    fn read(reply: Reply) -> Self {
+        Plan {
+            reply,
+            changes: ChangeSet::default(),
+            notifications: Vec::new(),
+        }
+    }
+}
+
+/// The pubsub service: in-memory state over a [`Store`].
+pub struct Service<S: Store> {
+    store: S,
+    policy: Policy,
+    /// Available resources, as the component learns them.
+    pub presence: PresenceTable,
+    /// Node owners' rosters, as the component learns them (XEP-0356): the presence and
+    /// roster access models decide on them.
+    pub rosters: RosterTable,
+    /// Bare JIDs whose presence became needed by an applied change (a subscription to a
+    /// node that delivers by presence, or such a configuration): the component asks them
+    /// for a presence subscription. Not durable: [`Service::presence_wanted`] recomputes
+    /// the whole set from the subscriptions.
+    presence_requests: BTreeSet<BareJid>,
+    nodes: BTreeMap<String, NodeState>,
+    /// Node uid → NodeID, for changes keyed by uid.
+    uids: HashMap<u64, String>,
+    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node uid,
+    /// subid): a JID's subscriptions are found without scanning nodes, and a node's
+    /// subscriptions of one JID with a range query. By uid rather than NodeID so that a
+    /// million entries do not hold a million copies of node names ([`Service::uids`] maps
+    /// back).
+    subs_by_jid: HashMap<BareJid, BTreeSet<(u64, String)>>,
+    /// Every affiliation of a bare JID, by node.
+    affs_by_jid: HashMap<BareJid, BTreeMap<String, Affiliation>>,
+    last_uid: u64,
+    /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
+    counter: Cell<u64>,
+    /// Subscription leases (`pubsub#expire`) by end time, as (end, node, subid): [`tick`]
+    /// reads only the ended ones. Rebuilt from the subscriptions on load.
+    ///
+    /// [`tick`]: Service::tick
+    leases: BTreeSet<(Millis, String, String)>,
+    /// Digest subscriptions (`pubsub#digest`), by (node, subid). Not durable: after a
+    /// restart a digest period starts afresh with the items published from then on.
+    digests: BTreeMap<(String, String), Digest>,
+    /// Set by the first [`Service::tick`]. Until something runs the clock no digest can go
+    /// out, so digest subscribers get items one by one rather than never.
+    clock_running: bool,
+}
+
+/// Where a digest subscription stands.
+#[derive(Debug, Clone, Copy)]
+struct Digest {
+    /// Items with a higher seq go into the next digest. Set when the subscription is
+    /// applied, and by the first tick (items before it went out one by one).
+    after_seq: u64,
+    /// When the next digest is due; `None` until the first tick schedules it.
+    due: Option<Millis>,
+}
+
+/// How many expired items one [`Service::tick`] removes at most; the rest wait for the
+/// next tick, so a burst of expiries cannot stall the service.
+const EXPIRE_BATCH: usize = 512;
+
+impl<S: Store> Service<S> {
+    /// Load the service's state from `store`.
+    pub fn open(mut store: S, policy: Policy) -> Result<Self, Error> {
+        let snapshot = store.load()?;
+        let mut svc = Service {
+            store,
+            policy,
+            presence: PresenceTable::new(),
+            rosters: RosterTable::new(),
+            presence_requests: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+            uids: HashMap::new(),
+            subs_by_jid: HashMap::new(),
+            affs_by_jid: HashMap::new(),
+            last_uid: snapshot.last_uid,
+            counter: Cell::new(0),
+            leases: BTreeSet::new(),
+            digests: BTreeMap::new(),
+            clock_running: false,
+        };
+        // Loading is applying the snapshot as if it were one big change set, so there is
+        // a single code path that builds the in-memory maps and indexes. The snapshot is
+        // consumed as it goes (nothing is copied), so that at a million subscriptions the
+        // memory freed by the snapshot is reused by the maps built from it.
+        for (_, (rec, counters)) in snapshot.nodes {
+            let uid = rec.uid;
+            svc.apply_one(&Change::PutNode(rec));
+            svc.apply_one(&Change::PutCounters { uid, counters });
+        }
+        for (node, affs) in snapshot.affiliations {
+            for (jid, affiliation) in affs {
+                svc.apply_one(&Change::PutAffiliation {
+                    node: node.clone(),
+                    jid,
+                    affiliation,
+                });
+            }
+        }
+        for (node, subs) in snapshot.subscriptions {
+            for (_, sub) in subs {
+                svc.put_subscription(&node, sub);
+            }
+        }
+        // Loading asks nobody: the component probes all of `presence_wanted` on connect.
+        svc.presence_requests.clear();
+        Ok(svc)
+    }
+
+    /// Handle one request from `actor` at time `now`.
+    ///
+    /// On `Ok`, every change is durable and the notifications are ready to send. On
+    /// `Err`, nothing changed.
+    pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
+        let plan = self.plan(actor, req, now)?;
+        if !plan.changes.is_empty() {
+            self.store.commit(&plan.changes)?;
+            self.apply(&plan.changes);
+        }
+        Ok(Outcome {
+            reply: plan.reply,
+            notifications: plan.notifications,
+        })
+    }
+
+    /// The store, e.g. to flush it on shutdown.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// The store, read-only.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The service policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The NodeIDs of all nodes, whoever may see them (for operators and tests).
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// What `req` would do, changing nothing: one arm per use case, each a method of its
+    /// family (owner.rs, subscriber.rs, publisher.rs, items.rs, history.rs).
+    fn plan(&self, actor: &Jid, req: Request, now: Millis) -> Result<Plan, Error> {
+        let me = &actor.to_bare();
+        match req {
+            // §5 entity use cases
+            Request::DiscoNodes => self.disco_nodes(me),
+            Request::NodeMetadata { node } => self.node_metadata(me, &node),
+            Request::DiscoItems { node } => self.disco_items(me, node),
+            Request::Subscriptions { node } => self.own_subscriptions(me, node),
+            Request::Affiliations { node } => self.own_affiliations(me, node),
+            // §6 subscriber use cases
+            Request::Subscribe { node, jid, options } => {
+                self.subscribe(me, node, jid, options, now)
+            }
+            Request::Unsubscribe { node, jid, subid } => self.unsubscribe(me, node, &jid, subid),
+            Request::GetOptions { node, jid, subid } => self.get_options(me, node, &jid, subid),
+            Request::SetOptions {
+                node,
+                jid,
+                subid,
+                options,
+            } => self.set_options(me, node, &jid, subid, &options, now),
+            Request::DefaultOptions { node } => self.default_options(node),
+            Request::Items {
+                node,
+                max_items,
+                ids,
+                subid,
+            } => self.items(me, node, max_items, ids, subid),
+            // §7 publisher use cases
+            Request::Publish {
+                node,
+                item,
+                options,
+            } => self.publish(actor, me, node, item, options, now),
+            Request::Retract { node, ids, notify } => self.retract(me, node, ids, notify),
+            // §8 owner use cases
+            Request::Create { node, config } => self.create(me, node, config, now),
+            Request::GetConfig { node } => self.get_config(me, node),
+            Request::SetConfig { node, config } => self.set_config(me, node, config),
+            Request::DefaultConfig => self.default_config(),
+            Request::Delete { node, redirect } => self.delete(me, node, redirect),
+            Request::Purge { node } => self.purge(me, node),
+            Request::GetSubscriptions { node } => self.get_subscriptions(me, node),
+            Request::SetSubscriptions { node, changes } => {
+                self.set_subscriptions(me, node, changes, now)
+            }
+            Request::GetAffiliations { node } => self.get_affiliations(me, node),
+            Request::SetAffiliations { node, changes } => self.set_affiliations(me, node, changes),
+            Request::AuthorizeSubscription {
+                node,
+                jid,
+                subid,
+                allow,
+            } => self.authorize(me, node, &jid, subid.as_deref(), allow),
+            Request::PendingNodes => self.pending_nodes(me),
+            Request::GetPending { node } => self.get_pending(me, actor, node),
+            // XEP-0059, XEP-0313
+            Request::Page { list, rsm } => self.page(me, list, &rsm),
+            Request::History { node, filter, rsm } => self.history(me, node, &filter, &rsm),
+        }
+    }
+}

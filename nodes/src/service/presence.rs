@@ -1,0 +1,147 @@
+//! Presence-bound delivery: who is online, whose presence the service needs, and the last
+//! item for resources coming online (`on_sub_and_presence`).
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    /// A resource's presence changed: `show` is its new show, `None` when it became
+    /// unavailable. Returns the last item of every `on_sub_and_presence` node the JID
+    /// subscribes to when the resource has just become available (not when an available
+    /// resource only changes its show), addressed to that full JID.
+    pub fn presence_changed(
+        &mut self,
+        jid: &FullJid,
+        show: Option<Show>,
+    ) -> Result<Vec<Notification>, Error> {
+        let Some(show) = show else {
+            self.presence.unavailable(jid);
+            return Ok(Vec::new());
+        };
+        // Anyone can send the service directed presence: only those whose presence some
+        // subscription needs take memory.
+        if !self.wants_presence(&jid.to_bare()) {
+            return Ok(Vec::new());
+        }
+        if !self.presence.available(jid, show) {
+            return Ok(Vec::new());
+        }
+        let full = Jid::from(jid.clone());
+        let bare = jid.to_bare();
+        let mut by_node: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
+        for (uid, subid) in self.subs_by_jid.get(&bare).into_iter().flatten() {
+            let Some(n) = self.node_by_uid(*uid) else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(subid) else {
+                continue;
+            };
+            let cfg = &n.rec.config;
+            if cfg.send_last_published_item == SendLastPublished::OnSubAndPresence
+                && cfg.deliver_notifications
+                && sub.state == SubscriptionState::Subscribed
+                && sub.options.deliver
+                && sub.options.show_values.contains(&show)
+                && (sub.jid.try_as_full().is_err() || sub.jid == full)
+                && self.still_admitted(n, sub)
+            {
+                let e = by_node.entry(n.rec.name.as_str()).or_default();
+                e.0.push(sub.subid.clone());
+                e.1 |= sub.options.include_body;
+            }
+        }
+        let mut out = Vec::new();
+        for (node, (subids, include_body)) in by_node {
+            let Some(n) = self.nodes.get(node) else {
+                continue;
+            };
+            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
+                let publisher = last.publisher.clone();
+                out.push(Notification {
+                    to: full.clone(),
+                    node: node.to_owned(),
+                    subids,
+                    kind: n.rec.config.notification_type,
+                    include_body,
+                    event: std::sync::Arc::new(items_event(&n.rec.config, vec![last], &publisher)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every bare JID whose presence the service needs: subscribers of nodes with
+    /// `presence_based_delivery` or `send_last_published_item=on_sub_and_presence`, and
+    /// subscriptions narrowed by `pubsub#show-values`. Derived from the subscriptions, so
+    /// it is as durable as they are and needs no storage of its own.
+    pub fn presence_wanted(&self) -> BTreeSet<BareJid> {
+        let mut out = BTreeSet::new();
+        for n in self.nodes.values() {
+            for sub in n.subs.values() {
+                if needs_presence(&n.rec.config, sub) {
+                    out.insert(sub.jid.to_bare());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
+    pub(super) fn wants_presence(&self, bare: &BareJid) -> bool {
+        self.subs_by_jid
+            .get(bare)
+            .into_iter()
+            .flatten()
+            .any(|(uid, subid)| {
+                self.node_by_uid(*uid).is_some_and(|n| {
+                    n.subs
+                        .get(subid)
+                        .is_some_and(|sub| needs_presence(&n.rec.config, sub))
+                })
+            })
+    }
+
+    /// The bare JIDs that became part of [`Service::presence_wanted`] since the last call
+    /// (possibly again): each should be asked for a presence subscription.
+    pub fn take_presence_requests(&mut self) -> BTreeSet<BareJid> {
+        std::mem::take(&mut self.presence_requests)
+    }
+
+    /// Where a notification for `sub` goes: the JID as subscribed or, when its delivery
+    /// depends on presence, each available resource (of a bare JID; only the resource
+    /// itself for a full JID) whose show the subscription accepts. Full JIDs, so that
+    /// the server never stores one offline.
+    pub(super) fn targets(&self, cfg: &NodeConfig, sub: &Subscription) -> Vec<Jid> {
+        if !presence_bound(cfg, sub) {
+            return vec![sub.jid.clone()];
+        }
+        let accepts = |show: Show| sub.options.show_values.contains(&show);
+        match sub.jid.try_as_full() {
+            Ok(full) => match self.presence.show(full) {
+                Some(show) if accepts(show) => vec![sub.jid.clone()],
+                _ => Vec::new(),
+            },
+            Err(bare) => self
+                .presence
+                .resources(bare)
+                .filter(|(_, show)| accepts(*show))
+                .filter_map(|(res, _)| bare.with_resource_str(res).ok().map(Jid::from))
+                .collect(),
+        }
+    }
+}
+
+/// Whether delivery to `sub` depends on its subscriber's presence: the node delivers by
+/// presence, or the subscription accepts only some shows (which only presence can tell).
+pub(super) fn presence_bound(cfg: &NodeConfig, sub: &Subscription) -> bool {
+    cfg.presence_based_delivery
+        || !Show::ALL
+            .iter()
+            .all(|s| sub.options.show_values.contains(s))
+}
+
+/// Whether the service must learn `sub`'s subscriber's presence.
+pub(super) fn needs_presence(cfg: &NodeConfig, sub: &Subscription) -> bool {
+    sub.state == SubscriptionState::Subscribed
+        && (presence_bound(cfg, sub)
+            || cfg.send_last_published_item == SendLastPublished::OnSubAndPresence)
+}

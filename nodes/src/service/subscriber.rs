@@ -1,0 +1,300 @@
+//! Subscriber use cases (§6): subscribe, unsubscribe, options; and an entity's own
+//! subscriptions and affiliations (§5.6, §5.7).
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    pub(super) fn subscribe(
+        &self,
+        me: &BareJid,
+        node: String,
+        jid: Jid,
+        options: Option<SubOptionsPatch>,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        self.check_jid(me, &jid)?;
+        let bare = jid.to_bare();
+        self.may_access(
+            n,
+            &bare,
+            self.aff(n, &bare),
+            Action::Subscribe,
+            &n.rec.config,
+            false,
+        )??;
+        if options.is_none() {
+            if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
+                return Ok(Plan::read(Reply::Subscription {
+                    node,
+                    sub: existing.clone(),
+                }));
+            }
+        }
+        if n.subs.len() as u64 >= self.policy.max_subscriptions_per_node {
+            return Err(Error::LimitReached("subscriptions per node"));
+        }
+        let held = self.subs_by_jid.get(&bare).map_or(0, |s| s.len() as u64);
+        if held >= self.policy.max_subscriptions_per_jid {
+            return Err(Error::LimitReached("subscriptions per JID"));
+        }
+        let opts = match &options {
+            Some(p) => patch_options(&SubOptions::default(), p),
+            None => SubOptions::default(),
+        };
+        validate_options(&opts, now)?;
+        // §6.1.2 / §4.5: on an authorize node only affiliates that may subscribe anyway
+        // (members, publishers, owners) are subscribed at once; everyone else waits for an
+        // owner (§8.6).
+        let needs_approval = n.rec.config.access_model == AccessModel::Authorize
+            && !matches!(
+                self.aff(n, &bare),
+                Affiliation::Owner | Affiliation::Publisher | Affiliation::Member
+            );
+        let sub = Subscription {
+            jid: jid.clone(),
+            subid: self.fresh_subid(n, &BTreeMap::new(), now),
+            state: if needs_approval {
+                SubscriptionState::Pending
+            } else {
+                SubscriptionState::Subscribed
+            },
+            options: opts,
+        };
+        let mut changes = ChangeSet::default();
+        changes.push(Change::PutSubscription {
+            node: node.clone(),
+            sub: sub.clone(),
+        });
+        if needs_approval {
+            // The authorization request is the owners' notice; no item is sent yet.
+            let notifications = self.authorization_requests(n, &sub, None);
+            return Ok(Plan {
+                reply: Reply::Subscription { node, sub },
+                changes,
+                notifications,
+            });
+        }
+        let cfg = &n.rec.config;
+        let mut notifications = Vec::new();
+        if cfg.notify_sub {
+            notifications.extend(self.to_owners(
+                n,
+                Event::Subscription {
+                    jid: jid.clone(),
+                    state: sub.state,
+                    subid: Some(sub.subid.clone()),
+                    expiry: sub.options.expire,
+                },
+            ));
+        }
+        if cfg.send_last_published_item != SendLastPublished::Never
+            && cfg.deliver_notifications
+            && sub.options.deliver
+        {
+            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
+                let publisher = last.publisher.clone();
+                let event = std::sync::Arc::new(items_event(cfg, vec![last], &publisher));
+                for to in self.targets(cfg, &sub) {
+                    notifications.push(Notification {
+                        to,
+                        node: node.clone(),
+                        subids: vec![sub.subid.clone()],
+                        kind: cfg.notification_type,
+                        include_body: sub.options.include_body,
+                        event: event.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Plan {
+            reply: Reply::Subscription { node, sub },
+            changes,
+            notifications,
+        })
+    }
+
+    pub(super) fn own_subscriptions(
+        &self,
+        me: &BareJid,
+        node: Option<String>,
+    ) -> Result<Plan, Error> {
+        if let Some(name) = &node {
+            self.node(name)?;
+        }
+        let mut subs: Vec<(String, Subscription)> = self
+            .subs_by_jid
+            .get(me)
+            .into_iter()
+            .flatten()
+            .filter_map(|(uid, subid)| {
+                let n = self.node_by_uid(*uid)?;
+                if !wanted(node.as_deref(), &n.rec.name) {
+                    return None;
+                }
+                Some((n.rec.name.clone(), n.subs.get(subid)?.clone()))
+            })
+            .collect();
+        // The index is in uid order; the reply lists nodes by name (then subid),
+        // as it always has. The sort is stable, so subids stay in order.
+        subs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Plan::read(Reply::Subscriptions { node, subs }))
+    }
+
+    pub(super) fn own_affiliations(
+        &self,
+        me: &BareJid,
+        node: Option<String>,
+    ) -> Result<Plan, Error> {
+        if let Some(name) = &node {
+            self.node(name)?;
+        }
+        let affs = self
+            .affs_by_jid
+            .get(me)
+            .into_iter()
+            .flatten()
+            .filter(|(nn, _)| wanted(node.as_deref(), nn))
+            .map(|(nn, a)| (nn.clone(), me.clone(), *a))
+            .collect();
+        Ok(Plan::read(Reply::Affiliations { node, affs }))
+    }
+
+    pub(super) fn unsubscribe(
+        &self,
+        me: &BareJid,
+        node: String,
+        jid: &Jid,
+        subid: Option<String>,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        self.check_jid(me, jid)?;
+        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        let mut changes = ChangeSet::default();
+        changes.push(Change::DeleteSubscription {
+            node: node.clone(),
+            jid: sub.jid.clone(),
+            subid: sub.subid.clone(),
+        });
+        let notifications = if n.rec.config.notify_sub {
+            self.to_owners(
+                n,
+                Event::Subscription {
+                    jid: sub.jid.clone(),
+                    state: SubscriptionState::None,
+                    subid: Some(sub.subid.clone()),
+                    expiry: None,
+                },
+            )
+        } else {
+            Vec::new()
+        };
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications,
+        })
+    }
+
+    pub(super) fn get_options(
+        &self,
+        me: &BareJid,
+        node: String,
+        jid: &Jid,
+        subid: Option<String>,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        self.check_jid(me, jid)?;
+        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        Ok(Plan::read(Reply::Options {
+            node: Some(node),
+            jid: Some(sub.jid.clone()),
+            subid: Some(sub.subid.clone()),
+            options: sub.options.clone(),
+        }))
+    }
+
+    pub(super) fn set_options(
+        &self,
+        me: &BareJid,
+        node: String,
+        jid: &Jid,
+        subid: Option<String>,
+        options: &SubOptionsPatch,
+        now: Millis,
+    ) -> Result<Plan, Error> {
+        let n = self.node(&node)?;
+        self.check_jid(me, jid)?;
+        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        let new_opts = patch_options(&sub.options, options);
+        validate_options(&new_opts, now)?;
+        let mut new_sub = sub.clone();
+        new_sub.options = new_opts;
+        let mut changes = ChangeSet::default();
+        changes.push(Change::PutSubscription { node, sub: new_sub });
+        Ok(Plan {
+            reply: Reply::Done,
+            changes,
+            notifications: Vec::new(),
+        })
+    }
+
+    pub(super) fn default_options(&self, node: Option<String>) -> Result<Plan, Error> {
+        if let Some(name) = &node {
+            self.node(name)?;
+        }
+        Ok(Plan::read(Reply::Options {
+            node,
+            jid: None,
+            subid: None,
+            options: SubOptions::default(),
+        }))
+    }
+}
+
+/// `opts` with every field the patch gives replaced.
+pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
+    let mut out = opts.clone();
+    if let Some(v) = patch.deliver {
+        out.deliver = v;
+    }
+    if let Some(v) = patch.digest {
+        out.digest = v;
+    }
+    if let Some(v) = patch.digest_frequency {
+        out.digest_frequency = v;
+    }
+    if let Some(v) = patch.expire {
+        out.expire = v;
+    }
+    if let Some(v) = patch.include_body {
+        out.include_body = v;
+    }
+    if let Some(v) = &patch.show_values {
+        out.show_values = v.clone();
+    }
+    out
+}
+
+pub(super) fn validate_options(opts: &SubOptions, now: Millis) -> Result<(), Error> {
+    if opts.digest && opts.digest_frequency == 0 {
+        return Err(Error::InvalidOptions(
+            "pubsub#digest_frequency must be positive".to_owned(),
+        ));
+    }
+    if opts.expire.is_some_and(|t| t <= now) {
+        return Err(Error::InvalidOptions(
+            "pubsub#expire is in the past".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `node` passes an optional node filter (spelled out rather than with
+/// `Option::is_none_or`, which is newer than the workspace's rust-version).
+pub(super) fn wanted(filter: Option<&str>, node: &str) -> bool {
+    match filter {
+        Some(want) => want == node,
+        None => true,
+    }
+}

@@ -1,0 +1,164 @@
+//! Everything that happens because time passes: item expiry, subscription leases, digests.
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    /// Everything that happens because time passed, as of `now`: items past
+    /// `pubsub#item_expire` are removed (subscribers get a retraction when the node has
+    /// `notify_retract`), subscription leases (`pubsub#expire`) that ended are removed
+    /// (the subscriber is told: state `none`), and due digests (`pubsub#digest`) go out,
+    /// one message per subscription with every item published in the period.
+    ///
+    /// Meant to be called about once a second; until it is first called, digest
+    /// subscriptions receive items one by one. Like [`Service::handle`], it commits its
+    /// changes before returning; the caller syncs the store before sending. On `Err`,
+    /// nothing changed (the same work is found again on the next tick).
+    pub fn tick(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
+        if !self.clock_running {
+            self.clock_running = true;
+            // Until now digest subscribers got items one by one: start their digests here.
+            for ((node, _), d) in self.digests.iter_mut() {
+                if let Some(n) = self.nodes.get(node) {
+                    d.after_seq = n.counters.last_seq;
+                }
+            }
+        }
+        let mut changes = ChangeSet::default();
+        let mut notifications = Vec::new();
+
+        // Expired items, grouped by node so that each node's counters and retraction
+        // notification are computed once.
+        let mut expired: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
+        for (at, uid, seq) in self.store.due_expiries(now, EXPIRE_BATCH)? {
+            changes.push(Change::UnscheduleExpiry { at, uid, seq });
+            if !self.uids.contains_key(&uid) {
+                continue; // the node is gone: a stale entry
+            }
+            let range = ItemRange {
+                after: seq.checked_sub(1),
+                before: seq.checked_add(1),
+                skip: 0,
+                limit: 1,
+                from_end: false,
+            };
+            // A stale entry when the item was retracted or replaced meanwhile.
+            if let Some(item) = self.store.items_range(uid, &range)?.pop() {
+                expired.entry(uid).or_default().push(item);
+            }
+        }
+        for (uid, items) in expired {
+            let Some(n) = self.uids.get(&uid).and_then(|name| self.nodes.get(name)) else {
+                continue;
+            };
+            for i in &items {
+                changes.push(Change::DeleteItem {
+                    uid,
+                    id: i.id.clone(),
+                    seq: i.seq,
+                });
+            }
+            changes.push(Change::PutCounters {
+                uid,
+                counters: ItemCounters {
+                    count: n.counters.count.saturating_sub(items.len() as u64),
+                    last_seq: n.counters.last_seq,
+                },
+            });
+            if n.rec.config.notify_retract && n.rec.config.deliver_notifications {
+                let ids = items.into_iter().map(|i| i.id).collect();
+                notifications.extend(self.broadcast(n, Event::Retract { ids }));
+            }
+        }
+
+        // Ended leases: the index is ordered by end time, so only those are read.
+        let ended: Vec<(String, String)> = self
+            .leases
+            .iter()
+            .take_while(|(end, _, _)| *end <= now)
+            .map(|(_, node, subid)| (node.clone(), subid.clone()))
+            .collect();
+        for (node, subid) in ended {
+            let Some(n) = self.nodes.get(&node) else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(&subid) else {
+                continue;
+            };
+            changes.push(Change::DeleteSubscription {
+                node: node.clone(),
+                jid: sub.jid.clone(),
+                subid: subid.clone(),
+            });
+            notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
+        }
+
+        if !changes.is_empty() {
+            self.store.commit(&changes)?;
+            self.apply(&changes);
+        }
+
+        notifications.extend(self.release_digests(now)?);
+        Ok(notifications)
+    }
+
+    /// Sends the digests that are due and schedules the next ones. Only memory changes.
+    pub(super) fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
+        let mut out = Vec::new();
+        let keys: Vec<(String, String)> = self.digests.keys().cloned().collect();
+        for key in keys {
+            let (Some(n), Some(d)) = (self.nodes.get(&key.0), self.digests.get(&key).copied())
+            else {
+                continue;
+            };
+            let Some(sub) = n.subs.get(&key.1) else {
+                continue;
+            };
+            let period = sub.options.digest_frequency.max(1);
+            let Some(due) = d.due else {
+                if let Some(d) = self.digests.get_mut(&key) {
+                    d.due = Some(now.saturating_add(period));
+                }
+                continue;
+            };
+            if due > now {
+                continue;
+            }
+            let range = ItemRange {
+                after: Some(d.after_seq),
+                before: None,
+                skip: 0,
+                limit: u64::MAX,
+                from_end: false,
+            };
+            let items = self.store.items_range(n.rec.uid, &range)?;
+            let cfg = &n.rec.config;
+            let deliver = sub.state == SubscriptionState::Subscribed
+                && sub.options.deliver
+                && cfg.deliver_notifications
+                && self.still_admitted(n, sub);
+            let last_seq = n.counters.last_seq;
+            if deliver && !items.is_empty() {
+                let mut event = items_event(cfg, items, &sub.jid);
+                // The digest batches many publishers: no single one to reply to.
+                if let Event::Items { publisher, .. } = &mut event {
+                    *publisher = None;
+                }
+                for to in self.targets(cfg, sub) {
+                    out.push(Notification {
+                        to,
+                        node: n.rec.name.clone(),
+                        subids: vec![sub.subid.clone()],
+                        kind: cfg.notification_type,
+                        include_body: sub.options.include_body,
+                        event: std::sync::Arc::new(event.clone()),
+                    });
+                }
+            }
+            if let Some(d) = self.digests.get_mut(&key) {
+                d.after_seq = last_seq;
+                d.due = Some(now.saturating_add(period));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -9,7 +9,7 @@
 //! - [`request`]: what a requester asks ([`Request`]) and what comes back ([`Outcome`]);
 //! - [`error`]: the one error enum, in XEP-0060 vocabulary;
 //! - [`store`]: the storage contract, change sets and the in-memory store;
-//! - [`access`]: the affiliation × action capability table and the `may()` check;
+//! - [`access`]: the access gate: the §4.1 table as data and the one `decide()`;
 //! - [`policy`]: service-wide settings (who may create nodes, admins, caps);
 //! - [`presence`]: who is online, with which `show`, as plain data;
 //! - [`roster`]: node owners' rosters (XEP-0356), as plain data, for the presence and

@@ -2,7 +2,8 @@
 //! pushes), read by the `presence` and `roster` access models (§4.5).
 //!
 //! The engine never asks the server for anything. When a decision needs the roster of an
-//! owner it has not been given yet, [`crate::access::may_in_roster`] answers
+//! owner it has not been given yet, [`crate::access::decide`] answers
+//! [`crate::access::Decision::NeedRosters`] and the request fails with
 //! [`crate::Error::RosterNeeded`]; the component fetches the rosters and asks again.
 //!
 //! Rosters exist only while the server grants the service roster access

@@ -5,14 +5,7 @@ use super::*;
 impl<S: Store> Service<S> {
     pub(super) fn node_metadata(&self, me: &BareJid, node: &str) -> Result<Plan, Error> {
         let n = self.node(node)?;
-        let aff = self.aff(n, me);
-        if !access::visible(aff, &n.rec.config) {
-            return Err(if aff == Affiliation::Outcast {
-                Error::Outcast
-            } else {
-                Error::ClosedNode
-            });
-        }
+        self.check(me, Question::SeeNode, n)?;
         let with = |want: Affiliation| {
             n.affs
                 .iter()
@@ -35,7 +28,7 @@ impl<S: Store> Service<S> {
     pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
         self.nodes
             .values()
-            .filter(|n| access::visible(self.aff(n, me), &n.rec.config))
+            .filter(|n| self.gate(Ask::new(me, Question::SeeNode, n)).is_allowed())
             .map(|n| NodeSummary {
                 node: n.rec.name.clone(),
                 title: n.rec.config.title.clone(),
@@ -52,9 +45,7 @@ impl<S: Store> Service<S> {
         subid: Option<&str>,
     ) -> Result<&NodeState, Error> {
         let n = self.node(node)?;
-        let aff = self.aff(n, me);
-        let subscribed = self.is_subscribed(n, me);
-        self.may_access(n, me, aff, Action::RetrieveItems, &n.rec.config, subscribed)??;
+        self.check(me, Action::RetrieveItems, n)?;
         if let Some(subid) = subid.filter(|s| !s.is_empty()) {
             let sub = self
                 .jid_subs(n, me)

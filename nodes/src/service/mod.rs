@@ -27,7 +27,7 @@
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
 
-use crate::access::{self, Action};
+use crate::access::{self, Action, Decision, Question};
 use crate::model::*;
 use crate::policy::Policy;
 use crate::presence::PresenceTable;
@@ -41,6 +41,7 @@ use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod gate;
 mod history;
 mod items;
 mod notify;
@@ -51,6 +52,7 @@ mod state;
 mod subs;
 mod subscriber;
 mod timers;
+use gate::Ask;
 pub use history::MAX_HISTORY_PAGE;
 pub use owner::{patch_config, precondition_mismatch};
 use presence::needs_presence;

@@ -40,24 +40,8 @@ impl<S: Store> Service<S> {
     /// node (always true for other models). Rosters change after subscribing; one not
     /// known, or lost with the privilege, admits nobody who is not affiliated.
     pub(super) fn still_admitted(&self, n: &NodeState, sub: &Subscription) -> bool {
-        if !matches!(
-            n.rec.config.access_model,
-            AccessModel::Presence | AccessModel::Roster
-        ) {
-            return true;
-        }
         let who = sub.jid.to_bare();
-        matches!(
-            self.may_access(
-                n,
-                &who,
-                self.aff(n, &who),
-                Action::RetrieveItems,
-                &n.rec.config,
-                true
-            ),
-            Ok(Ok(()))
-        )
+        self.gate(Ask::new(&who, Question::ReceiveItems, n)) == Decision::Allow
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).

@@ -30,9 +30,7 @@ impl<S: Store> Service<S> {
         patch: Option<NodeConfigPatch>,
         now: Millis,
     ) -> Result<Plan, Error> {
-        if !self.policy.may_create(me) {
-            return Err(Error::CreateForbidden);
-        }
+        self.gate(Ask::create(me)).check()?;
         let name = match node {
             Some(name) if name.is_empty() => return Err(Error::NodeIdRequired),
             Some(name) if self.nodes.contains_key(&name) => return Err(Error::NodeExists),
@@ -91,7 +89,7 @@ impl<S: Store> Service<S> {
         patch: NodeConfigPatch,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(self.aff(n, me), Action::ConfigureNode, &n.rec.config, false)?;
+        self.check(me, Action::ConfigureNode, n)?;
         let config = patch_config(&n.rec.config, &patch);
         self.validate_config(&config)?;
         let mut changes = ChangeSet::default();
@@ -101,14 +99,11 @@ impl<S: Store> Service<S> {
         if config.access_model != n.rec.config.access_model {
             for sub in n.subs.values() {
                 let who = sub.jid.to_bare();
-                let aff = self.aff(n, &who);
                 // Undecided for want of a roster: the request fails with RosterNeeded and is
                 // asked again once the component has the rosters, rather than dropping
                 // subscriptions a roster would have kept.
-                if self
-                    .may_access(n, &who, aff, Action::Subscribe, &config, false)?
-                    .is_err()
-                {
+                let ask = Ask::new(&who, Action::Subscribe, n).under(&config);
+                if !self.gate(ask).admits()? {
                     removed.insert(sub.subid.clone());
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
@@ -149,12 +144,7 @@ impl<S: Store> Service<S> {
         allow: bool,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(
-            self.aff(n, me),
-            Action::ManageSubscriptions,
-            &n.rec.config,
-            false,
-        )?;
+        self.check(me, Action::ManageSubscriptions, n)?;
         let pending: Vec<&Subscription> = self
             .jid_subs(n, &jid.to_bare())
             .filter(|s| &s.jid == jid && s.state == SubscriptionState::Pending)
@@ -203,12 +193,7 @@ impl<S: Store> Service<S> {
         now: Millis,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(
-            self.aff(n, me),
-            Action::ManageSubscriptions,
-            &n.rec.config,
-            false,
-        )?;
+        self.check(me, Action::ManageSubscriptions, n)?;
         // subid → (jid, new subscription or None when removed): an overlay over the
         // node's subscriptions, so that later rows see earlier rows' effects.
         let mut work: BTreeMap<String, (Jid, Option<Subscription>)> = BTreeMap::new();
@@ -240,10 +225,9 @@ impl<S: Store> Service<S> {
                 }
             } else if targets.is_empty() {
                 // The owner subscribes someone new; a banned entity stays out.
-                let aff = self.aff(n, &row.jid.to_bare());
-                if aff == Affiliation::Outcast {
-                    return Err(Error::Outcast);
-                }
+                let target = row.jid.to_bare();
+                self.gate(Ask::new(&target, Question::BeSubscribedByOwner, n))
+                    .check()?;
                 let subid = self.fresh_subid(n, &work, now);
                 let sub = Subscription {
                     jid: row.jid.clone(),
@@ -301,8 +285,7 @@ impl<S: Store> Service<S> {
         rows: Vec<(BareJid, Affiliation)>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        let cfg = &n.rec.config;
-        access::may(self.aff(n, me), Action::ManageAffiliations, cfg, false)?;
+        self.check(me, Action::ManageAffiliations, n)?;
         let mut work: BTreeMap<BareJid, Affiliation> = BTreeMap::new();
         for (jid, aff) in rows {
             // §8.9.2.4: the same entity twice in one request is a bad request.
@@ -337,15 +320,8 @@ impl<S: Store> Service<S> {
             });
             // Whoever may no longer subscribe (banned, or dropped from a whitelist)
             // loses its subscriptions and is told so.
-            let eff = if self.is_admin(&jid) {
-                Affiliation::Owner
-            } else {
-                aff
-            };
-            if self
-                .may_access(n, &jid, eff, Action::Subscribe, cfg, false)?
-                .is_err()
-            {
+            let ask = Ask::new(&jid, Action::Subscribe, n).as_affiliated(aff);
+            if !self.gate(ask).admits()? {
                 for sub in self.jid_subs(n, &jid) {
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
@@ -365,7 +341,7 @@ impl<S: Store> Service<S> {
 
     pub(super) fn get_config(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(self.aff(n, me), Action::ConfigureNode, &n.rec.config, false)?;
+        self.check(me, Action::ConfigureNode, n)?;
         Ok(Plan::read(Reply::Config {
             node: Some(node),
             config: n.rec.config.clone(),
@@ -386,7 +362,7 @@ impl<S: Store> Service<S> {
         redirect: Option<String>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(self.aff(n, me), Action::DeleteNode, &n.rec.config, false)?;
+        self.check(me, Action::DeleteNode, n)?;
         let mut changes = ChangeSet::default();
         changes.push(Change::DeleteNode {
             name: node,
@@ -406,7 +382,7 @@ impl<S: Store> Service<S> {
 
     pub(super) fn purge(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        access::may(self.aff(n, me), Action::PurgeNode, &n.rec.config, false)?;
+        self.check(me, Action::PurgeNode, n)?;
         if !n.rec.config.persist_items {
             return Err(Error::NotPersistent);
         }
@@ -434,8 +410,7 @@ impl<S: Store> Service<S> {
 
     pub(super) fn get_subscriptions(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        let aff = self.aff(n, me);
-        access::may(aff, Action::ManageSubscriptions, &n.rec.config, false)?;
+        self.check(me, Action::ManageSubscriptions, n)?;
         let subs = n.subs.values().map(|s| (node.clone(), s.clone())).collect();
         Ok(Plan::read(Reply::Subscriptions {
             node: Some(node),
@@ -445,8 +420,7 @@ impl<S: Store> Service<S> {
 
     pub(super) fn get_affiliations(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        let aff = self.aff(n, me);
-        access::may(aff, Action::ManageAffiliations, &n.rec.config, false)?;
+        self.check(me, Action::ManageAffiliations, n)?;
         let affs = n
             .affs
             .iter()
@@ -463,15 +437,7 @@ impl<S: Store> Service<S> {
         let nodes = self
             .nodes
             .values()
-            .filter(|n| {
-                access::may(
-                    self.aff(n, me),
-                    Action::ManageSubscriptions,
-                    &n.rec.config,
-                    false,
-                )
-                .is_ok()
-            })
+            .filter(|n| self.check(me, Action::ManageSubscriptions, n).is_ok())
             .filter(|n| {
                 n.subs
                     .values()
@@ -490,8 +456,7 @@ impl<S: Store> Service<S> {
         node: String,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        let aff = self.aff(n, me);
-        access::may(aff, Action::ManageSubscriptions, &n.rec.config, false)?;
+        self.check(me, Action::ManageSubscriptions, n)?;
         let notifications = n
             .subs
             .values()

@@ -14,8 +14,7 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         let cfg = &n.rec.config;
-        let aff = self.aff(n, me);
-        access::may(aff, Action::PublishItems, cfg, self.is_subscribed(n, me))?;
+        self.check(me, Action::PublishItems, n)?;
         if let Some(p) = &preconditions {
             if let Some(field) = precondition_mismatch(cfg, p) {
                 return Err(Error::PreconditionNotMet {
@@ -140,8 +139,7 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         let cfg = &n.rec.config;
-        let aff = self.aff(n, me);
-        access::may(aff, Action::DeleteOwnItem, cfg, false)?;
+        self.check(me, Action::DeleteOwnItem, n)?;
         let mut seen = BTreeSet::new();
         let ids: Vec<String> = ids
             .into_iter()
@@ -155,7 +153,7 @@ impl<S: Store> Service<S> {
         for id in &ids {
             let item = self.store.item(n.rec.uid, id)?.ok_or(Error::ItemNotFound)?;
             if item.publisher.to_bare() != *me {
-                access::may(aff, Action::DeleteAnyItem, cfg, false)?;
+                self.check(me, Action::DeleteAnyItem, n)?;
             }
             changes.push(Change::DeleteItem {
                 uid: n.rec.uid,

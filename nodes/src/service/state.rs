@@ -174,47 +174,6 @@ impl<S: Store> Service<S> {
         self.policy.is_admin(jid)
     }
 
-    /// The affiliation that counts for access: admins own every node.
-    pub(super) fn aff(&self, n: &NodeState, jid: &BareJid) -> Affiliation {
-        if self.is_admin(jid) {
-            Affiliation::Owner
-        } else {
-            n.affs.get(jid).copied().unwrap_or(Affiliation::None)
-        }
-    }
-
-    /// [`access::may_in_roster`] with what `who` is to the node's owners, from their rosters
-    /// (only looked up for the presence and roster access models). The outer error is
-    /// [`Error::RosterNeeded`]: the decision waits for rosters the engine lacks.
-    pub(super) fn may_access(
-        &self,
-        n: &NodeState,
-        who: &BareJid,
-        aff: Affiliation,
-        action: Action,
-        cfg: &NodeConfig,
-        subscribed: bool,
-    ) -> Result<Result<(), Error>, Error> {
-        let standing = matches!(
-            cfg.access_model,
-            AccessModel::Presence | AccessModel::Roster
-        )
-        .then(|| self.rosters.granted())
-        .filter(|granted| *granted)
-        .map(|_| {
-            let owners = n
-                .affs
-                .iter()
-                .filter(|(_, a)| **a == Affiliation::Owner)
-                .map(|(j, _)| j);
-            self.rosters.standing(owners, who)
-        });
-        match access::may_in_roster(aff, action, cfg, subscribed, standing.as_ref()) {
-            Err(e @ Error::RosterNeeded(_)) => Err(e),
-            other => Ok(other),
-        }
-    }
-
     /// Every owner of a presence or roster node: whose rosters the service keeps.
     pub fn roster_owners(&self) -> BTreeSet<BareJid> {
         self.nodes
@@ -254,16 +213,6 @@ impl<S: Store> Service<S> {
     pub(super) fn is_subscribed(&self, n: &NodeState, bare: &BareJid) -> bool {
         self.jid_subs(n, bare)
             .any(|s| s.state == SubscriptionState::Subscribed)
-    }
-
-    /// A JID in a subscriber request must be the actor's own (§6.1.3.1); admins may act
-    /// for anyone.
-    pub(super) fn check_jid(&self, actor: &BareJid, jid: &Jid) -> Result<(), Error> {
-        if jid.to_bare() == *actor || self.is_admin(actor) {
-            Ok(())
-        } else {
-            Err(Error::InvalidJid)
-        }
     }
 
     /// The one subscription a subscriber request is about (§6.2.3, §6.3.4).

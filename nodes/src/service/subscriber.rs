@@ -13,16 +13,10 @@ impl<S: Store> Service<S> {
         now: Millis,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        self.check_jid(me, &jid)?;
         let bare = jid.to_bare();
-        self.may_access(
-            n,
-            &bare,
-            self.aff(n, &bare),
-            Action::Subscribe,
-            &n.rec.config,
-            false,
-        )??;
+        let decision = self
+            .gate(Ask::new(me, Action::Subscribe, n).about(&bare))
+            .check()?;
         if options.is_none() {
             if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
                 return Ok(Plan::read(Reply::Subscription {
@@ -43,14 +37,7 @@ impl<S: Store> Service<S> {
             None => SubOptions::default(),
         };
         validate_options(&opts, now)?;
-        // §6.1.2 / §4.5: on an authorize node only affiliates that may subscribe anyway
-        // (members, publishers, owners) are subscribed at once; everyone else waits for an
-        // owner (§8.6).
-        let needs_approval = n.rec.config.access_model == AccessModel::Authorize
-            && !matches!(
-                self.aff(n, &bare),
-                Affiliation::Owner | Affiliation::Publisher | Affiliation::Member
-            );
+        let needs_approval = decision == Decision::Pending;
         let sub = Subscription {
             jid: jid.clone(),
             subid: self.fresh_subid(n, &BTreeMap::new(), now),
@@ -168,7 +155,8 @@ impl<S: Store> Service<S> {
         subid: Option<String>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        self.check_jid(me, jid)?;
+        self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
+            .check()?;
         let sub = self.resolve_sub(n, jid, subid.as_deref())?;
         let mut changes = ChangeSet::default();
         changes.push(Change::DeleteSubscription {
@@ -204,7 +192,8 @@ impl<S: Store> Service<S> {
         subid: Option<String>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        self.check_jid(me, jid)?;
+        self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
+            .check()?;
         let sub = self.resolve_sub(n, jid, subid.as_deref())?;
         Ok(Plan::read(Reply::Options {
             node: Some(node),
@@ -224,7 +213,8 @@ impl<S: Store> Service<S> {
         now: Millis,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        self.check_jid(me, jid)?;
+        self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
+            .check()?;
         let sub = self.resolve_sub(n, jid, subid.as_deref())?;
         let new_opts = patch_options(&sub.options, options);
         validate_options(&new_opts, now)?;

@@ -48,6 +48,7 @@ mod notify;
 mod owner;
 mod presence;
 mod publisher;
+mod rosters;
 mod state;
 mod subs;
 mod subscriber;
@@ -94,10 +95,10 @@ pub struct Service<S: Store> {
     store: S,
     policy: Policy,
     /// Available resources, as the component learns them.
-    pub presence: PresenceTable,
+    presence: PresenceTable,
     /// Node owners' rosters, as the component learns them (XEP-0356): the presence and
     /// roster access models decide on them.
-    pub rosters: RosterTable,
+    rosters: RosterTable,
     /// Bare JIDs whose presence became needed by an applied change (a subscription to a
     /// node that delivers by presence, or such a configuration): the component asks them
     /// for a presence subscription. Not durable: [`Service::presence_wanted`] recomputes

@@ -4,6 +4,51 @@
 use super::*;
 
 impl<S: Store> Service<S> {
+    /// Who is online, as the engine holds it.
+    pub fn presence(&self) -> &PresenceTable {
+        &self.presence
+    }
+
+    /// `jid` went offline (e.g. a notification to it bounced): see
+    /// [`PresenceTable::unavailable`].
+    pub fn resource_unavailable(&mut self, jid: &FullJid) -> bool {
+        self.presence.unavailable(jid)
+    }
+
+    /// Every resource of `jid` went offline: see [`PresenceTable::all_unavailable`].
+    pub fn all_unavailable(&mut self, jid: &BareJid) {
+        self.presence.all_unavailable(jid);
+    }
+
+    /// The link to the server was (re)established: nobody is known to be online until they
+    /// say so again, and every user in [`Service::presence_wanted`] is to be probed (the
+    /// returned set). Requests queued for the old link are dropped: the probes cover them.
+    /// When the engine knew nobody (it just started, or was rebuilt from the store), who
+    /// answers the probes may have been online all along and does not count as coming
+    /// online ([`PresenceTable::assume_online`]) until [`Service::forget_stale_presence`].
+    pub fn presence_reconnected(&mut self) -> BTreeSet<BareJid> {
+        let fresh = self.presence.knows_nothing();
+        self.presence.clear();
+        self.presence_requests.clear();
+        let wanted = self.presence_wanted();
+        if fresh {
+            for b in &wanted {
+                self.presence.assume_online(b.clone());
+            }
+        }
+        wanted
+    }
+
+    /// Forget who was online before the last reset: see [`PresenceTable::forget_stale`].
+    pub fn forget_stale_presence(&mut self) {
+        self.presence.forget_stale();
+    }
+
+    /// Forget everyone's presence (after the link was lost): see [`PresenceTable::clear`].
+    pub fn clear_presence(&mut self) {
+        self.presence.clear();
+    }
+
     /// A resource's presence changed: `show` is its new show, `None` when it became
     /// unavailable. Returns the last item of every `on_sub_and_presence` node the JID
     /// subscribes to when the resource has just become available (not when an available

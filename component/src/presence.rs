@@ -58,7 +58,7 @@ pub fn handle_presence<S: Store>(
         Type::Unsubscribe => out.replies.push(presence(Type::Unsubscribed, me, bare)),
         // The user no longer shares their presence: none of their resources is known
         // to be online any more.
-        Type::Unsubscribed => service.presence.all_unavailable(&from.to_bare()),
+        Type::Unsubscribed => service.all_unavailable(&from.to_bare()),
         Type::Probe => out
             .replies
             .push(Presence::available().with_from(me.clone()).with_to(from)),
@@ -66,7 +66,7 @@ pub fn handle_presence<S: Store>(
         Type::None => changed(service, &from, Some(show_of(&p)), &mut out),
         Type::Unavailable => match from.try_as_full() {
             Ok(_) => changed(service, &from, None, &mut out),
-            Err(bare) => service.presence.all_unavailable(bare),
+            Err(bare) => service.all_unavailable(bare),
         },
         // A bounced probe or subscription request: nothing is known about that user.
         Type::Error => debug!(%from, "presence error"),
@@ -101,7 +101,7 @@ fn changed<S: Store>(
 /// stream closes, so a bounced notification is how the service learns it there.
 pub fn bounced<S: Store>(service: &mut Service<S>, from: &Jid) {
     if let Ok(full) = from.try_as_full() {
-        if service.presence.unavailable(full) {
+        if service.resource_unavailable(full) {
             debug!(%from, "notification bounced: resource taken as unavailable");
         }
     }
@@ -123,25 +123,14 @@ pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Ve
 /// What to send right after (re)connecting: the presence table is reset and every user
 /// whose presence the service needs is probed.
 pub fn on_connect<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
-    // A table that knows nothing belongs to a service that just started (or was rebuilt
-    // from the store): who answers the probes may have been online all along, and must not
-    // get the on_sub_and_presence item again. (A resource that logged in while Roost was
-    // down misses it; it can retrieve the items.) After a mere reconnect the table knows
-    // who was online, resource by resource.
-    let fresh = service.presence.knows_nothing();
-    service.presence.clear();
-    // Requests queued before this session were for a link that is gone: the probes cover
-    // the same users.
-    service.take_presence_requests();
+    // After a start or a rebuild from the store, who answers the probes may have been
+    // online all along and must not get the on_sub_and_presence item again (a resource that
+    // logged in while Roost was down misses it; it can retrieve the items); the engine
+    // tells the two cases apart (`Service::presence_reconnected`).
     service
-        .presence_wanted()
+        .presence_reconnected()
         .into_iter()
-        .map(|b| {
-            if fresh {
-                service.presence.assume_online(b.clone());
-            }
-            presence(Type::Probe, me, Jid::from(b))
-        })
+        .map(|b| presence(Type::Probe, me, Jid::from(b)))
         .collect()
 }
 
@@ -272,7 +261,7 @@ mod tests {
         let mallory = "mallory@localhost".parse().unwrap();
         assert!(r
             .service_mut()
-            .presence
+            .presence()
             .resources(&mallory)
             .next()
             .is_none());

@@ -240,9 +240,7 @@ impl<S: Store> Roost<S> {
             Ok(service) => {
                 self.service = service;
                 // The rebuilt engine knows no rosters; the tick fetches them again.
-                self.service
-                    .rosters
-                    .set_granted(self.privileges.roster_get());
+                self.service.set_roster_access(self.privileges.roster_get());
                 self.degraded = false;
                 self.reprobe = true;
                 info!("store reopened; the service state is what is on disk again");
@@ -330,7 +328,7 @@ impl<S: Store> Roost<S> {
         // presence and roster models admit nobody not affiliated. Requests that waited for
         // a roster from the old connection are decided without it.
         self.privileges = Privileges::default();
-        self.service.rosters.set_granted(false);
+        self.service.set_roster_access(false);
         let mut out = Vec::new();
         for w in self.fetches.reset() {
             out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
@@ -420,7 +418,7 @@ impl<S: Store> Roost<S> {
         }
         if let Some(since) = self.probing_since_ms {
             if now_millis().saturating_sub(since) >= PROBE_GRACE_MS {
-                self.service.presence.forget_stale();
+                self.service.forget_stale_presence();
                 self.probing_since_ms = None;
             }
         }
@@ -516,7 +514,7 @@ impl<S: Store> Roost<S> {
         if !p.roster_get() {
             warn!("no roster access: the presence and roster access models are not offered");
         }
-        self.service.rosters.set_granted(p.roster_get());
+        self.service.set_roster_access(p.roster_get());
         self.privileges = p;
         let owners = self.service.roster_owners();
         self.fetch_rosters(owners)
@@ -553,7 +551,7 @@ impl<S: Store> Roost<S> {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(jid, item)| Some((jid, item?)));
-        self.service.rosters.replace(owner, items, now_millis());
+        self.service.roster_fetched(owner, items, now_millis());
         debug!(%owner, "roster fetched");
         self.decide_waiting(owner)
     }
@@ -582,7 +580,7 @@ impl<S: Store> Roost<S> {
         match xmpp_parsers::roster::Roster::try_from(payload) {
             Ok(roster) => {
                 for (contact, item) in privilege::roster_items(&roster) {
-                    self.service.rosters.push(&owner, &contact, item);
+                    self.service.roster_pushed(&owner, &contact, item);
                 }
                 debug!(%owner, "roster push applied");
                 vec![self.result(&from, id, None)]
@@ -624,21 +622,20 @@ impl<S: Store> Roost<S> {
             return out;
         }
         self.service
-            .rosters
-            .mark_stale(now.saturating_sub(privilege::STALE_MS));
+            .mark_rosters_stale(now.saturating_sub(privilege::STALE_MS));
         let owners = self.service.roster_owners();
         let stale: Vec<BareJid> = self
             .service
-            .rosters
+            .rosters()
             .fetched_before(now.saturating_sub(privilege::REFRESH_MS));
         for o in &stale {
             if !owners.contains(o) {
-                self.service.rosters.forget(o);
+                self.service.forget_roster(o);
             }
         }
         let wanted: Vec<BareJid> = owners
             .into_iter()
-            .filter(|o| !self.service.rosters.has(o) || stale.contains(o))
+            .filter(|o| !self.service.rosters().has(o) || stale.contains(o))
             .collect();
         out.extend(self.fetch_rosters(wanted));
         out

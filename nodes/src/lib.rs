@@ -18,12 +18,14 @@
 
 pub mod access;
 pub mod error;
+mod matching;
 pub mod model;
 pub mod policy;
 pub mod presence;
 pub mod request;
 pub mod roster;
 pub mod service;
+mod state;
 pub mod store;
 
 pub use error::Error;

@@ -90,7 +90,7 @@ impl<S: Store> Service<S> {
         let subscribed = matches!(
             ask.question,
             Question::Do(Action::PublishItems | Action::RetrieveItems)
-        ) && self.is_subscribed(n, who);
+        ) && self.state.is_subscribed(n, who);
         let asks_rosters = matches!(
             ask.question,
             Question::Do(Action::Subscribe | Action::RetrieveItems) | Question::ReceiveItems

@@ -26,7 +26,8 @@ impl<S: Store> Service<S> {
 
     /// The nodes `me` may see, in NodeID order.
     pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
-        self.nodes
+        self.state
+            .nodes
             .values()
             .filter(|n| self.gate(Ask::new(me, Question::SeeNode, n)).is_allowed())
             .map(|n| NodeSummary {
@@ -48,6 +49,7 @@ impl<S: Store> Service<S> {
         self.check(me, Action::RetrieveItems, n)?;
         if let Some(subid) = subid.filter(|s| !s.is_empty()) {
             let sub = self
+                .state
                 .jid_subs(n, me)
                 .find(|s| s.subid == subid)
                 .ok_or(Error::InvalidSubId)?;

@@ -36,10 +36,11 @@ use crate::request::{
     RsmQuery, SubscriptionChange,
 };
 use crate::roster::RosterTable;
+use crate::state::{NodeState, State};
 use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 mod gate;
 mod history;
@@ -50,28 +51,14 @@ mod presence;
 mod publisher;
 mod rosters;
 mod state;
-mod subs;
 mod subscriber;
 mod timers;
+use crate::matching::presence_bound;
 use gate::Ask;
 pub use history::MAX_HISTORY_PAGE;
 pub use owner::{patch_config, precondition_mismatch};
-use presence::needs_presence;
 use publisher::items_event;
-use subs::SubMap;
 pub use subscriber::patch_options;
-
-/// One node as the engine keeps it in memory (its items stay in the store).
-#[derive(Debug, Clone)]
-struct NodeState {
-    rec: NodeRecord,
-    counters: ItemCounters,
-    affs: BTreeMap<BareJid, Affiliation>,
-    /// By subid.
-    subs: SubMap,
-    /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
-    subscribed: u64,
-}
 
 /// What `plan` computed for one request; nothing of it has happened yet.
 struct Plan {
@@ -99,46 +86,13 @@ pub struct Service<S: Store> {
     /// Node owners' rosters, as the component learns them (XEP-0356): the presence and
     /// roster access models decide on them.
     rosters: RosterTable,
-    /// Bare JIDs whose presence became needed by an applied change (a subscription to a
-    /// node that delivers by presence, or such a configuration): the component asks them
-    /// for a presence subscription. Not durable: [`Service::presence_wanted`] recomputes
-    /// the whole set from the subscriptions.
-    presence_requests: BTreeSet<BareJid>,
-    nodes: BTreeMap<String, NodeState>,
-    /// Node uid → NodeID, for changes keyed by uid.
-    uids: HashMap<u64, String>,
-    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node uid,
-    /// subid): a JID's subscriptions are found without scanning nodes, and a node's
-    /// subscriptions of one JID with a range query. By uid rather than NodeID so that a
-    /// million entries do not hold a million copies of node names ([`Service::uids`] maps
-    /// back).
-    subs_by_jid: HashMap<BareJid, BTreeSet<(u64, String)>>,
-    /// Every affiliation of a bare JID, by node.
-    affs_by_jid: HashMap<BareJid, BTreeMap<String, Affiliation>>,
-    last_uid: u64,
+    /// Nodes, subscriptions, affiliations and their indexes.
+    state: State,
     /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
     counter: Cell<u64>,
-    /// Subscription leases (`pubsub#expire`) by end time, as (end, node, subid): [`tick`]
-    /// reads only the ended ones. Rebuilt from the subscriptions on load.
-    ///
-    /// [`tick`]: Service::tick
-    leases: BTreeSet<(Millis, String, String)>,
-    /// Digest subscriptions (`pubsub#digest`), by (node, subid). Not durable: after a
-    /// restart a digest period starts afresh with the items published from then on.
-    digests: BTreeMap<(String, String), Digest>,
     /// Set by the first [`Service::tick`]. Until something runs the clock no digest can go
     /// out, so digest subscribers get items one by one rather than never.
     clock_running: bool,
-}
-
-/// Where a digest subscription stands.
-#[derive(Debug, Clone, Copy)]
-struct Digest {
-    /// Items with a higher seq go into the next digest. Set when the subscription is
-    /// applied, and by the first tick (items before it went out one by one).
-    after_seq: u64,
-    /// When the next digest is due; `None` until the first tick schedules it.
-    due: Option<Millis>,
 }
 
 /// How many expired items one [`Service::tick`] removes at most; the rest wait for the
@@ -154,15 +108,11 @@ impl<S: Store> Service<S> {
             policy,
             presence: PresenceTable::new(),
             rosters: RosterTable::new(),
-            presence_requests: BTreeSet::new(),
-            nodes: BTreeMap::new(),
-            uids: HashMap::new(),
-            subs_by_jid: HashMap::new(),
-            affs_by_jid: HashMap::new(),
-            last_uid: snapshot.last_uid,
+            state: State {
+                last_uid: snapshot.last_uid,
+                ..State::default()
+            },
             counter: Cell::new(0),
-            leases: BTreeSet::new(),
-            digests: BTreeMap::new(),
             clock_running: false,
         };
         // Loading is applying the snapshot as if it were one big change set, so there is
@@ -171,12 +121,12 @@ impl<S: Store> Service<S> {
         // memory freed by the snapshot is reused by the maps built from it.
         for (_, (rec, counters)) in snapshot.nodes {
             let uid = rec.uid;
-            svc.apply_one(&Change::PutNode(rec));
-            svc.apply_one(&Change::PutCounters { uid, counters });
+            svc.state.apply_one(&Change::PutNode(rec));
+            svc.state.apply_one(&Change::PutCounters { uid, counters });
         }
         for (node, affs) in snapshot.affiliations {
             for (jid, affiliation) in affs {
-                svc.apply_one(&Change::PutAffiliation {
+                svc.state.apply_one(&Change::PutAffiliation {
                     node: node.clone(),
                     jid,
                     affiliation,
@@ -185,11 +135,11 @@ impl<S: Store> Service<S> {
         }
         for (node, subs) in snapshot.subscriptions {
             for (_, sub) in subs {
-                svc.put_subscription(&node, sub);
+                svc.state.put_subscription(&node, sub);
             }
         }
         // Loading asks nobody: the component probes all of `presence_wanted` on connect.
-        svc.presence_requests.clear();
+        svc.state.presence_requests.clear();
         Ok(svc)
     }
 
@@ -201,7 +151,7 @@ impl<S: Store> Service<S> {
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;
-            self.apply(&plan.changes);
+            self.state.apply(&plan.changes);
         }
         Ok(Outcome {
             reply: plan.reply,
@@ -226,7 +176,7 @@ impl<S: Store> Service<S> {
 
     /// The NodeIDs of all nodes, whoever may see them (for operators and tests).
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.keys().map(String::as_str)
+        self.state.nodes.keys().map(String::as_str)
     }
 
     /// What `req` would do, changing nothing: one arm per use case, each a method of its

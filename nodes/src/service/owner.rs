@@ -33,17 +33,18 @@ impl<S: Store> Service<S> {
         self.gate(Ask::create(me)).check()?;
         let name = match node {
             Some(name) if name.is_empty() => return Err(Error::NodeIdRequired),
-            Some(name) if self.nodes.contains_key(&name) => return Err(Error::NodeExists),
+            Some(name) if self.state.nodes.contains_key(&name) => return Err(Error::NodeExists),
             Some(name) => name,
             None => loop {
                 let name = self.fresh(now);
-                if !self.nodes.contains_key(&name) {
+                if !self.state.nodes.contains_key(&name) {
                     break name;
                 }
             },
         };
         if !self.is_admin(me) {
             let owned = self
+                .state
                 .affs_by_jid
                 .get(me)
                 .map(|m| m.values().filter(|a| **a == Affiliation::Owner).count() as u64)
@@ -57,7 +58,7 @@ impl<S: Store> Service<S> {
             None => self.policy.default_config.clone(),
         };
         self.validate_config(&config)?;
-        let uid = self.last_uid + 1;
+        let uid = self.state.last_uid + 1;
         let mut changes = ChangeSet::default();
         changes.push(Change::PutNode(NodeRecord {
             name: name.clone(),
@@ -146,6 +147,7 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageSubscriptions, n)?;
         let pending: Vec<&Subscription> = self
+            .state
             .jid_subs(n, &jid.to_bare())
             .filter(|s| &s.jid == jid && s.state == SubscriptionState::Pending)
             .filter(|s| match subid {
@@ -199,6 +201,7 @@ impl<S: Store> Service<S> {
         let mut work: BTreeMap<String, (Jid, Option<Subscription>)> = BTreeMap::new();
         for row in rows {
             let mut current: Vec<Subscription> = self
+                .state
                 .jid_subs(n, &row.jid.to_bare())
                 .filter(|s| s.jid == row.jid && !work.contains_key(&s.subid))
                 .cloned()
@@ -322,7 +325,7 @@ impl<S: Store> Service<S> {
             // loses its subscriptions and is told so.
             let ask = Ask::new(&jid, Action::Subscribe, n).as_affiliated(aff);
             if !self.gate(ask).admits()? {
-                for sub in self.jid_subs(n, &jid) {
+                for sub in self.state.jid_subs(n, &jid) {
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
                         jid: sub.jid.clone(),
@@ -435,6 +438,7 @@ impl<S: Store> Service<S> {
     /// Ad-hoc `pubsub#get-pending`, first step (§8.7).
     pub(super) fn pending_nodes(&self, me: &BareJid) -> Result<Plan, Error> {
         let nodes = self
+            .state
             .nodes
             .values()
             .filter(|n| self.check(me, Action::ManageSubscriptions, n).is_ok())

@@ -29,7 +29,7 @@ impl<S: Store> Service<S> {
     pub fn presence_reconnected(&mut self) -> BTreeSet<BareJid> {
         let fresh = self.presence.knows_nothing();
         self.presence.clear();
-        self.presence_requests.clear();
+        self.state.presence_requests.clear();
         let wanted = self.presence_wanted();
         if fresh {
             for b in &wanted {
@@ -64,7 +64,7 @@ impl<S: Store> Service<S> {
         };
         // Anyone can send the service directed presence: only those whose presence some
         // subscription needs take memory.
-        if !self.wants_presence(&jid.to_bare()) {
+        if !self.state.wants_presence(&jid.to_bare()) {
             return Ok(Vec::new());
         }
         if !self.presence.available(jid, show) {
@@ -73,8 +73,8 @@ impl<S: Store> Service<S> {
         let full = Jid::from(jid.clone());
         let bare = jid.to_bare();
         let mut by_node: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
-        for (uid, subid) in self.subs_by_jid.get(&bare).into_iter().flatten() {
-            let Some(n) = self.node_by_uid(*uid) else {
+        for (uid, subid) in self.state.subs_by_jid.get(&bare).into_iter().flatten() {
+            let Some(n) = self.state.node_by_uid(*uid) else {
                 continue;
             };
             let Some(sub) = n.subs.get(subid) else {
@@ -96,7 +96,7 @@ impl<S: Store> Service<S> {
         }
         let mut out = Vec::new();
         for (node, (subids, include_body)) in by_node {
-            let Some(n) = self.nodes.get(node) else {
+            let Some(n) = self.state.nodes.get(node) else {
                 continue;
             };
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
@@ -114,41 +114,10 @@ impl<S: Store> Service<S> {
         Ok(out)
     }
 
-    /// Every bare JID whose presence the service needs: subscribers of nodes with
-    /// `presence_based_delivery` or `send_last_published_item=on_sub_and_presence`, and
-    /// subscriptions narrowed by `pubsub#show-values`. Derived from the subscriptions, so
-    /// it is as durable as they are and needs no storage of its own.
-    pub fn presence_wanted(&self) -> BTreeSet<BareJid> {
-        let mut out = BTreeSet::new();
-        for n in self.nodes.values() {
-            for sub in n.subs.values() {
-                if needs_presence(&n.rec.config, sub) {
-                    out.insert(sub.jid.to_bare());
-                }
-            }
-        }
-        out
-    }
-
-    /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
-    pub(super) fn wants_presence(&self, bare: &BareJid) -> bool {
-        self.subs_by_jid
-            .get(bare)
-            .into_iter()
-            .flatten()
-            .any(|(uid, subid)| {
-                self.node_by_uid(*uid).is_some_and(|n| {
-                    n.subs
-                        .get(subid)
-                        .is_some_and(|sub| needs_presence(&n.rec.config, sub))
-                })
-            })
-    }
-
     /// The bare JIDs that became part of [`Service::presence_wanted`] since the last call
     /// (possibly again): each should be asked for a presence subscription.
     pub fn take_presence_requests(&mut self) -> BTreeSet<BareJid> {
-        std::mem::take(&mut self.presence_requests)
+        std::mem::take(&mut self.state.presence_requests)
     }
 
     /// Where a notification for `sub` goes: the JID as subscribed or, when its delivery
@@ -173,20 +142,4 @@ impl<S: Store> Service<S> {
                 .collect(),
         }
     }
-}
-
-/// Whether delivery to `sub` depends on its subscriber's presence: the node delivers by
-/// presence, or the subscription accepts only some shows (which only presence can tell).
-pub(super) fn presence_bound(cfg: &NodeConfig, sub: &Subscription) -> bool {
-    cfg.presence_based_delivery
-        || !Show::ALL
-            .iter()
-            .all(|s| sub.options.show_values.contains(s))
-}
-
-/// Whether the service must learn `sub`'s subscriber's presence.
-pub(super) fn needs_presence(cfg: &NodeConfig, sub: &Subscription) -> bool {
-    sub.state == SubscriptionState::Subscribed
-        && (presence_bound(cfg, sub)
-            || cfg.send_last_published_item == SendLastPublished::OnSubAndPresence)
 }

@@ -18,7 +18,7 @@ impl<S: Store> Service<S> {
             .gate(Ask::new(me, Action::Subscribe, n).about(&bare))
             .check()?;
         if options.is_none() {
-            if let Some(existing) = self.jid_subs(n, &bare).find(|s| s.jid == jid) {
+            if let Some(existing) = self.state.jid_subs(n, &bare).find(|s| s.jid == jid) {
                 return Ok(Plan::read(Reply::Subscription {
                     node,
                     sub: existing.clone(),
@@ -28,7 +28,11 @@ impl<S: Store> Service<S> {
         if n.subs.len() as u64 >= self.policy.max_subscriptions_per_node {
             return Err(Error::LimitReached("subscriptions per node"));
         }
-        let held = self.subs_by_jid.get(&bare).map_or(0, |s| s.len() as u64);
+        let held = self
+            .state
+            .subs_by_jid
+            .get(&bare)
+            .map_or(0, |s| s.len() as u64);
         if held >= self.policy.max_subscriptions_per_jid {
             return Err(Error::LimitReached("subscriptions per JID"));
         }
@@ -110,12 +114,13 @@ impl<S: Store> Service<S> {
             self.node(name)?;
         }
         let mut subs: Vec<(String, Subscription)> = self
+            .state
             .subs_by_jid
             .get(me)
             .into_iter()
             .flatten()
             .filter_map(|(uid, subid)| {
-                let n = self.node_by_uid(*uid)?;
+                let n = self.state.node_by_uid(*uid)?;
                 if !wanted(node.as_deref(), &n.rec.name) {
                     return None;
                 }
@@ -137,6 +142,7 @@ impl<S: Store> Service<S> {
             self.node(name)?;
         }
         let affs = self
+            .state
             .affs_by_jid
             .get(me)
             .into_iter()

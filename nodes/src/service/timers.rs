@@ -17,8 +17,8 @@ impl<S: Store> Service<S> {
         if !self.clock_running {
             self.clock_running = true;
             // Until now digest subscribers got items one by one: start their digests here.
-            for ((node, _), d) in self.digests.iter_mut() {
-                if let Some(n) = self.nodes.get(node) {
+            for ((node, _), d) in self.state.digests.iter_mut() {
+                if let Some(n) = self.state.nodes.get(node) {
                     d.after_seq = n.counters.last_seq;
                 }
             }
@@ -31,7 +31,7 @@ impl<S: Store> Service<S> {
         let mut expired: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
         for (at, uid, seq) in self.store.due_expiries(now, EXPIRE_BATCH)? {
             changes.push(Change::UnscheduleExpiry { at, uid, seq });
-            if !self.uids.contains_key(&uid) {
+            if !self.state.uids.contains_key(&uid) {
                 continue; // the node is gone: a stale entry
             }
             let range = ItemRange {
@@ -47,7 +47,12 @@ impl<S: Store> Service<S> {
             }
         }
         for (uid, items) in expired {
-            let Some(n) = self.uids.get(&uid).and_then(|name| self.nodes.get(name)) else {
+            let Some(n) = self
+                .state
+                .uids
+                .get(&uid)
+                .and_then(|name| self.state.nodes.get(name))
+            else {
                 continue;
             };
             for i in &items {
@@ -72,13 +77,14 @@ impl<S: Store> Service<S> {
 
         // Ended leases: the index is ordered by end time, so only those are read.
         let ended: Vec<(String, String)> = self
+            .state
             .leases
             .iter()
             .take_while(|(end, _, _)| *end <= now)
             .map(|(_, node, subid)| (node.clone(), subid.clone()))
             .collect();
         for (node, subid) in ended {
-            let Some(n) = self.nodes.get(&node) else {
+            let Some(n) = self.state.nodes.get(&node) else {
                 continue;
             };
             let Some(sub) = n.subs.get(&subid) else {
@@ -94,7 +100,7 @@ impl<S: Store> Service<S> {
 
         if !changes.is_empty() {
             self.store.commit(&changes)?;
-            self.apply(&changes);
+            self.state.apply(&changes);
         }
 
         notifications.extend(self.release_digests(now)?);
@@ -104,10 +110,12 @@ impl<S: Store> Service<S> {
     /// Sends the digests that are due and schedules the next ones. Only memory changes.
     pub(super) fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
         let mut out = Vec::new();
-        let keys: Vec<(String, String)> = self.digests.keys().cloned().collect();
+        let keys: Vec<(String, String)> = self.state.digests.keys().cloned().collect();
         for key in keys {
-            let (Some(n), Some(d)) = (self.nodes.get(&key.0), self.digests.get(&key).copied())
-            else {
+            let (Some(n), Some(d)) = (
+                self.state.nodes.get(&key.0),
+                self.state.digests.get(&key).copied(),
+            ) else {
                 continue;
             };
             let Some(sub) = n.subs.get(&key.1) else {
@@ -115,7 +123,7 @@ impl<S: Store> Service<S> {
             };
             let period = sub.options.digest_frequency.max(1);
             let Some(due) = d.due else {
-                if let Some(d) = self.digests.get_mut(&key) {
+                if let Some(d) = self.state.digests.get_mut(&key) {
                     d.due = Some(now.saturating_add(period));
                 }
                 continue;
@@ -154,7 +162,7 @@ impl<S: Store> Service<S> {
                     });
                 }
             }
-            if let Some(d) = self.digests.get_mut(&key) {
+            if let Some(d) = self.state.digests.get_mut(&key) {
                 d.after_seq = last_seq;
                 d.due = Some(now.saturating_add(period));
             }

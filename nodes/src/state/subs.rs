@@ -43,41 +43,41 @@ impl Borrow<str> for BySubid {
 
 /// Subscriptions by subid, in subid order.
 #[derive(Debug, Clone, Default)]
-pub(super) struct SubMap(BTreeSet<BySubid>);
+pub(crate) struct SubMap(BTreeSet<BySubid>);
 
 impl SubMap {
     /// The subscription with this subid.
-    pub(super) fn get(&self, subid: &str) -> Option<&Subscription> {
+    pub(crate) fn get(&self, subid: &str) -> Option<&Subscription> {
         self.0.get(subid).map(|s| &s.0)
     }
 
     /// True if a subscription has this subid.
-    pub(super) fn contains_key(&self, subid: &str) -> bool {
+    pub(crate) fn contains_key(&self, subid: &str) -> bool {
         self.0.contains(subid)
     }
 
     /// Inserts `sub` under its subid; returns the subscription it replaced.
-    pub(super) fn insert(&mut self, sub: Subscription) -> Option<Subscription> {
+    pub(crate) fn insert(&mut self, sub: Subscription) -> Option<Subscription> {
         self.0.replace(BySubid(sub)).map(|s| s.0)
     }
 
     /// Removes and returns the subscription with this subid.
-    pub(super) fn remove(&mut self, subid: &str) -> Option<Subscription> {
+    pub(crate) fn remove(&mut self, subid: &str) -> Option<Subscription> {
         self.0.take(subid).map(|s| s.0)
     }
 
     /// Every subscription, in subid order.
-    pub(super) fn values(&self) -> impl Iterator<Item = &Subscription> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Subscription> {
         self.0.iter().map(|s| &s.0)
     }
 
     /// How many subscriptions there are.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Keeps only the subscriptions whose subid `keep` accepts.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
         self.0.retain(|s| keep(&s.0.subid));
     }
 }

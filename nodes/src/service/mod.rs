@@ -10,12 +10,11 @@
 //! So a failed commit leaves memory as it was and notifies no one, and memory cannot
 //! drift from what the store holds.
 //!
-//! Choices where XEP-0060 leaves room (documented once, here):
-//! - `pubsub#deliver=false` on a subscription pauses every broadcast to it (items,
-//!   retractions, purge, configuration, delete); only notifications about the
-//!   subscription itself (§8.8.4) still reach it.
-//! - `pubsub#deliver_notifications=false` silences item and retraction events; purge,
-//!   configuration and delete events have their own `notify_*` switches.
+//! Who hears of what is decided in one place, the matching stage (`crate::matching`); who
+//! may do what in another, the access gate (`crate::access`).
+//!
+//! Choices where XEP-0060 leaves room (documented once, here; those about delivery are in
+//! `crate::matching::deliver`):
 //! - Removing the last owner of a node (§8.9.2.4) is refused with
 //!   [`Error::InvalidConfig`], which maps to `not-acceptable` as the XEP asks.
 //! - Giving the same entity twice in one affiliations request is [`Error::BadRequest`].
@@ -53,7 +52,7 @@ mod rosters;
 mod state;
 mod subscriber;
 mod timers;
-use crate::matching::presence_bound;
+use crate::matching::{deliver, Context, Matchers, Occasion, Occurrence, Recipient, Scope};
 use gate::Ask;
 pub use history::MAX_HISTORY_PAGE;
 pub use owner::{patch_config, precondition_mismatch};
@@ -88,6 +87,8 @@ pub struct Service<S: Store> {
     rosters: RosterTable,
     /// Nodes, subscriptions, affiliations and their indexes.
     state: State,
+    /// The matching stage's matchers: who an event reaches.
+    matchers: Matchers,
     /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
     counter: Cell<u64>,
     /// Set by the first [`Service::tick`]. Until something runs the clock no digest can go
@@ -112,6 +113,7 @@ impl<S: Store> Service<S> {
                 last_uid: snapshot.last_uid,
                 ..State::default()
             },
+            matchers: Matchers::default(),
             counter: Cell::new(0),
             clock_running: false,
         };
@@ -140,6 +142,7 @@ impl<S: Store> Service<S> {
         }
         // Loading asks nobody: the component probes all of `presence_wanted` on connect.
         svc.state.presence_requests.clear();
+        svc.matchers.loaded(&svc.state);
         Ok(svc)
     }
 
@@ -151,12 +154,21 @@ impl<S: Store> Service<S> {
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;
-            self.state.apply(&plan.changes);
+            self.apply(&plan.changes);
         }
         Ok(Outcome {
             reply: plan.reply,
             notifications: plan.notifications,
         })
+    }
+
+    /// Apply a committed change set to memory: to the state, then to the matchers' own
+    /// indexes.
+    fn apply(&mut self, changes: &ChangeSet) {
+        for c in &changes.0 {
+            self.state.apply_one(c);
+            self.matchers.applied(&self.state, c);
+        }
     }
 
     /// The store, e.g. to flush it on shutdown.

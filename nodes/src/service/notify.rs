@@ -2,46 +2,66 @@
 
 use super::*;
 
+impl<S: Store> Context for Service<S> {
+    fn presence(&self) -> &PresenceTable {
+        &self.presence
+    }
+
+    fn admitted(&self, node: &NodeState, subscriber: &BareJid) -> bool {
+        self.gate(Ask::new(subscriber, Question::ReceiveItems, node)) == Decision::Allow
+    }
+
+    fn clock_running(&self) -> bool {
+        self.clock_running
+    }
+}
+
 impl<S: Store> Service<S> {
-    /// One notification per subscribed JID (with all its subids, §12.5) whose delivery is
-    /// not paused (and, for published items, that does not take digests).
-    pub(super) fn broadcast(&self, n: &NodeState, event: Event) -> Vec<Notification> {
-        // Digest subscriptions get published items batched by `tick` instead (once it runs).
-        let items = matches!(event, Event::Items { .. }) && self.clock_running;
+    /// Who `occasion` on `n` reaches among `scope`, through the matching stage.
+    pub(super) fn recipients(
+        &self,
+        n: &NodeState,
+        occasion: Occasion<'_>,
+        scope: Scope<'_>,
+    ) -> Vec<Recipient> {
+        let occ = Occurrence {
+            node: n,
+            occasion,
+            scope,
+        };
+        self.matchers.recipients(self, &self.state, &occ)
+    }
+
+    /// One notification of `event` on `n` per recipient.
+    pub(super) fn notifications(
+        &self,
+        n: &NodeState,
+        recipients: Vec<Recipient>,
+        event: Event,
+    ) -> Vec<Notification> {
         let event = std::sync::Arc::new(event);
-        let mut by_jid: BTreeMap<Jid, (Vec<String>, bool)> = BTreeMap::new();
-        for s in n.subs.values() {
-            if s.state == SubscriptionState::Subscribed
-                && s.options.deliver
-                && !(items && s.options.digest)
-                && self.still_admitted(n, s)
-            {
-                for to in self.targets(&n.rec.config, s) {
-                    let e = by_jid.entry(to).or_default();
-                    e.0.push(s.subid.clone());
-                    e.1 |= s.options.include_body;
-                }
-            }
-        }
-        by_jid
+        recipients
             .into_iter()
-            .map(|(to, (subids, include_body))| Notification {
-                to,
+            .map(|r| Notification {
+                to: r.to,
                 node: n.rec.name.clone(),
-                subids,
+                subids: r.subids,
                 kind: n.rec.config.notification_type,
-                include_body,
+                include_body: r.include_body,
                 event: event.clone(),
             })
             .collect()
     }
 
-    /// Whether the owners' rosters still admit `sub`'s subscriber to a presence or roster
-    /// node (always true for other models). Rosters change after subscribing; one not
-    /// known, or lost with the privilege, admits nobody who is not affiliated.
-    pub(super) fn still_admitted(&self, n: &NodeState, sub: &Subscription) -> bool {
-        let who = sub.jid.to_bare();
-        self.gate(Ask::new(&who, Question::ReceiveItems, n)) == Decision::Allow
+    /// `event` to everyone `occasion` on `n` reaches: a broadcast.
+    pub(super) fn broadcast(
+        &self,
+        n: &NodeState,
+        occasion: Occasion<'_>,
+        event: Event,
+    ) -> Vec<Notification> {
+        let recipients = self.recipients(n, occasion, Scope::Everyone);
+        self.notifications(n, recipients, event)
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).

@@ -119,14 +119,14 @@ impl<S: Store> Service<S> {
             config: config.clone(),
             ..n.rec.clone()
         }));
-        if config.notify_config {
+        if deliver::node_notifies(&config, &Occasion::Configure) {
             let event = Event::Configuration {
                 config: config.deliver_payloads.then(|| config.clone()),
             };
             let mut after = n.clone();
             after.subs.retain(|subid| !removed.contains(subid));
             after.rec.config = config;
-            notifications.extend(self.broadcast(&after, event));
+            notifications.extend(self.broadcast(&after, Occasion::Configure, event));
         }
         Ok(Plan {
             reply: Reply::Done,
@@ -371,11 +371,7 @@ impl<S: Store> Service<S> {
             name: node,
             uid: n.rec.uid,
         });
-        let notifications = if n.rec.config.notify_delete {
-            self.broadcast(n, Event::Delete { redirect })
-        } else {
-            Vec::new()
-        };
+        let notifications = self.broadcast(n, Occasion::Delete, Event::Delete { redirect });
         Ok(Plan {
             reply: Reply::Done,
             changes,
@@ -398,12 +394,7 @@ impl<S: Store> Service<S> {
                 last_seq: n.counters.last_seq,
             },
         });
-        // §8.5: the purge event goes out when the node notifies on retraction.
-        let notifications = if n.rec.config.notify_retract {
-            self.broadcast(n, Event::Purge)
-        } else {
-            Vec::new()
-        };
+        let notifications = self.broadcast(n, Occasion::Purge, Event::Purge);
         Ok(Plan {
             reply: Reply::Done,
             changes,

@@ -70,45 +70,34 @@ impl<S: Store> Service<S> {
         if !self.presence.available(jid, show) {
             return Ok(Vec::new());
         }
-        let full = Jid::from(jid.clone());
         let bare = jid.to_bare();
-        let mut by_node: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
-        for (uid, subid) in self.state.subs_by_jid.get(&bare).into_iter().flatten() {
-            let Some(n) = self.state.node_by_uid(*uid) else {
-                continue;
-            };
-            let Some(sub) = n.subs.get(subid) else {
-                continue;
-            };
-            let cfg = &n.rec.config;
-            if cfg.send_last_published_item == SendLastPublished::OnSubAndPresence
-                && cfg.deliver_notifications
-                && sub.state == SubscriptionState::Subscribed
-                && sub.options.deliver
-                && sub.options.show_values.contains(&show)
-                && (sub.jid.try_as_full().is_err() || sub.jid == full)
-                && self.still_admitted(n, sub)
-            {
-                let e = by_node.entry(n.rec.name.as_str()).or_default();
-                e.0.push(sub.subid.clone());
-                e.1 |= sub.options.include_body;
-            }
-        }
+        // Each node the JID subscribes to, once, in NodeID order.
+        let names: BTreeSet<&str> = self
+            .state
+            .subs_by_jid
+            .get(&bare)
+            .into_iter()
+            .flatten()
+            .filter_map(|(uid, _)| self.state.node_by_uid(*uid))
+            .map(|n| n.rec.name.as_str())
+            .collect();
+        let occasion = Occasion::Online {
+            resource: jid,
+            show,
+        };
         let mut out = Vec::new();
-        for (node, (subids, include_body)) in by_node {
-            let Some(n) = self.state.nodes.get(node) else {
+        for name in names {
+            let Some(n) = self.state.node(name) else {
                 continue;
             };
+            let recipients = self.recipients(n, occasion, Scope::Subscriber(&bare));
+            if recipients.is_empty() {
+                continue;
+            }
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
                 let publisher = last.publisher.clone();
-                out.push(Notification {
-                    to: full.clone(),
-                    node: node.to_owned(),
-                    subids,
-                    kind: n.rec.config.notification_type,
-                    include_body,
-                    event: std::sync::Arc::new(items_event(&n.rec.config, vec![last], &publisher)),
-                });
+                let event = items_event(&n.rec.config, vec![last], &publisher);
+                out.extend(self.notifications(n, recipients, event));
             }
         }
         Ok(out)
@@ -118,28 +107,5 @@ impl<S: Store> Service<S> {
     /// (possibly again): each should be asked for a presence subscription.
     pub fn take_presence_requests(&mut self) -> BTreeSet<BareJid> {
         std::mem::take(&mut self.state.presence_requests)
-    }
-
-    /// Where a notification for `sub` goes: the JID as subscribed or, when its delivery
-    /// depends on presence, each available resource (of a bare JID; only the resource
-    /// itself for a full JID) whose show the subscription accepts. Full JIDs, so that
-    /// the server never stores one offline.
-    pub(super) fn targets(&self, cfg: &NodeConfig, sub: &Subscription) -> Vec<Jid> {
-        if !presence_bound(cfg, sub) {
-            return vec![sub.jid.clone()];
-        }
-        let accepts = |show: Show| sub.options.show_values.contains(&show);
-        match sub.jid.try_as_full() {
-            Ok(full) => match self.presence.show(full) {
-                Some(show) if accepts(show) => vec![sub.jid.clone()],
-                _ => Vec::new(),
-            },
-            Err(bare) => self
-                .presence
-                .resources(bare)
-                .filter(|(_, show)| accepts(*show))
-                .filter_map(|(res, _)| bare.with_resource_str(res).ok().map(Jid::from))
-                .collect(),
-        }
     }
 }

@@ -118,11 +118,8 @@ impl<S: Store> Service<S> {
                 last_seq: seq,
             },
         });
-        let notifications = if cfg.deliver_notifications {
-            self.broadcast(n, items_event(cfg, vec![item], actor))
-        } else {
-            Vec::new()
-        };
+        let notifications =
+            self.broadcast(n, Occasion::Publish, items_event(cfg, vec![item], actor));
         Ok(Plan {
             reply: Reply::Published { node, id },
             changes,
@@ -138,7 +135,6 @@ impl<S: Store> Service<S> {
         notify: bool,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
-        let cfg = &n.rec.config;
         self.check(me, Action::DeleteOwnItem, n)?;
         let mut seen = BTreeSet::new();
         let ids: Vec<String> = ids
@@ -168,11 +164,8 @@ impl<S: Store> Service<S> {
                 last_seq: n.counters.last_seq,
             },
         });
-        let notifications = if cfg.deliver_notifications && (notify || cfg.notify_retract) {
-            self.broadcast(n, Event::Retract { ids })
-        } else {
-            Vec::new()
-        };
+        let occasion = Occasion::Retract { requested: notify };
+        let notifications = self.broadcast(n, occasion, Event::Retract { ids });
         Ok(Plan {
             reply: Reply::Done,
             changes,

@@ -79,23 +79,12 @@ impl<S: Store> Service<S> {
                 },
             ));
         }
-        if cfg.send_last_published_item != SendLastPublished::Never
-            && cfg.deliver_notifications
-            && sub.options.deliver
-        {
+        let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(&sub));
+        if !recipients.is_empty() {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
                 let publisher = last.publisher.clone();
-                let event = std::sync::Arc::new(items_event(cfg, vec![last], &publisher));
-                for to in self.targets(cfg, &sub) {
-                    notifications.push(Notification {
-                        to,
-                        node: node.clone(),
-                        subids: vec![sub.subid.clone()],
-                        kind: cfg.notification_type,
-                        include_body: sub.options.include_body,
-                        event: event.clone(),
-                    });
-                }
+                let event = items_event(cfg, vec![last], &publisher);
+                notifications.extend(self.notifications(n, recipients, event));
             }
         }
         Ok(Plan {

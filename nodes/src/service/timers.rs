@@ -69,10 +69,9 @@ impl<S: Store> Service<S> {
                     last_seq: n.counters.last_seq,
                 },
             });
-            if n.rec.config.notify_retract && n.rec.config.deliver_notifications {
-                let ids = items.into_iter().map(|i| i.id).collect();
-                notifications.extend(self.broadcast(n, Event::Retract { ids }));
-            }
+            let ids = items.into_iter().map(|i| i.id).collect();
+            let occasion = Occasion::Retract { requested: false };
+            notifications.extend(self.broadcast(n, occasion, Event::Retract { ids }));
         }
 
         // Ended leases: the index is ordered by end time, so only those are read.
@@ -100,7 +99,7 @@ impl<S: Store> Service<S> {
 
         if !changes.is_empty() {
             self.store.commit(&changes)?;
-            self.state.apply(&changes);
+            self.apply(&changes);
         }
 
         notifications.extend(self.release_digests(now)?);
@@ -138,29 +137,20 @@ impl<S: Store> Service<S> {
                 limit: u64::MAX,
                 from_end: false,
             };
-            let items = self.store.items_range(n.rec.uid, &range)?;
-            let cfg = &n.rec.config;
-            let deliver = sub.state == SubscriptionState::Subscribed
-                && sub.options.deliver
-                && cfg.deliver_notifications
-                && self.still_admitted(n, sub);
             let last_seq = n.counters.last_seq;
-            if deliver && !items.is_empty() {
-                let mut event = items_event(cfg, items, &sub.jid);
+            let recipients = self.recipients(n, Occasion::Digest, Scope::One(sub));
+            let items = if recipients.is_empty() {
+                Vec::new()
+            } else {
+                self.store.items_range(n.rec.uid, &range)?
+            };
+            if !items.is_empty() {
+                let mut event = items_event(&n.rec.config, items, &sub.jid);
                 // The digest batches many publishers: no single one to reply to.
                 if let Event::Items { publisher, .. } = &mut event {
                     *publisher = None;
                 }
-                for to in self.targets(cfg, sub) {
-                    out.push(Notification {
-                        to,
-                        node: n.rec.name.clone(),
-                        subids: vec![sub.subid.clone()],
-                        kind: cfg.notification_type,
-                        include_body: sub.options.include_body,
-                        event: std::sync::Arc::new(event.clone()),
-                    });
-                }
+                out.extend(self.notifications(n, recipients, event));
             }
             if let Some(d) = self.state.digests.get_mut(&key) {
                 d.after_seq = last_seq;

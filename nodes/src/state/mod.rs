@@ -4,7 +4,7 @@
 
 use crate::matching::needs_presence;
 use crate::model::*;
-use crate::store::{Change, ChangeSet};
+use crate::store::Change;
 use crate::{BareJid, Millis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -62,14 +62,8 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Apply a committed change set to memory. Changes for nodes memory does not know
+    /// Apply one committed change to memory. Changes for nodes memory does not know
     /// (possible only in a corrupt snapshot) are skipped rather than trusted.
-    pub(crate) fn apply(&mut self, changes: &ChangeSet) {
-        for c in &changes.0 {
-            self.apply_one(c);
-        }
-    }
-
     pub(crate) fn apply_one(&mut self, c: &Change) {
         match c {
             Change::PutNode(rec) => {

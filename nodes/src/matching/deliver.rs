@@ -15,6 +15,7 @@
 use super::{Candidate, Context, Occasion};
 use crate::model::*;
 use crate::presence::PresenceTable;
+use crate::state::Sub;
 use crate::Jid;
 
 /// Whether the node lets its subscribers hear of `occasion` at all: its
@@ -46,28 +47,26 @@ pub(crate) fn deliver(
     occasion: &Occasion<'_>,
     to: &mut Vec<Jid>,
 ) -> bool {
-    let (sub, cfg) = (cand.sub, &cand.node.rec.config);
-    if !node_notifies(cfg, occasion) || !sub.options.deliver {
+    let (sub, cfg) = (&cand.sub, &cand.node.rec.config);
+    let options = sub.options();
+    if !node_notifies(cfg, occasion) || !options.deliver {
         return false;
     }
     // A new subscription was admitted by the gate a moment ago and is not applied yet;
     // every other one must be subscribed and still admitted (rosters change).
     if *occasion != Occasion::Subscribed
-        && (sub.state != SubscriptionState::Subscribed
-            || !ctx.admitted(cand.node, &sub.jid.to_bare()))
+        && (sub.state() != SubscriptionState::Subscribed || !ctx.admitted(cand.node, sub.bare()))
     {
         return false;
     }
     // Digest subscriptions get published items batched by the tick, once it runs.
-    if *occasion == Occasion::Publish && sub.options.digest && ctx.clock_running() {
+    if *occasion == Occasion::Publish && options.digest && ctx.clock_running() {
         return false;
     }
     match occasion {
         Occasion::Online { resource, show } => {
             let full = Jid::from((*resource).clone());
-            if sub.options.show_values.contains(show)
-                && (sub.jid.try_as_full().is_err() || sub.jid == full)
-            {
+            if options.show_values.contains(show) && (!sub.is_full() || sub.key.is(&full)) {
                 to.push(full);
             }
         }
@@ -80,39 +79,43 @@ pub(crate) fn deliver(
 /// depends on presence, each available resource (of a bare JID; only the resource itself
 /// for a full JID) whose show the subscription accepts. Full JIDs, so that the server
 /// never stores one offline.
-fn targets(presence: &PresenceTable, cfg: &NodeConfig, sub: &Subscription, to: &mut Vec<Jid>) {
-    if !presence_bound(cfg, sub) {
-        to.push(sub.jid.clone());
+fn targets(presence: &PresenceTable, cfg: &NodeConfig, sub: &Sub<'_>, to: &mut Vec<Jid>) {
+    if !presence_bound(cfg, sub.options()) {
+        to.push(sub.jid());
         return;
     }
-    let accepts = |show: Show| sub.options.show_values.contains(&show);
-    match sub.jid.try_as_full() {
-        Ok(full) => {
+    let accepts = |show: Show| sub.options().show_values.contains(&show);
+    match &sub.key.full {
+        Some(full) => {
             if presence.show(full).is_some_and(accepts) {
-                to.push(sub.jid.clone());
+                to.push(sub.jid());
             }
         }
-        Err(bare) => to.extend(
+        None => to.extend(
             presence
-                .resources(bare)
+                .resources(sub.bare())
                 .filter(|(_, show)| accepts(*show))
-                .filter_map(|(res, _)| bare.with_resource_str(res).ok().map(Jid::from)),
+                .filter_map(|(res, _)| sub.bare().with_resource_str(res).ok().map(Jid::from)),
         ),
     }
 }
 
-/// Whether delivery to `sub` depends on its subscriber's presence: the node delivers by
-/// presence, or the subscription accepts only some shows (which only presence can tell).
-pub(crate) fn presence_bound(cfg: &NodeConfig, sub: &Subscription) -> bool {
-    cfg.presence_based_delivery
-        || !Show::ALL
-            .iter()
-            .all(|s| sub.options.show_values.contains(s))
+/// Whether delivery to a subscription with `options` depends on its subscriber's
+/// presence: the node delivers by presence, or the subscription accepts only some shows
+/// (which only presence can tell).
+pub(crate) fn presence_bound(cfg: &NodeConfig, options: &SubOptions) -> bool {
+    let shows = &options.show_values;
+    cfg.presence_based_delivery || !Show::ALL.iter().all(|s| shows.contains(s))
 }
 
-/// Whether the service must learn `sub`'s subscriber's presence.
-pub(crate) fn needs_presence(cfg: &NodeConfig, sub: &Subscription) -> bool {
-    sub.state == SubscriptionState::Subscribed
-        && (presence_bound(cfg, sub)
+/// Whether the service must learn the presence of a subscriber whose subscription is in
+/// `state` with `options`.
+pub(crate) fn needs_presence(
+    cfg: &NodeConfig,
+    state: SubscriptionState,
+    options: &SubOptions,
+) -> bool {
+    state == SubscriptionState::Subscribed
+        && (presence_bound(cfg, options)
             || cfg.send_last_published_item == SendLastPublished::OnSubAndPresence)
 }

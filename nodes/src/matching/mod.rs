@@ -19,9 +19,8 @@
 
 pub(crate) mod deliver;
 
-use crate::model::Subscription;
 use crate::presence::PresenceTable;
-use crate::state::{NodeState, State};
+use crate::state::{NodeState, State, Sub};
 use crate::store::Change;
 use crate::{BareJid, FullJid, Jid};
 use std::collections::BTreeMap;
@@ -66,7 +65,7 @@ pub(crate) enum Scope<'a> {
     /// The subscriptions of one bare JID (and of its full JIDs).
     Subscriber(&'a BareJid),
     /// One subscription, which need not be applied yet (the one a subscribe creates).
-    One(&'a Subscription),
+    One(Sub<'a>),
 }
 
 /// Something that happened on a node, as the matching stage sees it.
@@ -87,7 +86,7 @@ pub(crate) struct Candidate<'a> {
     /// an ancestor for collections.
     pub node: &'a NodeState,
     /// The subscription.
-    pub sub: &'a Subscription,
+    pub sub: Sub<'a>,
 }
 
 /// A source of the subscriptions an occurrence may reach.
@@ -130,16 +129,12 @@ impl Matcher for OwnSubscriptions {
         if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
             return Box::new(std::iter::empty());
         }
-        let cand = move |sub: &'s Subscription| Candidate { node, sub };
+        let cand = move |sub: Sub<'s>| Candidate { node, sub };
         match occ.scope {
             Scope::One(sub) => Box::new(std::iter::once(cand(sub))),
             Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).map(cand)),
-            Scope::Everyone => {
-                // Grouped by subscriber, as the trait asks (stable: subid order within).
-                let mut all: Vec<&Subscription> = node.subs.values().collect();
-                all.sort_by_cached_key(|s| s.jid.to_bare());
-                Box::new(all.into_iter().map(cand))
-            }
+            // A node's subscriptions are kept by subscriber already.
+            Scope::Everyone => Box::new(node.subs().map(cand)),
         }
     }
 }
@@ -208,17 +203,21 @@ impl Matchers {
                 }
                 for jid in to.drain(..) {
                     let e = by_jid.entry(jid).or_default();
-                    e.0.push(cand.sub.subid.clone());
-                    e.1 |= cand.sub.options.include_body;
+                    e.0.push(cand.sub.subid());
+                    e.1 |= cand.sub.options().include_body;
                 }
             }
         }
         by_jid
             .into_iter()
-            .map(|(to, (subids, include_body))| Recipient {
-                to,
-                subids,
-                include_body,
+            .map(|(to, (mut subids, include_body))| {
+                // In subid order, as the SHIM headers have always listed them.
+                subids.sort_unstable();
+                Recipient {
+                    to,
+                    subids,
+                    include_body,
+                }
             })
             .collect()
     }

@@ -84,8 +84,7 @@ impl<S: Store> Service<S> {
         let aff = if self.is_admin(who) {
             Affiliation::Owner
         } else {
-            ask.aff
-                .unwrap_or_else(|| n.affs.get(who).copied().unwrap_or(Affiliation::None))
+            ask.aff.unwrap_or_else(|| n.aff(who))
         };
         let subscribed = matches!(
             ask.question,
@@ -98,14 +97,8 @@ impl<S: Store> Service<S> {
             config.access_model,
             AccessModel::Presence | AccessModel::Roster
         );
-        let roster = (asks_rosters && self.rosters.granted()).then(|| {
-            let owners = n
-                .affs
-                .iter()
-                .filter(|(_, a)| **a == Affiliation::Owner)
-                .map(|(j, _)| j);
-            self.rosters.standing(owners, who)
-        });
+        let roster = (asks_rosters && self.rosters.granted())
+            .then(|| self.rosters.standing(n.owners(), who));
         access::decide(
             ask.question,
             &Facts {

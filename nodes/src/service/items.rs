@@ -7,9 +7,8 @@ impl<S: Store> Service<S> {
         let n = self.node(node)?;
         self.check(me, Question::SeeNode, n)?;
         let with = |want: Affiliation| {
-            n.affs
-                .iter()
-                .filter(|(_, a)| **a == want)
+            n.affs()
+                .filter(|(_, a)| *a == want)
                 .map(|(j, _)| j.clone())
                 .collect()
         };
@@ -27,8 +26,7 @@ impl<S: Store> Service<S> {
     /// The nodes `me` may see, in NodeID order.
     pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
         self.state
-            .nodes
-            .values()
+            .nodes()
             .filter(|n| self.gate(Ask::new(me, Question::SeeNode, n)).is_allowed())
             .map(|n| NodeSummary {
                 node: n.rec.name.clone(),
@@ -51,9 +49,9 @@ impl<S: Store> Service<S> {
             let sub = self
                 .state
                 .jid_subs(n, me)
-                .find(|s| s.subid == subid)
+                .find(|s| s.subid.is(subid))
                 .ok_or(Error::InvalidSubId)?;
-            if sub.state == SubscriptionState::Pending {
+            if sub.state() == SubscriptionState::Pending {
                 return Err(Error::PendingSubscription);
             }
         }

@@ -35,7 +35,7 @@ use crate::request::{
     RsmQuery, SubscriptionChange,
 };
 use crate::roster::RosterTable;
-use crate::state::{NodeState, State};
+use crate::state::{format_subid, NodeState, Planned, State, Sub, SubKey};
 use crate::store::{Change, ChangeSet, ItemRange, Store};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
@@ -109,10 +109,7 @@ impl<S: Store> Service<S> {
             policy,
             presence: PresenceTable::new(),
             rosters: RosterTable::new(),
-            state: State {
-                last_uid: snapshot.last_uid,
-                ..State::default()
-            },
+            state: State::new(snapshot.last_uid),
             matchers: Matchers::default(),
             counter: Cell::new(0),
             clock_running: false,
@@ -137,9 +134,10 @@ impl<S: Store> Service<S> {
         }
         for (node, subs) in snapshot.subscriptions {
             for (_, sub) in subs {
-                svc.state.put_subscription(&node, sub);
+                svc.state.put_subscription(&node, &sub);
             }
         }
+        svc.state.compact();
         // Loading asks nobody: the component probes all of `presence_wanted` on connect.
         svc.state.presence_requests.clear();
         svc.matchers.loaded(&svc.state);
@@ -188,7 +186,7 @@ impl<S: Store> Service<S> {
 
     /// The NodeIDs of all nodes, whoever may see them (for operators and tests).
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.state.nodes.keys().map(String::as_str)
+        self.state.nodes().map(|n| n.rec.name.as_str())
     }
 
     /// What `req` would do, changing nothing: one arm per use case, each a method of its

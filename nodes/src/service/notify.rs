@@ -67,10 +67,8 @@ impl<S: Store> Service<S> {
     /// Notifications to the node's owners (explicit owners; admins are not told).
     pub(super) fn to_owners(&self, n: &NodeState, event: Event) -> Vec<Notification> {
         let event = std::sync::Arc::new(event);
-        n.affs
-            .iter()
-            .filter(|(_, a)| **a == Affiliation::Owner)
-            .map(|(jid, _)| Notification {
+        n.owners()
+            .map(|jid| Notification {
                 to: Jid::from(jid.clone()),
                 node: n.rec.name.clone(),
                 subids: Vec::new(),

@@ -33,11 +33,11 @@ impl<S: Store> Service<S> {
         self.gate(Ask::create(me)).check()?;
         let name = match node {
             Some(name) if name.is_empty() => return Err(Error::NodeIdRequired),
-            Some(name) if self.state.nodes.contains_key(&name) => return Err(Error::NodeExists),
+            Some(name) if self.state.has_node(&name) => return Err(Error::NodeExists),
             Some(name) => name,
             None => loop {
                 let name = self.fresh(now);
-                if !self.state.nodes.contains_key(&name) {
+                if !self.state.has_node(&name) {
                     break name;
                 }
             },
@@ -45,10 +45,9 @@ impl<S: Store> Service<S> {
         if !self.is_admin(me) {
             let owned = self
                 .state
-                .affs_by_jid
-                .get(me)
-                .map(|m| m.values().filter(|a| **a == Affiliation::Owner).count() as u64)
-                .unwrap_or(0);
+                .affiliations_of(me)
+                .filter(|(_, a)| *a == Affiliation::Owner)
+                .count() as u64;
             if owned >= self.policy.max_nodes_per_jid {
                 return Err(Error::LimitReached("nodes per JID"));
             }
@@ -96,22 +95,22 @@ impl<S: Store> Service<S> {
         let mut changes = ChangeSet::default();
         let mut notifications = Vec::new();
         // Subscribers that the new access model shuts out lose their subscriptions.
-        let mut removed = BTreeSet::new();
+        let mut removed = Vec::new();
         if config.access_model != n.rec.config.access_model {
-            for sub in n.subs.values() {
-                let who = sub.jid.to_bare();
+            for sub in n.subs() {
                 // Undecided for want of a roster: the request fails with RosterNeeded and is
                 // asked again once the component has the rosters, rather than dropping
                 // subscriptions a roster would have kept.
-                let ask = Ask::new(&who, Action::Subscribe, n).under(&config);
+                let ask = Ask::new(sub.bare(), Action::Subscribe, n).under(&config);
                 if !self.gate(ask).admits()? {
-                    removed.insert(sub.subid.clone());
+                    removed.push(sub.key.clone());
+                    let sub = sub.to_subscription();
+                    notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None));
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
-                        jid: sub.jid.clone(),
-                        subid: sub.subid.clone(),
+                        jid: sub.jid,
+                        subid: sub.subid,
                     });
-                    notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
                 }
             }
         }
@@ -123,9 +122,7 @@ impl<S: Store> Service<S> {
             let event = Event::Configuration {
                 config: config.deliver_payloads.then(|| config.clone()),
             };
-            let mut after = n.clone();
-            after.subs.retain(|subid| !removed.contains(subid));
-            after.rec.config = config;
+            let after = n.reconfigured(config, &removed);
             notifications.extend(self.broadcast(&after, Occasion::Configure, event));
         }
         Ok(Plan {
@@ -146,14 +143,15 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageSubscriptions, n)?;
-        let pending: Vec<&Subscription> = self
+        let pending: Vec<Subscription> = self
             .state
             .jid_subs(n, &jid.to_bare())
-            .filter(|s| &s.jid == jid && s.state == SubscriptionState::Pending)
+            .filter(|s| s.key.is(jid) && s.state() == SubscriptionState::Pending)
             .filter(|s| match subid {
-                Some(id) if !id.is_empty() => s.subid == id,
+                Some(id) if !id.is_empty() => s.subid.is(id),
                 _ => true,
             })
+            .map(Sub::to_subscription)
             .collect();
         // Already decided (e.g. by another owner) or never asked: nothing to do.
         if pending.is_empty() {
@@ -178,7 +176,7 @@ impl<S: Store> Service<S> {
                 });
                 SubscriptionState::None
             };
-            notifications.push(self.to_subscriber(n, sub, state));
+            notifications.push(self.to_subscriber(n, &sub, state));
         }
         Ok(Plan {
             reply: Reply::Done,
@@ -203,8 +201,9 @@ impl<S: Store> Service<S> {
             let mut current: Vec<Subscription> = self
                 .state
                 .jid_subs(n, &row.jid.to_bare())
-                .filter(|s| s.jid == row.jid && !work.contains_key(&s.subid))
-                .cloned()
+                .filter(|s| s.key.is(&row.jid))
+                .map(Sub::to_subscription)
+                .filter(|s| !work.contains_key(&s.subid))
                 .collect();
             current.extend(
                 work.values()
@@ -251,7 +250,8 @@ impl<S: Store> Service<S> {
         for (subid, (jid, sub)) in work {
             match sub {
                 Some(sub) => {
-                    if n.subs.get(&subid) == Some(&sub) {
+                    let now = self.state.find_sub(n, &jid, &subid);
+                    if now.map(Sub::to_subscription).as_ref() == Some(&sub) {
                         continue;
                     }
                     notifications.push(self.to_subscriber(n, &sub, sub.state));
@@ -262,10 +262,11 @@ impl<S: Store> Service<S> {
                 }
                 None => {
                     // Created and removed within this request: nothing to store.
-                    let Some(old) = n.subs.get(&subid) else {
+                    let Some(old) = self.state.find_sub(n, &jid, &subid) else {
                         continue;
                     };
-                    notifications.push(self.to_subscriber(n, old, SubscriptionState::None));
+                    let old = old.to_subscription();
+                    notifications.push(self.to_subscriber(n, &old, SubscriptionState::None));
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
                         jid,
@@ -298,11 +299,7 @@ impl<S: Store> Service<S> {
                 )));
             }
         }
-        let owners_left = n
-            .affs
-            .iter()
-            .filter(|(j, a)| **a == Affiliation::Owner && !work.contains_key(*j))
-            .count()
+        let owners_left = n.owners().filter(|j| !work.contains_key(*j)).count()
             + work.values().filter(|a| **a == Affiliation::Owner).count();
         if owners_left == 0 {
             return Err(Error::InvalidConfig(
@@ -312,7 +309,7 @@ impl<S: Store> Service<S> {
         let mut changes = ChangeSet::default();
         let mut notifications = Vec::new();
         for (jid, aff) in work {
-            let old = n.affs.get(&jid).copied().unwrap_or(Affiliation::None);
+            let old = n.aff(&jid);
             if old == aff {
                 continue;
             }
@@ -325,13 +322,13 @@ impl<S: Store> Service<S> {
             // loses its subscriptions and is told so.
             let ask = Ask::new(&jid, Action::Subscribe, n).as_affiliated(aff);
             if !self.gate(ask).admits()? {
-                for sub in self.state.jid_subs(n, &jid) {
+                for sub in self.state.jid_subs(n, &jid).map(Sub::to_subscription) {
+                    notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None));
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
-                        jid: sub.jid.clone(),
-                        subid: sub.subid.clone(),
+                        jid: sub.jid,
+                        subid: sub.subid,
                     });
-                    notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
                 }
             }
         }
@@ -405,7 +402,10 @@ impl<S: Store> Service<S> {
     pub(super) fn get_subscriptions(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageSubscriptions, n)?;
-        let subs = n.subs.values().map(|s| (node.clone(), s.clone())).collect();
+        let subs = by_subid(n.subs())
+            .into_iter()
+            .map(|s| (node.clone(), s))
+            .collect();
         Ok(Plan::read(Reply::Subscriptions {
             node: Some(node),
             subs,
@@ -416,9 +416,8 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageAffiliations, n)?;
         let affs = n
-            .affs
-            .iter()
-            .map(|(j, a)| (node.clone(), j.clone(), *a))
+            .affs()
+            .map(|(j, a)| (node.clone(), j.clone(), a))
             .collect();
         Ok(Plan::read(Reply::Affiliations {
             node: Some(node),
@@ -430,14 +429,9 @@ impl<S: Store> Service<S> {
     pub(super) fn pending_nodes(&self, me: &BareJid) -> Result<Plan, Error> {
         let nodes = self
             .state
-            .nodes
-            .values()
+            .nodes()
             .filter(|n| self.check(me, Action::ManageSubscriptions, n).is_ok())
-            .filter(|n| {
-                n.subs
-                    .values()
-                    .any(|s| s.state == SubscriptionState::Pending)
-            })
+            .filter(|n| n.subs().any(|s| s.state() == SubscriptionState::Pending))
             .map(|n| n.rec.name.clone())
             .collect();
         Ok(Plan::read(Reply::PendingNodes { nodes }))
@@ -452,10 +446,9 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageSubscriptions, n)?;
-        let notifications = n
-            .subs
-            .values()
-            .filter(|s| s.state == SubscriptionState::Pending)
+        let pending = n.subs().filter(|s| s.state() == SubscriptionState::Pending);
+        let notifications = by_subid(pending)
+            .iter()
             .flat_map(|s| self.authorization_requests(n, s, Some(actor)))
             .collect();
         Ok(Plan {
@@ -464,6 +457,14 @@ impl<S: Store> Service<S> {
             notifications,
         })
     }
+}
+
+/// Subscriptions as the API spells them, in subid order (how owners have always seen
+/// them listed).
+fn by_subid<'a>(subs: impl Iterator<Item = Sub<'a>>) -> Vec<Subscription> {
+    let mut v: Vec<Subscription> = subs.map(Sub::to_subscription).collect();
+    v.sort_by(|a, b| a.subid.cmp(&b.subid));
+    v
 }
 
 /// Lists every configuration field with its form name, once, for patching and for

@@ -74,11 +74,7 @@ impl<S: Store> Service<S> {
         // Each node the JID subscribes to, once, in NodeID order.
         let names: BTreeSet<&str> = self
             .state
-            .subs_by_jid
-            .get(&bare)
-            .into_iter()
-            .flatten()
-            .filter_map(|(uid, _)| self.state.node_by_uid(*uid))
+            .nodes_subscribed_by(&bare)
             .map(|n| n.rec.name.as_str())
             .collect();
         let occasion = Occasion::Online {

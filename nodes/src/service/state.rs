@@ -31,11 +31,11 @@ impl<S: Store> Service<S> {
         n: &'a NodeState,
         jid: &Jid,
         subid: Option<&str>,
-    ) -> Result<&'a Subscription, Error> {
-        let mine: Vec<&Subscription> = self
+    ) -> Result<Sub<'a>, Error> {
+        let mine: Vec<Sub<'a>> = self
             .state
             .jid_subs(n, &jid.to_bare())
-            .filter(|s| &s.jid == jid)
+            .filter(|s| s.key.is(jid))
             .collect();
         if mine.is_empty() {
             return Err(Error::NotSubscribed);
@@ -43,7 +43,7 @@ impl<S: Store> Service<S> {
         match subid.filter(|s| !s.is_empty()) {
             Some(id) => mine
                 .into_iter()
-                .find(|s| s.subid == id)
+                .find(|s| s.subid.is(id))
                 .ok_or(Error::InvalidSubId),
             None if mine.len() > 1 => Err(Error::SubIdRequired),
             None => Ok(mine[0]),
@@ -54,6 +54,11 @@ impl<S: Store> Service<S> {
     /// checked by the caller; this only makes collisions unlikely and ids unguessable
     /// enough not to leak publish order.
     pub(super) fn fresh(&self, now: Millis) -> String {
+        format_subid(self.fresh_num(now))
+    }
+
+    /// [`Service::fresh`] as the number it spells.
+    fn fresh_num(&self, now: Millis) -> u64 {
         let c = self.counter.get().wrapping_add(1);
         self.counter.set(c);
         let mut z = now
@@ -63,10 +68,11 @@ impl<S: Store> Service<S> {
         // splitmix64 finaliser
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        format!("{z:016x}")
+        z ^ (z >> 31)
     }
 
+    /// A subid no subscription of `n` (nor one in `taken`, planned by the same request)
+    /// has.
     pub(super) fn fresh_subid(
         &self,
         n: &NodeState,
@@ -74,8 +80,9 @@ impl<S: Store> Service<S> {
         now: Millis,
     ) -> String {
         loop {
-            let id = self.fresh(now);
-            if !n.subs.contains_key(&id) && !taken.contains_key(&id) {
+            let num = self.fresh_num(now);
+            let id = format_subid(num);
+            if !n.has_subid_num(num) && !taken.contains_key(&id) {
                 return id;
             }
         }

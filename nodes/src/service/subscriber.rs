@@ -18,21 +18,21 @@ impl<S: Store> Service<S> {
             .gate(Ask::new(me, Action::Subscribe, n).about(&bare))
             .check()?;
         if options.is_none() {
-            if let Some(existing) = self.state.jid_subs(n, &bare).find(|s| s.jid == jid) {
-                return Ok(Plan::read(Reply::Subscription {
-                    node,
-                    sub: existing.clone(),
-                }));
+            // The lowest subid, as the service's choices say.
+            let existing = self
+                .state
+                .jid_subs(n, &bare)
+                .filter(|s| s.key.is(&jid))
+                .map(Sub::to_subscription)
+                .min_by(|a, b| a.subid.cmp(&b.subid));
+            if let Some(sub) = existing {
+                return Ok(Plan::read(Reply::Subscription { node, sub }));
             }
         }
-        if n.subs.len() as u64 >= self.policy.max_subscriptions_per_node {
+        if n.sub_count() as u64 >= self.policy.max_subscriptions_per_node {
             return Err(Error::LimitReached("subscriptions per node"));
         }
-        let held = self
-            .state
-            .subs_by_jid
-            .get(&bare)
-            .map_or(0, |s| s.len() as u64);
+        let held = self.state.subscription_count(&bare);
         if held >= self.policy.max_subscriptions_per_jid {
             return Err(Error::LimitReached("subscriptions per JID"));
         }
@@ -79,7 +79,8 @@ impl<S: Store> Service<S> {
                 },
             ));
         }
-        let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(&sub));
+        let planned = Planned::new(&sub);
+        let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(planned.view()));
         if !recipients.is_empty() {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
                 let publisher = last.publisher.clone();
@@ -104,21 +105,13 @@ impl<S: Store> Service<S> {
         }
         let mut subs: Vec<(String, Subscription)> = self
             .state
-            .subs_by_jid
-            .get(me)
-            .into_iter()
-            .flatten()
-            .filter_map(|(uid, subid)| {
-                let n = self.state.node_by_uid(*uid)?;
-                if !wanted(node.as_deref(), &n.rec.name) {
-                    return None;
-                }
-                Some((n.rec.name.clone(), n.subs.get(subid)?.clone()))
-            })
+            .subscriptions_of(me)
+            .filter(|(n, _)| wanted(node.as_deref(), &n.rec.name))
+            .map(|(n, s)| (n.rec.name.clone(), s.to_subscription()))
             .collect();
-        // The index is in uid order; the reply lists nodes by name (then subid),
-        // as it always has. The sort is stable, so subids stay in order.
-        subs.sort_by(|a, b| a.0.cmp(&b.0));
+        // The index is in uid order; the reply lists nodes by name, then subids, as it
+        // always has.
+        subs.sort_by(|a, b| (&a.0, &a.1.subid).cmp(&(&b.0, &b.1.subid)));
         Ok(Plan::read(Reply::Subscriptions { node, subs }))
     }
 
@@ -130,15 +123,14 @@ impl<S: Store> Service<S> {
         if let Some(name) = &node {
             self.node(name)?;
         }
-        let affs = self
+        let mut affs: Vec<(String, BareJid, Affiliation)> = self
             .state
-            .affs_by_jid
-            .get(me)
-            .into_iter()
-            .flatten()
-            .filter(|(nn, _)| wanted(node.as_deref(), nn))
-            .map(|(nn, a)| (nn.clone(), me.clone(), *a))
+            .affiliations_of(me)
+            .filter(|(n, _)| wanted(node.as_deref(), &n.rec.name))
+            .map(|(n, a)| (n.rec.name.clone(), me.clone(), a))
             .collect();
+        // The index is in uid order; the reply lists nodes by name.
+        affs.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Plan::read(Reply::Affiliations { node, affs }))
     }
 
@@ -152,7 +144,9 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
             .check()?;
-        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        let sub = self
+            .resolve_sub(n, jid, subid.as_deref())?
+            .to_subscription();
         let mut changes = ChangeSet::default();
         changes.push(Change::DeleteSubscription {
             node: node.clone(),
@@ -189,7 +183,9 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
             .check()?;
-        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        let sub = self
+            .resolve_sub(n, jid, subid.as_deref())?
+            .to_subscription();
         Ok(Plan::read(Reply::Options {
             node: Some(node),
             jid: Some(sub.jid.clone()),
@@ -210,7 +206,9 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.gate(Ask::new(me, Question::ManageOwnSubscription, n).about(&jid.to_bare()))
             .check()?;
-        let sub = self.resolve_sub(n, jid, subid.as_deref())?;
+        let sub = self
+            .resolve_sub(n, jid, subid.as_deref())?
+            .to_subscription();
         let new_opts = patch_options(&sub.options, options);
         validate_options(&new_opts, now)?;
         let mut new_sub = sub.clone();

@@ -17,9 +17,15 @@ impl<S: Store> Service<S> {
         if !self.clock_running {
             self.clock_running = true;
             // Until now digest subscribers got items one by one: start their digests here.
-            for ((node, _), d) in self.state.digests.iter_mut() {
-                if let Some(n) = self.state.nodes.get(node) {
-                    d.after_seq = n.counters.last_seq;
+            let state = &mut self.state;
+            let last: Vec<(u64, u64)> = state
+                .digests
+                .keys()
+                .filter_map(|(uid, _)| Some((*uid, state.node_by_uid(*uid)?.counters.last_seq)))
+                .collect();
+            for ((uid, _), d) in state.digests.iter_mut() {
+                if let Some((_, seq)) = last.iter().find(|(u, _)| u == uid) {
+                    d.after_seq = *seq;
                 }
             }
         }
@@ -31,7 +37,7 @@ impl<S: Store> Service<S> {
         let mut expired: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
         for (at, uid, seq) in self.store.due_expiries(now, EXPIRE_BATCH)? {
             changes.push(Change::UnscheduleExpiry { at, uid, seq });
-            if !self.state.uids.contains_key(&uid) {
+            if !self.state.has_uid(uid) {
                 continue; // the node is gone: a stale entry
             }
             let range = ItemRange {
@@ -47,12 +53,7 @@ impl<S: Store> Service<S> {
             }
         }
         for (uid, items) in expired {
-            let Some(n) = self
-                .state
-                .uids
-                .get(&uid)
-                .and_then(|name| self.state.nodes.get(name))
-            else {
+            let Some(n) = self.state.node_by_uid(uid) else {
                 continue;
             };
             for i in &items {
@@ -75,26 +76,20 @@ impl<S: Store> Service<S> {
         }
 
         // Ended leases: the index is ordered by end time, so only those are read.
-        let ended: Vec<(String, String)> = self
-            .state
-            .leases
-            .iter()
-            .take_while(|(end, _, _)| *end <= now)
-            .map(|(_, node, subid)| (node.clone(), subid.clone()))
-            .collect();
-        for (node, subid) in ended {
-            let Some(n) = self.state.nodes.get(&node) else {
+        for (uid, key) in self.state.ended_leases(now) {
+            let Some(n) = self.state.node_by_uid(uid) else {
                 continue;
             };
-            let Some(sub) = n.subs.get(&subid) else {
+            let Some(sub) = n.sub(&key) else {
                 continue;
             };
+            let sub = sub.to_subscription();
+            notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None));
             changes.push(Change::DeleteSubscription {
-                node: node.clone(),
-                jid: sub.jid.clone(),
-                subid: subid.clone(),
+                node: n.rec.name.clone(),
+                jid: sub.jid,
+                subid: sub.subid,
             });
-            notifications.push(self.to_subscriber(n, sub, SubscriptionState::None));
         }
 
         if !changes.is_empty() {
@@ -109,18 +104,18 @@ impl<S: Store> Service<S> {
     /// Sends the digests that are due and schedules the next ones. Only memory changes.
     pub(super) fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
         let mut out = Vec::new();
-        let keys: Vec<(String, String)> = self.state.digests.keys().cloned().collect();
+        let keys: Vec<(u64, SubKey)> = self.state.digests.keys().cloned().collect();
         for key in keys {
             let (Some(n), Some(d)) = (
-                self.state.nodes.get(&key.0),
+                self.state.node_by_uid(key.0),
                 self.state.digests.get(&key).copied(),
             ) else {
                 continue;
             };
-            let Some(sub) = n.subs.get(&key.1) else {
+            let Some(sub) = n.sub(&key.1) else {
                 continue;
             };
-            let period = sub.options.digest_frequency.max(1);
+            let period = sub.options().digest_frequency.max(1);
             let Some(due) = d.due else {
                 if let Some(d) = self.state.digests.get_mut(&key) {
                     d.due = Some(now.saturating_add(period));
@@ -145,7 +140,7 @@ impl<S: Store> Service<S> {
                 self.store.items_range(n.rec.uid, &range)?
             };
             if !items.is_empty() {
-                let mut event = items_event(&n.rec.config, items, &sub.jid);
+                let mut event = items_event(&n.rec.config, items, &sub.jid());
                 // The digest batches many publishers: no single one to reply to.
                 if let Event::Items { publisher, .. } = &mut event {
                     *publisher = None;

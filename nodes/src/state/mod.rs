@@ -1,26 +1,84 @@
 //! The engine's in-memory state: nodes with their affiliations and subscriptions, and the
 //! indexes over them. Changed only by applying committed [`Change`]s, which is also how the
 //! snapshot is loaded, so memory cannot drift from what the store holds.
+//!
+//! The representation is compact (`docs/benchmarks.md`, "Engine memory"): bare JIDs are
+//! interned ([`jids`]), subids are numbers and default options are shared ([`subs`]); the
+//! API speaks in views ([`Sub`]) and converts to [`Subscription`] at its edge.
 
 use crate::matching::needs_presence;
 use crate::model::*;
 use crate::store::Change;
-use crate::{BareJid, Millis};
+use crate::{BareJid, Jid, Millis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod jids;
 mod subs;
-use subs::SubMap;
+
+pub(crate) use jids::JidRef;
+use jids::{insert_sorted, remove_sorted, Jids};
+pub(crate) use subs::{format as format_subid, Planned, Sub, SubKey, SubNum};
+use subs::{SubTable, SubVal};
 
 /// One node as the engine keeps it in memory (its items stay in the store).
 #[derive(Debug, Clone)]
 pub(crate) struct NodeState {
     pub(crate) rec: NodeRecord,
     pub(crate) counters: ItemCounters,
-    pub(crate) affs: BTreeMap<BareJid, Affiliation>,
-    /// By subid.
-    pub(crate) subs: SubMap,
+    affs: BTreeMap<JidRef, Affiliation>,
+    subs: SubTable,
     /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
     pub(crate) subscribed: u64,
+}
+
+impl NodeState {
+    /// `jid`'s affiliation (admins not considered: the gate does that).
+    pub(crate) fn aff(&self, jid: &BareJid) -> Affiliation {
+        self.affs.get(jid).copied().unwrap_or(Affiliation::None)
+    }
+
+    /// Every affiliation other than `none`, in JID order.
+    pub(crate) fn affs(&self) -> impl Iterator<Item = (&BareJid, Affiliation)> {
+        self.affs.iter().map(|(j, a)| (j.bare(), *a))
+    }
+
+    /// The owners (explicit ones: admins are not listed).
+    pub(crate) fn owners(&self) -> impl Iterator<Item = &BareJid> {
+        self.affs()
+            .filter(|(_, a)| *a == Affiliation::Owner)
+            .map(|(j, _)| j)
+    }
+
+    /// Every subscription, by subscriber (JID order, bare before full).
+    pub(crate) fn subs(&self) -> impl Iterator<Item = Sub<'_>> {
+        self.subs.iter()
+    }
+
+    /// How many subscriptions the node holds.
+    pub(crate) fn sub_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether `num` is the subid number of one of its subscriptions.
+    pub(crate) fn has_subid_num(&self, num: SubNum) -> bool {
+        self.subs.contains_num(num)
+    }
+
+    /// The subscription whose key is `key`.
+    pub(crate) fn sub(&self, key: &SubKey) -> Option<Sub<'_>> {
+        self.subs.get(key)
+    }
+
+    /// The node as it would be with `config` and without the subscriptions `removed`: a
+    /// copy, for a reconfiguration's own broadcast.
+    pub(crate) fn reconfigured(&self, config: NodeConfig, removed: &[SubKey]) -> NodeState {
+        let mut after = self.clone();
+        for k in removed {
+            after.subs.remove_key(k);
+        }
+        after.rec.config = config;
+        after
+    }
 }
 
 /// Where a digest subscription stands.
@@ -41,58 +99,35 @@ pub(crate) struct State {
     /// for a presence subscription. Not durable: `presence_wanted` recomputes the whole
     /// set from the subscriptions.
     pub(crate) presence_requests: BTreeSet<BareJid>,
-    pub(crate) nodes: BTreeMap<String, NodeState>,
+    nodes: BTreeMap<String, NodeState>,
     /// Node uid → NodeID, for changes keyed by uid.
-    pub(crate) uids: HashMap<u64, String>,
-    /// Every subscription of a bare JID (of it or any of its full JIDs), as (node uid,
-    /// subid): a JID's subscriptions are found without scanning nodes, and a node's
-    /// subscriptions of one JID with a range query. By uid rather than NodeID so that a
-    /// million entries do not hold a million copies of node names (`uids` maps back).
-    pub(crate) subs_by_jid: HashMap<BareJid, BTreeSet<(u64, String)>>,
-    /// Every affiliation of a bare JID, by node.
-    pub(crate) affs_by_jid: HashMap<BareJid, BTreeMap<String, Affiliation>>,
+    uids: HashMap<u64, String>,
+    /// Every JID holding a subscription or an affiliation, interned, with what it holds.
+    jids: Jids,
     /// The highest node uid ever handed out.
     pub(crate) last_uid: u64,
-    /// Subscription leases (`pubsub#expire`) by end time, as (end, node, subid): the tick
-    /// reads only the ended ones. Rebuilt from the subscriptions on load.
-    pub(crate) leases: BTreeSet<(Millis, String, String)>,
-    /// Digest subscriptions (`pubsub#digest`), by (node, subid). Not durable: after a
+    /// Subscription leases (`pubsub#expire`) by end time, as (end, node uid, key): the
+    /// tick reads only the ended ones. Rebuilt from the subscriptions on load.
+    leases: BTreeSet<(Millis, u64, SubKey)>,
+    /// Digest subscriptions (`pubsub#digest`), by (node uid, key). Not durable: after a
     /// restart a digest period starts afresh with the items published from then on.
-    pub(crate) digests: BTreeMap<(String, String), Digest>,
+    pub(crate) digests: BTreeMap<(u64, SubKey), Digest>,
 }
 
 impl State {
+    /// An empty state whose uids continue after `last_uid`.
+    pub(crate) fn new(last_uid: u64) -> Self {
+        State {
+            last_uid,
+            ..State::default()
+        }
+    }
+
     /// Apply one committed change to memory. Changes for nodes memory does not know
     /// (possible only in a corrupt snapshot) are skipped rather than trusted.
     pub(crate) fn apply_one(&mut self, c: &Change) {
         match c {
-            Change::PutNode(rec) => {
-                self.last_uid = self.last_uid.max(rec.uid);
-                if let Some(n) = self.nodes.get_mut(&rec.name) {
-                    if n.rec.uid == rec.uid {
-                        n.rec = rec.clone();
-                        for sub in n.subs.values() {
-                            if needs_presence(&n.rec.config, sub) {
-                                self.presence_requests.insert(sub.jid.to_bare());
-                            }
-                        }
-                        return;
-                    }
-                    // A different node under the same name replaces the old one whole.
-                    self.remove_node(&rec.name.clone());
-                }
-                self.uids.insert(rec.uid, rec.name.clone());
-                self.nodes.insert(
-                    rec.name.clone(),
-                    NodeState {
-                        rec: rec.clone(),
-                        counters: ItemCounters::default(),
-                        affs: BTreeMap::new(),
-                        subs: SubMap::default(),
-                        subscribed: 0,
-                    },
-                );
-            }
+            Change::PutNode(rec) => self.put_node(rec),
             Change::DeleteNode { name, .. } => self.remove_node(name),
             Change::PutCounters { uid, counters } => {
                 if let Some(n) = self.uids.get(uid).and_then(|name| self.nodes.get_mut(name)) {
@@ -103,36 +138,10 @@ impl State {
                 node,
                 jid,
                 affiliation,
-            } => {
-                let Some(n) = self.nodes.get_mut(node) else {
-                    return;
-                };
-                if *affiliation == Affiliation::None {
-                    n.affs.remove(jid);
-                    unindex_aff(&mut self.affs_by_jid, jid, node);
-                } else {
-                    n.affs.insert(jid.clone(), *affiliation);
-                    self.affs_by_jid
-                        .entry(jid.clone())
-                        .or_default()
-                        .insert(node.clone(), *affiliation);
-                }
-            }
-            Change::PutSubscription { node, sub } => self.put_subscription(node, sub.clone()),
-            Change::DeleteSubscription { node, subid, .. } => {
-                let Some(n) = self.nodes.get_mut(node) else {
-                    return;
-                };
-                if let Some(old) = n.subs.remove(subid) {
-                    if old.state == SubscriptionState::Subscribed {
-                        n.subscribed = n.subscribed.saturating_sub(1);
-                    }
-                    unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), n.rec.uid, subid);
-                    if let Some(end) = old.options.expire {
-                        self.leases.remove(&(end, node.clone(), subid.clone()));
-                    }
-                    self.digests.remove(&(node.clone(), subid.clone()));
-                }
+            } => self.put_affiliation(node, jid, *affiliation),
+            Change::PutSubscription { node, sub } => self.put_subscription(node, sub),
+            Change::DeleteSubscription { node, jid, subid } => {
+                self.delete_subscription(node, jid, subid)
             }
             // Items (and their expiry index) live in the store only; their bookkeeping
             // arrives as PutCounters.
@@ -144,76 +153,184 @@ impl State {
         }
     }
 
-    /// `Change::PutSubscription`, taking the subscription by value (loading moves it in).
-    pub(crate) fn put_subscription(&mut self, node: &str, sub: Subscription) {
+    fn put_node(&mut self, rec: &NodeRecord) {
+        self.last_uid = self.last_uid.max(rec.uid);
+        if let Some(n) = self.nodes.get_mut(&rec.name) {
+            if n.rec.uid == rec.uid {
+                n.rec = rec.clone();
+                for sub in n.subs.iter() {
+                    if needs_presence(&n.rec.config, sub.state(), sub.options()) {
+                        self.presence_requests.insert(sub.bare().clone());
+                    }
+                }
+                return;
+            }
+            // A different node under the same name replaces the old one whole.
+            self.remove_node(&rec.name.clone());
+        }
+        self.uids.insert(rec.uid, rec.name.clone());
+        self.nodes.insert(
+            rec.name.clone(),
+            NodeState {
+                rec: rec.clone(),
+                counters: ItemCounters::default(),
+                affs: BTreeMap::new(),
+                subs: SubTable::default(),
+                subscribed: 0,
+            },
+        );
+    }
+
+    fn put_affiliation(&mut self, node: &str, jid: &BareJid, aff: Affiliation) {
         let Some(n) = self.nodes.get_mut(node) else {
             return;
         };
         let uid = n.rec.uid;
-        let bare = sub.jid.to_bare();
-        let subid = sub.subid.clone();
-        let (subscribed, expire, digest) = (
-            sub.state == SubscriptionState::Subscribed,
-            sub.options.expire,
-            sub.options.digest,
-        );
-        if needs_presence(&n.rec.config, &sub) {
-            self.presence_requests.insert(bare.clone());
+        if aff == Affiliation::None {
+            n.affs.remove(jid);
+            if let Some(h) = self.jids.holdings_mut(jid) {
+                h.affs.retain(|(u, _)| *u != uid);
+            }
+            self.jids.release(jid);
+            return;
         }
-        if let Some(old) = n.subs.insert(sub) {
+        let r = self.jids.intern(jid);
+        n.affs.insert(r, aff);
+        if let Some(h) = self.jids.holdings_mut(jid) {
+            match h.affs.binary_search_by_key(&uid, |(u, _)| *u) {
+                Ok(i) => h.affs[i].1 = aff,
+                Err(i) => h.affs.insert(i, (uid, aff)),
+            }
+        }
+    }
+
+    /// `Change::PutSubscription`.
+    pub(crate) fn put_subscription(&mut self, node: &str, sub: &Subscription) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let uid = n.rec.uid;
+        let owner = self.jids.intern(&sub.jid.to_bare());
+        let (key, old, displaced) = n.subs.put(owner, sub);
+        if let Some(old) = &old {
             if old.state == SubscriptionState::Subscribed {
                 n.subscribed = n.subscribed.saturating_sub(1);
             }
-            unindex_sub(&mut self.subs_by_jid, &old.jid.to_bare(), uid, &old.subid);
-            if let Some(end) = old.options.expire {
-                self.leases.remove(&(end, node.to_owned(), old.subid));
+            if let Some(end) = old.options().expire {
+                self.leases.remove(&(end, uid, key.clone()));
             }
+        } else if let Some(h) = self.jids.holdings_mut(&key.jid) {
+            h.subs += 1;
+            insert_sorted(&mut h.nodes, uid);
         }
-        if subscribed {
+        if let Some((k, v)) = displaced {
+            Self::unindex(
+                &mut self.jids,
+                &mut self.leases,
+                &mut self.digests,
+                n,
+                &k,
+                &v,
+            );
+        }
+        if sub.state == SubscriptionState::Subscribed {
             n.subscribed += 1;
         }
-        if let Some(end) = expire {
-            self.leases.insert((end, node.to_owned(), subid.clone()));
+        if let Some(end) = sub.options.expire {
+            self.leases.insert((end, uid, key.clone()));
         }
-        if digest {
+        if sub.options.digest {
             let last_seq = n.counters.last_seq;
-            self.digests
-                .entry((node.to_owned(), subid.clone()))
-                .or_insert(Digest {
-                    after_seq: last_seq,
-                    due: None,
-                });
+            self.digests.entry((uid, key.clone())).or_insert(Digest {
+                after_seq: last_seq,
+                due: None,
+            });
         } else if !self.digests.is_empty() {
-            self.digests.remove(&(node.to_owned(), subid.clone()));
+            self.digests.remove(&(uid, key.clone()));
         }
-        self.subs_by_jid
-            .entry(bare)
-            .or_default()
-            .insert((uid, subid));
+        if needs_presence(&n.rec.config, sub.state, &sub.options) {
+            self.presence_requests.insert(key.jid.bare().clone());
+        }
     }
 
-    pub(crate) fn remove_node(&mut self, name: &str) {
+    fn delete_subscription(&mut self, node: &str, jid: &Jid, subid: &str) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let owner = self.jids.get(&jid.to_bare()).map(|(r, _)| r.clone());
+        if let Some((k, v)) = n.subs.remove(owner.as_ref(), jid, subid) {
+            Self::unindex(
+                &mut self.jids,
+                &mut self.leases,
+                &mut self.digests,
+                n,
+                &k,
+                &v,
+            );
+        }
+    }
+
+    /// Drop what the indexes hold for a subscription just removed from `n`.
+    fn unindex(
+        jids: &mut Jids,
+        leases: &mut BTreeSet<(Millis, u64, SubKey)>,
+        digests: &mut BTreeMap<(u64, SubKey), Digest>,
+        n: &mut NodeState,
+        key: &SubKey,
+        val: &SubVal,
+    ) {
+        let uid = n.rec.uid;
+        if val.state == SubscriptionState::Subscribed {
+            n.subscribed = n.subscribed.saturating_sub(1);
+        }
+        if let Some(end) = val.options().expire {
+            leases.remove(&(end, uid, key.clone()));
+        }
+        digests.remove(&(uid, key.clone()));
+        let still_here = n.subs.of(&key.jid).next().is_some();
+        if let Some(h) = jids.holdings_mut(&key.jid) {
+            h.subs = h.subs.saturating_sub(1);
+            if !still_here {
+                remove_sorted(&mut h.nodes, uid);
+            }
+        }
+        jids.release(&key.jid);
+    }
+
+    fn remove_node(&mut self, name: &str) {
         let Some(n) = self.nodes.remove(name) else {
             return;
         };
-        self.uids.remove(&n.rec.uid);
+        let uid = n.rec.uid;
+        self.uids.remove(&uid);
         for jid in n.affs.keys() {
-            unindex_aff(&mut self.affs_by_jid, jid, name);
-        }
-        for sub in n.subs.values() {
-            unindex_sub(
-                &mut self.subs_by_jid,
-                &sub.jid.to_bare(),
-                n.rec.uid,
-                &sub.subid,
-            );
-            if let Some(end) = sub.options.expire {
-                self.leases
-                    .remove(&(end, name.to_owned(), sub.subid.clone()));
+            if let Some(h) = self.jids.holdings_mut(jid) {
+                h.affs.retain(|(u, _)| *u != uid);
             }
-            self.digests.remove(&(name.to_owned(), sub.subid.clone()));
+            self.jids.release(jid);
+        }
+        for sub in n.subs.iter() {
+            if let Some(end) = sub.options().expire {
+                self.leases.remove(&(end, uid, sub.key.clone()));
+            }
+            self.digests.remove(&(uid, sub.key.clone()));
+            if let Some(h) = self.jids.holdings_mut(sub.bare()) {
+                h.subs = h.subs.saturating_sub(1);
+                remove_sorted(&mut h.nodes, uid);
+            }
+            self.jids.release(sub.bare());
         }
     }
+
+    /// After loading: pack the maps built while loading (see [`SubTable::compact`]).
+    pub(crate) fn compact(&mut self) {
+        for n in self.nodes.values_mut() {
+            n.subs.compact();
+        }
+        self.jids.shrink();
+    }
+
+    // ------------------------------------------------------------------------- lookups
 
     /// The node named `name`.
     pub(crate) fn node(&self, name: &str) -> Option<&NodeState> {
@@ -223,6 +340,103 @@ impl State {
     /// The node whose uid is `uid`.
     pub(crate) fn node_by_uid(&self, uid: u64) -> Option<&NodeState> {
         self.nodes.get(self.uids.get(&uid)?)
+    }
+
+    /// Whether a node is named `name`.
+    pub(crate) fn has_node(&self, name: &str) -> bool {
+        self.nodes.contains_key(name)
+    }
+
+    /// Whether a node has uid `uid`.
+    pub(crate) fn has_uid(&self, uid: u64) -> bool {
+        self.uids.contains_key(&uid)
+    }
+
+    /// Every node, in NodeID order.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &NodeState> {
+        self.nodes.values()
+    }
+
+    /// The interned `jid`, if it holds anything.
+    pub(crate) fn jid(&self, jid: &BareJid) -> Option<&JidRef> {
+        self.jids.get(jid).map(|(r, _)| r)
+    }
+
+    /// Subscriptions on `n` held by `bare` or any of its full JIDs (bare first, then full
+    /// JIDs in order; by subid within each).
+    pub(crate) fn jid_subs<'a>(
+        &'a self,
+        n: &'a NodeState,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        self.jid(bare).into_iter().flat_map(move |r| n.subs.of(r))
+    }
+
+    /// The subscription of exactly `jid` on `n` whose subid is `subid`.
+    pub(crate) fn find_sub<'a>(
+        &'a self,
+        n: &'a NodeState,
+        jid: &Jid,
+        subid: &str,
+    ) -> Option<Sub<'a>> {
+        let owner = self.jid(&jid.to_bare())?;
+        n.subs.find(owner, jid, subid)
+    }
+
+    /// Whether `bare` (or one of its full JIDs) holds a subscribed subscription on `n`.
+    pub(crate) fn is_subscribed(&self, n: &NodeState, bare: &BareJid) -> bool {
+        self.jid_subs(n, bare)
+            .any(|s| s.state() == SubscriptionState::Subscribed)
+    }
+
+    /// Every subscription of `bare` (and its full JIDs), node by node in uid order.
+    pub(crate) fn subscriptions_of<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = (&'a NodeState, Sub<'a>)> + 'a {
+        self.jids.get(bare).into_iter().flat_map(move |(r, h)| {
+            h.nodes
+                .iter()
+                .filter_map(move |uid| self.node_by_uid(*uid))
+                .flat_map(move |n| n.subs.of(r).map(move |s| (n, s)))
+        })
+    }
+
+    /// The nodes `bare` (or one of its full JIDs) subscribes to, in uid order.
+    pub(crate) fn nodes_subscribed_by<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = &'a NodeState> + 'a {
+        self.jids
+            .get(bare)
+            .into_iter()
+            .flat_map(move |(_, h)| h.nodes.iter().filter_map(move |u| self.node_by_uid(*u)))
+    }
+
+    /// How many subscriptions `bare` (and its full JIDs) holds across the service.
+    pub(crate) fn subscription_count(&self, bare: &BareJid) -> u64 {
+        self.jids.get(bare).map_or(0, |(_, h)| u64::from(h.subs))
+    }
+
+    /// Every affiliation of `bare` other than `none`, by node.
+    pub(crate) fn affiliations_of<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = (&'a NodeState, Affiliation)> + 'a {
+        self.jids.get(bare).into_iter().flat_map(move |(_, h)| {
+            h.affs
+                .iter()
+                .filter_map(move |(uid, a)| Some((self.node_by_uid(*uid)?, *a)))
+        })
+    }
+
+    /// The leases ended by `now`, as (node uid, key), earliest first.
+    pub(crate) fn ended_leases(&self, now: Millis) -> Vec<(u64, SubKey)> {
+        self.leases
+            .iter()
+            .take_while(|(end, _, _)| *end <= now)
+            .map(|(_, uid, key)| (*uid, key.clone()))
+            .collect()
     }
 
     /// Every owner of a presence or roster node: whose rosters the service keeps.
@@ -235,47 +449,17 @@ impl State {
                     AccessModel::Presence | AccessModel::Roster
                 )
             })
-            .flat_map(|n| {
-                n.affs
-                    .iter()
-                    .filter(|(_, a)| **a == Affiliation::Owner)
-                    .map(|(j, _)| j.clone())
-            })
+            .flat_map(|n| n.owners().cloned())
             .collect()
     }
 
-    /// Subscriptions on `node` held by `bare` or any of its full JIDs.
-    pub(crate) fn jid_subs<'a>(
-        &'a self,
-        n: &'a NodeState,
-        bare: &BareJid,
-    ) -> impl Iterator<Item = &'a Subscription> + 'a {
-        let uid = n.rec.uid;
-        self.subs_by_jid
-            .get(bare)
-            .into_iter()
-            .flat_map(move |set| {
-                set.range((uid, String::new())..)
-                    .take_while(move |(u, _)| *u == uid)
-            })
-            .filter_map(move |(_, subid)| n.subs.get(subid))
-    }
-
-    pub(crate) fn is_subscribed(&self, n: &NodeState, bare: &BareJid) -> bool {
-        self.jid_subs(n, bare)
-            .any(|s| s.state == SubscriptionState::Subscribed)
-    }
-
-    /// Every bare JID whose presence the service needs: subscribers of nodes with
-    /// `presence_based_delivery` or `send_last_published_item=on_sub_and_presence`, and
-    /// subscriptions narrowed by `pubsub#show-values`. Derived from the subscriptions, so
-    /// it is as durable as they are and needs no storage of its own.
+    /// Every bare JID whose presence some subscription needs.
     pub(crate) fn presence_wanted(&self) -> BTreeSet<BareJid> {
         let mut out = BTreeSet::new();
         for n in self.nodes.values() {
-            for sub in n.subs.values() {
-                if needs_presence(&n.rec.config, sub) {
-                    out.insert(sub.jid.to_bare());
+            for sub in n.subs.iter() {
+                if needs_presence(&n.rec.config, sub.state(), sub.options()) {
+                    out.insert(sub.bare().clone());
                 }
             }
         }
@@ -284,43 +468,7 @@ impl State {
 
     /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
     pub(crate) fn wants_presence(&self, bare: &BareJid) -> bool {
-        self.subs_by_jid
-            .get(bare)
-            .into_iter()
-            .flatten()
-            .any(|(uid, subid)| {
-                self.node_by_uid(*uid).is_some_and(|n| {
-                    n.subs
-                        .get(subid)
-                        .is_some_and(|sub| needs_presence(&n.rec.config, sub))
-                })
-            })
-    }
-}
-
-fn unindex_sub(
-    idx: &mut HashMap<BareJid, BTreeSet<(u64, String)>>,
-    bare: &BareJid,
-    uid: u64,
-    subid: &str,
-) {
-    if let Some(set) = idx.get_mut(bare) {
-        set.remove(&(uid, subid.to_owned()));
-        if set.is_empty() {
-            idx.remove(bare);
-        }
-    }
-}
-
-fn unindex_aff(
-    idx: &mut HashMap<BareJid, BTreeMap<String, Affiliation>>,
-    jid: &BareJid,
-    node: &str,
-) {
-    if let Some(m) = idx.get_mut(jid) {
-        m.remove(node);
-        if m.is_empty() {
-            idx.remove(jid);
-        }
+        self.subscriptions_of(bare)
+            .any(|(n, s)| needs_presence(&n.rec.config, s.state(), s.options()))
     }
 }

@@ -29,13 +29,14 @@ mod state;
 pub mod store;
 
 pub use error::Error;
+pub use matching::Recipient;
 pub use model::*;
 pub use policy::Policy;
 pub use request::{
     Event, HistoryFilter, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request,
     RsmPage, RsmQuery, SubscriptionChange,
 };
-pub use service::Service;
+pub use service::{Dispatch, Fanout, Service, Streamed};
 pub use store::{Change, ChangeSet, Expiry, ItemRange, MemStore, Snapshot, Store, StoreError};
 
 pub use jid::{BareJid, FullJid, Jid};

@@ -20,10 +20,9 @@
 pub(crate) mod deliver;
 
 use crate::presence::PresenceTable;
-use crate::state::{NodeState, State, Sub};
+use crate::state::{JidRef, NodeState, State, Sub};
 use crate::store::Change;
 use crate::{BareJid, FullJid, Jid};
-use std::collections::BTreeMap;
 
 pub(crate) use deliver::needs_presence;
 
@@ -97,12 +96,14 @@ pub(crate) struct Candidate<'a> {
 /// an index of its own (a content filter's predicate index) keeps it in step through
 /// [`Matcher::applied`], which sees every committed change after the state applied it.
 pub(crate) trait Matcher: Send {
-    /// The candidates `occ` may reach through this matcher, as described above. The
-    /// predicate decides afterwards; a matcher only finds.
+    /// The candidates `occ` may reach through this matcher, as described above, from the
+    /// subscribers after `after` on (all when `None`): a walk resumes there. The predicate
+    /// decides afterwards; a matcher only finds.
     fn candidates<'s>(
         &self,
         state: &'s State,
         occ: &Occurrence<'s>,
+        after: Option<&JidRef>,
     ) -> Box<dyn Iterator<Item = Candidate<'s>> + 's>;
 
     /// The state was loaded from the store: build any index from it.
@@ -124,6 +125,7 @@ impl Matcher for OwnSubscriptions {
         &self,
         state: &'s State,
         occ: &Occurrence<'s>,
+        after: Option<&JidRef>,
     ) -> Box<dyn Iterator<Item = Candidate<'s>> + 's> {
         let node = occ.node;
         if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
@@ -134,7 +136,7 @@ impl Matcher for OwnSubscriptions {
             Scope::One(sub) => Box::new(std::iter::once(cand(sub))),
             Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).map(cand)),
             // A node's subscriptions are kept by subscriber already.
-            Scope::Everyone => Box::new(node.subs().map(cand)),
+            Scope::Everyone => Box::new(node.subs_after(after).map(cand)),
         }
     }
 }
@@ -186,39 +188,101 @@ impl Matchers {
     }
 
     /// The one way from an occurrence to its recipients: every candidate of every
-    /// matcher, through the predicate, grouped by recipient JID (in JID order).
+    /// matcher, through the predicate, one [`Recipient`] per JID.
     pub(crate) fn recipients(
         &self,
         ctx: &impl Context,
         state: &State,
         occ: &Occurrence<'_>,
     ) -> Vec<Recipient> {
-        let mut by_jid: BTreeMap<Jid, (Vec<String>, bool)> = BTreeMap::new();
+        let mut out = Vec::new();
+        self.walk(ctx, state, occ, &mut None, usize::MAX, &mut out);
+        out
+    }
+
+    /// [`Matchers::recipients`], a part at a time: the recipients of the subscribers after
+    /// `*cursor`, subscriber by subscriber, until at least `max` are in `out` (a subscriber
+    /// is never split). `*cursor` moves to the last subscriber walked. True when no
+    /// subscriber is left.
+    ///
+    /// Subscribers come in JID order; one subscriber's recipients (itself, its full JIDs,
+    /// its available resources) in JID order, each with the subids of every subscription
+    /// of it that was delivered, in subid order (§12.5).
+    pub(crate) fn walk(
+        &self,
+        ctx: &impl Context,
+        state: &State,
+        occ: &Occurrence<'_>,
+        cursor: &mut Option<JidRef>,
+        max: usize,
+        out: &mut Vec<Recipient>,
+    ) -> bool {
+        let mut streams: Vec<_> = self
+            .0
+            .iter()
+            .map(|m| m.candidates(state, occ, cursor.as_ref()).peekable())
+            .collect();
+        let start = out.len();
+        let mut group: Vec<Candidate<'_>> = Vec::new();
         let mut to = Vec::new();
-        for m in &self.0 {
-            for cand in m.candidates(state, occ) {
-                to.clear();
-                if !deliver::deliver(ctx, &cand, &occ.occasion, &mut to) {
-                    continue;
-                }
-                for jid in to.drain(..) {
-                    let e = by_jid.entry(jid).or_default();
-                    e.0.push(cand.sub.subid());
-                    e.1 |= cand.sub.options().include_body;
+        let mut hits: Vec<(Jid, String, bool)> = Vec::new();
+        loop {
+            if out.len() - start >= max {
+                return streams.iter_mut().all(|s| s.peek().is_none());
+            }
+            // The next subscriber: the least JID any matcher offers, with every candidate
+            // of it from every matcher.
+            let Some(next) = streams
+                .iter_mut()
+                .filter_map(|s| s.peek().map(|c| c.sub.key.jid.clone()))
+                .min()
+            else {
+                return true;
+            };
+            group.clear();
+            for s in &mut streams {
+                while let Some(c) = s.next_if(|c| c.sub.key.jid == next) {
+                    group.push(c);
                 }
             }
-        }
-        by_jid
-            .into_iter()
-            .map(|(to, (mut subids, include_body))| {
-                // In subid order, as the SHIM headers have always listed them.
-                subids.sort_unstable();
-                Recipient {
-                    to,
-                    subids,
-                    include_body,
+            hits.clear();
+            for cand in &group {
+                to.clear();
+                if deliver::deliver(ctx, cand, &occ.occasion, &mut to) {
+                    let include_body = cand.sub.options().include_body;
+                    hits.extend(to.drain(..).map(|j| (j, cand.sub.subid(), include_body)));
                 }
-            })
-            .collect()
+            }
+            group_by_recipient(&mut hits, out);
+            *cursor = Some(next);
+        }
+    }
+}
+
+/// One subscriber's deliveries (recipient, subid, include_body) as one [`Recipient`] per
+/// JID, in JID order, subids in order.
+fn group_by_recipient(hits: &mut Vec<(Jid, String, bool)>, out: &mut Vec<Recipient>) {
+    if let [(to, subid, include_body)] = hits.as_mut_slice() {
+        // The common case: one subscription, one recipient.
+        out.push(Recipient {
+            to: to.clone(),
+            subids: vec![std::mem::take(subid)],
+            include_body: *include_body,
+        });
+        return;
+    }
+    hits.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    for (to, subid, include_body) in hits.drain(..) {
+        match out.last_mut() {
+            Some(r) if r.to == to => {
+                r.subids.push(subid);
+                r.include_body |= include_body;
+            }
+            _ => out.push(Recipient {
+                to,
+                subids: vec![subid],
+                include_body,
+            }),
+        }
     }
 }

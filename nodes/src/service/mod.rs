@@ -41,6 +41,7 @@ use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod fanout;
 mod gate;
 mod history;
 mod items;
@@ -52,7 +53,9 @@ mod rosters;
 mod state;
 mod subscriber;
 mod timers;
-use crate::matching::{deliver, Context, Matchers, Occasion, Occurrence, Recipient, Scope};
+use crate::matching::{Context, Matchers, Occasion, Occurrence, Recipient, Scope};
+use fanout::Broadcast;
+pub use fanout::{Dispatch, Fanout, Streamed};
 use gate::Ask;
 pub use history::MAX_HISTORY_PAGE;
 pub use owner::{patch_config, precondition_mismatch};
@@ -63,10 +66,22 @@ pub use subscriber::patch_options;
 struct Plan {
     reply: Reply,
     changes: ChangeSet,
-    notifications: Vec<Notification>,
+    notifications: Vec<Dispatch>,
 }
 
 impl Plan {
+    fn with(
+        reply: Reply,
+        changes: ChangeSet,
+        notifications: impl IntoIterator<Item = impl Into<Dispatch>>,
+    ) -> Self {
+        Plan {
+            reply,
+            changes,
+            notifications: notifications.into_iter().map(Into::into).collect(),
+        }
+    }
+
     fn read(reply: Reply) -> Self {
         Plan {
             reply,
@@ -89,6 +104,10 @@ pub struct Service<S: Store> {
     state: State,
     /// The matching stage's matchers: who an event reaches.
     matchers: Matchers,
+    /// This engine's identity, which its fan-outs carry.
+    id: u64,
+    /// Fan-outs handed back and maybe still being walked: settled before the state changes.
+    walking: Vec<std::sync::Weak<std::sync::Mutex<fanout::Walk>>>,
     /// Feeds generated names and ids. Not durable: uniqueness is checked on use.
     counter: Cell<u64>,
     /// Set by the first [`Service::tick`]. Until something runs the clock no digest can go
@@ -111,6 +130,8 @@ impl<S: Store> Service<S> {
             rosters: RosterTable::new(),
             state: State::new(snapshot.last_uid),
             matchers: Matchers::default(),
+            id: fanout::engine_id(),
+            walking: Vec::new(),
             counter: Cell::new(0),
             clock_running: false,
         };
@@ -149,20 +170,38 @@ impl<S: Store> Service<S> {
     /// On `Ok`, every change is durable and the notifications are ready to send. On
     /// `Err`, nothing changed.
     pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
+        let out = self.handle_streamed(actor, req, now)?;
+        Ok(Outcome {
+            reply: out.reply,
+            notifications: self.walk_all(out.dispatches),
+        })
+    }
+
+    /// [`Service::handle`], with broadcasts handed back as [`Fanout`]s to walk (with
+    /// [`Service::walk`]) once the change is durable, rather than walked already.
+    pub fn handle_streamed(
+        &mut self,
+        actor: &Jid,
+        req: Request,
+        now: Millis,
+    ) -> Result<Streamed, Error> {
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;
             self.apply(&plan.changes);
         }
-        Ok(Outcome {
+        self.track(&plan.notifications);
+        Ok(Streamed {
             reply: plan.reply,
-            notifications: plan.notifications,
+            dispatches: plan.notifications,
         })
     }
 
     /// Apply a committed change set to memory: to the state, then to the matchers' own
-    /// indexes.
+    /// indexes. Fan-outs still being walked are settled first: they see the state as of
+    /// their own commit.
     fn apply(&mut self, changes: &ChangeSet) {
+        self.settle();
         for c in &changes.0 {
             self.state.apply_one(c);
             self.matchers.applied(&self.state, c);

@@ -53,15 +53,9 @@ impl<S: Store> Service<S> {
             .collect()
     }
 
-    /// `event` to everyone `occasion` on `n` reaches: a broadcast.
-    pub(super) fn broadcast(
-        &self,
-        n: &NodeState,
-        occasion: Occasion<'_>,
-        event: Event,
-    ) -> Vec<Notification> {
-        let recipients = self.recipients(n, occasion, Scope::Everyone);
-        self.notifications(n, recipients, event)
+    /// `event` to everyone `broadcast` on `n` reaches, walked once the change is applied.
+    pub(super) fn broadcast(&self, n: &NodeState, broadcast: Broadcast, event: Event) -> Dispatch {
+        self.fanout(n, n.rec.config.notification_type, broadcast, event)
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).

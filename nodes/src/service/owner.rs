@@ -93,9 +93,8 @@ impl<S: Store> Service<S> {
         let config = patch_config(&n.rec.config, &patch);
         self.validate_config(&config)?;
         let mut changes = ChangeSet::default();
-        let mut notifications = Vec::new();
+        let mut notifications: Vec<Dispatch> = Vec::new();
         // Subscribers that the new access model shuts out lose their subscriptions.
-        let mut removed = Vec::new();
         if config.access_model != n.rec.config.access_model {
             for sub in n.subs() {
                 // Undecided for want of a roster: the request fails with RosterNeeded and is
@@ -103,9 +102,9 @@ impl<S: Store> Service<S> {
                 // subscriptions a roster would have kept.
                 let ask = Ask::new(sub.bare(), Action::Subscribe, n).under(&config);
                 if !self.gate(ask).admits()? {
-                    removed.push(sub.key.clone());
                     let sub = sub.to_subscription();
-                    notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None));
+                    let notice = self.to_subscriber(n, &sub, SubscriptionState::None);
+                    notifications.push(notice.into());
                     changes.push(Change::DeleteSubscription {
                         node: node.clone(),
                         jid: sub.jid,
@@ -118,18 +117,14 @@ impl<S: Store> Service<S> {
             config: config.clone(),
             ..n.rec.clone()
         }));
-        if deliver::node_notifies(&config, &Occasion::Configure) {
-            let event = Event::Configuration {
-                config: config.deliver_payloads.then(|| config.clone()),
-            };
-            let after = n.reconfigured(config, &removed);
-            notifications.extend(self.broadcast(&after, Occasion::Configure, event));
-        }
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        // Walked once applied: to the subscribers that remain, under the new
+        // configuration (its switches, its notification type).
+        let event = Event::Configuration {
+            config: config.deliver_payloads.then(|| config.clone()),
+        };
+        let kind = config.notification_type;
+        notifications.push(self.fanout(n, kind, Broadcast::Configure, event));
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     /// An owner's decision on pending subscriptions (§8.6).
@@ -178,11 +173,7 @@ impl<S: Store> Service<S> {
             };
             notifications.push(self.to_subscriber(n, &sub, state));
         }
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn set_subscriptions(
@@ -275,11 +266,7 @@ impl<S: Store> Service<S> {
                 }
             }
         }
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn set_affiliations(
@@ -332,11 +319,7 @@ impl<S: Store> Service<S> {
                 }
             }
         }
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn get_config(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
@@ -368,12 +351,11 @@ impl<S: Store> Service<S> {
             name: node,
             uid: n.rec.uid,
         });
-        let notifications = self.broadcast(n, Occasion::Delete, Event::Delete { redirect });
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        // Built now: once applied, the node and its subscriptions are gone.
+        let recipients = self.recipients(n, Occasion::Delete, Scope::Everyone);
+        let event = Event::Delete { redirect };
+        let notifications = self.notifications(n, recipients, event);
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn purge(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
@@ -391,12 +373,8 @@ impl<S: Store> Service<S> {
                 last_seq: n.counters.last_seq,
             },
         });
-        let notifications = self.broadcast(n, Occasion::Purge, Event::Purge);
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        let notifications = vec![self.broadcast(n, Broadcast::Purge, Event::Purge)];
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn get_subscriptions(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
@@ -447,15 +425,15 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         self.check(me, Action::ManageSubscriptions, n)?;
         let pending = n.subs().filter(|s| s.state() == SubscriptionState::Pending);
-        let notifications = by_subid(pending)
+        let notifications: Vec<Notification> = by_subid(pending)
             .iter()
             .flat_map(|s| self.authorization_requests(n, s, Some(actor)))
             .collect();
-        Ok(Plan {
-            reply: Reply::PendingSent { node },
-            changes: ChangeSet::default(),
+        Ok(Plan::with(
+            Reply::PendingSent { node },
+            ChangeSet::default(),
             notifications,
-        })
+        ))
     }
 }
 

@@ -12,11 +12,13 @@ impl<S: Store> Service<S> {
     /// `jid` went offline (e.g. a notification to it bounced): see
     /// [`PresenceTable::unavailable`].
     pub fn resource_unavailable(&mut self, jid: &FullJid) -> bool {
+        self.settle();
         self.presence.unavailable(jid)
     }
 
     /// Every resource of `jid` went offline: see [`PresenceTable::all_unavailable`].
     pub fn all_unavailable(&mut self, jid: &BareJid) {
+        self.settle();
         self.presence.all_unavailable(jid);
     }
 
@@ -27,6 +29,7 @@ impl<S: Store> Service<S> {
     /// answers the probes may have been online all along and does not count as coming
     /// online ([`PresenceTable::assume_online`]) until [`Service::forget_stale_presence`].
     pub fn presence_reconnected(&mut self) -> BTreeSet<BareJid> {
+        self.settle();
         let fresh = self.presence.knows_nothing();
         self.presence.clear();
         self.state.presence_requests.clear();
@@ -41,11 +44,13 @@ impl<S: Store> Service<S> {
 
     /// Forget who was online before the last reset: see [`PresenceTable::forget_stale`].
     pub fn forget_stale_presence(&mut self) {
+        self.settle();
         self.presence.forget_stale();
     }
 
     /// Forget everyone's presence (after the link was lost): see [`PresenceTable::clear`].
     pub fn clear_presence(&mut self) {
+        self.settle();
         self.presence.clear();
     }
 
@@ -58,6 +63,8 @@ impl<S: Store> Service<S> {
         jid: &FullJid,
         show: Option<Show>,
     ) -> Result<Vec<Notification>, Error> {
+        // Fan-outs being walked read who is online: settle them first.
+        self.settle();
         let Some(show) = show else {
             self.presence.unavailable(jid);
             return Ok(Vec::new());

@@ -119,12 +119,12 @@ impl<S: Store> Service<S> {
             },
         });
         let notifications =
-            self.broadcast(n, Occasion::Publish, items_event(cfg, vec![item], actor));
-        Ok(Plan {
-            reply: Reply::Published { node, id },
+            vec![self.broadcast(n, Broadcast::Publish, items_event(cfg, vec![item], actor))];
+        Ok(Plan::with(
+            Reply::Published { node, id },
             changes,
             notifications,
-        })
+        ))
     }
 
     pub(super) fn retract(
@@ -164,13 +164,9 @@ impl<S: Store> Service<S> {
                 last_seq: n.counters.last_seq,
             },
         });
-        let occasion = Occasion::Retract { requested: notify };
-        let notifications = self.broadcast(n, occasion, Event::Retract { ids });
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        let broadcast = Broadcast::Retract { requested: notify };
+        let notifications = vec![self.broadcast(n, broadcast, Event::Retract { ids })];
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 }
 

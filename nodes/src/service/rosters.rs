@@ -1,5 +1,6 @@
 //! Node owners' rosters (XEP-0356), kept for the `presence` and `roster` access models: the
-//! component feeds them through these methods, so the engine sees every change.
+//! component feeds them through these methods, so the engine sees every change (and settles
+//! the fan-outs being walked, which read the rosters, first).
 
 use super::*;
 use crate::roster::RosterItem;
@@ -12,6 +13,7 @@ impl<S: Store> Service<S> {
 
     /// The server granted (or withdrew) roster access: see [`RosterTable::set_granted`].
     pub fn set_roster_access(&mut self, granted: bool) {
+        self.settle();
         self.rosters.set_granted(granted);
     }
 
@@ -22,21 +24,25 @@ impl<S: Store> Service<S> {
         items: impl IntoIterator<Item = (BareJid, RosterItem)>,
         now: Millis,
     ) {
+        self.settle();
         self.rosters.replace(owner, items, now);
     }
 
     /// A roster push: see [`RosterTable::push`].
     pub fn roster_pushed(&mut self, owner: &BareJid, contact: &BareJid, item: Option<RosterItem>) {
+        self.settle();
         self.rosters.push(owner, contact, item);
     }
 
     /// Rosters fetched before `before` no longer refuse: see [`RosterTable::mark_stale`].
     pub fn mark_rosters_stale(&mut self, before: Millis) {
+        self.settle();
         self.rosters.mark_stale(before);
     }
 
     /// Forget `owner`'s roster: see [`RosterTable::forget`].
     pub fn forget_roster(&mut self, owner: &BareJid) {
+        self.settle();
         self.rosters.forget(owner);
     }
 }

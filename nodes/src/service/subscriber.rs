@@ -60,11 +60,11 @@ impl<S: Store> Service<S> {
         if needs_approval {
             // The authorization request is the owners' notice; no item is sent yet.
             let notifications = self.authorization_requests(n, &sub, None);
-            return Ok(Plan {
-                reply: Reply::Subscription { node, sub },
+            return Ok(Plan::with(
+                Reply::Subscription { node, sub },
                 changes,
                 notifications,
-            });
+            ));
         }
         let cfg = &n.rec.config;
         let mut notifications = Vec::new();
@@ -88,11 +88,11 @@ impl<S: Store> Service<S> {
                 notifications.extend(self.notifications(n, recipients, event));
             }
         }
-        Ok(Plan {
-            reply: Reply::Subscription { node, sub },
+        Ok(Plan::with(
+            Reply::Subscription { node, sub },
             changes,
             notifications,
-        })
+        ))
     }
 
     pub(super) fn own_subscriptions(
@@ -166,11 +166,7 @@ impl<S: Store> Service<S> {
         } else {
             Vec::new()
         };
-        Ok(Plan {
-            reply: Reply::Done,
-            changes,
-            notifications,
-        })
+        Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
     pub(super) fn get_options(

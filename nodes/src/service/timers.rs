@@ -14,6 +14,15 @@ impl<S: Store> Service<S> {
     /// changes before returning; the caller syncs the store before sending. On `Err`,
     /// nothing changed (the same work is found again on the next tick).
     pub fn tick(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
+        let dispatches = self.tick_streamed(now)?;
+        Ok(self.walk_all(dispatches))
+    }
+
+    /// [`Service::tick`], with broadcasts handed back as [`Fanout`]s to walk (with
+    /// [`Service::walk`]) once the change is durable.
+    pub fn tick_streamed(&mut self, now: Millis) -> Result<Vec<Dispatch>, Error> {
+        // Fan-outs being walked read the clock (digests): settle them first.
+        self.settle();
         if !self.clock_running {
             self.clock_running = true;
             // Until now digest subscribers got items one by one: start their digests here.
@@ -30,7 +39,7 @@ impl<S: Store> Service<S> {
             }
         }
         let mut changes = ChangeSet::default();
-        let mut notifications = Vec::new();
+        let mut notifications: Vec<Dispatch> = Vec::new();
 
         // Expired items, grouped by node so that each node's counters and retraction
         // notification are computed once.
@@ -71,8 +80,8 @@ impl<S: Store> Service<S> {
                 },
             });
             let ids = items.into_iter().map(|i| i.id).collect();
-            let occasion = Occasion::Retract { requested: false };
-            notifications.extend(self.broadcast(n, occasion, Event::Retract { ids }));
+            let broadcast = Broadcast::Retract { requested: false };
+            notifications.push(self.broadcast(n, broadcast, Event::Retract { ids }));
         }
 
         // Ended leases: the index is ordered by end time, so only those are read.
@@ -84,7 +93,7 @@ impl<S: Store> Service<S> {
                 continue;
             };
             let sub = sub.to_subscription();
-            notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None));
+            notifications.push(self.to_subscriber(n, &sub, SubscriptionState::None).into());
             changes.push(Change::DeleteSubscription {
                 node: n.rec.name.clone(),
                 jid: sub.jid,
@@ -97,7 +106,9 @@ impl<S: Store> Service<S> {
             self.apply(&changes);
         }
 
-        notifications.extend(self.release_digests(now)?);
+        self.track(&notifications);
+        let digests = self.release_digests(now)?;
+        notifications.extend(digests.into_iter().map(Dispatch::from));
         Ok(notifications)
     }
 

@@ -54,6 +54,15 @@ impl NodeState {
         self.subs.iter()
     }
 
+    /// The subscriptions of subscribers after `jid` (all when `None`), in the same order:
+    /// where a walk over the subscribers resumes.
+    pub(crate) fn subs_after<'a>(
+        &'a self,
+        jid: Option<&JidRef>,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        self.subs.after(jid)
+    }
+
     /// How many subscriptions the node holds.
     pub(crate) fn sub_count(&self) -> usize {
         self.subs.len()
@@ -67,17 +76,6 @@ impl NodeState {
     /// The subscription whose key is `key`.
     pub(crate) fn sub(&self, key: &SubKey) -> Option<Sub<'_>> {
         self.subs.get(key)
-    }
-
-    /// The node as it would be with `config` and without the subscriptions `removed`: a
-    /// copy, for a reconfiguration's own broadcast.
-    pub(crate) fn reconfigured(&self, config: NodeConfig, removed: &[SubKey]) -> NodeState {
-        let mut after = self.clone();
-        for k in removed {
-            after.subs.remove_key(k);
-        }
-        after.rec.config = config;
-        after
     }
 }
 

@@ -267,6 +267,21 @@ impl SubTable {
             .map(|(k, v)| self.view(k, v))
     }
 
+    /// The subscriptions of subscribers after `jid` (all when `None`), in key order.
+    pub(crate) fn after<'a>(&'a self, jid: Option<&JidRef>) -> impl Iterator<Item = Sub<'a>> + 'a {
+        use std::ops::Bound;
+        // Start at `jid`'s first key and skip its keys: no key bounds them from above.
+        let start = match jid {
+            Some(j) => Bound::Included(SubKey::first_of(j)),
+            None => Bound::Unbounded,
+        };
+        let skip = jid.cloned();
+        self.by_key
+            .range((start, Bound::Unbounded))
+            .skip_while(move |(k, _)| skip.as_ref().is_some_and(|j| k.jid == *j))
+            .map(|(k, v)| self.view(k, v))
+    }
+
     /// The number that stands for `subid` on this node, if some subscription could have it.
     pub(crate) fn num_of(&self, subid: &str) -> Option<SubNum> {
         let legacy = self.legacy.as_deref();
@@ -512,5 +527,15 @@ mod tests {
         assert_eq!(order, ["a@x", "b@x", "b@x/1", "b@x/2", "c@x"]);
         let of_b: Vec<String> = t.of(&owner("b@x")).map(|s| s.jid().to_string()).collect();
         assert_eq!(of_b, ["b@x", "b@x/1", "b@x/2"]);
+        let after_a: Vec<String> = t
+            .after(Some(&owner("a@x")))
+            .map(|s| s.jid().to_string())
+            .collect();
+        assert_eq!(after_a, ["b@x", "b@x/1", "b@x/2", "c@x"]);
+        let after_b: Vec<String> = t
+            .after(Some(&owner("b@x")))
+            .map(|s| s.jid().to_string())
+            .collect();
+        assert_eq!(after_b, ["c@x"]);
     }
 }

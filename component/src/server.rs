@@ -4,7 +4,7 @@
 //! short: a request is parsed, decided, committed and answered before the next one is read,
 //! which gives FIFO order per publisher without locks.
 
-use crate::link::{self, Backoff, Link, LinkError, LinkWriter};
+use crate::link::{self, Backoff, Link, LinkError, LinkWriter, StanzaEncoder};
 use crate::presence;
 use crate::privilege::{self, Privileges, RosterFetches, Waiting};
 use crate::pubsub::{self, IqKind, NotificationRenderer};
@@ -13,7 +13,7 @@ use crate::relay::{self, Relays};
 use crate::Config;
 use futures::{FutureExt, SinkExt, StreamExt};
 use minidom::Element;
-use roost_nodes::{BareJid, Jid, Notification, Service, Store};
+use roost_nodes::{BareJid, Dispatch, Jid, Service, Store};
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -81,7 +81,7 @@ pub struct Roost<S: Store> {
     fetches: RosterFetches,
     /// Notifications of the stanza being handled, sent after its other stanzas (see
     /// [`Roost::take_outgoing`]).
-    deferred: Vec<Notification>,
+    deferred: Vec<Dispatch>,
     /// Serializes notifications once per event rather than once per recipient.
     renderer: NotificationRenderer,
 }
@@ -94,8 +94,10 @@ pub enum Outgoing {
     /// A reply, a presence, a ping.
     Stanza(Stanza),
     /// The notifications one stanza caused, in order. They stay engine values until written,
-    /// so that the message for one event is built and serialized once for all recipients.
-    Notifications(VecDeque<Notification>),
+    /// so that the message for one event is built and serialized once for all recipients,
+    /// and a fan-out's recipients are walked as they are written (see
+    /// [`Roost::write_outgoing`]).
+    Notifications(VecDeque<Dispatch>),
 }
 
 /// How long after a (re)connect answers to probes are taken as resources that were online
@@ -132,12 +134,9 @@ impl<S: Store> Roost<S> {
 
     /// Keep notifications to send after the stanzas being returned (see
     /// [`Roost::take_outgoing`]).
-    fn defer(&mut self, notifications: Vec<Notification>) {
-        if self.deferred.is_empty() {
-            self.deferred = notifications;
-        } else {
-            self.deferred.extend(notifications);
-        }
+    fn defer<N: Into<Dispatch>>(&mut self, notifications: impl IntoIterator<Item = N>) {
+        self.deferred
+            .extend(notifications.into_iter().map(Into::into));
     }
 
     /// Append `stanzas` (returned by [`Roost::handle_element`] or [`Roost::tick`]) to `out`,
@@ -163,19 +162,44 @@ impl<S: Store> Roost<S> {
         w: &mut LinkWriter,
         budget: usize,
     ) {
-        while w.buf.len() < budget {
+        self.fill(out, &mut w.encoder, &mut w.buf, budget);
+    }
+
+    /// [`Roost::write_outgoing`] into any buffer. A fan-out is walked [`WALK_CHUNK`]
+    /// recipients at a time as its messages are rendered, so the first chunk goes out
+    /// before the last recipients are even looked up.
+    fn fill(
+        &mut self,
+        out: &mut VecDeque<Outgoing>,
+        enc: &mut StanzaEncoder,
+        buf: &mut Vec<u8>,
+        budget: usize,
+    ) {
+        let mut walked = Vec::new();
+        while buf.len() < budget {
             match out.front_mut() {
                 None => return,
                 Some(Outgoing::Notifications(ns)) => {
-                    while w.buf.len() < budget {
-                        let Some(n) = ns.pop_front() else { break };
-                        let id = self.new_id();
-                        trace!(to = %n.to, node = %n.node, id, "out notification");
-                        if let Err(e) =
-                            self.renderer
-                                .render(&n, &self.jid, &id, &mut w.encoder, &mut w.buf)
-                        {
-                            error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                    while buf.len() < budget {
+                        match ns.front() {
+                            None => break,
+                            Some(Dispatch::Fanout(f)) => {
+                                if self.service.walk(f, WALK_CHUNK, &mut walked) {
+                                    ns.pop_front();
+                                }
+                            }
+                            Some(Dispatch::One(_)) => {
+                                if let Some(Dispatch::One(n)) = ns.pop_front() {
+                                    walked.push(n);
+                                }
+                            }
+                        }
+                        for n in walked.drain(..) {
+                            let id = self.new_id();
+                            trace!(to = %n.to, node = %n.node, id, "out notification");
+                            if let Err(e) = self.renderer.render(&n, &self.jid, &id, enc, buf) {
+                                error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                            }
                         }
                     }
                     if ns.is_empty() {
@@ -185,7 +209,7 @@ impl<S: Store> Roost<S> {
                 Some(Outgoing::Stanza(_)) => {
                     if let Some(Outgoing::Stanza(st)) = out.pop_front() {
                         trace!(stanza = ?st, "out");
-                        if let Err(e) = w.encoder.encode(&st, &mut w.buf) {
+                        if let Err(e) = enc.encode(&st, buf) {
                             error!("stanza not sent, it cannot be serialized: {e}");
                         }
                     }
@@ -264,7 +288,16 @@ impl<S: Store> Roost<S> {
     /// [`Roost::take_outgoing`], to serialize each event once.)
     pub fn handle_stanza(&mut self, stanza: Stanza) -> Vec<Stanza> {
         let mut out = self.dispatch(stanza);
-        for n in std::mem::take(&mut self.deferred) {
+        let mut notifications = Vec::new();
+        for d in std::mem::take(&mut self.deferred) {
+            match d {
+                Dispatch::One(n) => notifications.push(n),
+                Dispatch::Fanout(f) => {
+                    while !self.service.walk(&f, usize::MAX, &mut notifications) {}
+                }
+            }
+        }
+        for n in notifications {
             let id = self.new_id();
             out.push(pubsub::notification_message(&n, &self.jid, id).into());
         }
@@ -432,7 +465,7 @@ impl<S: Store> Roost<S> {
             let r = self.relays.tick(&mut self.service, &self.jid, now_millis());
             probes.extend(self.relay_output(r));
         }
-        match self.service.tick(now_millis()) {
+        match self.service.tick_streamed(now_millis()) {
             Ok(notifications) => {
                 self.defer(notifications);
                 probes
@@ -485,9 +518,9 @@ impl<S: Store> Roost<S> {
             }
             Some(Ok(req)) => req,
         };
-        match self.service.handle(&from, req, now_millis()) {
+        match self.service.handle_streamed(&from, req, now_millis()) {
             Ok(outcome) => {
-                self.defer(outcome.notifications);
+                self.defer(outcome.dispatches);
                 self.presence_requests()
             }
             Err(e) => {
@@ -684,7 +717,7 @@ impl<S: Store> Roost<S> {
                 Some(Ok(req)) => {
                     let owner_ns = pubsub::owner_namespace(&req);
                     let now = now_millis();
-                    match self.service.handle(&from, req, now) {
+                    match self.service.handle_streamed(&from, req, now) {
                         Ok(outcome) => {
                             let mut out = Vec::new();
                             let mut result =
@@ -707,7 +740,7 @@ impl<S: Store> Roost<S> {
                             );
                             out.extend(msgs.into_iter().map(Stanza::from));
                             out.push(self.result(&from, id, result));
-                            self.defer(outcome.notifications);
+                            self.defer(outcome.dispatches);
                             out.extend(self.presence_requests());
                             return out;
                         }
@@ -1113,6 +1146,11 @@ pub async fn run<S: Store>(
 /// Bytes of outgoing stanzas serialized before they are written to the link.
 const WRITE_CHUNK: usize = 256 * 1024;
 
+/// How many recipients of a fan-out are walked at once while writing: a few dozen
+/// messages, so that the first of a large fan-out are rendered at once and the walk never
+/// runs far ahead of the writing.
+const WALK_CHUNK: usize = 64;
+
 /// Stanzas handled before one flush at most: bounds reply latency under a flood.
 const MAX_BATCH: usize = 512;
 
@@ -1481,6 +1519,69 @@ mod tests {
         roost.after_batch(false);
         assert_eq!(calls.get(), 1);
         assert!(!roost.is_degraded());
+    }
+
+    #[test]
+    fn a_fanout_is_written_a_chunk_at_a_time_after_the_reply() {
+        let mut roost = Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &config(&["--rate-limit", "0"]),
+        );
+        assert!(is_result(&roost.handle_element(create("a", "1"))));
+        let reader = |i: usize| format!("reader{i:03}@localhost");
+        for i in 0..200 {
+            let jid: Jid = reader(i).parse().unwrap();
+            let sub = roost_nodes::Request::Subscribe {
+                node: "a".into(),
+                jid: jid.clone(),
+                options: None,
+            };
+            roost.service_mut().handle(&jid, sub, 1).unwrap();
+        }
+        let publish: Element = "<iq xmlns='jabber:component:accept' type='set' id='p' \
+             from='alice@localhost/r' to='pubsub.localhost'><pubsub \
+             xmlns='http://jabber.org/protocol/pubsub'><publish node='a'><item id='i'>\
+             <x xmlns='urn:x'/></item></publish></pubsub></iq>"
+            .parse()
+            .unwrap();
+        let mut out = VecDeque::new();
+        let stanzas = roost.handle_element(publish);
+        roost.take_outgoing(stanzas, &mut out);
+        let (mut enc, mut buf) = (StanzaEncoder::new(), Vec::new());
+        let mut take = |roost: &mut Roost<MemStore>, out: &mut VecDeque<Outgoing>, budget| {
+            buf.clear();
+            roost.fill(out, &mut enc, &mut buf, budget);
+            String::from_utf8(buf.clone()).unwrap()
+        };
+        let tos = |s: &str| -> Vec<String> {
+            s.split("<message")
+                .skip(1)
+                .map(|m| {
+                    let at = m.find(" to='").unwrap() + 5;
+                    m[at..at + m[at..].find('\'').unwrap()].to_owned()
+                })
+                .collect()
+        };
+        // The IQ result first, alone when the budget is spent by it.
+        let first = take(&mut roost, &mut out, 1);
+        assert!(
+            first.starts_with("<iq") && first.contains("id='p'"),
+            "{first}"
+        );
+        assert!(!first.contains("<message"));
+        // Then one walked chunk: the first subscribers in JID order, the rest not walked yet.
+        let chunk = take(&mut roost, &mut out, 1);
+        assert_eq!(tos(&chunk), (0..WALK_CHUNK).map(reader).collect::<Vec<_>>());
+        assert!(
+            !out.is_empty(),
+            "the rest of the fan-out is still to be walked"
+        );
+        let rest = take(&mut roost, &mut out, usize::MAX);
+        assert_eq!(
+            tos(&rest),
+            (WALK_CHUNK..200).map(reader).collect::<Vec<_>>()
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

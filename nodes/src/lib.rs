@@ -1,6 +1,8 @@
 //! The XEP-0060 engine of Roost: pure, synchronous, no I/O.
 //!
-//! Typed requests go in, a [`Outcome`] (reply plus notifications) comes out.
+//! Typed requests go in, a [`Outcome`] (reply plus notifications) comes out; or, with
+//! [`Service::handle_streamed`], the reply plus [`Dispatch`]es: single notifications, and
+//! broadcasts as [`Fanout`]s whose recipients are walked while they are sent.
 //! The crate owns its storage contract ([`Store`]) and an in-memory store for tests;
 //! `roost-storage` implements the contract on sled, `roost-component` speaks XMPP.
 //!
@@ -14,7 +16,10 @@
 //! - [`presence`]: who is online, with which `show`, as plain data;
 //! - [`roster`]: node owners' rosters (XEP-0356), as plain data, for the presence and
 //!   roster access models;
-//! - [`service`]: the engine that ties them together.
+//! - `state`: the in-memory state and its indexes, compact (interned JIDs, numeric subids);
+//! - `matching`: where an event meets the subscriptions it reaches, and the one delivery
+//!   predicate;
+//! - [`service`]: the engine that ties them together, one file per use-case family.
 
 pub mod access;
 pub mod error;

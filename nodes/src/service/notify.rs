@@ -73,6 +73,30 @@ impl<S: Store> Service<S> {
             .collect()
     }
 
+    /// The owners' notice that `sub` is now in `state` (subscribed, or gone), when the node
+    /// asks for them (`pubsub#notify_sub`).
+    pub(super) fn subscription_news(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        state: SubscriptionState,
+    ) -> Vec<Notification> {
+        if !n.rec.config.notify_sub {
+            return Vec::new();
+        }
+        let event = Event::Subscription {
+            jid: sub.jid.clone(),
+            state,
+            subid: Some(sub.subid.clone()),
+            // A subscription that is gone has no lease to tell of.
+            expiry: sub
+                .options
+                .expire
+                .filter(|_| state != SubscriptionState::None),
+        };
+        self.to_owners(n, event)
+    }
+
     /// The §8.6 authorization request for a pending subscription: to `only` when given
     /// (get-pending, §8.7), else to every owner.
     pub(super) fn authorization_requests(

@@ -67,18 +67,7 @@ impl<S: Store> Service<S> {
             ));
         }
         let cfg = &n.rec.config;
-        let mut notifications = Vec::new();
-        if cfg.notify_sub {
-            notifications.extend(self.to_owners(
-                n,
-                Event::Subscription {
-                    jid: jid.clone(),
-                    state: sub.state,
-                    subid: Some(sub.subid.clone()),
-                    expiry: sub.options.expire,
-                },
-            ));
-        }
+        let mut notifications = self.subscription_news(n, &sub, sub.state);
         let planned = Planned::new(&sub);
         let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(planned.view()));
         if !recipients.is_empty() {
@@ -153,19 +142,7 @@ impl<S: Store> Service<S> {
             jid: sub.jid.clone(),
             subid: sub.subid.clone(),
         });
-        let notifications = if n.rec.config.notify_sub {
-            self.to_owners(
-                n,
-                Event::Subscription {
-                    jid: sub.jid.clone(),
-                    state: SubscriptionState::None,
-                    subid: Some(sub.subid.clone()),
-                    expiry: None,
-                },
-            )
-        } else {
-            Vec::new()
-        };
+        let notifications = self.subscription_news(n, &sub, SubscriptionState::None);
         Ok(Plan::with(Reply::Done, changes, notifications))
     }
 

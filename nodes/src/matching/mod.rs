@@ -196,14 +196,15 @@ impl Matchers {
         occ: &Occurrence<'_>,
     ) -> Vec<Recipient> {
         let mut out = Vec::new();
-        self.walk(ctx, state, occ, &mut None, usize::MAX, &mut out);
+        self.walk(ctx, state, occ, &mut None, usize::MAX, &mut |r| out.push(r));
         out
     }
 
     /// [`Matchers::recipients`], a part at a time: the recipients of the subscribers after
-    /// `*cursor`, subscriber by subscriber, until at least `max` are in `out` (a subscriber
-    /// is never split). `*cursor` moves to the last subscriber walked. True when no
-    /// subscriber is left.
+    /// `*cursor`, subscriber by subscriber, handed to `out` until at least `max` were (a
+    /// subscriber is never split). `*cursor` moves to the last subscriber walked. True when
+    /// no subscriber is left. (A sink rather than a `Vec`: a walk in small chunks must not
+    /// allocate a buffer per chunk.)
     ///
     /// Subscribers come in JID order; one subscriber's recipients (itself, its full JIDs,
     /// its available resources) in JID order, each with the subids of every subscription
@@ -215,19 +216,19 @@ impl Matchers {
         occ: &Occurrence<'_>,
         cursor: &mut Option<JidRef>,
         max: usize,
-        out: &mut Vec<Recipient>,
+        out: &mut dyn FnMut(Recipient),
     ) -> bool {
         let mut streams: Vec<_> = self
             .0
             .iter()
             .map(|m| m.candidates(state, occ, cursor.as_ref()).peekable())
             .collect();
-        let start = out.len();
+        let mut given = 0;
         let mut group: Vec<Candidate<'_>> = Vec::new();
         let mut to = Vec::new();
         let mut hits: Vec<(Jid, String, bool)> = Vec::new();
         loop {
-            if out.len() - start >= max {
+            if given >= max {
                 return streams.iter_mut().all(|s| s.peek().is_none());
             }
             // The next subscriber: the least JID any matcher offers, with every candidate
@@ -253,36 +254,43 @@ impl Matchers {
                     hits.extend(to.drain(..).map(|j| (j, cand.sub.subid(), include_body)));
                 }
             }
-            group_by_recipient(&mut hits, out);
+            given += group_by_recipient(&mut hits, out);
             *cursor = Some(next);
         }
     }
 }
 
 /// One subscriber's deliveries (recipient, subid, include_body) as one [`Recipient`] per
-/// JID, in JID order, subids in order.
-fn group_by_recipient(hits: &mut Vec<(Jid, String, bool)>, out: &mut Vec<Recipient>) {
-    if let [(to, subid, include_body)] = hits.as_mut_slice() {
-        // The common case: one subscription, one recipient.
-        out.push(Recipient {
-            to: to.clone(),
-            subids: vec![std::mem::take(subid)],
-            include_body: *include_body,
-        });
-        return;
-    }
+/// JID, in JID order, subids in order, handed to `out`. Returns how many.
+fn group_by_recipient(
+    hits: &mut Vec<(Jid, String, bool)>,
+    out: &mut dyn FnMut(Recipient),
+) -> usize {
     hits.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut given = 0;
+    let mut pending: Option<Recipient> = None;
     for (to, subid, include_body) in hits.drain(..) {
-        match out.last_mut() {
+        match &mut pending {
             Some(r) if r.to == to => {
                 r.subids.push(subid);
                 r.include_body |= include_body;
             }
-            _ => out.push(Recipient {
-                to,
-                subids: vec![subid],
-                include_body,
-            }),
+            _ => {
+                if let Some(r) = pending.take() {
+                    out(r);
+                    given += 1;
+                }
+                pending = Some(Recipient {
+                    to,
+                    subids: vec![subid],
+                    include_body,
+                });
+            }
         }
     }
+    if let Some(r) = pending {
+        out(r);
+        given += 1;
+    }
+    given
 }

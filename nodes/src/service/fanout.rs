@@ -136,10 +136,9 @@ impl<S: Store> Service<S> {
             return true;
         }
         let mut w = fanout.lock();
-        let mut found = Vec::new();
         if !w.settled.is_empty() || w.done {
             let take = max.min(w.settled.len());
-            found.extend(w.settled.drain(..take));
+            out.extend(w.settled.drain(..take).map(|r| fanout.notification(r)));
         } else if let Some(n) = self.state.node_by_uid(w.uid) {
             let occ = Occurrence {
                 node: n,
@@ -147,18 +146,16 @@ impl<S: Store> Service<S> {
                 scope: Scope::Everyone,
             };
             let mut cursor = w.cursor.take();
+            let mut sink = |r| out.push(fanout.notification(r));
             w.done = self
                 .matchers
-                .walk(self, &self.state, &occ, &mut cursor, max, &mut found);
+                .walk(self, &self.state, &occ, &mut cursor, max, &mut sink);
             w.cursor = cursor;
         } else {
             // Settling makes this unreachable; an empty walk is the safe answer.
             w.done = true;
         }
-        let finished = w.done && w.settled.is_empty();
-        drop(w);
-        out.extend(found.into_iter().map(|r| fanout.notification(r)));
-        finished
+        w.done && w.settled.is_empty()
     }
 
     /// Every notification of `dispatches`, walked at once.
@@ -227,11 +224,12 @@ impl<S: Store> Service<S> {
                 occasion: w.broadcast.occasion(),
                 scope: Scope::Everyone,
             };
-            let mut rest = Vec::new();
+            let mut rest = VecDeque::new();
             let mut cursor = w.cursor.take();
+            let mut sink = |r| rest.push_back(r);
             self.matchers
-                .walk(self, &self.state, &occ, &mut cursor, usize::MAX, &mut rest);
-            w.settled.extend(rest);
+                .walk(self, &self.state, &occ, &mut cursor, usize::MAX, &mut sink);
+            w.settled.append(&mut rest);
             w.done = true;
         }
     }

@@ -10,7 +10,7 @@
 //! `publish_first_notification_100k`: the same publish streamed (`Service::handle_streamed`)
 //! and the first notification walked: what the component waits for before it can render
 //! and write the first chunk. `publish_walk_100k`: the streamed publish walked to the end in
-//! chunks of 512, as the component walks it.
+//! chunks of 64, as the component walks it (`WALK_CHUNK`).
 //!
 //! `subscribe_unsubscribe/S`: subscribe then unsubscribe one JID on a node that already holds
 //! S subscriptions (up to 1 000 000), in memory: whether the engine's cost depends on S. The
@@ -189,11 +189,11 @@ fn publish_fanout_100k(c: &mut Criterion) {
         b.iter(|| {
             now += 1;
             let f = fanout(&mut svc, now);
-            let mut out = Vec::with_capacity(512);
+            let mut out = Vec::with_capacity(64);
             let mut walked = 0;
             loop {
                 out.clear();
-                let done = svc.walk(&f, 512, &mut out);
+                let done = svc.walk(&f, 64, &mut out);
                 walked += out.len();
                 if done {
                     break;

@@ -145,6 +145,10 @@ impl<S: Store> Service<S> {
                 occasion: w.broadcast.occasion(),
                 scope: Scope::Everyone,
             };
+            if max == usize::MAX {
+                // Walked whole (`handle`): one allocation for the lot, as a collected map had.
+                out.reserve(n.sub_count());
+            }
             let mut cursor = w.cursor.take();
             let mut sink = |r| out.push(fanout.notification(r));
             w.done = self

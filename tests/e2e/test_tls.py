@@ -1,11 +1,14 @@
 """TLS: the example clients against a server that accepts c2s only over STARTTLS.
 
-A second server of the suite's kind is started with a certificate for its domain signed by
-a CA the test generates (openssl), c2s encryption required, and a Roost attached. The
-programs connect with certificate verification on, trusting that CA with --ca-file:
-publish, subscribe, ship and collect log lines, and a short roost-load run. Without the CA
-(system roots only), with another CA, and in plaintext, they fail at once with one line
-saying what is wrong.
+A second server of the suite's kind is started for the domain example.test, with a
+certificate for it signed by a CA the test generates (openssl), c2s encryption required, and
+a Roost attached. The programs connect with certificate verification on, trusting that CA
+with --ca-file: publish, subscribe, ship and collect log lines, and a short roost-load run;
+and once without --server, finding the server through the domain's SRV record
+(_xmpp-client._tcp.example.test -> xmpp.example.test, a host name the certificate does not
+name), served by a stub DNS server the client alone sees (its own /etc/resolv.conf in a
+private mount namespace). Without the CA (system roots only), with another CA, and in
+plaintext, they fail at once with one line saying what is wrong.
 """
 
 import asyncio
@@ -14,6 +17,7 @@ import random
 import subprocess
 import time
 
+from dnsstub import DnsStub, in_resolv
 from harness import PASSWORD, RoostProcess, Server, check, timeout
 from logship import LOAD, PUBLISH, SHIP, SINK, SUBSCRIBE, build, compare, lines, until
 
@@ -73,13 +77,14 @@ async def test_examples_over_verified_tls(ctx):
     await asyncio.to_thread(build)
     d = os.path.join(ctx.tmp, "tls")
     os.makedirs(d, exist_ok=True)
-    domain = ctx.domain
+    domain = "example.test"
     make_ca(d, "ca", "Roost test CA")
     make_ca(d, "rogue", "Some other CA")
     cert, key = make_server_cert(d, "ca", "server", domain)
     ca, rogue = os.path.join(d, "ca.pem"), os.path.join(d, "rogue.pem")
 
-    server = Server(ctx.kind, os.path.join(d, "server"), extra_env=tls_env(ctx.kind, cert, key))
+    server = Server(ctx.kind, os.path.join(d, "server"),
+                    extra_env=dict(tls_env(ctx.kind, cert, key), DOMAIN=domain))
     roost = None
     try:
         await asyncio.to_thread(server.start)
@@ -159,6 +164,16 @@ async def test_examples_over_verified_tls(ctx):
                                             "--duration", "1", "--warmup", "0.2",
                                             "publish", "--clients", "2", "--window", "4"], 60)
         check(res[0] == 0 and '"count":' in res[1] and '"errors":0' in res[1], f"roost-load over TLS: {res}")
+
+        # No --server: the SRV record says where, the certificate is checked for the domain.
+        records = {("_xmpp-client._tcp." + domain, "SRV"): [(0, 0, int(env["C2S_PORT"]), "xmpp." + domain)],
+                   ("xmpp." + domain, "A"): ["127.0.0.1"]}
+        async with DnsStub("127.0.0.9", records) as dns:
+            res = await asyncio.to_thread(run, in_resolv("127.0.0.9", [
+                PUBLISH, "--jid", alice, "--service", env["SERVICE"], "--ca-file", ca,
+                "--node", "tls", "found by SRV"], d))
+        check(res[0] == 0 and "published " in res[1], f"publish through SRV: {res}")
+        check(("_xmpp-client._tcp." + domain, 33) in dns.asked, f"no SRV query: {dns.asked}")
 
         # Clean failures: one line, at once.
         pub = [PUBLISH, "--jid", alice, *base, "--node", "tls", "nope"]

@@ -320,7 +320,14 @@ fn transient(e: impl std::fmt::Display) -> LoginError {
 
 /// A failed handshake; a certificate the client cannot trust is fatal.
 fn tls_error(e: io::Error, domain: &str) -> LoginError {
+    use rustls::CertificateError as Cert;
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        )) => LoginError::Fatal(format!(
+            "TLS: the server's certificate is not valid for {domain} (the account's domain, \
+             which the certificate must name whatever host --server or SRV points to)"
+        )),
         Some(rustls::Error::InvalidCertificate(why)) => LoginError::Fatal(format!(
             "TLS: the server's certificate for {domain} is not trusted ({why:?}); if it is \
              signed by a private CA, pass that CA with --ca-file FILE"

@@ -65,6 +65,15 @@ impl Migrator {
                 }
             }
         }
+        let max_items = config
+            .iter()
+            .find(|f| f.var == "pubsub#max_items")
+            .and_then(|f| f.values.first()?.parse::<usize>().ok());
+        if let Some(max) = max_items.filter(|m| copied > *m) {
+            lines.push(format!(
+                "target: keeps the newest {max} of the {copied} item(s) (pubsub#max_items)"
+            ));
+        }
         if copied > 0 {
             lines.push(format!(
                 "target: the {copied} item(s) keep their ids and order, not their publisher{} \

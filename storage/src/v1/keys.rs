@@ -1,4 +1,5 @@
-//! The key layout of Roost's sled database, all of it, in one place.
+//! The version-1 key layout (Roost up to the layout change of issue 13), frozen: what
+//! [`crate::migrate`] reads. The current layout is [`crate::keys`].
 //!
 //! Everything lives in ONE sled tree ([`TREE`]) so that a whole
 //! [`ChangeSet`](roost_nodes::ChangeSet) becomes one `sled::Batch`, which sled applies

@@ -1,11 +1,16 @@
-//! Roost's sled store: [`SledStore`] implements the `roost_nodes` storage contract.
+//! The version-1 store, frozen: one sled key per item, per item id, per subscription and
+//! per affiliation, each mirrored by a by-JID index row (layout in [`keys`]).
 //!
-//! The key layout is in [`keys`], the value encoding in [`codec`]. A commit turns the
-//! whole [`ChangeSet`] into one `sled::Batch` on one tree, which sled applies atomically,
-//! and then flushes, so that `Ok` means durable (store before ack).
+//! Roost no longer writes it. It stays for three jobs: reading a version-1 data dir while
+//! migrating it ([`crate::migrate`]), writing version-1 fixtures for the migration tests
+//! (the code path that wrote them in production, unchanged but for `TrimItems`, which it
+//! applies the way the engine used to plan it: one delete per item), and the before/after
+//! benchmark (`benches/store.rs`).
 
-pub mod codec;
 pub mod keys;
+
+use crate::codec;
+use crate::ops::OpCounts;
 
 use roost_nodes::{
     Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError,
@@ -13,23 +18,12 @@ use roost_nodes::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// How long [`SledStore::open_with`] waits for the directory's lock.
-pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// sled's page cache, in bytes (sled's default is 1 GiB). Loading reads every node and
-/// subscription row once, and sled keeps what it read cached up to this size although the
-/// engine never reads those rows again (it keeps its own copy): with the default, the scale
-/// run's data set (1 000 000 subscriptions) left ~190 MB more resident after start-up
-/// (`examples/load.rs --sled-default-cache`). Items, read on demand, are what the cache is
-/// for; the recent items of the active nodes fit many times over.
-pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
-
 fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
 
-/// The sled-backed [`Store`].
-pub struct SledStore {
+/// The version-1 sled store.
+pub struct V1Store {
     db: sled::Db,
     tree: sled::Tree,
     path: Option<PathBuf>,
@@ -37,59 +31,40 @@ pub struct SledStore {
     dirty: bool,
     /// `sync` flushes to disk; off only to measure what durability costs.
     durable: bool,
+    ops: OpCounts,
 }
 
-impl std::fmt::Debug for SledStore {
+impl std::fmt::Debug for V1Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
+        f.debug_struct("V1Store")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl SledStore {
-    /// Opens (creating if needed) the database at `path`, with a page cache of
-    /// [`CACHE_CAPACITY`] bytes.
+impl V1Store {
+    /// Opens (creating if needed) a version-1 database at `path`, with the page cache
+    /// version-1 Roosts used.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let config = sled::Config::new()
             .path(path)
-            .cache_capacity(CACHE_CAPACITY);
+            .cache_capacity(64 * 1024 * 1024);
         let mut s = Self::open_with(config)?;
         s.path = Some(path.to_owned());
         Ok(s)
     }
 
-    /// Opens a database from a sled configuration (e.g. `temporary(true)` for tests).
-    ///
-    /// A lock held on the directory is waited for up to [`LOCK_PATIENCE`]: after a store of
-    /// this process is dropped (a reopen after a storage failure, a test reopening its
-    /// database), sled's flusher thread may hold the file lock a little longer. Another
-    /// process holding it still gets the error, after that wait.
+    /// Opens a version-1 database from a sled configuration (e.g. `temporary(true)`).
     pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
-        let started = std::time::Instant::now();
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                // sled reports a held lock as an io::Error of kind Other: only its message
-                // tells it apart.
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    if started.elapsed() >= LOCK_PATIENCE {
-                        return Err(StoreError(format!(
-                            "sled: {e} (is another roost using this data directory?)"
-                        )));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(sled_err(e)),
-            }
-        };
+        let db = crate::open_sled(&config)?;
         let tree = db.open_tree(keys::TREE).map_err(sled_err)?;
-        let store = SledStore {
+        let store = V1Store {
             db,
             tree,
             path: None,
             dirty: false,
             durable: true,
+            ops: OpCounts::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -102,7 +77,7 @@ impl SledStore {
         self.durable = durable;
     }
 
-    /// The path given to [`SledStore::open`], if it was opened that way.
+    /// The path given to [`V1Store::open`], if it was opened that way.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
@@ -114,18 +89,9 @@ impl SledStore {
                 let found = keys::decode_schema(&v)?;
                 if found == keys::SCHEMA_VERSION {
                     Ok(())
-                } else if found > keys::SCHEMA_VERSION {
-                    Err(StoreError(format!(
-                        "database schema version {found} is newer than this Roost understands \
-                         (version {}): run the Roost release that wrote it, or restore a backup \
-                         made by this release",
-                        keys::SCHEMA_VERSION
-                    )))
                 } else {
                     Err(StoreError(format!(
-                        "database schema version {found} is unknown (this Roost reads version {}) \
-                         and there is no migration from it: restore a backup or start from an \
-                         empty database",
+                        "database schema version {found} is not version {}",
                         keys::SCHEMA_VERSION
                     )))
                 }
@@ -149,16 +115,17 @@ impl SledStore {
     }
 
     /// Applies `changes` atomically but without waiting for the disk: the changes are
-    /// visible at once and survive a crash only after the next [`SledStore::flush`].
+    /// visible at once and survive a crash only after the next [`V1Store::flush`].
     /// Kept apart from the flush so that several commits can share one flush.
     pub fn commit_no_flush(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut p = Pending::new(&self.tree);
+        let mut p = Pending::new(&self.tree, &self.ops);
         for c in &changes.0 {
             p.apply(c)?;
         }
+        self.ops.write(p.writes.len() as u64);
         self.tree.apply_batch(p.into_batch()).map_err(sled_err)
     }
 
@@ -172,13 +139,20 @@ impl SledStore {
         &self.tree
     }
 
+    /// The sled operations this store made so far (for benchmarks).
+    pub fn ops(&self) -> &OpCounts {
+        &self.ops
+    }
+
     fn items_in(
         &self,
         uid: u64,
         iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
+        self.ops.read(1);
         for kv in iter {
+            self.ops.read(1);
             let (k, v) = kv.map_err(sled_err)?;
             let (key_uid, seq) = keys::decode_item(&k)?;
             if key_uid != uid {
@@ -193,7 +167,7 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
+impl Store for V1Store {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
         let mut counters = BTreeMap::new();
         for kv in self.tree.scan_prefix([keys::COUNTERS]) {
@@ -257,10 +231,12 @@ impl Store for SledStore {
     }
 
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
+        self.ops.read(1);
         let Some(seq) = self.tree.get(keys::item_id(uid, id)).map_err(sled_err)? else {
             return Ok(None);
         };
         let seq = keys::decode_u64_value("item id index", &seq)?;
+        self.ops.read(1);
         let Some(v) = self.tree.get(keys::item(uid, seq)).map_err(sled_err)? else {
             return Err(StoreError(format!(
                 "item index of node uid {uid} maps id {id:?} to missing seq {seq}"
@@ -342,14 +318,23 @@ impl Store for SledStore {
 /// of the same change set, so e.g. a `DeleteItem` then `PutItem` of one id composes.
 struct Pending<'a> {
     tree: &'a sled::Tree,
+    ops: &'a OpCounts,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Item rows created (+) and removed (-) by this change set, by node uid, and the
+    /// nodes purged by it (their stored count no longer applies): what `TrimItems` needs
+    /// to know how many items a node holds, as the engine knew it from its counters.
+    item_delta: BTreeMap<u64, i64>,
+    purged: std::collections::BTreeSet<u64>,
 }
 
 impl<'a> Pending<'a> {
-    fn new(tree: &'a sled::Tree) -> Self {
+    fn new(tree: &'a sled::Tree, ops: &'a OpCounts) -> Self {
         Pending {
             tree,
+            ops,
             writes: BTreeMap::new(),
+            item_delta: BTreeMap::new(),
+            purged: Default::default(),
         }
     }
 
@@ -357,7 +342,51 @@ impl<'a> Pending<'a> {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
+        self.ops.read(1);
         Ok(self.tree.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
+    }
+
+    fn count_items(&mut self, uid: u64, delta: i64) {
+        *self.item_delta.entry(uid).or_default() += delta;
+    }
+
+    /// What the engine used to plan for `max_items`: read the node's count, then the
+    /// oldest items beyond `keep` (skipping those this change set already deleted), and
+    /// delete each.
+    fn trim(&mut self, uid: u64, keep: u64) -> Result<(), StoreError> {
+        let stored = match self.get(&keys::counters(uid))? {
+            Some(v) if !self.purged.contains(&uid) => Some(codec::decode_counters(&v)?.count),
+            _ => None,
+        };
+        let count = match stored {
+            Some(stored) => {
+                let delta = self.item_delta.get(&uid).copied().unwrap_or(0);
+                (stored as i64 + delta).max(0) as u64
+            }
+            // No counters to go by (a caller other than the engine): count the items.
+            None => self.scan(&keys::item_prefix(uid))?.len() as u64,
+        };
+        let Some(excess) = count.checked_sub(keep).filter(|e| *e > 0) else {
+            return Ok(());
+        };
+        let mut doomed = Vec::new();
+        self.ops.read(1);
+        for kv in self.tree.scan_prefix(keys::item_prefix(uid)) {
+            if doomed.len() as u64 == excess {
+                break;
+            }
+            let (k, v) = kv.map_err(sled_err)?;
+            self.ops.read(1);
+            if matches!(self.writes.get(&k[..]), Some(None)) {
+                continue;
+            }
+            let (_, seq) = keys::decode_item(&k)?;
+            doomed.push((codec::decode_item_id(&v)?, seq));
+        }
+        for (id, seq) in doomed {
+            self.apply(&Change::DeleteItem { uid, id, seq })?;
+        }
+        Ok(())
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -372,6 +401,7 @@ impl<'a> Pending<'a> {
     fn scan(&self, prefix: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
         let mut rows = BTreeMap::new();
         for kv in self.tree.scan_prefix(prefix) {
+            self.ops.read(1);
             let (k, v) = kv.map_err(sled_err)?;
             rows.insert(k.to_vec(), v.to_vec());
         }
@@ -421,6 +451,8 @@ impl<'a> Pending<'a> {
                 }
             }
             Change::DeleteNode { name, uid } => {
+                self.purged.insert(*uid);
+                self.item_delta.remove(uid);
                 self.del(keys::node(name));
                 self.del(keys::counters(*uid));
                 self.purge_items(*uid)?;
@@ -437,6 +469,9 @@ impl<'a> Pending<'a> {
                 }
             }
             Change::PutCounters { uid, counters } => {
+                // The counters now say how many items there are.
+                self.item_delta.remove(uid);
+                self.purged.remove(uid);
                 self.put(keys::counters(*uid), codec::counters(counters));
             }
             Change::PutAffiliation {
@@ -492,6 +527,7 @@ impl<'a> Pending<'a> {
                     let old_seq = keys::decode_u64_value("item id index", &old_seq)?;
                     if old_seq != item.seq {
                         self.del(keys::item(*uid, old_seq));
+                        self.count_items(*uid, -1);
                     }
                 }
                 let k = keys::item(*uid, item.seq);
@@ -501,6 +537,8 @@ impl<'a> Pending<'a> {
                     if old_id != item.id {
                         self.del(keys::item_id(*uid, &old_id));
                     }
+                } else {
+                    self.count_items(*uid, 1);
                 }
                 self.put(k, codec::item(item));
                 self.put(id_key, keys::u64_value(item.seq).to_vec());
@@ -511,10 +549,16 @@ impl<'a> Pending<'a> {
                     let old_id = codec::decode_item_id(&old)?;
                     self.del_id_if_at(*uid, &old_id, *seq)?;
                     self.del(k);
+                    self.count_items(*uid, -1);
                 }
                 self.del_id_if_at(*uid, id, *seq)?;
             }
-            Change::PurgeItems { uid } => self.purge_items(*uid)?,
+            Change::PurgeItems { uid } => {
+                self.purge_items(*uid)?;
+                self.purged.insert(*uid);
+                self.item_delta.remove(uid);
+            }
+            Change::TrimItems { uid, keep } => self.trim(*uid, *keep)?,
             Change::ScheduleExpiry { at, uid, seq } => {
                 self.put(keys::expiry(*at, *uid, *seq), Vec::new())
             }

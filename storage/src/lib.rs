@@ -1,0 +1,359 @@
+//! Roost's sled store: [`SledStore`] implements the `roost_nodes` storage contract.
+//!
+//! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
+//! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
+//! [`apply`]. A commit turns the whole [`ChangeSet`] into one `sled::Batch` on one tree,
+//! which sled applies atomically; [`Store::sync`] then flushes, so that nothing is
+//! acknowledged before it is on disk.
+//!
+//! The data directory holds the database of each schema version in a directory of its
+//! own ([`layout`]): a version-1 directory found there is migrated once ([`migrate`]).
+
+pub mod apply;
+pub mod codec;
+pub mod keys;
+pub mod layout;
+mod load;
+pub mod migrate;
+pub mod ops;
+pub mod packed;
+pub mod v1;
+
+use ops::OpCounts;
+use packed::Pending;
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError};
+use std::path::{Path, PathBuf};
+
+/// How long opening waits for the directory's lock.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// sled's page cache, in bytes (sled's default is 1 GiB). Loading reads every node and
+/// subscription bucket once, and sled keeps what it read cached up to this size although
+/// the engine never reads those again (it keeps its own copy). Items, read on demand, are
+/// what the cache is for; the recent items of the active nodes fit many times over.
+pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+/// sled's log segment size (its default is 512 KiB). A tree node larger than a quarter of
+/// a segment is written to a file of its own (a "blob"); with buckets of up to 4 KiB a leaf
+/// of 16 is 64 KiB, within a quarter of the default. Fixed when a database is created.
+pub const SEGMENT_SIZE: usize = 512 * 1024;
+
+fn sled_err(e: sled::Error) -> StoreError {
+    StoreError(format!("sled: {e}"))
+}
+
+/// The sled configuration of a schema-2 database at `path`.
+pub fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_CAPACITY)
+        .segment_size(SEGMENT_SIZE)
+}
+
+/// Opens sled, waiting up to [`LOCK_PATIENCE`] for a lock held on the directory: after a
+/// store of this process is dropped (a reopen after a storage failure, a test reopening its
+/// database), sled's flusher thread may hold the file lock a little longer. Another
+/// process holding it still gets the error, after that wait.
+pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an io::Error of kind Other: only its message
+            // tells it apart.
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_PATIENCE {
+                    return Err(StoreError(format!(
+                        "sled: {e} (is another roost using this data directory?)"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(sled_err(e)),
+        }
+    }
+}
+
+/// The sled-backed [`Store`].
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: Option<PathBuf>,
+    /// The directory sled itself uses (under `path`, see [`layout`]).
+    sled_dir: Option<PathBuf>,
+    /// Something was committed since the last `sync`.
+    dirty: bool,
+    /// `sync` flushes to disk; off only to measure what durability costs.
+    durable: bool,
+    ops: OpCounts,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the data directory `path`. A version-1 directory is
+    /// migrated first, which takes a while for a large one (progress is logged).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let sled_dir = layout::prepare(path)?;
+        let mut s = Self::open_with(sled_config(&sled_dir))?;
+        s.path = Some(path.to_owned());
+        s.sled_dir = Some(sled_dir);
+        Ok(s)
+    }
+
+    /// Opens a schema-2 database from a sled configuration (e.g. `temporary(true)` for
+    /// tests), stamping an empty one with the schema version.
+    pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
+        let db = open_sled(&config)?;
+        let tree = db.open_tree(keys::TREE).map_err(sled_err)?;
+        let store = SledStore {
+            db,
+            tree,
+            path: None,
+            sled_dir: None,
+            dirty: false,
+            durable: true,
+            ops: OpCounts::default(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// With `false`, [`Store::sync`] no longer waits for the disk: acknowledged changes may be
+    /// lost in a crash (sled still writes them out within about half a second). Only for
+    /// measuring the cost of durability.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    /// The path given to [`SledStore::open`], if it was opened that way.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// sled's log file, whose `fdatasync` completes a flush (see docs/durability.md), if
+    /// the store was opened by path.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.sled_dir.as_ref().map(|d| d.join("db"))
+    }
+
+    /// The sled operations this store made so far (for benchmarks).
+    pub fn ops(&self) -> &OpCounts {
+        &self.ops
+    }
+
+    /// Refuses a database this code cannot read; stamps a fresh one with our version.
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self.tree.get(keys::schema()).map_err(sled_err)? {
+            Some(v) => {
+                let found = keys::decode_schema(&v)?;
+                if found == keys::SCHEMA_VERSION {
+                    Ok(())
+                } else if found > keys::SCHEMA_VERSION {
+                    Err(StoreError(format!(
+                        "database schema version {found} is newer than this Roost understands \
+                         (version {}): run the Roost release that wrote it, or restore a backup \
+                         made by this release",
+                        keys::SCHEMA_VERSION
+                    )))
+                } else {
+                    Err(StoreError(format!(
+                        "database schema version {found} found where version {} belongs: open \
+                         the data directory by path (SledStore::open) to migrate it, or restore \
+                         a backup",
+                        keys::SCHEMA_VERSION
+                    )))
+                }
+            }
+            None => {
+                if let Some(first) = self.tree.iter().next() {
+                    let (k, _) = first.map_err(sled_err)?;
+                    return Err(StoreError(format!(
+                        "database has data (first key {:02x?}) but no schema version: it is \
+                         not a Roost database or it is damaged; point Roost at an empty \
+                         directory or restore a backup",
+                        &k[..]
+                    )));
+                }
+                self.tree
+                    .insert(keys::schema(), &keys::SCHEMA_VERSION.to_be_bytes())
+                    .map_err(sled_err)?;
+                self.flush()
+            }
+        }
+    }
+
+    /// Applies `changes` atomically but without waiting for the disk: the changes are
+    /// visible at once and survive a crash only after the next [`SledStore::flush`].
+    /// Kept apart from the flush so that several commits can share one flush.
+    pub fn commit_no_flush(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut p = Pending::new(&self.tree, &self.ops);
+        for c in &changes.0 {
+            apply::apply(&mut p, c)?;
+        }
+        self.ops.write(p.len() as u64);
+        self.tree.apply_batch(p.into_batch()).map_err(sled_err)
+    }
+
+    /// Waits until everything applied so far is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(sled_err)
+    }
+
+    /// Raw access to the tree, for tests and offline tools (e.g. to inject corruption).
+    pub fn raw_tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    fn reader(&self) -> Pending<'_> {
+        Pending::new(&self.tree, &self.ops)
+    }
+
+    /// The node's live items with `lo <= seq <= hi`, oldest first, or newest first when
+    /// `rev`, as (seq, bucket, byte range of the item's record in the bucket).
+    fn walk(&self, uid: u64, lo: u64, hi: u64, rev: bool) -> Result<load::Walk<'_>, StoreError> {
+        let floor = apply::head(&self.reader(), uid)?.floor;
+        Ok(load::Walk::new(
+            &self.tree,
+            &self.ops,
+            uid,
+            lo.max(floor),
+            hi,
+            rev,
+        ))
+    }
+
+    fn decode_walk(
+        &self,
+        rows: impl Iterator<Item = Result<(u64, sled::IVec, std::ops::Range<usize>), StoreError>>,
+    ) -> Result<Vec<Item>, StoreError> {
+        rows.map(|r| {
+            let (seq, bucket, at) = r?;
+            codec::decode_item(seq, &bucket[at])
+        })
+        .collect()
+    }
+}
+
+impl Store for SledStore {
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        load::snapshot(&self.tree, &self.ops)
+    }
+
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.commit_no_flush(changes)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        // A flush with nothing new still costs an fsync; skip it for read-only batches.
+        if self.dirty && self.durable {
+            self.flush()?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
+        let r = self.reader();
+        let Some(seq) = apply::ids(uid).get(&r, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let seq = keys::decode_u64_value("item id index", &seq)?;
+        // Below the floor: trimmed, and the index entry not yet dropped.
+        if seq < apply::head(&r, uid)?.floor {
+            return Ok(None);
+        }
+        let Some(v) = apply::items(uid).get(&r, &keys::seq(seq))? else {
+            return Err(StoreError(format!(
+                "item index of node uid {uid} maps id {id:?} to missing seq {seq}"
+            )));
+        };
+        let item = codec::decode_item(seq, &v)?;
+        if item.id != id {
+            return Err(StoreError(format!(
+                "item index of node uid {uid} maps id {id:?} to seq {seq}, which holds id {:?}",
+                item.id
+            )));
+        }
+        Ok(Some(item))
+    }
+
+    fn latest_items(&self, uid: u64, max: Option<u64>) -> Result<Vec<Item>, StoreError> {
+        let take = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        let mut v = self.decode_walk(self.walk(uid, 0, u64::MAX, true)?.take(take))?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError> {
+        let take = usize::try_from(n).unwrap_or(usize::MAX);
+        self.decode_walk(self.walk(uid, 0, u64::MAX, false)?.take(take))
+    }
+
+    fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
+        let Some(lo) = range.after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let Some(hi) = range.before.map_or(Some(u64::MAX), |b| b.checked_sub(1)) else {
+            return Ok(Vec::new());
+        };
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        let skip = usize::try_from(range.skip).unwrap_or(usize::MAX);
+        let limit = usize::try_from(range.limit).unwrap_or(usize::MAX);
+        // Only the page's buckets are read, from whichever end.
+        let rows = self
+            .walk(uid, lo, hi, range.from_end)?
+            .skip(skip)
+            .take(limit);
+        let mut v = self.decode_walk(rows)?;
+        if range.from_end {
+            v.reverse();
+        }
+        Ok(v)
+    }
+
+    fn due_expiries(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+        let mut out = Vec::new();
+        let end = keys::expiry(now, u64::MAX, u64::MAX);
+        for k in self
+            .tree
+            .range(keys::expiry(0, 0, 0)..=end)
+            .keys()
+            .take(limit)
+        {
+            self.ops.read(1);
+            out.push(keys::decode_expiry(&k.map_err(sled_err)?)?);
+        }
+        Ok(out)
+    }
+
+    fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
+        let hi = match before {
+            Some(0) => return Ok(0),
+            Some(b) => b - 1,
+            None => u64::MAX,
+        };
+        let mut n = 0;
+        for r in self.walk(uid, 0, hi, false)? {
+            r?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

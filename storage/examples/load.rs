@@ -23,6 +23,10 @@ fn rss_mb() -> u64 {
 }
 
 fn main() {
+    // Migration progress and other store messages go through tracing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let dir = std::env::args()
         .nth(1)
         .expect("usage: load DIR [--sled-default-cache]");

@@ -168,6 +168,10 @@ impl Progress {
 }
 
 fn main() {
+    // Migration progress and other store messages go through tracing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let a = parse_args();
     std::fs::create_dir_all(&a.dir).expect("create data dir");
     let (keys, secs) = if a.schema == 1 {

@@ -147,8 +147,11 @@ fn put_item(p: &mut Pending, uid: u64, item: &Item) -> Result<(), StoreError> {
     let keep_item = |k: &[u8], _: &[u8]| seq_of(k) >= floor;
     let keep_id = |_: &[u8], v: &[u8]| index_seq(v) >= floor;
     let (items, ids) = (items(uid), ids(uid));
-    // Ids are unique within a node: an id stored at another seq is replaced.
-    if let Some(old_seq) = ids.get(p, item.id.as_bytes())? {
+    // Ids are unique within a node: an id stored at another seq is replaced. The index
+    // entry is written right after it is read (one read of its bucket).
+    let old_seq = ids.get(p, item.id.as_bytes())?;
+    ids.put(p, item.id.as_bytes(), &keys::u64_value(item.seq), &keep_id)?;
+    if let Some(old_seq) = old_seq {
         let old_seq = keys::decode_u64_value("item id index", &old_seq)?;
         if old_seq != item.seq
             && old_seq >= floor
@@ -167,7 +170,6 @@ fn put_item(p: &mut Pending, uid: u64, item: &Item) -> Result<(), StoreError> {
         }
         None => h.live += 1,
     }
-    ids.put(p, item.id.as_bytes(), &keys::u64_value(item.seq), &keep_id)?;
     put_head(p, uid, &h);
     Ok(())
 }

@@ -140,13 +140,6 @@ impl<'a> Reader<'a> {
         Jid::new(s).map_err(|e| self.err(&format!("bad JID {s:?}: {e}")))
     }
 
-    fn cached_jid(&mut self, cache: &mut JidCache) -> Result<Jid, StoreError> {
-        let s = self.str_ref()?;
-        cache
-            .full(s)
-            .map_err(|e| self.err(&format!("bad JID {s:?}: {e}")))
-    }
-
     fn bare_jid(&mut self) -> Result<BareJid, StoreError> {
         let s = self.str_ref()?;
         BareJid::new(s).map_err(|e| self.err(&format!("bad bare JID {s:?}: {e}")))
@@ -162,46 +155,6 @@ impl<'a> Reader<'a> {
         } else {
             Err(self.err("trailing bytes"))
         }
-    }
-}
-
-/// JIDs already parsed during one load, by their stored text: parsing a JID runs
-/// stringprep on its parts, and the same JIDs recur across many rows (a user subscribed to
-/// many nodes). Bounded: it starts afresh past [`JidCache::LIMIT`] entries.
-#[derive(Default)]
-pub struct JidCache {
-    full: std::collections::HashMap<Box<str>, Jid>,
-    bare: std::collections::HashMap<Box<str>, BareJid>,
-}
-
-impl JidCache {
-    /// Entries kept per kind before the cache is cleared.
-    pub const LIMIT: usize = 65_536;
-
-    /// A JID, parsed or cloned.
-    pub fn full(&mut self, s: &str) -> Result<Jid, String> {
-        if let Some(j) = self.full.get(s) {
-            return Ok(j.clone());
-        }
-        let j = Jid::new(s).map_err(|e| e.to_string())?;
-        if self.full.len() >= Self::LIMIT {
-            self.full.clear();
-        }
-        self.full.insert(s.into(), j.clone());
-        Ok(j)
-    }
-
-    /// A bare JID, parsed or cloned.
-    pub fn bare(&mut self, s: &str) -> Result<BareJid, StoreError> {
-        if let Some(j) = self.bare.get(s) {
-            return Ok(j.clone());
-        }
-        let j = parse_bare_jid(s)?;
-        if self.bare.len() >= Self::LIMIT {
-            self.bare.clear();
-        }
-        self.bare.insert(s.into(), j.clone());
-        Ok(j)
     }
 }
 
@@ -447,19 +400,11 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     w.0
 }
 
-/// Decodes a subscription stored under `subid`.
+/// Decodes a subscription stored under `subid`. Its JID is parsed from the record's
+/// bytes in place (one allocation, the JID's own).
 pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, StoreError> {
-    decode_subscription_with(subid, v, &mut JidCache::default())
-}
-
-/// [`decode_subscription`], parsing its JID through `jids`.
-pub fn decode_subscription_with(
-    subid: String,
-    v: &[u8],
-    jids: &mut JidCache,
-) -> Result<Subscription, StoreError> {
     let mut r = Reader::new("subscription", v)?;
-    let jid = r.cached_jid(jids)?;
+    let jid = r.jid()?;
     let state: SubscriptionState = r.wire()?;
     let deliver = r.bool()?;
     let digest = r.bool()?;

@@ -1,6 +1,6 @@
 //! Reading: the snapshot the engine loads at start-up, and walks over a node's items.
 
-use crate::codec::{self, JidCache};
+use crate::codec;
 use crate::keys;
 use crate::ops::OpCounts;
 use crate::packed;
@@ -12,9 +12,10 @@ fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
 
-/// Everything the engine keeps in memory. Node records and counters are read on one
-/// thread while subscriptions (most of the rows) are decoded on another; JIDs repeated
-/// across subscriptions are parsed once.
+/// Everything the engine keeps in memory. Node records, counters and affiliations are
+/// read on one thread while subscriptions (most of the rows) are decoded on another.
+/// Strings are decoded from the buckets' bytes in place: the only allocations are the
+/// snapshot's own strings.
 pub fn snapshot(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot, StoreError> {
     let (head, subs) = std::thread::scope(|s| {
         let subs = s.spawn(|| subscriptions(tree, ops));
@@ -47,7 +48,6 @@ fn nodes_and_affiliations(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot,
         snap.nodes.insert(rec.name.clone(), (rec, c));
     }
 
-    let mut jids = JidCache::default();
     for kv in tree.scan_prefix([keys::AFFS]) {
         ops.read(1);
         let (k, v) = kv.map_err(sled_err)?;
@@ -60,7 +60,7 @@ fn nodes_and_affiliations(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot,
             let (jid, a) = e?;
             let jid = std::str::from_utf8(jid)
                 .map_err(|_| StoreError(format!("corrupt affiliation key {jid:02x?}")))?;
-            let jid = jids.bare(jid)?;
+            let jid = codec::parse_bare_jid(jid)?;
             let a = codec::decode_affiliation(a)?;
             // `none` is never written; should one appear it means exactly "no row".
             if a != Affiliation::None {
@@ -83,7 +83,6 @@ type Subs = BTreeMap<String, BTreeMap<String, roost_nodes::Subscription>>;
 
 fn subscriptions(tree: &sled::Tree, ops: &OpCounts) -> Result<Subs, StoreError> {
     let mut out = Subs::new();
-    let mut jids = JidCache::default();
     for kv in tree.scan_prefix([keys::SUBS]) {
         ops.read(1);
         let (k, v) = kv.map_err(sled_err)?;
@@ -96,7 +95,7 @@ fn subscriptions(tree: &sled::Tree, ops: &OpCounts) -> Result<Subs, StoreError> 
             let (subid, sub) = e?;
             let subid = std::str::from_utf8(subid)
                 .map_err(|_| StoreError(format!("corrupt subid {subid:02x?}")))?;
-            let sub = codec::decode_subscription_with(subid.to_owned(), sub, &mut jids)?;
+            let sub = codec::decode_subscription(subid.to_owned(), sub)?;
             subs.insert(sub.subid.clone(), sub);
         }
         if subs.is_empty() {

@@ -141,6 +141,7 @@ pub fn all_entries(bucket: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
 }
 
 /// A value read through [`Pending`]: from the tree or from the change set itself.
+#[derive(Clone)]
 pub enum Val {
     /// As stored.
     Tree(sled::IVec),
@@ -164,7 +165,12 @@ pub struct Pending<'a> {
     tree: &'a sled::Tree,
     ops: &'a OpCounts,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The last [`Pending::floor_key`] answer, (prefix, target, answer), until a write
+    /// under its prefix: a lookup followed by an update of the same entry reads once.
+    memo: std::cell::RefCell<Option<Memo>>,
 }
+
+type Memo = (Vec<u8>, Vec<u8>, Option<(Vec<u8>, Val)>);
 
 impl<'a> Pending<'a> {
     /// An empty change set over `tree`.
@@ -173,6 +179,14 @@ impl<'a> Pending<'a> {
             tree,
             ops,
             writes: BTreeMap::new(),
+            memo: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn forget(&mut self, key: &[u8]) {
+        let memo = self.memo.get_mut();
+        if memo.as_ref().is_some_and(|(prefix, _, _)| key.starts_with(prefix)) {
+            *memo = None;
         }
     }
 
@@ -187,16 +201,33 @@ impl<'a> Pending<'a> {
 
     /// Sets a key.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.forget(&key);
         self.writes.insert(key, Some(value));
     }
 
     /// Removes a key.
     pub fn del(&mut self, key: Vec<u8>) {
+        self.forget(&key);
         self.writes.insert(key, None);
     }
 
     /// The live key with `prefix` that is greatest but not above `target`.
     pub fn floor_key(
+        &self,
+        prefix: &[u8],
+        target: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        if let Some((p, t, answer)) = &*self.memo.borrow() {
+            if p == prefix && t == target {
+                return Ok(answer.clone());
+            }
+        }
+        let answer = self.floor_key_uncached(prefix, target)?;
+        *self.memo.borrow_mut() = Some((prefix.to_vec(), target.to_vec(), answer.clone()));
+        Ok(answer)
+    }
+
+    fn floor_key_uncached(
         &self,
         prefix: &[u8],
         target: &[u8],

@@ -7,7 +7,7 @@
 //!
 //! `--sled-default-cache` opens sled with its own default page cache (1 GiB) instead of
 //! [`roost_storage::CACHE_CAPACITY`], to see what the cap saves. A version-1 data dir is
-//! migrated by the open (timed as such).
+//! migrated by the open (timed as such). `LOAD_COUNT_KEYS=1` also counts the keys.
 
 use roost_nodes::{Policy, Service, Store};
 use roost_storage::SledStore;
@@ -44,6 +44,9 @@ fn main() {
         t.elapsed().as_secs_f64(),
         rss_mb()
     );
+    if std::env::var_os("LOAD_COUNT_KEYS").is_some() {
+        eprintln!("keys: {}", store.raw_tree().len());
+    }
     let t = Instant::now();
     let snap = store.load().expect("load");
     let subs: usize = snap.subscriptions.values().map(|m| m.len()).sum();

@@ -185,7 +185,10 @@ impl<'a> Pending<'a> {
 
     fn forget(&mut self, key: &[u8]) {
         let memo = self.memo.get_mut();
-        if memo.as_ref().is_some_and(|(prefix, _, _)| key.starts_with(prefix)) {
+        if memo
+            .as_ref()
+            .is_some_and(|(prefix, _, _)| key.starts_with(prefix))
+        {
             *memo = None;
         }
     }

@@ -146,6 +146,7 @@ impl State {
             Change::PutItem { .. }
             | Change::DeleteItem { .. }
             | Change::PurgeItems { .. }
+            | Change::TrimItems { .. }
             | Change::ScheduleExpiry { .. }
             | Change::UnscheduleExpiry { .. } => {}
         }

@@ -14,10 +14,13 @@
 //! - [`presence`]: who is online, with which `show`, as plain data;
 //! - [`roster`]: node owners' rosters (XEP-0356), as plain data, for the presence and
 //!   roster access models;
+//! - [`filter`]: content filters on subscriptions (issue 15): the language, evaluation on
+//!   payloads, and the per-node matching index;
 //! - [`service`]: the engine that ties them together.
 
 pub mod access;
 pub mod error;
+pub mod filter;
 pub mod model;
 pub mod policy;
 pub mod presence;

@@ -2,6 +2,7 @@
 //! joined by `or` folded into one set test, and the expansion into a disjunction of
 //! conjunctions that the index files under its edges.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -113,14 +114,21 @@ pub(crate) struct Lit {
     pub(crate) num: Option<f64>,
 }
 
+impl Hash for Lit {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.sym.hash(state);
+        self.num.map(num_key).hash(state);
+    }
+}
+
 /// One compiled predicate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub(crate) struct Atom {
     pub(crate) path: PathId,
     pub(crate) test: ATest,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub(crate) enum ATest {
     Exists,
     Eq(Key),
@@ -159,8 +167,9 @@ impl Atom {
 }
 
 /// A compiled filter. Each atom holds one reference on its path and strings, released by
-/// [`CExpr::release`].
-#[derive(Debug, Clone, PartialEq)]
+/// [`CExpr::release`]. Filters that compile alike (the same canonical text, or equalities
+/// of one set in another order) are one filter to the index.
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub(crate) enum CExpr {
     Atom(Atom),
     And(Box<[CExpr]>),

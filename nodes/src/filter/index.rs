@@ -1,36 +1,22 @@
 //! The per-node matching index.
 //!
 //! Identical filters are stored once, with the set of subscriptions holding them. Each
-//! distinct filter is expanded into conjunctions (see [`CExpr::dnf`]) and each conjunction is
-//! filed in a tree whose edges are its indexable predicates, most selective first, as in
-//! Gryphon's matching tree: an equality (or a set of equalities on one path) is a hash edge
-//! keyed by path and value, `^=` a hash edge keyed by path and prefix, and a range or
-//! `exists` (only as a conjunction's first edge) an edge found through a sorted map. What
-//! is left of a conjunction after its edges (`!=`, `*=`, further ranges) is checked at the
-//! node it reaches. Matching an item follows only the edges its values satisfy, so its cost
-//! grows with the number of matches, not with the number of filters. A filter whose
-//! expansion would exceed the conjunction bound is evaluated as a whole on every item.
+//! distinct filter is expanded into conjunctions (see [`CExpr::dnf`]) filed in the matching
+//! tree (see [`super::tree`]), so that matching an item costs in proportion to what it
+//! matches, not to the number of filters. A filter whose expansion would exceed the
+//! conjunction bound is evaluated as a whole on every item.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::Hash;
-use std::ops::Bound;
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, Hash};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use super::compile::{num_key, ATest, Atom, CExpr, Interner, Key, Sym};
-use super::extract::{DictRef, Extracted, PathDict, PathId, Value};
-use super::syntax::{Op, Path};
+use super::compile::{CExpr, Interner};
+use super::extract::{DictRef, Extracted, PathDict, Value};
+use super::small::IdSet;
+use super::syntax::Path;
+use super::tree::{FilterId, Node};
 use super::Filter;
-
-/// Index of a distinct filter in a [`FilterIndex`].
-type FilterId = u32;
-
-/// Most edges one conjunction takes in the tree; what is left is checked at the node.
-const MAX_EDGES: usize = 4;
-
-/// The range operators, in the order of [`RangeProbe`]'s arrays.
-const RANGE_OPS: [Op; 4] = [Op::Lt, Op::Le, Op::Gt, Op::Ge];
 
 /// The filtered subscriptions of one node, indexed for matching items.
 ///
@@ -53,7 +39,10 @@ pub struct FilterIndex<K> {
     dict: PathDict,
     strs: Interner,
     by_key: FxHashMap<K, FilterId>,
-    by_text: FxHashMap<Box<str>, FilterId>,
+    /// Distinct filters by the hash of their compiled form; those whose hash was taken when
+    /// they came (a 64-bit collision: never seen, but possible) are in `collided`.
+    by_hash: FxHashMap<u64, FilterId>,
+    collided: IdSet<FilterId>,
     filters: Vec<Option<FilterRec<K>>>,
     free: Vec<FilterId>,
     root: Node,
@@ -66,73 +55,10 @@ pub struct FilterIndex<K> {
 
 #[derive(Debug)]
 struct FilterRec<K> {
-    text: Box<str>,
+    hash: u64,
     expr: CExpr,
-    keys: FxHashSet<K>,
+    keys: IdSet<K>,
     whole: bool,
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    /// Filters whose conjunction is satisfied on reaching this node.
-    here: FxHashSet<FilterId>,
-    /// Filters with a conjunction to check here: the atoms left after the edges.
-    checked: FxHashMap<FilterId, Vec<Box<[Atom]>>>,
-    edges: Option<Box<Edges>>,
-}
-
-#[derive(Debug, Default)]
-struct Edges {
-    eq: FxHashMap<(PathId, Key), Node>,
-    /// The paths `eq` has edges on, with how many.
-    eq_paths: Vec<(PathId, u32)>,
-    prefix: FxHashMap<(PathId, Sym), Node>,
-    /// For each path with prefix edges, the byte lengths of those prefixes (with counts).
-    prefix_lens: Vec<(PathId, BTreeMap<usize, u32>)>,
-    exists: Vec<(PathId, Node)>,
-    ranges: FxHashMap<(PathId, Op, Sym), Node>,
-    range_probe: Vec<(PathId, RangeProbe)>,
-}
-
-/// The range edges on one path, sorted by literal, one set per operator (`RANGE_OPS`).
-#[derive(Debug, Default)]
-struct RangeProbe {
-    /// Number literals by value, for values that are numbers.
-    num: [BTreeSet<(OrdF64, Sym)>; 4],
-    /// Number literals by text, for values that are not numbers.
-    num_text: [BTreeMap<Arc<str>, Sym>; 4],
-    /// String literals by text.
-    text: [BTreeMap<Arc<str>, Sym>; 4],
-}
-
-impl RangeProbe {
-    fn is_empty(&self) -> bool {
-        self.num.iter().all(BTreeSet::is_empty) && self.text.iter().all(BTreeMap::is_empty)
-    }
-}
-
-/// A total order on the (never NaN, -0 normalized) numbers of filters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct OrdF64(f64);
-
-impl Eq for OrdF64 {}
-
-impl PartialOrd for OrdF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-impl Node {
-    fn is_empty(&self) -> bool {
-        self.here.is_empty() && self.checked.is_empty() && self.edges.is_none()
-    }
 }
 
 /// The subscriptions an item matched (each once), from [`FilterIndex::matches`].
@@ -177,7 +103,8 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
             dict: PathDict::default(),
             strs: Interner::default(),
             by_key: FxHashMap::default(),
-            by_text: FxHashMap::default(),
+            by_hash: FxHashMap::default(),
+            collided: IdSet::default(),
             filters: Vec::new(),
             free: Vec::new(),
             root: Node::default(),
@@ -209,17 +136,20 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
 
     /// Files `key` under `filter`, replacing the filter it held.
     pub fn insert(&mut self, key: K, filter: &Filter) {
-        let text: Box<str> = filter.to_string().into();
-        if let Some(&id) = self.by_key.get(&key) {
-            if self.rec(id).is_some_and(|r| r.text == text) {
-                return;
+        let expr = CExpr::compile(filter.expr(), &mut self.dict, &mut self.strs);
+        let hash = fingerprint(&expr);
+        let id = match self.find(hash, &expr) {
+            Some(id) => {
+                expr.release(&mut self.dict, &mut self.strs);
+                if self.by_key.get(&key) == Some(&id) {
+                    return;
+                }
+                id
             }
-            self.remove(&key);
-        }
-        let id = match self.by_text.get(&text) {
-            Some(&id) => id,
-            None => self.add_filter(filter, text),
+            None => self.add_filter(expr, hash),
         };
+        // The filter the key held before, if any: never `id`, held by others or new.
+        self.remove(&key);
         if let Some(Some(rec)) = self.filters.get_mut(id as usize) {
             rec.keys.insert(key);
         }
@@ -284,7 +214,8 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
     #[cfg(test)]
     pub(super) fn is_pristine(&self) -> bool {
         self.by_key.is_empty()
-            && self.by_text.is_empty()
+            && self.by_hash.is_empty()
+            && self.collided.is_empty()
             && self.filters.iter().all(Option::is_none)
             && self.root.is_empty()
             && self.whole.is_empty()
@@ -305,6 +236,16 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
             .map(|(id, _)| id as usize + 1)
             .max()
             .unwrap_or(0)
+    }
+
+    /// The distinct filter that compiled to `expr`, if there is one.
+    fn find(&self, hash: u64, expr: &CExpr) -> Option<FilterId> {
+        let same = |id: &FilterId| self.rec(*id).is_some_and(|r| r.expr == *expr);
+        match self.by_hash.get(&hash) {
+            Some(id) if same(id) => Some(*id),
+            Some(_) => self.collided.find(|id| same(id)),
+            None => None,
+        }
     }
 
     fn rec(&self, id: FilterId) -> Option<&FilterRec<K>> {
@@ -336,14 +277,13 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(rec) = self.rec(id) {
-                out.extend(rec.keys.iter().copied());
+                rec.keys.extend_into(&mut out);
             }
         }
         Matches(out.into_iter())
     }
 
-    fn add_filter(&mut self, filter: &Filter, text: Box<str>) -> FilterId {
-        let expr = CExpr::compile(filter.expr(), &mut self.dict, &mut self.strs);
+    fn add_filter(&mut self, expr: CExpr, hash: u64) -> FilterId {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -366,11 +306,18 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
                 true
             }
         };
-        self.by_text.insert(text.clone(), id);
+        match self.by_hash.entry(hash) {
+            Entry::Occupied(_) => {
+                self.collided.insert(id);
+            }
+            Entry::Vacant(v) => {
+                v.insert(id);
+            }
+        }
         self.filters[id as usize] = Some(FilterRec {
-            text,
+            hash,
             expr,
-            keys: FxHashSet::default(),
+            keys: IdSet::default(),
             whole,
         });
         id
@@ -392,319 +339,31 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
         }
         // Only now: the tree's edges name the strings the release may free.
         rec.expr.release(&mut self.dict, &mut self.strs);
-        self.by_text.remove(&rec.text);
+        if self.by_hash.get(&rec.hash) == Some(&id) {
+            self.by_hash.remove(&rec.hash);
+        } else {
+            self.collided.remove(&id);
+        }
         self.free.push(id);
     }
 }
 
-/// How an atom is filed as an edge, if it is one at this depth.
-fn is_edge(a: &Atom, depth: usize) -> bool {
-    match &a.test {
-        ATest::Eq(_) | ATest::In(_) | ATest::Cmp(Op::StartsWith, _) => depth < MAX_EDGES,
-        // Less selective: only as the first edge, when nothing better exists.
-        ATest::Exists | ATest::Cmp(Op::Lt | Op::Le | Op::Gt | Op::Ge, _) => depth == 0,
-        ATest::Cmp(_, _) => false,
-    }
+#[cfg(not(test))]
+fn fingerprint(expr: &CExpr) -> u64 {
+    FxBuildHasher.hash_one(expr)
 }
 
-fn range_slot(op: Op) -> usize {
-    RANGE_OPS.iter().position(|&o| o == op).unwrap_or(0)
+#[cfg(test)]
+thread_local! {
+    /// Makes every filter's hash 0, to test collisions.
+    pub(super) static COLLIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn counted<T: PartialEq + Copy>(v: &mut Vec<(T, u32)>, k: T, delta: i32) {
-    match v.iter().position(|(x, _)| *x == k) {
-        Some(i) => {
-            v[i].1 = v[i].1.saturating_add_signed(delta);
-            if v[i].1 == 0 {
-                v.swap_remove(i);
-            }
-        }
-        None if delta > 0 => v.push((k, delta as u32)),
-        None => {}
-    }
-}
-
-impl Node {
-    fn edges(&mut self) -> &mut Edges {
-        self.edges.get_or_insert_with(Box::default)
-    }
-
-    /// Files conjunction `atoms` (sorted by rank) of filter `id` below this node.
-    fn insert(&mut self, id: FilterId, atoms: &[Atom], depth: usize, strs: &Interner) {
-        let Some((first, rest)) = atoms.split_first().filter(|(a, _)| is_edge(a, depth)) else {
-            if atoms.is_empty() {
-                self.here.insert(id);
-            } else {
-                self.checked.entry(id).or_default().push(atoms.into());
-            }
-            return;
-        };
-        let e = self.edges();
-        let path = first.path;
-        match &first.test {
-            ATest::Eq(k) => e.eq_child(path, *k).insert(id, rest, depth + 1, strs),
-            ATest::In(ks) => {
-                for k in ks.iter() {
-                    e.eq_child(path, *k).insert(id, rest, depth + 1, strs);
-                }
-            }
-            ATest::Cmp(Op::StartsWith, lit) => {
-                let key = (path, lit.sym);
-                if !e.prefix.contains_key(&key) {
-                    let len = strs.text(lit.sym).len();
-                    match e.prefix_lens.iter_mut().find(|(p, _)| *p == path) {
-                        Some((_, lens)) => *lens.entry(len).or_default() += 1,
-                        None => e.prefix_lens.push((path, BTreeMap::from([(len, 1)]))),
-                    }
-                }
-                e.prefix
-                    .entry(key)
-                    .or_default()
-                    .insert(id, rest, depth + 1, strs);
-            }
-            ATest::Exists => {
-                let i = match e.exists.iter().position(|(p, _)| *p == path) {
-                    Some(i) => i,
-                    None => {
-                        e.exists.push((path, Node::default()));
-                        e.exists.len() - 1
-                    }
-                };
-                e.exists[i].1.insert(id, rest, depth + 1, strs);
-            }
-            ATest::Cmp(op, lit) => {
-                let key = (path, *op, lit.sym);
-                if !e.ranges.contains_key(&key) {
-                    let probe = match e.range_probe.iter().position(|(p, _)| *p == path) {
-                        Some(i) => &mut e.range_probe[i].1,
-                        None => {
-                            e.range_probe.push((path, RangeProbe::default()));
-                            &mut e.range_probe.last_mut().expect("just pushed").1
-                        }
-                    };
-                    let slot = range_slot(*op);
-                    let text = strs.arc(lit.sym).cloned().unwrap_or_else(|| "".into());
-                    match lit.num {
-                        Some(n) => {
-                            probe.num[slot].insert((OrdF64(n), lit.sym));
-                            probe.num_text[slot].insert(text, lit.sym);
-                        }
-                        None => {
-                            probe.text[slot].insert(text, lit.sym);
-                        }
-                    }
-                }
-                e.ranges
-                    .entry(key)
-                    .or_default()
-                    .insert(id, rest, depth + 1, strs);
-            }
-        }
-    }
-
-    /// Undoes [`Node::insert`] of the same conjunction; prunes the nodes it empties.
-    fn remove(&mut self, id: FilterId, atoms: &[Atom], depth: usize, strs: &Interner) {
-        let Some((first, rest)) = atoms.split_first().filter(|(a, _)| is_edge(a, depth)) else {
-            if atoms.is_empty() {
-                self.here.remove(&id);
-            } else if let Some(list) = self.checked.get_mut(&id) {
-                if let Some(i) = list.iter().position(|c| **c == *atoms) {
-                    list.swap_remove(i);
-                }
-                if list.is_empty() {
-                    self.checked.remove(&id);
-                }
-            }
-            return;
-        };
-        let Some(e) = self.edges.as_deref_mut() else {
-            return;
-        };
-        let path = first.path;
-        match &first.test {
-            ATest::Eq(k) => e.eq_remove(path, *k, id, rest, depth, strs),
-            ATest::In(ks) => {
-                for k in ks.iter() {
-                    e.eq_remove(path, *k, id, rest, depth, strs);
-                }
-            }
-            ATest::Cmp(Op::StartsWith, lit) => {
-                let key = (path, lit.sym);
-                if let Some(child) = e.prefix.get_mut(&key) {
-                    child.remove(id, rest, depth + 1, strs);
-                    if child.is_empty() {
-                        e.prefix.remove(&key);
-                        let len = strs.text(lit.sym).len();
-                        if let Some(i) = e.prefix_lens.iter().position(|(p, _)| *p == path) {
-                            let lens = &mut e.prefix_lens[i].1;
-                            if let Some(n) = lens.get_mut(&len) {
-                                *n -= 1;
-                                if *n == 0 {
-                                    lens.remove(&len);
-                                }
-                            }
-                            if lens.is_empty() {
-                                e.prefix_lens.swap_remove(i);
-                            }
-                        }
-                    }
-                }
-            }
-            ATest::Exists => {
-                if let Some(i) = e.exists.iter().position(|(p, _)| *p == path) {
-                    e.exists[i].1.remove(id, rest, depth + 1, strs);
-                    if e.exists[i].1.is_empty() {
-                        e.exists.swap_remove(i);
-                    }
-                }
-            }
-            ATest::Cmp(op, lit) => {
-                let key = (path, *op, lit.sym);
-                if let Some(child) = e.ranges.get_mut(&key) {
-                    child.remove(id, rest, depth + 1, strs);
-                    if child.is_empty() {
-                        e.ranges.remove(&key);
-                        if let Some(i) = e.range_probe.iter().position(|(p, _)| *p == path) {
-                            let probe = &mut e.range_probe[i].1;
-                            let slot = range_slot(*op);
-                            let text = strs.text(lit.sym);
-                            match lit.num {
-                                Some(n) => {
-                                    probe.num[slot].remove(&(OrdF64(n), lit.sym));
-                                    probe.num_text[slot].remove(text);
-                                }
-                                None => {
-                                    probe.text[slot].remove(text);
-                                }
-                            }
-                            if probe.is_empty() {
-                                e.range_probe.swap_remove(i);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if e.is_empty() {
-            self.edges = None;
-        }
-    }
-
-    /// Collects the filters this node and the edges the values satisfy lead to.
-    fn walk(&self, values: &[Option<Value<'_>>], strs: &Interner, out: &mut Vec<FilterId>) {
-        out.extend(self.here.iter().copied());
-        for (&id, conjs) in &self.checked {
-            if conjs
-                .iter()
-                .any(|c| c.iter().all(|a| a.holds(values, strs)))
-            {
-                out.push(id);
-            }
-        }
-        let Some(e) = &self.edges else { return };
-        let value = |p: PathId| values.get(p as usize).and_then(Option::as_ref);
-        for &(path, _) in &e.eq_paths {
-            let Some(v) = value(path) else { continue };
-            if let Some(s) = v.sym {
-                if let Some(c) = e.eq.get(&(path, Key::Str(s))) {
-                    c.walk(values, strs, out);
-                }
-            }
-            if let Some(n) = v.num {
-                if let Some(c) = e.eq.get(&(path, Key::Num(num_key(n)))) {
-                    c.walk(values, strs, out);
-                }
-            }
-        }
-        for (path, lens) in &e.prefix_lens {
-            let Some(v) = value(*path) else { continue };
-            for &len in lens.keys() {
-                let Some(prefix) = v.text.get(..len) else {
-                    if len > v.text.len() {
-                        break;
-                    }
-                    continue;
-                };
-                if let Some(c) = strs.get(prefix).and_then(|s| e.prefix.get(&(*path, s))) {
-                    c.walk(values, strs, out);
-                }
-            }
-        }
-        for (path, c) in &e.exists {
-            if value(*path).is_some() {
-                c.walk(values, strs, out);
-            }
-        }
-        for (path, probe) in &e.range_probe {
-            let Some(v) = value(*path) else { continue };
-            for (slot, &op) in RANGE_OPS.iter().enumerate() {
-                let mut visit = |sym: Sym| {
-                    if let Some(c) = e.ranges.get(&(*path, op, sym)) {
-                        c.walk(values, strs, out);
-                    }
-                };
-                // `value OP literal`: `<` wants literals above the value, `>` below.
-                let text: &str = &v.text;
-                let (lo, hi) = match op {
-                    Op::Lt => (Bound::Excluded(text), Bound::Unbounded),
-                    Op::Le => (Bound::Included(text), Bound::Unbounded),
-                    Op::Gt => (Bound::Unbounded, Bound::Excluded(text)),
-                    _ => (Bound::Unbounded, Bound::Included(text)),
-                };
-                probe.text[slot]
-                    .range::<str, _>((lo, hi))
-                    .for_each(|(_, &s)| visit(s));
-                match v.num {
-                    Some(n) => {
-                        let (lo, hi) = match op {
-                            Op::Lt => (Bound::Excluded((OrdF64(n), Sym::MAX)), Bound::Unbounded),
-                            Op::Le => (Bound::Included((OrdF64(n), 0)), Bound::Unbounded),
-                            Op::Gt => (Bound::Unbounded, Bound::Excluded((OrdF64(n), 0))),
-                            _ => (Bound::Unbounded, Bound::Included((OrdF64(n), Sym::MAX))),
-                        };
-                        probe.num[slot].range((lo, hi)).for_each(|&(_, s)| visit(s));
-                    }
-                    None => probe.num_text[slot]
-                        .range::<str, _>((lo, hi))
-                        .for_each(|(_, &s)| visit(s)),
-                }
-            }
-        }
-    }
-}
-
-impl Edges {
-    fn is_empty(&self) -> bool {
-        self.eq.is_empty()
-            && self.prefix.is_empty()
-            && self.exists.is_empty()
-            && self.ranges.is_empty()
-    }
-
-    fn eq_child(&mut self, path: PathId, k: Key) -> &mut Node {
-        let key = (path, k);
-        if !self.eq.contains_key(&key) {
-            counted(&mut self.eq_paths, path, 1);
-        }
-        self.eq.entry(key).or_default()
-    }
-
-    fn eq_remove(
-        &mut self,
-        path: PathId,
-        k: Key,
-        id: FilterId,
-        rest: &[Atom],
-        depth: usize,
-        strs: &Interner,
-    ) {
-        let key = (path, k);
-        if let Some(child) = self.eq.get_mut(&key) {
-            child.remove(id, rest, depth + 1, strs);
-            if child.is_empty() {
-                self.eq.remove(&key);
-                counted(&mut self.eq_paths, path, -1);
-            }
-        }
+#[cfg(test)]
+fn fingerprint(expr: &CExpr) -> u64 {
+    if COLLIDE.get() {
+        0
+    } else {
+        FxBuildHasher.hash_one(expr)
     }
 }

@@ -44,6 +44,17 @@
 //! `^=` (starts with) and `*=` (contains) always compare text. Quoting a number (`'10'`)
 //! forces a string comparison.
 //!
+//! # Use by the engine
+//!
+//! `Filter::parse_option` reads the subscription option `x-roost#filter` (empty means no
+//! filter); a [`ParseError`]'s text ("at 14: expected …") is the `<text/>` of the
+//! `not-acceptable` error. What to store is the filter's canonical text (`to_string()`).
+//! Each node keeps one [`FilterIndex`] keyed by the engine's subscription number:
+//! `insert(key, &filter)` on subscribe or options change (it replaces), `remove(&key)` on
+//! unsubscribe; for an item, `matching(&item.payload)` yields the filtered subscriptions it
+//! matches (or `extract` the payload once, then `matches`), to join the node's unfiltered
+//! ones. A node without filters pays one emptiness check.
+//!
 //! # Limits
 //!
 //! [`Limits`] bounds a filter's length, predicates and parenthesis nesting, so hostile
@@ -54,7 +65,9 @@ mod compile;
 mod extract;
 mod index;
 mod parse;
+mod small;
 mod syntax;
+mod tree;
 mod value;
 
 use std::fmt;

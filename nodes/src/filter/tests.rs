@@ -493,3 +493,35 @@ fn an_empty_index_reads_nothing() {
     assert_eq!(index.matches(&e).count(), 0);
     assert_eq!(index.matching("not even xml <<<").count(), 0);
 }
+
+#[test]
+fn filters_that_compile_alike_are_one() {
+    let mut index = FilterIndex::new();
+    index.insert(1u8, &parse("@a = 1 or @a = 2"));
+    index.insert(2u8, &parse("(@a = 2 or @a = 1)"));
+    index.insert(3u8, &parse("@a = 2 or @a = 1 or @a = 2"));
+    assert_eq!(index.filter_counts(), (1, 0));
+    let mut got: Vec<u8> = index.matching("<p a='2'/>").collect();
+    got.sort();
+    assert_eq!(got, [1, 2, 3]);
+}
+
+#[test]
+fn hash_collisions_keep_filters_apart() {
+    index::COLLIDE.set(true);
+    let texts = ["@a = 1", "@a = 2", "@b = 1", "@a = 1 and @b = 1"];
+    let mut index = FilterIndex::new();
+    for (i, t) in texts.iter().enumerate() {
+        index.insert(i, &parse(t));
+        index.insert(i + 10, &parse(t));
+    }
+    assert_eq!(index.filter_counts(), (4, 0));
+    let mut got: Vec<usize> = index.matching("<p a='1' b='1'/>").collect();
+    got.sort();
+    assert_eq!(got, [0, 2, 3, 10, 12, 13]);
+    for i in [0, 12, 1, 10, 3, 2, 11, 13] {
+        index.remove(&i);
+    }
+    index::COLLIDE.set(false);
+    assert!(index.is_pristine());
+}

@@ -40,7 +40,10 @@ fn check(filter: &Filter, limits: &Limits) {
 }
 
 fn matches(filter: &Filter, payloads: &[&str]) {
-    let fixed: Vec<Filter> = FIXED.iter().map(|f| Filter::parse(f).expect("fixed")).collect();
+    let fixed: Vec<Filter> = FIXED
+        .iter()
+        .map(|f| Filter::parse(f).expect("fixed"))
+        .collect();
     for max in [FilterIndex::<usize>::DEFAULT_MAX_CONJUNCTIONS, 1] {
         let mut index = FilterIndex::with_max_conjunctions(max);
         index.insert(0usize, filter);
@@ -54,7 +57,11 @@ fn matches(filter: &Filter, payloads: &[&str]) {
             if filter.matches_payload(p) {
                 want.push(0);
             }
-            want.extend((0..fixed.len()).filter(|&i| fixed[i].matches_payload(p)).map(|i| i + 1));
+            want.extend(
+                (0..fixed.len())
+                    .filter(|&i| fixed[i].matches_payload(p))
+                    .map(|i| i + 1),
+            );
             assert_eq!(got, want, "filter {filter} on {p:?}");
         }
         index.remove(&0);
@@ -81,7 +88,10 @@ fuzz_target!(|data: &[u8]| {
                 parsed.get_or_insert(f);
             }
             Err(e) => {
-                assert!(e.offset <= source.chars().count(), "{e} past the end of {source:?}");
+                assert!(
+                    e.offset <= source.chars().count(),
+                    "{e} past the end of {source:?}"
+                );
                 assert!(!e.reason.is_empty());
             }
         }

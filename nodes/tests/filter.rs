@@ -144,9 +144,8 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
+// 256 cases per run by default; `PROPTEST_CASES=20000` for a longer hunt.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn index_matches_a_linear_scan(
         steps in steps(),

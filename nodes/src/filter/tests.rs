@@ -525,3 +525,17 @@ fn hash_collisions_keep_filters_apart() {
     index::COLLIDE.set(false);
     assert!(index.is_pristine());
 }
+
+#[test]
+fn a_string_and_a_number_range_with_one_text_are_two_edges() {
+    // `>= '1'` compares text, `>= 1` numbers: "01" is below the one, equal to the other.
+    let mut index = FilterIndex::new();
+    index.insert(1u8, &parse("@a >= '1'"));
+    index.insert(2u8, &parse("@a >= 1"));
+    assert_eq!(index.matching("<p a='01'/>").collect::<Vec<_>>(), [2]);
+    index.remove(&2);
+    assert_eq!(index.matching("<p a='01'/>").count(), 0);
+    assert_eq!(index.matching("<p a='2'/>").collect::<Vec<_>>(), [1]);
+    index.remove(&1);
+    assert!(index.is_pristine());
+}

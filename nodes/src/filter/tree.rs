@@ -56,7 +56,9 @@ struct MoreEdges {
     /// For each path with prefix edges, the byte lengths of those prefixes (with counts).
     prefix_lens: Vec<(PathId, BTreeMap<usize, u32>)>,
     exists: Vec<(PathId, Node)>,
-    ranges: SmallMap<(PathId, Op, Sym), Node>,
+    /// By path, operator, literal text and whether the literal is a number: `'1'` and `1`
+    /// have one text but compare differently, so they are different edges.
+    ranges: SmallMap<(PathId, Op, Sym, bool), Node>,
     range_probe: Vec<(PathId, RangeProbe)>,
 }
 
@@ -184,7 +186,7 @@ impl Node {
             }
             ATest::Cmp(op, lit) => {
                 let m = self.more();
-                let key = (path, *op, lit.sym);
+                let key = (path, *op, lit.sym, lit.num.is_some());
                 if !m.ranges.contains_key(&key) {
                     let i = match m.range_probe.iter().position(|(p, _)| *p == path) {
                         Some(i) => i,
@@ -312,8 +314,8 @@ impl Node {
         }
         for (path, probe) in &m.range_probe {
             if let Some(v) = value(*path) {
-                probe.matching(v, |op, sym| {
-                    if let Some(c) = m.ranges.get(&(*path, op, sym)) {
+                probe.matching(v, |op, sym, num| {
+                    if let Some(c) = m.ranges.get(&(*path, op, sym, num)) {
                         c.walk(values, strs, out);
                     }
                 });
@@ -391,7 +393,7 @@ impl MoreEdges {
                 }
             }
             ATest::Cmp(op, lit) => {
-                let key = (path, *op, lit.sym);
+                let key = (path, *op, lit.sym, lit.num.is_some());
                 let Some(child) = self.ranges.get_mut(&key) else {
                     return;
                 };
@@ -441,8 +443,9 @@ impl RangeProbe {
         }
     }
 
-    /// Calls `f` with each (operator, literal) for which `value OP literal` holds.
-    fn matching(&self, v: &Value<'_>, mut f: impl FnMut(Op, Sym)) {
+    /// Calls `f` with each (operator, literal, literal is a number) for which
+    /// `value OP literal` holds.
+    fn matching(&self, v: &Value<'_>, mut f: impl FnMut(Op, Sym, bool)) {
         for (slot, &op) in RANGE_OPS.iter().enumerate() {
             // `value < literal` wants the literals above the value, `>` those below.
             let text: &str = &v.text;
@@ -453,7 +456,7 @@ impl RangeProbe {
                 _ => (Bound::Unbounded, Bound::Included(text)),
             };
             for (_, &s) in self.text[slot].range::<str, _>((lo, hi)) {
-                f(op, s);
+                f(op, s, false);
             }
             // Number literals compare numerically with numbers, as text with the rest.
             match v.num {
@@ -465,12 +468,12 @@ impl RangeProbe {
                         _ => (Bound::Unbounded, Bound::Included((OrdF64(n), Sym::MAX))),
                     };
                     for &(_, s) in self.num[slot].range((lo, hi)) {
-                        f(op, s);
+                        f(op, s, true);
                     }
                 }
                 None => {
                     for (_, &s) in self.num_text[slot].range::<str, _>((lo, hi)) {
-                        f(op, s);
+                        f(op, s, true);
                     }
                 }
             }

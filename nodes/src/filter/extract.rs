@@ -105,7 +105,7 @@ impl PathDict {
     pub(crate) fn extract<'p>(&self, payload: &'p str) -> Vec<Option<Value<'p>>> {
         let mut out = vec![None; self.paths.len()];
         if !self.is_empty() {
-            Walk::new(&self.trie, &mut out).run(payload);
+            Walk::new(payload, &self.trie, &mut out).run();
         }
         out
     }
@@ -169,6 +169,14 @@ impl<'p> Extracted<'_, 'p> {
     }
 }
 
+/// `s` as a slice of `payload`, when it lies in it. quick-xml's attribute values borrow
+/// the event, not the payload the event borrows; taking them from the payload again spares
+/// a copy per value.
+fn within<'p>(payload: &'p str, s: &str) -> Option<&'p str> {
+    let start = (s.as_ptr() as usize).checked_sub(payload.as_ptr() as usize)?;
+    payload.get(start..start.checked_add(s.len())?)
+}
+
 /// The paths as a tree of element names; node 0 is the payload element.
 #[derive(Debug, Default)]
 struct Trie {
@@ -225,6 +233,7 @@ enum State {
 
 /// One extraction.
 struct Walk<'t, 'o, 'p> {
+    payload: &'p str,
     trie: &'t Trie,
     out: &'o mut Vec<Option<Value<'p>>>,
     state: Vec<State>,
@@ -234,8 +243,9 @@ struct Walk<'t, 'o, 'p> {
 }
 
 impl<'t, 'o, 'p> Walk<'t, 'o, 'p> {
-    fn new(trie: &'t Trie, out: &'o mut Vec<Option<Value<'p>>>) -> Self {
+    fn new(payload: &'p str, trie: &'t Trie, out: &'o mut Vec<Option<Value<'p>>>) -> Self {
         Walk {
+            payload,
             trie,
             out,
             state: vec![State::Waiting; trie.nodes.len()],
@@ -244,8 +254,8 @@ impl<'t, 'o, 'p> Walk<'t, 'o, 'p> {
         }
     }
 
-    fn run(mut self, payload: &'p str) {
-        let mut reader = Reader::from_str(payload);
+    fn run(mut self) {
+        let mut reader = Reader::from_str(self.payload);
         // For each open element, its trie node (None: not one the trie names).
         let mut stack: Vec<Option<u32>> = Vec::new();
         let mut seen_root = false;
@@ -342,7 +352,10 @@ impl<'t, 'o, 'p> Walk<'t, 'o, 'p> {
         self.state[t as usize] = State::Open;
         let node = &self.trie.nodes[t as usize];
         if !node.attrs.is_empty() {
-            for a in e.attributes().flatten() {
+            let mut attrs = e.attributes();
+            // Roost serialized the payload: there are no duplicates to look for.
+            attrs.with_checks(false);
+            for a in attrs.flatten() {
                 if a.key.as_namespace_binding().is_some() {
                     continue;
                 }
@@ -354,9 +367,13 @@ impl<'t, 'o, 'p> Walk<'t, 'o, 'p> {
                 let slot = &mut self.out[id as usize];
                 if slot.is_none() {
                     if let Ok(v) = a.normalized_value(XmlVersion::Implicit1_0) {
+                        let text = match v {
+                            Cow::Borrowed(v) => within(self.payload, v)
+                                .map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
+                            Cow::Owned(v) => Cow::Owned(v),
+                        };
                         *slot = Some(Value {
-                            // The attribute iterator borrows the event, not the payload.
-                            text: Cow::Owned(v.into_owned()),
+                            text,
                             num: None,
                             sym: None,
                         });
@@ -429,5 +446,24 @@ impl<'t, 'o, 'p> Walk<'t, 'o, 'p> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn values_are_borrowed_from_the_payload_only_when_they_lie_in_it() {
+        let doc = String::from("<p a='value'/>");
+        let payload = &doc[1..];
+        let inner = &doc[6..11];
+        assert_eq!(
+            within(payload, inner).map(str::as_ptr),
+            Some(inner.as_ptr())
+        );
+        assert_eq!(within(payload, &doc[..3]), None);
+        let elsewhere = String::from("value");
+        assert_eq!(within(payload, &elsewhere), None);
     }
 }

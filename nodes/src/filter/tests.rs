@@ -371,6 +371,10 @@ fn odd_payloads() {
         "<?xml version='1.0'?><!-- c --><p a='1'/>"
     ));
     assert!(holds("@a = '1 2'", "<p a='1\n2'/>"));
+    assert!(holds(
+        "@a = 'x&y\"' and @b = 'z'",
+        "<p a='x&amp;y&quot;' b=\"z\"/>"
+    ));
     assert!(holds("x = 'a\nb'", "<p><x>a\r\nb</x></p>"));
     // Only the first top-level element is the payload.
     assert!(!holds("@a = '2'", "<p a='1'/><p a='2'/>"));

@@ -252,8 +252,8 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
         let same = |id: &FilterId| self.rec(*id).is_some_and(|r| r.expr == *expr);
         match self.by_hash.get(&hash) {
             Some(id) if same(id) => Some(*id),
-            Some(_) => self.collided.find(|id| same(id)),
-            None => None,
+            // Also when the hash's first holder is gone: a collided one may remain.
+            _ => self.collided.find(same),
         }
     }
 
@@ -283,11 +283,10 @@ impl<K: Copy + Eq + Hash> FilterIndex<K> {
             ids.sort_unstable();
             ids.dedup();
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(rec) = self.rec(id) {
-                out.extend_from_slice(&rec.keys);
-            }
+        let recs = || ids.iter().filter_map(|&id| self.rec(id));
+        let mut out = Vec::with_capacity(recs().map(|r| r.keys.len()).sum());
+        for rec in recs() {
+            out.extend_from_slice(&rec.keys);
         }
         Matches(out.into_iter())
     }

@@ -55,6 +55,11 @@
 //! matches (or `extract` the payload once, then `matches`), to join the node's unfiltered
 //! ones. A node without filters pays one emptiness check.
 //!
+//! What the index can follow: `=` (and an `or` of `=` on one path), `^=`, and, where a
+//! conjunction has nothing better, a range or `exists`. `!=`, `*=` and what is left of a
+//! conjunction are checked only on the subscriptions those lead to; a filter with nothing
+//! indexable (say `msg *= 'disk'` alone) is checked on every item.
+//!
 //! # Limits
 //!
 //! [`Limits`] bounds a filter's length, predicates and parenthesis nesting, so hostile

@@ -111,6 +111,7 @@ fn range_slot(op: Op) -> usize {
     RANGE_OPS.iter().position(|&o| o == op).unwrap_or(0)
 }
 
+/// Adds `delta` to the count kept for `k` in `v`, dropping the entry at zero.
 fn counted<T: PartialEq + Copy>(v: &mut Vec<(T, u32)>, k: T, delta: i32) {
     match v.iter().position(|(x, _)| *x == k) {
         Some(i) => {

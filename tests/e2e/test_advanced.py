@@ -539,3 +539,7 @@ async def test_time_expiry_and_lease_survive_restart_and_lease_renewal(ctx):
         check(rsubid in left, f"renewed subscription ended at its old expiry: {left}")
         await a.publish(renewed, "still-here")
         await bi.wait(items_event(renewed), 5, "notification on the renewed subscription")
+        # Leave nothing running: the lease would end (and notify bob's bare JID, §8.8.4) in
+        # the middle of some later test.
+        await b.ok("set", f"<unsubscribe node='{renewed}' jid='{bob}' subid='{rsubid}'/>",
+                   what="unsubscribe from the renewed lease")

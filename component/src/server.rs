@@ -294,13 +294,13 @@ impl<S: Store> Roost<S> {
                 id,
                 payload,
                 ..
-            }) => self.handle_iq(IqKind::Get, from, id, payload, true),
+            }) => self.handle_iq(IqKind::Get, from, id, payload, None),
             Stanza::Iq(Iq::Set {
                 from: Some(from),
                 id,
                 payload,
                 ..
-            }) => self.handle_iq(IqKind::Set, from, id, payload, true),
+            }) => self.handle_iq(IqKind::Set, from, id, payload, None),
             // Gets and sets without a sender: nobody to answer.
             Stanza::Iq(_) => Vec::new(),
             Stanza::Message(m) => self.handle_message(m),
@@ -333,7 +333,7 @@ impl<S: Store> Roost<S> {
         self.service.rosters.set_granted(false);
         let mut out = Vec::new();
         for w in self.fetches.reset() {
-            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, Some(w.arrived)));
         }
         out.extend(self.probe_all());
         out
@@ -562,7 +562,7 @@ impl<S: Store> Roost<S> {
     fn decide_waiting(&mut self, owner: &BareJid) -> Vec<Stanza> {
         let mut out = Vec::new();
         for w in self.fetches.ready(owner) {
-            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, Some(w.arrived)));
         }
         out
     }
@@ -576,7 +576,7 @@ impl<S: Store> Roost<S> {
             && from.resource().is_none()
             && from.domain().as_str() == self.server_domain;
         if !ours {
-            return self.handle_iq(IqKind::Set, from, id, payload, true);
+            return self.handle_iq(IqKind::Set, from, id, payload, None);
         }
         let owner = from.to_bare();
         match xmpp_parsers::roster::Roster::try_from(payload) {
@@ -607,8 +607,7 @@ impl<S: Store> Roost<S> {
     }
 
     /// Roster upkeep, once per tick: fetches that never got an answer are given up (their
-    /// waiting requests decided without them), rosters older than [`privilege::STALE_MS`]
-    /// no longer refuse without a fresh fetch, and the rosters of owners of presence and
+    /// waiting requests decided without them), and the rosters of owners of presence and
     /// roster nodes are fetched when missing or older than [`privilege::REFRESH_MS`].
     fn roster_upkeep(&mut self) -> Vec<Stanza> {
         let now = now_millis();
@@ -623,9 +622,6 @@ impl<S: Store> Roost<S> {
         if !self.privileges.roster_get() {
             return out;
         }
-        self.service
-            .rosters
-            .mark_stale(now.saturating_sub(privilege::STALE_MS));
         let owners = self.service.roster_owners();
         let stale: Vec<BareJid> = self
             .service
@@ -644,14 +640,18 @@ impl<S: Store> Roost<S> {
         out
     }
 
+    /// Handle an IQ get or set. `waited_since` is `None` for a request that has just arrived
+    /// (it may wait for rosters), and its arrival time when it is decided again after
+    /// waiting: the engine decides it as of then.
     fn handle_iq(
         &mut self,
         kind: IqKind,
         from: Jid,
         id: String,
         payload: Element,
-        may_wait: bool,
+        waited_since: Option<u64>,
     ) -> Vec<Stanza> {
+        let may_wait = waited_since.is_none();
         // A request handled again once rosters came was counted when it first arrived.
         let over_quota = match self.quotas.as_mut() {
             Some(q) if may_wait => !q.allow(&from.to_bare(), now_millis()),
@@ -686,7 +686,7 @@ impl<S: Store> Roost<S> {
                 Some(Err(e)) => Err(e),
                 Some(Ok(req)) => {
                     let owner_ns = pubsub::owner_namespace(&req);
-                    let now = now_millis();
+                    let now = waited_since.unwrap_or_else(now_millis);
                     match self.service.handle(&from, req, now) {
                         Ok(outcome) => {
                             let mut out = Vec::new();
@@ -725,6 +725,7 @@ impl<S: Store> Roost<S> {
                                 id: id.clone(),
                                 payload: payload.clone(),
                                 needs: owners.iter().cloned().collect(),
+                                arrived: now,
                             });
                             if parked {
                                 debug!(%from, "request waits for rosters");

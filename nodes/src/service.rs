@@ -182,7 +182,12 @@ impl<S: Store> Service<S> {
     ///
     /// On `Ok`, every change is durable and the notifications are ready to send. On
     /// `Err`, nothing changed.
+    ///
+    /// `now` is when the request arrived (also when it is decided again after waiting for
+    /// rosters): the presence and roster access models refuse it only on rosters fetched
+    /// since ([`RosterTable::deciding_at`]).
     pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
+        self.rosters.deciding_at(now);
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;

@@ -314,7 +314,7 @@ impl<S: Store> Roost<S> {
         if self.degraded {
             return Vec::new();
         }
-        let outcome = presence::handle_presence(&mut self.service, &self.jid, p);
+        let outcome = presence::handle_presence(&mut self.service, &self.jid, p, now_millis());
         if outcome.storage_failed {
             self.storage_failed = true;
         }
@@ -406,7 +406,7 @@ impl<S: Store> Roost<S> {
     /// Presence subscription requests for users who just started needing one (e.g. they
     /// subscribed to a node that delivers by presence).
     fn presence_requests(&mut self) -> Vec<Stanza> {
-        presence::subscription_requests(&mut self.service, &self.jid)
+        presence::subscription_requests(&mut self.service, &self.jid, now_millis())
             .into_iter()
             .map(Stanza::from)
             .collect()
@@ -424,6 +424,7 @@ impl<S: Store> Roost<S> {
                 self.probing_since_ms = None;
             }
         }
+        self.service.presence.forget_answers(now_millis());
         let mut probes = if std::mem::take(&mut self.reprobe) {
             self.probe_all()
         } else {

@@ -147,10 +147,11 @@ async def test_on_sub_and_presence_on_login(ctx):
         await a.publish(node, payload("last"), id_="last")
         async with online(ctx, "carol", "first") as (c1, i1):
             await c1.subscribe(node, jid=carol)
-            # On subscribe, to the JID as subscribed; once Roost learns the presence of
-            # carol/first (not known to it before) it may come once more.
+            # On subscribe, to the JID as subscribed, and only then: when Roost learns the
+            # presence of carol/first (her server's answer to its probe, or what follows her
+            # approval), she was online all along and has the item.
             await i1.wait(is_event(node, "items"), 5, "last item on subscribe")
-            await asyncio.sleep(SETTLE)
+            await i1.quiet(is_event(node, "items"), 3.0, "the last item twice on a first subscription")
         # Logging in again: the last item arrives at the new resource, once.
         async with online(ctx, "carol", "second") as (_c2, i2):
             m = await i2.wait(items_for(node, f"{carol}/second"), 8, "last item on login")

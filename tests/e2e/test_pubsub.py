@@ -210,6 +210,12 @@ class PS:
         check(sub is not None, f"subscribe result has no <subscription/>: {xml(r)}")
         check(sub.get("subscription") == "subscribed", f"subscription state: {xml(sub)}")
         check(sub.get("node") == node and sub.get("jid") == jid, f"subscription node/jid: {xml(sub)}")
+        # Example 68: the options in force may follow; the schema requires their `jid`
+        # (clients such as aioxmpp reject the reply without it).
+        opts = r.find(f"{q('pubsub', NS_PUBSUB)}/{q('options', NS_PUBSUB)}")
+        if opts is not None:
+            check((opts.get("jid"), opts.get("node"), opts.get("subid")) == (jid, node, sub.get("subid")),
+                  f"<options/> of the subscribe reply: {xml(r)}")
         return sub
 
     async def items(self, node, attrs="", inner=""):
@@ -525,6 +531,10 @@ async def test_subscribe_and_configure(ctx):
         bob = ctx.jid("bob")
         sub = await b.subscribe(node, extra="<options>" + form(SUB_OPTIONS, {"pubsub#deliver": "0"}) + "</options>")
         check(sub.get("subid"), f"no subid: {xml(sub)}")
+        # slixmpp reads the reply too: the subscription with its subid, and the options for it.
+        iq = await b.c["xep_0060"].subscribe(ctx.service, node, timeout=10)
+        check(iq["pubsub"]["subscription"]["subid"], f"slixmpp subscribe: {iq}")
+        check(iq["pubsub"]["options"]["jid"] == bob, f"slixmpp subscribe, options jid: {iq}")
         r = await b.ok("get", f"<options node='{node}' jid='{bob}'/>", what="options after subscribe+configure")
         v = form_values(r.find(f".//{q('x', NS_DATA)}"))
         check(not boolean(one(v, "pubsub#deliver")), f"deliver=0 from subscribe+configure not applied: {v}")

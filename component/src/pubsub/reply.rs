@@ -66,7 +66,10 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             publish_options: None,
         }
         .into(),
-        // Examples 29, 43, 68.
+        // Examples 29, 43, 68. The options carry `jid` (the schema requires it), `node` and
+        // `subid`: example 68 shows a bare <options/>, but the rule that it names neither node
+        // nor JID is for the request (§6.3.7), where <subscribe/> says them; clients that
+        // read the reply with the schema's type (aioxmpp, xmpp-parsers) reject it without.
         Reply::Subscription { node, sub } => {
             let mut pubsub = Element::builder("pubsub", ns::PUBSUB).append(subscription_elem(
                 ns::PUBSUB,
@@ -75,14 +78,12 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                 true,
             ));
             if sub.state == SubscriptionState::Subscribed {
-                pubsub = pubsub.append(
-                    Element::builder("options", ns::PUBSUB)
-                        .append(Element::from(sub_options_form(
-                            &sub.options,
-                            DataFormType::Result_,
-                        )))
-                        .build(),
-                );
+                pubsub = pubsub.append(Element::from(Options {
+                    jid: sub.jid.clone(),
+                    node: Some(NodeName(node.clone())),
+                    subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
+                    form: Some(sub_options_form(&sub.options, DataFormType::Result_)),
+                }));
             }
             pubsub.build()
         }
@@ -420,12 +421,20 @@ mod tests {
             Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
         );
         assert_eq!(s.attr("subscription"), Some("subscribed"));
-        // Example 68: the options in force come along.
-        assert!(e
-            .get_child("options", ns::PUBSUB)
-            .unwrap()
-            .get_child("x", ns::DATA_FORMS)
-            .is_some());
+        // Example 68: the options in force come along, after the <subscription/>, with the
+        // attributes the schema requires (`jid`) and the node and subid they are about.
+        let names: Vec<_> = e.children().map(|c| c.name()).collect();
+        assert_eq!(names, ["subscription", "options"]);
+        let o = e.get_child("options", ns::PUBSUB).unwrap();
+        assert_eq!(o.attr("jid"), Some("francisco@denmark.lit"));
+        assert_eq!(o.attr("node"), Some("princely_musings"));
+        assert_eq!(
+            o.attr("subid"),
+            Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
+        );
+        assert!(o.get_child("x", ns::DATA_FORMS).is_some());
+        // What a client library reads it with (xmpp-parsers, like aioxmpp, requires `jid`).
+        assert!(Options::try_from(o.clone()).is_ok());
 
         let e = reply_payload(
             &Reply::Subscription {

@@ -771,6 +771,9 @@ impl<S: Store> Roost<S> {
         if !matches!(kind, IqKind::Get) {
             return None;
         }
+        if let Some(answer) = pubsub::command_disco(payload, &self.jid) {
+            return Some(Ok(Some(answer)));
+        }
         if payload.is("query", NS_DISCO_INFO) && payload.attr("node").is_none() {
             let mut features: std::collections::BTreeSet<String> = [
                 NS_DISCO_INFO,
@@ -783,6 +786,7 @@ impl<S: Store> Roost<S> {
             .map(|s| s.to_string())
             .collect();
             features.extend(pubsub::FEATURES.iter().map(|f| f.to_string()));
+            features.extend(pubsub::OTHER_FEATURES.iter().map(|f| f.to_string()));
             if self.privileges.roster_get() {
                 features.extend(pubsub::ROSTER_FEATURES.iter().map(|f| f.to_string()));
             }

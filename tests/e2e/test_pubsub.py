@@ -64,7 +64,15 @@ FEATURE_TESTS = {
     "leased-subscription": ["test_advanced.test_time_item_expire_leases_digests"],
     "presence-notifications": ["test_presence.test_presence_based_delivery_resources_and_offline",
                                "test_presence.test_show_values_online_away"],
+    "subscription-notifications": ["test_manage_subscriptions", "test_subscription_removed_notification",
+                                   "test_advanced.test_authorize_approve_deny_get_pending_and_restart"],
+    "multi-items": ["test_retrieve_items", "test_config_node_max"],
+    "config-node-max": ["test_config_node_max"],
 }
+
+# Claimed only while the server grants Roost roster access (XEP-0356): test_privilege checks
+# both ways.
+CONDITIONAL_FEATURES = {"access-presence", "access-roster"}
 
 _seq = itertools.count(1)
 
@@ -292,6 +300,16 @@ async def test_features_claimed_are_exercised(ctx):
                 mod, _, name = t.rpartition(".")
                 where = importlib.import_module(mod) if mod else sys.modules[__name__]
                 check(callable(getattr(where, name, None)), f"FEATURE_TESTS[{f!r}] names missing test {t}")
+
+
+async def test_features_exercised_are_claimed(ctx):
+    """The other way round: every feature a test exercises (FEATURE_TESTS) is claimed, as
+    XEP-0060 §10 asks a service to (e.g. "subscription-notifications", §12.13)."""
+    async with ctx.client("alice") as c:
+        iq = await c["xep_0030"].get_info(jid=ctx.service, cached=False, timeout=10)
+        claimed = {f[len(PF):] for f in iq["disco_info"]["features"] if f.startswith(PF)}
+        unclaimed = sorted(set(FEATURE_TESTS) - claimed - CONDITIONAL_FEATURES)
+        check(not unclaimed, f"features exercised by tests but not claimed in disco#info: {unclaimed}")
 
 
 async def test_disco_items_whitelist_visibility(ctx):
@@ -588,6 +606,21 @@ async def test_retrieve_items(ctx):
         check([i["id"] for i in iq["pubsub"]["items"]] == ["it4"], f"slixmpp get_items max 1: {iq}")
         await b.err("get", f"<items node='{new_node('nosuch')}'/>", ("cancel", "item-not-found", None),
                     what="items of a missing node")
+
+
+async def test_config_node_max(ctx):
+    """`max` as the value of pubsub#max_items and pubsub#item_expire (config-node-max): as
+    many items as the service keeps, none expiring; multi-items: all of them retrievable."""
+    async with Clients(ctx, "alice") as ((a, _),):
+        node = new_node("max")
+        await a.create(node, {"pubsub#max_items": "1"})
+        await a.configure(node, {"pubsub#max_items": "max", "pubsub#item_expire": "max"})
+        v = await a.config(node)
+        check(one(v, "pubsub#max_items") == "max", f"max_items read back: {v.get('pubsub#max_items')}")
+        check(v.get("pubsub#item_expire") in ([], [""]), f"item_expire=max read back: {v.get('pubsub#item_expire')}")
+        for i in range(3):
+            await a.publish(node, payload(f"m{i}"), id_=f"m{i}")
+        check(sorted(i for i, _ in await a.items(node)) == ["m0", "m1", "m2"], "max_items=max kept fewer items")
 
 
 # ============================================================= §7 publisher use cases

@@ -26,6 +26,8 @@
 //!   subscription then need the subid when the JID holds several (§6.2.3, §6.3.4).
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
+//! - With `pubsub#itemreply=publisher`, items name their publisher by its bare JID, in
+//!   notifications and every retrieval alike ([`Item::shown_publisher`] says why).
 
 use crate::access::{self, Action};
 use crate::model::*;
@@ -334,11 +336,7 @@ impl<S: Store> Service<S> {
                 && self.still_admitted(n, sub);
             let last_seq = n.counters.last_seq;
             if deliver && !items.is_empty() {
-                let mut event = items_event(cfg, items, &sub.jid);
-                // The digest batches many publishers: no single one to reply to.
-                if let Event::Items { publisher, .. } = &mut event {
-                    *publisher = None;
-                }
+                let event = items_event(cfg, items);
                 for to in self.targets(cfg, sub) {
                     out.push(Notification {
                         to,
@@ -753,14 +751,13 @@ impl<S: Store> Service<S> {
                 continue;
             };
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
-                let publisher = last.publisher.clone();
                 out.push(Notification {
                     to: full.clone(),
                     node: node.to_owned(),
                     subids,
                     kind: n.rec.config.notification_type,
                     include_body,
-                    event: std::sync::Arc::new(items_event(&n.rec.config, vec![last], &publisher)),
+                    event: std::sync::Arc::new(items_event(&n.rec.config, vec![last])),
                 });
             }
         }
@@ -1498,8 +1495,7 @@ impl<S: Store> Service<S> {
             && sub.options.deliver
         {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
-                let publisher = last.publisher.clone();
-                let event = std::sync::Arc::new(items_event(cfg, vec![last], &publisher));
+                let event = std::sync::Arc::new(items_event(cfg, vec![last]));
                 for to in self.targets(cfg, &sub) {
                     notifications.push(Notification {
                         to,
@@ -1644,6 +1640,7 @@ impl<S: Store> Service<S> {
                     node,
                     items,
                     page: Some(page),
+                    with_publisher: n.rec.config.shows_publisher(),
                 }))
             }
         }
@@ -1722,6 +1719,7 @@ impl<S: Store> Service<S> {
             node,
             items,
             page: None,
+            with_publisher: n.rec.config.shows_publisher(),
         }))
     }
 
@@ -1842,7 +1840,7 @@ impl<S: Store> Service<S> {
             },
         });
         let notifications = if cfg.deliver_notifications {
-            self.broadcast(n, items_event(cfg, vec![item], actor))
+            self.broadcast(n, items_event(cfg, vec![item]))
         } else {
             Vec::new()
         };
@@ -2073,8 +2071,6 @@ impl<S: Store> Service<S> {
     }
 }
 
-/// The event for published items: payloads stripped unless the node delivers them, the
-/// publisher named when replies go to it (`pubsub#itemreply`).
 /// The `[start, end)` positions of an RSM page over an in-memory list sorted by `uid`.
 /// An `after`/`before` UID not in the list is `item-not-found` (XEP-0059 §2.1).
 fn page_bounds<T>(
@@ -2111,7 +2107,9 @@ fn page_bounds<T>(
     })
 }
 
-fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event {
+/// The event for published items: payloads stripped unless the node delivers them, each
+/// item's publisher named when replies go to it (`pubsub#itemreply`).
+fn items_event(cfg: &NodeConfig, mut items: Vec<Item>) -> Event {
     if !cfg.deliver_payloads {
         for i in &mut items {
             i.payload.clear();
@@ -2120,7 +2118,7 @@ fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event
     Event::Items {
         items,
         with_payload: cfg.deliver_payloads,
-        publisher: (cfg.itemreply == ItemReply::Publisher).then(|| publisher.clone()),
+        with_publisher: cfg.shows_publisher(),
     }
 }
 

@@ -332,7 +332,7 @@ fn s7_1_2_notifications_go_to_subscribed_jids_only() {
             Event::Items {
                 items,
                 with_payload: true,
-                publisher: None,
+                with_publisher: false,
             } => {
                 assert_eq!(items.len(), 1);
                 assert_eq!(items[0].payload, "<entry/>");
@@ -499,7 +499,24 @@ fn s7_1_2_itemreply_notification_type_and_include_body() {
     let n = &out.notifications[0];
     assert_eq!(n.kind, NotificationType::Normal);
     assert!(n.include_body);
-    assert!(matches!(&*n.event, Event::Items { publisher: Some(p), .. } if *p == j(OWNER)));
+    // §7.1.2.3: the publisher goes with the item (by its bare JID, Item::shown_publisher),
+    // in notifications and in every retrieval.
+    match &*n.event {
+        Event::Items {
+            items,
+            with_publisher: true,
+            ..
+        } => assert_eq!(items[0].shown_publisher(), Jid::from(b(OWNER))),
+        e => panic!("{e:?}"),
+    }
+    match ok(&mut svc, ALICE, items_req(None, &[])).reply {
+        Reply::Items {
+            items,
+            with_publisher: true,
+            ..
+        } => assert_eq!(items[0].shown_publisher(), Jid::from(b(OWNER))),
+        r => panic!("{r:?}"),
+    }
 }
 
 // ------------------------------------------------------------------ §7.2 retract

@@ -1104,17 +1104,36 @@ async def test_notification_type_and_ids(ctx):
 
 
 async def test_notification_itemreply_publisher(ctx):
+    """pubsub#itemreply=publisher: the publisher goes with the item in notifications and, as
+    §7.1.2.3 asks then, in every form of retrieval (all, by id, max_items, RSM pages, the
+    last item on subscribing). Its bare JID, as in the XEP's examples: the resource would
+    tell every subscriber which device the publisher used, and a reply is for the account."""
     async with Clients(ctx, "alice", "bob") as ((a, _), (b, bi)):
-        node = new_node("itemreply")
+        bob = ctx.jid("bob")
+        node, plain = new_node("itemreply"), new_node("itemreply-owner")
         await a.create(node, {"pubsub#itemreply": "publisher"})
-        await a.set_aff(node, ctx.jid("bob"), "publisher")
-        await a.subscribe(node)  # alice subscribes with her own client...
+        await a.create(plain)
+        await a.set_aff(node, bob, "publisher")
         await b.subscribe(node)
         await b.publish(node, payload("from bob"), id_="ib")
         _, items = await expect_event(bi, node, "items")
         item = items.find(q("item", NS_PUBSUB_EVENT))
-        pub = item.get("publisher") or ""
-        check(pub.split("/")[0] == ctx.jid("bob"), f"itemreply=publisher: publisher attribute {pub!r}: {xml(item)}")
+        check(item.get("publisher") == bob, f"itemreply=publisher: notification publisher: {xml(item)}")
+
+        async def publishers(n, attrs="", inner=""):
+            r = await a.ok("get", f"<items node='{n}'{attrs}>{inner}</items>", what=f"items of {n}")
+            return [i.get("publisher") for i in r.iter(q("item", NS_PUBSUB))]
+
+        await a.publish(node, payload("from alice"), id_="ia")
+        check(await publishers(node) == [bob, ctx.jid("alice")], f"all items: {await publishers(node)}")
+        check(await publishers(node, inner="<item id='ib'/>") == [bob], "by id")
+        check(await publishers(node, " max_items='1'") == [ctx.jid("alice")], "max_items")
+        r = await a.ok("get", f"<items node='{node}'/><set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set>",
+                       what="RSM page")
+        check([i.get("publisher") for i in r.iter(q("item", NS_PUBSUB))] == [bob], f"RSM page: {xml(r)}")
+        # Not for the default (itemreply=owner).
+        await a.publish(plain, payload("plain"), id_="p")
+        check(await publishers(plain) == [None], f"itemreply=owner: {await publishers(plain)}")
 
 
 async def test_send_last_published_on_sub(ctx):

@@ -119,10 +119,14 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     .build(),
             }
         }
-        // Example 75. The publisher attribute is left out: it is only for
-        // `pubsub#itemreply = publisher`, which the reply does not carry.
-        // With a page, the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
-        Reply::Items { node, items, page } => {
+        // Example 75; the publisher as in the node's notifications (§7.1.2.3). With a page,
+        // the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
+        Reply::Items {
+            node,
+            items,
+            page,
+            with_publisher,
+        } => {
             let mut pubsub: Element = PubSub::Items(Items {
                 max_items: None,
                 node: NodeName(node.clone()),
@@ -131,7 +135,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     .iter()
                     .map(|i| PsItem {
                         id: Some(ItemId(i.id.clone())),
-                        publisher: None,
+                        publisher: with_publisher.then(|| i.shown_publisher()),
                         payload: payload_element(&i.payload),
                     })
                     .collect(),
@@ -509,6 +513,7 @@ mod tests {
                     item("empty", ""),
                 ],
                 page: None,
+                with_publisher: false,
             },
             &service(), false
         )
@@ -519,6 +524,38 @@ mod tests {
         assert_eq!(list.len(), 3);
         assert_eq!(list[0].attr("id"), Some("368866411b877c30064a5f62b917cffe"));
         assert_eq!(list[0].attr("publisher"), None);
+        // §7.1.2.3: with pubsub#itemreply = publisher, as in the notifications (bare JID).
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("a", "")],
+                page: None,
+                with_publisher: true,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let i = e
+            .get_child("items", ns::PUBSUB)
+            .unwrap()
+            .children()
+            .next()
+            .unwrap();
+        assert_eq!(i.attr("publisher"), Some("hamlet@denmark.lit"));
+        // Unpaged requests get no <set/>.
+        assert_eq!(e.children().count(), 1);
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("368866411b877c30064a5f62b917cffe", "")],
+                page: None,
+                with_publisher: false,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
         assert!(list[0].has_child("entry", "http://www.w3.org/2005/Atom"));
         assert_eq!(list[1].children().count(), 0);
         assert_eq!(list[2].children().count(), 0);
@@ -573,6 +610,7 @@ mod tests {
                 node: "n".into(),
                 items: vec![],
                 page: Some(page.clone()),
+                with_publisher: false,
             },
             &service(),
             false,

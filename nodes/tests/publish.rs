@@ -365,6 +365,99 @@ fn s6_3_deliver_false_stops_delivery() {
     assert_eq!(recipients(&out), vec![BOB.to_string()]);
 }
 
+/// `pubsub#deliver=false` pauses every broadcast to the subscription, not only items: the
+/// retract, purge, configuration and delete events go to the other subscribers only. The
+/// notice about the subscription itself (§8.8.4) still reaches it.
+#[test]
+fn s6_3_deliver_false_pauses_retract_purge_config_and_delete_events() {
+    let mut svc = service();
+    create(
+        &mut svc,
+        NodeConfigPatch {
+            notify_retract: Some(true),
+            notify_config: Some(true),
+            notify_delete: Some(true),
+            ..Default::default()
+        },
+    );
+    let paused = subscribe(&mut svc, ALICE);
+    subscribe(&mut svc, BOB);
+    ok(
+        &mut svc,
+        ALICE,
+        Request::SetOptions {
+            node: NODE.into(),
+            jid: j(ALICE),
+            subid: Some(paused.subid.clone()),
+            options: SubOptionsPatch {
+                deliver: Some(false),
+                ..Default::default()
+            },
+        },
+    );
+    publish(&mut svc, OWNER, "a", "<x/>");
+    let bob_only = vec![BOB.to_string()];
+    let retract = Request::Retract {
+        node: NODE.into(),
+        ids: vec!["a".into()],
+        notify: true,
+    };
+    let out = ok(&mut svc, OWNER, retract);
+    assert!(matches!(
+        &*out.notifications[0].event,
+        Event::Retract { .. }
+    ));
+    assert_eq!(recipients(&out), bob_only, "retract");
+    let out = ok(&mut svc, OWNER, Request::Purge { node: NODE.into() });
+    assert!(matches!(&*out.notifications[0].event, Event::Purge));
+    assert_eq!(recipients(&out), bob_only, "purge");
+    let config = Request::SetConfig {
+        node: NODE.into(),
+        config: NodeConfigPatch {
+            title: Some("renamed".into()),
+            ..Default::default()
+        },
+    };
+    let out = ok(&mut svc, OWNER, config);
+    assert!(matches!(
+        &*out.notifications[0].event,
+        Event::Configuration { .. }
+    ));
+    assert_eq!(recipients(&out), bob_only, "configuration");
+    // About the subscription itself: told, delivery paused or not.
+    let expire = Request::SetSubscriptions {
+        node: NODE.into(),
+        changes: vec![sub_change(
+            ALICE,
+            Some(&paused.subid),
+            SubscriptionState::None,
+        )],
+    };
+    let out = ok(&mut svc, OWNER, expire);
+    assert_eq!(recipients(&out), vec![ALICE.to_string()], "§8.8.4");
+    let paused = subscribe(&mut svc, ALICE);
+    ok(
+        &mut svc,
+        ALICE,
+        Request::SetOptions {
+            node: NODE.into(),
+            jid: j(ALICE),
+            subid: Some(paused.subid),
+            options: SubOptionsPatch {
+                deliver: Some(false),
+                ..Default::default()
+            },
+        },
+    );
+    let delete = Request::Delete {
+        node: NODE.into(),
+        redirect: None,
+    };
+    let out = ok(&mut svc, OWNER, delete);
+    assert!(matches!(&*out.notifications[0].event, Event::Delete { .. }));
+    assert_eq!(recipients(&out), bob_only, "delete");
+}
+
 #[test]
 fn s7_1_2_deliver_payloads_false_strips_payloads() {
     let mut svc = service();

@@ -55,7 +55,8 @@ FEATURE_TESTS = {
     "retrieve-items": ["test_retrieve_items"],
     "retrieve-subscriptions": ["test_own_subscriptions_and_affiliations"],
     "subscribe": ["test_subscribe_unsubscribe"],
-    "subscription-options": ["test_subscription_options_form", "test_deliver_false_stops_delivery"],
+    "subscription-options": ["test_subscription_options_form", "test_deliver_false_stops_delivery",
+                             "test_deliver_false_pauses_every_event"],
     # Exercised in other files ("module.test"): XEP-0059 on items and disco#items.
     "rsm": ["test_advanced.test_rsm_items_paging", "test_advanced.test_rsm_disco_items"],
     "multi-subscribe": ["test_advanced.test_multi_subscribe"],
@@ -540,6 +541,35 @@ async def test_deliver_false_stops_delivery(ctx):
         _, items = await expect_event(bi, node, "items")
         ids = [i.get("id") for i in items.findall(q("item", NS_PUBSUB_EVENT))]
         check(ids == ["m2"], f"after deliver=true expected item m2, got {ids}")
+
+
+@timeout(40)
+async def test_deliver_false_pauses_every_event(ctx):
+    """deliver=false pauses retract, purge, configuration and delete events too, not only
+    items; carol, subscribed with delivery on, shows when each went out."""
+    async with Clients(ctx, "alice", "bob", "carol") as ((a, _), (b, bi), (c, ci)):
+        node = new_node("deliver-all")
+        await a.create(node, {"pubsub#notify_retract": "1", "pubsub#notify_config": "1",
+                              "pubsub#notify_delete": "1"})
+        bob = ctx.jid("bob")
+        await b.subscribe(node)
+        await c.subscribe(node)
+        await b.ok("set", f"<options node='{node}' jid='{bob}'>" + form(SUB_OPTIONS, {"pubsub#deliver": "false"})
+                   + "</options>", what="deliver=false")
+        await a.publish(node, payload("x"), id_="x")
+        await expect_event(ci, node, "items")
+        await a.ok("set", f"<retract node='{node}' notify='true'><item id='x'/></retract>", what="retract")
+        m, _ = await expect_event(ci, node, "items")
+        check(m.find(f".//{q('retract', NS_PUBSUB_EVENT)}") is not None, f"retraction to carol: {xml(m)}")
+        await a.ok("set", f"<purge node='{node}'/>", NS_PUBSUB_OWNER, what="purge")
+        await expect_event(ci, node, "purge")
+        await a.configure(node, {"pubsub#title": "renamed"})
+        await expect_event(ci, node, "configuration")
+        await a.ok("set", f"<delete node='{node}'/>", NS_PUBSUB_OWNER, what="delete")
+        await expect_event(ci, node, "delete")
+        for kind in ("items", "purge", "configuration", "delete"):
+            await bi.quiet(is_event(node, kind), 0.5 if kind != "items" else 1.0,
+                           f"<{kind}/> event with deliver=false")
 
 
 async def test_subscribe_and_configure(ctx):

@@ -164,6 +164,7 @@ mod tests {
         for f in [
             NS_COMMANDS,
             ns::DATA_FORMS,
+            ns::RSM,
             "http://jabber.org/protocol/pubsub#subscription-notifications",
         ] {
             assert!(info.features.contains(f), "{f} not claimed");

@@ -110,9 +110,15 @@ pub const FEATURES: &[&str] = &[
 ];
 
 /// The other protocols the service implements besides pubsub, disco, ping and version:
-/// XEP-0050 ad-hoc commands (get-pending, §8.7; XEP-0050 §2.1) and data forms, which it
-/// reads as a direct child of `<message/>` (the §8.6 authorization answer; XEP-0004 §8).
-pub const OTHER_FEATURES: &[&str] = &[NS_COMMANDS, xmpp_parsers::ns::DATA_FORMS];
+/// XEP-0050 ad-hoc commands (get-pending, §8.7; XEP-0050 §2.1), data forms, which it reads
+/// as a direct child of `<message/>` (the §8.6 authorization answer; XEP-0004 §8), and
+/// XEP-0059 result set management (§5 "Determining Support"), on disco#items as well as on
+/// items (for which `pubsub#rsm` says so, §6.5.4).
+pub const OTHER_FEATURES: &[&str] = &[
+    NS_COMMANDS,
+    xmpp_parsers::ns::DATA_FORMS,
+    xmpp_parsers::ns::RSM,
+];
 
 /// The access models that need the owners' rosters (§4.5), advertised only while the server
 /// grants roster access (XEP-0356).

@@ -7,7 +7,7 @@
 //! those users is probed, so their servers answer with the current presence of every
 //! available resource within a round trip.
 
-use roost_nodes::{Jid, Notification, Service, Show, Store};
+use roost_nodes::{Jid, Millis, Notification, Service, Show, Store};
 use tracing::{debug, error};
 use xmpp_parsers::presence::{Presence, Show as XmppShow, Type};
 
@@ -32,15 +32,24 @@ fn show_of(p: &Presence) -> Show {
     }
 }
 
+/// How long after the service asks for a user's presence (a probe, or the user's approval
+/// of its presence subscription) the presences that come are taken as the answer: the
+/// resources were online already, and do not count as coming online (see
+/// [`roost_nodes::presence::PresenceTable::expect_answers`]). The user's server answers at
+/// once, within a round trip; a resource logging in within this time after subscribing is
+/// taken as online already, and got the `on_sub_and_presence` item on subscribing.
+pub const ANSWER_MS: Millis = 1_000;
+
 fn presence(type_: Type, from: &Jid, to: Jid) -> Presence {
     Presence::new(type_).with_from(from.clone()).with_to(to)
 }
 
-/// Handle one presence stanza sent to the service `me`.
+/// Handle one presence stanza sent to the service `me`, at `now`.
 pub fn handle_presence<S: Store>(
     service: &mut Service<S>,
     me: &Jid,
     p: Presence,
+    now: Millis,
 ) -> PresenceOutcome {
     let mut out = PresenceOutcome::default();
     let Some(from) = p.from.clone() else {
@@ -62,7 +71,12 @@ pub fn handle_presence<S: Store>(
         Type::Probe => out
             .replies
             .push(Presence::available().with_from(me.clone()).with_to(from)),
-        Type::Subscribed => debug!(%from, "presence subscription approved"),
+        // The user's server follows the approval with the presence of every available
+        // resource (RFC 6121 §3.1.5): an answer, not resources coming online.
+        Type::Subscribed => {
+            debug!(%from, "presence subscription approved");
+            service.expect_presence_answers(from.to_bare(), now.saturating_add(ANSWER_MS));
+        }
         Type::None => changed(service, &from, Some(show_of(&p)), &mut out),
         Type::Unavailable => match from.try_as_full() {
             Ok(_) => changed(service, &from, None, &mut out),
@@ -109,10 +123,17 @@ pub fn bounced<S: Store>(service: &mut Service<S>, from: &Jid) {
 
 /// Presence subscription requests for the users who newly need one, each with a probe:
 /// a user who approved before (e.g. for another node) is not asked again by their server,
-/// and the probe brings their current presence, which the service ignored until now.
-pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
+/// and the probe brings their current presence, which the service ignored until now. The
+/// answers are no news of resources coming online: those resources got whatever the
+/// subscription sent on subscribing.
+pub fn subscription_requests<S: Store>(
+    service: &mut Service<S>,
+    me: &Jid,
+    now: Millis,
+) -> Vec<Presence> {
     let mut out = Vec::new();
     for b in service.take_presence_requests() {
+        service.expect_presence_answers(b.clone(), now.saturating_add(ANSWER_MS));
         let to = Jid::from(b);
         out.push(presence(Type::Subscribe, me, to.clone()));
         out.push(presence(Type::Probe, me, to));
@@ -242,6 +263,64 @@ mod tests {
             presences(&out),
             vec![(Type::None, "bob@localhost/r".to_owned())]
         );
+    }
+
+    fn last_item_node(r: &mut Roost<MemStore>, node: &str) {
+        r.handle_stanza(iq(
+            "alice@localhost/a",
+            &format!(
+                "<create node='{node}'/><configure><x xmlns='jabber:x:data' type='submit'>\
+                 <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>\
+                 <field var='pubsub#send_last_published_item'><value>on_sub_and_presence</value></field></x></configure>"
+            ),
+        ));
+        r.handle_stanza(iq(
+            "alice@localhost/a",
+            &format!("<publish node='{node}'><item id='last'><x xmlns='urn:t'/></item></publish>"),
+        ));
+    }
+
+    #[test]
+    fn on_sub_and_presence_sends_the_last_item_once_on_a_first_subscription() {
+        let mut r = roost();
+        last_item_node(&mut r, "n1");
+        last_item_node(&mut r, "n2");
+        // On subscribe, to the JID as subscribed; the service then asks for bob's presence.
+        let out = r.handle_stanza(iq(
+            "bob@localhost/r1",
+            "<subscribe node='n1' jid='bob@localhost'/>",
+        ));
+        assert_eq!(notified(&out), vec!["bob@localhost"]);
+        assert_eq!(
+            presences(&out),
+            vec![
+                (Type::Subscribe, "bob@localhost".to_owned()),
+                (Type::Probe, "bob@localhost".to_owned())
+            ]
+        );
+        // bob approves: his server says so, then sends the presence of each resource. They
+        // were online when he subscribed and got the item then.
+        r.handle_stanza(presence("from='bob@localhost' type='subscribed'", ""));
+        let out = r.handle_stanza(presence("from='bob@localhost/r1'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+        let out = r.handle_stanza(presence("from='bob@localhost/r2'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+
+        // carol approved the service before: her server answers the probe alone.
+        let out = r.handle_stanza(iq(
+            "carol@localhost/c1",
+            "<subscribe node='n2' jid='carol@localhost'/>",
+        ));
+        assert_eq!(notified(&out), vec!["carol@localhost"]);
+        let out = r.handle_stanza(presence("from='carol@localhost/c1'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+
+        // Once the answers are in, a resource that reports is coming online.
+        r.service_mut().forget_presence_answers(u64::MAX);
+        let out = r.handle_stanza(presence("from='bob@localhost/r3'", ""));
+        assert_eq!(notified(&out), vec!["bob@localhost/r3"]);
+        let out = r.handle_stanza(presence("from='carol@localhost/c2'", ""));
+        assert_eq!(notified(&out), vec!["carol@localhost/c2"]);
     }
 
     #[test]

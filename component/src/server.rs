@@ -325,13 +325,13 @@ impl<S: Store> Roost<S> {
                 id,
                 payload,
                 ..
-            }) => self.handle_iq(IqKind::Get, from, id, payload, true),
+            }) => self.handle_iq(IqKind::Get, from, id, payload, None),
             Stanza::Iq(Iq::Set {
                 from: Some(from),
                 id,
                 payload,
                 ..
-            }) => self.handle_iq(IqKind::Set, from, id, payload, true),
+            }) => self.handle_iq(IqKind::Set, from, id, payload, None),
             // Gets and sets without a sender: nobody to answer.
             Stanza::Iq(_) => Vec::new(),
             Stanza::Message(m) => self.handle_message(m),
@@ -345,7 +345,7 @@ impl<S: Store> Roost<S> {
         if self.degraded {
             return Vec::new();
         }
-        let outcome = presence::handle_presence(&mut self.service, &self.jid, p);
+        let outcome = presence::handle_presence(&mut self.service, &self.jid, p, now_millis());
         if outcome.storage_failed {
             self.storage_failed = true;
         }
@@ -364,7 +364,7 @@ impl<S: Store> Roost<S> {
         self.service.set_roster_access(false);
         let mut out = Vec::new();
         for w in self.fetches.reset() {
-            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, Some(w.arrived)));
         }
         out.extend(self.probe_all());
         out
@@ -437,7 +437,7 @@ impl<S: Store> Roost<S> {
     /// Presence subscription requests for users who just started needing one (e.g. they
     /// subscribed to a node that delivers by presence).
     fn presence_requests(&mut self) -> Vec<Stanza> {
-        presence::subscription_requests(&mut self.service, &self.jid)
+        presence::subscription_requests(&mut self.service, &self.jid, now_millis())
             .into_iter()
             .map(Stanza::from)
             .collect()
@@ -455,6 +455,7 @@ impl<S: Store> Roost<S> {
                 self.probing_since_ms = None;
             }
         }
+        self.service.forget_presence_answers(now_millis());
         let mut probes = if std::mem::take(&mut self.reprobe) {
             self.probe_all()
         } else {
@@ -593,7 +594,7 @@ impl<S: Store> Roost<S> {
     fn decide_waiting(&mut self, owner: &BareJid) -> Vec<Stanza> {
         let mut out = Vec::new();
         for w in self.fetches.ready(owner) {
-            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, false));
+            out.extend(self.handle_iq(w.kind, w.from, w.id, w.payload, Some(w.arrived)));
         }
         out
     }
@@ -607,7 +608,7 @@ impl<S: Store> Roost<S> {
             && from.resource().is_none()
             && from.domain().as_str() == self.server_domain;
         if !ours {
-            return self.handle_iq(IqKind::Set, from, id, payload, true);
+            return self.handle_iq(IqKind::Set, from, id, payload, None);
         }
         let owner = from.to_bare();
         match xmpp_parsers::roster::Roster::try_from(payload) {
@@ -638,8 +639,7 @@ impl<S: Store> Roost<S> {
     }
 
     /// Roster upkeep, once per tick: fetches that never got an answer are given up (their
-    /// waiting requests decided without them), rosters older than [`privilege::STALE_MS`]
-    /// no longer refuse without a fresh fetch, and the rosters of owners of presence and
+    /// waiting requests decided without them), and the rosters of owners of presence and
     /// roster nodes are fetched when missing or older than [`privilege::REFRESH_MS`].
     fn roster_upkeep(&mut self) -> Vec<Stanza> {
         let now = now_millis();
@@ -654,8 +654,6 @@ impl<S: Store> Roost<S> {
         if !self.privileges.roster_get() {
             return out;
         }
-        self.service
-            .mark_rosters_stale(now.saturating_sub(privilege::STALE_MS));
         let owners = self.service.roster_owners();
         let stale: Vec<BareJid> = self
             .service
@@ -674,14 +672,18 @@ impl<S: Store> Roost<S> {
         out
     }
 
+    /// Handle an IQ get or set. `waited_since` is `None` for a request that has just arrived
+    /// (it may wait for rosters), and its arrival time when it is decided again after
+    /// waiting: the engine decides it as of then.
     fn handle_iq(
         &mut self,
         kind: IqKind,
         from: Jid,
         id: String,
         payload: Element,
-        may_wait: bool,
+        waited_since: Option<u64>,
     ) -> Vec<Stanza> {
+        let may_wait = waited_since.is_none();
         // A request handled again once rosters came was counted when it first arrived.
         let over_quota = match self.quotas.as_mut() {
             Some(q) if may_wait => !q.allow(&from.to_bare(), now_millis()),
@@ -716,7 +718,7 @@ impl<S: Store> Roost<S> {
                 Some(Err(e)) => Err(e),
                 Some(Ok(req)) => {
                     let owner_ns = pubsub::owner_namespace(&req);
-                    let now = now_millis();
+                    let now = waited_since.unwrap_or_else(now_millis);
                     match self.service.handle_streamed(&from, req, now) {
                         Ok(outcome) => {
                             let mut out = Vec::new();
@@ -755,6 +757,7 @@ impl<S: Store> Roost<S> {
                                 id: id.clone(),
                                 payload: payload.clone(),
                                 needs: owners.iter().cloned().collect(),
+                                arrived: now,
                             });
                             if parked {
                                 debug!(%from, "request waits for rosters");
@@ -799,6 +802,9 @@ impl<S: Store> Roost<S> {
         if !matches!(kind, IqKind::Get) {
             return None;
         }
+        if let Some(answer) = pubsub::command_disco(payload, &self.jid) {
+            return Some(Ok(Some(answer)));
+        }
         if payload.is("query", NS_DISCO_INFO) && payload.attr("node").is_none() {
             let mut features: std::collections::BTreeSet<String> = [
                 NS_DISCO_INFO,
@@ -811,6 +817,7 @@ impl<S: Store> Roost<S> {
             .map(|s| s.to_string())
             .collect();
             features.extend(pubsub::FEATURES.iter().map(|f| f.to_string()));
+            features.extend(pubsub::OTHER_FEATURES.iter().map(|f| f.to_string()));
             if self.privileges.roster_get() {
                 features.extend(pubsub::ROSTER_FEATURES.iter().map(|f| f.to_string()));
             }

@@ -25,6 +25,8 @@
 //!   subscription then need the subid when the JID holds several (§6.2.3, §6.3.4).
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
+//! - With `pubsub#itemreply=publisher`, items name their publisher by its bare JID, in
+//!   notifications and every retrieval alike ([`Item::shown_publisher`] says why).
 
 use crate::access::{self, Action, Decision, Question};
 use crate::model::*;
@@ -179,12 +181,17 @@ impl<S: Store> Service<S> {
 
     /// [`Service::handle`], with broadcasts handed back as [`Fanout`]s to walk (with
     /// [`Service::walk`]) once the change is durable, rather than walked already.
+    ///
+    /// `now` is when the request arrived (also when it is decided again after waiting for
+    /// rosters): the presence and roster access models refuse it only on rosters fetched
+    /// since ([`crate::roster::RosterTable::deciding_at`]).
     pub fn handle_streamed(
         &mut self,
         actor: &Jid,
         req: Request,
         now: Millis,
     ) -> Result<Streamed, Error> {
+        self.rosters.deciding_at(now);
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;

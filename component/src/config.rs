@@ -20,6 +20,10 @@ pub struct Cli {
     /// TOML file with any of the settings below (flags and environment variables win).
     #[arg(long, env = "ROOST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Check the configuration (flags, environment and file) and exit: 0 when it is valid,
+    /// 2 with one line naming the bad setting otherwise. Connects to nothing, opens no store.
+    #[arg(long)]
+    pub check_config: bool,
     /// The server's component port [default: 127.0.0.1:5347].
     #[arg(long, env = "ROOST_SERVER", value_name = "HOST:PORT")]
     pub server: Option<String>,

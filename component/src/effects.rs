@@ -1,7 +1,7 @@
 //! [`Effects`]: what handling one stanza, a timer tick or a connection start produced, as a
 //! value the service loop takes.
 
-use roost_nodes::Notification;
+use roost_nodes::Dispatch;
 use xmpp_parsers::stanza::Stanza;
 
 /// What one piece of work asks the service loop to do: stanzas to send, the notifications of
@@ -16,8 +16,9 @@ use xmpp_parsers::stanza::Stanza;
 pub struct Effects {
     /// Replies, presences, requests to other entities, in order.
     pub stanzas: Vec<Stanza>,
-    /// Notifications of the changes made, in order; sent after `stanzas`.
-    pub notifications: Vec<Notification>,
+    /// Notifications of the changes made, in order (a fan-out walked only as it is
+    /// written); sent after `stanzas`.
+    pub notifications: Vec<Dispatch>,
     /// A storage call failed: memory may be ahead of the disk.
     pub storage_failed: bool,
 }
@@ -49,13 +50,10 @@ impl Effects {
         self.stanzas.push(st.into());
     }
 
-    /// Add notifications after those already there.
-    pub fn notify(&mut self, notifications: Vec<Notification>) {
-        if self.notifications.is_empty() {
-            self.notifications = notifications;
-        } else {
-            self.notifications.extend(notifications);
-        }
+    /// Add notifications (one each, or fan-outs) after those already there.
+    pub fn notify<N: Into<Dispatch>>(&mut self, notifications: impl IntoIterator<Item = N>) {
+        self.notifications
+            .extend(notifications.into_iter().map(Into::into));
     }
 
     /// Add `other`'s stanzas and notifications after these; either failing fails both.

@@ -47,7 +47,9 @@ pub struct Context<'a> {
     pub degraded: bool,
     /// The request may wait for owners' rosters (it is not being decided again).
     pub may_wait: bool,
-    /// The time of the request.
+    /// The time the engine decides the request as of: when it arrived.
+    pub as_of: Millis,
+    /// The time now.
     pub now: Millis,
 }
 
@@ -63,7 +65,7 @@ pub enum Handled {
 
 /// Handle `iq` on `svc`.
 pub fn handle<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -> Handled {
-    if let Some(answer) = service_level(&iq.kind, &iq.payload, cx.roster_granted) {
+    if let Some(answer) = service_level(&iq.kind, &iq.payload, cx.me, cx.roster_granted) {
         return Handled::Done(Effects::stanza(reply(cx.me, iq, answer)));
     }
     // Until the engine is rebuilt from the store, its memory may hold changes the disk
@@ -85,7 +87,7 @@ pub fn handle<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -
     };
     let owner_ns = pubsub::owner_namespace(&req);
     let from = &iq.from;
-    match svc.handle(from, req, cx.now) {
+    match svc.handle_streamed(from, req, cx.as_of) {
         Ok(outcome) => {
             let mut fx = Effects::none();
             let mut result = pubsub::reply_payload(&outcome.reply, cx.me, owner_ns);
@@ -102,9 +104,9 @@ pub fn handle<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -
                 });
             fx.stanzas.extend(msgs.into_iter().map(Stanza::from));
             fx.push(result_iq(cx.me, from, iq.id.clone(), result));
-            fx.notify(outcome.notifications);
+            fx.notify(outcome.dispatches);
             fx.stanzas.extend(
-                presence::subscription_requests(svc, cx.me)
+                presence::subscription_requests(svc, cx.me, cx.now)
                     .into_iter()
                     .map(Stanza::from),
             );
@@ -128,14 +130,19 @@ pub fn handle<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -
     }
 }
 
-/// The service's own disco#info, ping and version; `None` for everything else.
+/// The service's own disco#info, ping and version, and the discovery of its ad-hoc
+/// commands; `None` for everything else.
 fn service_level(
     kind: &IqKind,
     payload: &Element,
+    me: &Jid,
     roster_granted: bool,
 ) -> Option<Option<Element>> {
     if !matches!(kind, IqKind::Get) {
         return None;
+    }
+    if let Some(answer) = pubsub::command_disco(payload, me) {
+        return Some(Some(answer));
     }
     if payload.is("query", ns::DISCO_INFO) && payload.attr("node").is_none() {
         let mut features: BTreeSet<String> = [
@@ -149,6 +156,7 @@ fn service_level(
         .map(|s| s.to_string())
         .collect();
         features.extend(pubsub::FEATURES.iter().map(|f| f.to_string()));
+        features.extend(pubsub::OTHER_FEATURES.iter().map(|f| f.to_string()));
         if roster_granted {
             features.extend(pubsub::ROSTER_FEATURES.iter().map(|f| f.to_string()));
         }

@@ -12,6 +12,7 @@ use tracing::{error, info};
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
+    let check_only = cli.check_config;
     let cfg = match Config::resolve(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -26,6 +27,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check_only {
+        println!(
+            "roost: configuration OK: {} via {}, data in {}",
+            cfg.jid,
+            cfg.server,
+            cfg.data_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    }
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,15 +3,15 @@
 
 use std::collections::VecDeque;
 
-use roost_nodes::{Jid, Notification};
+use roost_nodes::{Dispatch, Jid, Service, Store};
 use tracing::{error, trace};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::MessageType;
 use xmpp_parsers::stanza::Stanza;
 
 use crate::effects::Effects;
+use crate::encoder::StanzaEncoder;
 use crate::errors::{refusal, Refusal};
-use crate::link::LinkWriter;
 use crate::pubsub::NotificationRenderer;
 
 /// Ids of the stanzas the service sends (notifications, roster gets, pings, archive
@@ -42,8 +42,9 @@ pub enum Outgoing {
     /// A reply, a presence, a ping.
     Stanza(Stanza),
     /// The notifications one stanza caused, in order. They stay engine values until written,
-    /// so that the message for one event is built and serialized once for all recipients.
-    Notifications(VecDeque<Notification>),
+    /// so that the message for one event is built and serialized once for all recipients,
+    /// and a fan-out's recipients are walked as they are written (see [`Outbox::fill`]).
+    Notifications(VecDeque<Dispatch>),
 }
 
 /// The batch being assembled, and the renderer that serializes its notifications.
@@ -99,24 +100,45 @@ impl Outbox {
             .collect();
     }
 
-    /// Serialize the front of the queue into the writer's batch buffer until it holds
-    /// `budget` bytes or the queue is empty; notifications are sent from `me` and get their
-    /// message ids from `ids` here. A stanza that cannot be serialized is logged and left
-    /// out.
-    pub fn write(&mut self, me: &Jid, ids: &mut Ids, w: &mut LinkWriter, budget: usize) {
-        while w.buf.len() < budget {
+    /// Serialize the front of the queue into `buf` with `enc` until it holds `budget` bytes
+    /// or the queue is empty; notifications are sent from `me` and get their message ids from
+    /// `ids` here. A fan-out is walked in `svc` [`WALK_CHUNK`] recipients at a time as its
+    /// messages are rendered, so the first chunk goes out before the last recipients are even
+    /// looked up. A stanza that cannot be serialized is logged and left out.
+    pub fn fill<S: Store>(
+        &mut self,
+        svc: &Service<S>,
+        me: &Jid,
+        ids: &mut Ids,
+        enc: &mut StanzaEncoder,
+        buf: &mut Vec<u8>,
+        budget: usize,
+    ) {
+        let mut walked = Vec::new();
+        while buf.len() < budget {
             match self.queue.front_mut() {
                 None => return,
                 Some(Outgoing::Notifications(ns)) => {
-                    while w.buf.len() < budget {
-                        let Some(n) = ns.pop_front() else { break };
-                        let id = ids.next_id();
-                        trace!(to = %n.to, node = %n.node, id, "out notification");
-                        if let Err(e) =
-                            self.renderer
-                                .render(&n, me, &id, &mut w.encoder, &mut w.buf)
-                        {
-                            error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                    while buf.len() < budget {
+                        match ns.front() {
+                            None => break,
+                            Some(Dispatch::Fanout(f)) => {
+                                if svc.walk(f, WALK_CHUNK, &mut walked) {
+                                    ns.pop_front();
+                                }
+                            }
+                            Some(Dispatch::One(_)) => {
+                                if let Some(Dispatch::One(n)) = ns.pop_front() {
+                                    walked.push(n);
+                                }
+                            }
+                        }
+                        for n in walked.drain(..) {
+                            let id = ids.next_id();
+                            trace!(to = %n.to, node = %n.node, id, "out notification");
+                            if let Err(e) = self.renderer.render(&n, me, &id, enc, buf) {
+                                error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                            }
                         }
                     }
                     if ns.is_empty() {
@@ -126,7 +148,7 @@ impl Outbox {
                 Some(Outgoing::Stanza(_)) => {
                     if let Some(Outgoing::Stanza(st)) = self.queue.pop_front() {
                         trace!(stanza = ?st, "out");
-                        if let Err(e) = w.encoder.encode(&st, &mut w.buf) {
+                        if let Err(e) = enc.encode(&st, buf) {
                             error!("stanza not sent, it cannot be serialized: {e}");
                         }
                     }
@@ -135,6 +157,11 @@ impl Outbox {
         }
     }
 }
+
+/// How many recipients of a fan-out are walked at once while writing: a few dozen
+/// messages, so that the first of a large fan-out are rendered at once and the walk never
+/// runs far ahead of the writing.
+pub const WALK_CHUNK: usize = 64;
 
 /// What becomes of one stanza of a batch whose flush failed.
 fn withheld(st: Stanza) -> Option<Stanza> {
@@ -157,7 +184,7 @@ fn withheld(st: Stanza) -> Option<Stanza> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roost_nodes::{Event, NotificationType};
+    use roost_nodes::{Event, Notification, NotificationType};
     use xmpp_parsers::message::Message;
     use xmpp_parsers::presence::{Presence, Type as PresenceType};
 

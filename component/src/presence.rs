@@ -51,14 +51,16 @@ impl Probing {
     }
 
     /// Once per tick: after the grace period, the resources assumed online at start-up that
-    /// did not answer the probes are forgotten.
+    /// did not answer the probes are forgotten, and so are the answers no longer expected
+    /// (see [`ANSWER_MS`]).
     pub fn tick<S: Store>(&mut self, svc: &mut Service<S>, now: Millis) {
         if let Some(since) = self.since_ms {
             if now.saturating_sub(since) >= PROBE_GRACE_MS {
-                svc.presence.forget_stale();
+                svc.forget_stale_presence();
                 self.since_ms = None;
             }
         }
+        svc.forget_presence_answers(now);
     }
 }
 
@@ -72,14 +74,27 @@ fn show_of(p: &Presence) -> Show {
     }
 }
 
+/// How long after the service asks for a user's presence (a probe, or the user's approval
+/// of its presence subscription) the presences that come are taken as the answer: the
+/// resources were online already, and do not count as coming online (see
+/// [`roost_nodes::presence::PresenceTable::expect_answers`]). The user's server answers at
+/// once, within a round trip; a resource logging in within this time after subscribing is
+/// taken as online already, and got the `on_sub_and_presence` item on subscribing.
+pub const ANSWER_MS: Millis = 1_000;
+
 fn presence(type_: Type, from: &Jid, to: Jid) -> Presence {
     Presence::new(type_).with_from(from.clone()).with_to(to)
 }
 
-/// Handle one presence stanza sent to the service `me`: presence stanzas to send back
-/// (subscription answers, probe answers) and the notifications the change triggered
+/// Handle one presence stanza sent to the service `me`, at `now`: presence stanzas to send
+/// back (subscription answers, probe answers) and the notifications the change triggered
 /// (`on_sub_and_presence` last items).
-pub fn handle_presence<S: Store>(service: &mut Service<S>, me: &Jid, p: Presence) -> Effects {
+pub fn handle_presence<S: Store>(
+    service: &mut Service<S>,
+    me: &Jid,
+    p: Presence,
+    now: Millis,
+) -> Effects {
     let mut out = Effects::none();
     let Some(from) = p.from.clone() else {
         return out;
@@ -95,13 +110,18 @@ pub fn handle_presence<S: Store>(service: &mut Service<S>, me: &Jid, p: Presence
         Type::Unsubscribe => out.push(presence(Type::Unsubscribed, me, bare)),
         // The user no longer shares their presence: none of their resources is known
         // to be online any more.
-        Type::Unsubscribed => service.presence.all_unavailable(&from.to_bare()),
+        Type::Unsubscribed => service.all_unavailable(&from.to_bare()),
         Type::Probe => out.push(Presence::available().with_from(me.clone()).with_to(from)),
-        Type::Subscribed => debug!(%from, "presence subscription approved"),
+        // The user's server follows the approval with the presence of every available
+        // resource (RFC 6121 §3.1.5): an answer, not resources coming online.
+        Type::Subscribed => {
+            debug!(%from, "presence subscription approved");
+            service.expect_presence_answers(from.to_bare(), now.saturating_add(ANSWER_MS));
+        }
         Type::None => changed(service, &from, Some(show_of(&p)), &mut out),
         Type::Unavailable => match from.try_as_full() {
             Ok(_) => changed(service, &from, None, &mut out),
-            Err(bare) => service.presence.all_unavailable(bare),
+            Err(bare) => service.all_unavailable(bare),
         },
         // A bounced probe or subscription request: nothing is known about that user.
         Type::Error => debug!(%from, "presence error"),
@@ -129,7 +149,7 @@ fn changed<S: Store>(service: &mut Service<S>, from: &Jid, show: Option<Show>, o
 /// stream closes, so a bounced notification is how the service learns it there.
 pub fn bounced<S: Store>(service: &mut Service<S>, from: &Jid) {
     if let Ok(full) = from.try_as_full() {
-        if service.presence.unavailable(full) {
+        if service.resource_unavailable(full) {
             debug!(%from, "notification bounced: resource taken as unavailable");
         }
     }
@@ -137,10 +157,17 @@ pub fn bounced<S: Store>(service: &mut Service<S>, from: &Jid) {
 
 /// Presence subscription requests for the users who newly need one, each with a probe:
 /// a user who approved before (e.g. for another node) is not asked again by their server,
-/// and the probe brings their current presence, which the service ignored until now.
-pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
+/// and the probe brings their current presence, which the service ignored until now. The
+/// answers are no news of resources coming online: those resources got whatever the
+/// subscription sent on subscribing.
+pub fn subscription_requests<S: Store>(
+    service: &mut Service<S>,
+    me: &Jid,
+    now: Millis,
+) -> Vec<Presence> {
     let mut out = Vec::new();
     for b in service.take_presence_requests() {
+        service.expect_presence_answers(b.clone(), now.saturating_add(ANSWER_MS));
         let to = Jid::from(b);
         out.push(presence(Type::Subscribe, me, to.clone()));
         out.push(presence(Type::Probe, me, to));
@@ -151,25 +178,14 @@ pub fn subscription_requests<S: Store>(service: &mut Service<S>, me: &Jid) -> Ve
 /// What to send right after (re)connecting: the presence table is reset and every user
 /// whose presence the service needs is probed.
 fn on_connect<S: Store>(service: &mut Service<S>, me: &Jid) -> Vec<Presence> {
-    // A table that knows nothing belongs to a service that just started (or was rebuilt
-    // from the store): who answers the probes may have been online all along, and must not
-    // get the on_sub_and_presence item again. (A resource that logged in while Roost was
-    // down misses it; it can retrieve the items.) After a mere reconnect the table knows
-    // who was online, resource by resource.
-    let fresh = service.presence.knows_nothing();
-    service.presence.clear();
-    // Requests queued before this session were for a link that is gone: the probes cover
-    // the same users.
-    service.take_presence_requests();
+    // After a start or a rebuild from the store, who answers the probes may have been
+    // online all along and must not get the on_sub_and_presence item again (a resource that
+    // logged in while Roost was down misses it; it can retrieve the items); the engine
+    // tells the two cases apart (`Service::presence_reconnected`).
     service
-        .presence_wanted()
+        .presence_reconnected()
         .into_iter()
-        .map(|b| {
-            if fresh {
-                service.presence.assume_online(b.clone());
-            }
-            presence(Type::Probe, me, Jid::from(b))
-        })
+        .map(|b| presence(Type::Probe, me, Jid::from(b)))
         .collect()
 }
 
@@ -283,6 +299,64 @@ mod tests {
         );
     }
 
+    fn last_item_node(r: &mut Roost<MemStore>, node: &str) {
+        r.exchange(iq(
+            "alice@localhost/a",
+            &format!(
+                "<create node='{node}'/><configure><x xmlns='jabber:x:data' type='submit'>\
+                 <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>\
+                 <field var='pubsub#send_last_published_item'><value>on_sub_and_presence</value></field></x></configure>"
+            ),
+        ));
+        r.exchange(iq(
+            "alice@localhost/a",
+            &format!("<publish node='{node}'><item id='last'><x xmlns='urn:t'/></item></publish>"),
+        ));
+    }
+
+    #[test]
+    fn on_sub_and_presence_sends_the_last_item_once_on_a_first_subscription() {
+        let mut r = roost();
+        last_item_node(&mut r, "n1");
+        last_item_node(&mut r, "n2");
+        // On subscribe, to the JID as subscribed; the service then asks for bob's presence.
+        let out = r.exchange(iq(
+            "bob@localhost/r1",
+            "<subscribe node='n1' jid='bob@localhost'/>",
+        ));
+        assert_eq!(notified(&out), vec!["bob@localhost"]);
+        assert_eq!(
+            presences(&out),
+            vec![
+                (Type::Subscribe, "bob@localhost".to_owned()),
+                (Type::Probe, "bob@localhost".to_owned())
+            ]
+        );
+        // bob approves: his server says so, then sends the presence of each resource. They
+        // were online when he subscribed and got the item then.
+        r.exchange(presence("from='bob@localhost' type='subscribed'", ""));
+        let out = r.exchange(presence("from='bob@localhost/r1'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+        let out = r.exchange(presence("from='bob@localhost/r2'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+
+        // carol approved the service before: her server answers the probe alone.
+        let out = r.exchange(iq(
+            "carol@localhost/c1",
+            "<subscribe node='n2' jid='carol@localhost'/>",
+        ));
+        assert_eq!(notified(&out), vec!["carol@localhost"]);
+        let out = r.exchange(presence("from='carol@localhost/c1'", ""));
+        assert!(notified(&out).is_empty(), "the last item again: {out:?}");
+
+        // Once the answers are in, a resource that reports is coming online.
+        r.service_mut().forget_presence_answers(u64::MAX);
+        let out = r.exchange(presence("from='bob@localhost/r3'", ""));
+        assert_eq!(notified(&out), vec!["bob@localhost/r3"]);
+        let out = r.exchange(presence("from='carol@localhost/c2'", ""));
+        assert_eq!(notified(&out), vec!["carol@localhost/c2"]);
+    }
+
     #[test]
     fn subscribing_to_a_presence_node_asks_for_presence_and_delivery_follows_it() {
         let mut r = roost();
@@ -300,7 +374,7 @@ mod tests {
         let mallory = "mallory@localhost".parse().unwrap();
         assert!(r
             .service_mut()
-            .presence
+            .presence()
             .resources(&mallory)
             .next()
             .is_none());

@@ -9,7 +9,7 @@
 //! server answers with the owner's roster. Servers may also push roster changes (an IQ set
 //! from the owner's bare JID); not all do (Prosody's mod_privilege does not), so fetched
 //! rosters are refreshed every [`REFRESH_MS`], and a request is refused only on a roster
-//! fetched less than [`STALE_MS`] ago (an older one is fetched again first).
+//! fetched after it arrived (an older one is fetched again first, and the request waits).
 //!
 //! The permissions hold for one connection: on every (re)connect they are forgotten until the
 //! server advertises them again, so a server that stops granting closes presence and roster
@@ -34,10 +34,6 @@ pub use crate::xml::privilege::{NS_PRIVILEGE_1, NS_PRIVILEGE_2};
 /// How old a fetched roster may grow before it is fetched again, for servers that do not
 /// push roster changes: what deliveries (and admissions) are decided on.
 pub const REFRESH_MS: u64 = 60_000;
-
-/// How old a fetched roster may be to refuse a request on; an older one is fetched again
-/// first (see [`roost_nodes::roster::RosterTable::mark_stale`]).
-pub const STALE_MS: u64 = 5_000;
 
 /// The roster permission (XEP-0356 §3.1 "roster access").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -165,6 +161,8 @@ pub struct Waiting {
     pub payload: Element,
     /// Owners whose rosters it waits for.
     pub needs: BTreeSet<BareJid>,
+    /// When it arrived: it is refused only on rosters fetched since.
+    pub arrived: Millis,
 }
 
 /// Roster fetches in flight and the requests waiting for them.
@@ -396,6 +394,7 @@ mod tests {
             id: "s1".into(),
             payload: Element::bare("pubsub", "http://jabber.org/protocol/pubsub"),
             needs: [owner.clone()].into(),
+            arrived: 0,
         }));
         // An answer from someone else is not the owner's roster.
         let mallory = Jid::new("mallory@x").unwrap();
@@ -709,6 +708,16 @@ mod flow {
             "s2",
             "<subscribe node='n' jid='bob@localhost/r'/>",
         ));
+        // Refused only on a roster fetched since it arrived: the roster is asked for again
+        // (unless the refusal came within the same millisecond), and refused again.
+        let out = match roster_gets(&out).first() {
+            Some((id, _)) => r.exchange(st(&format!(
+                "<iq xmlns='jabber:component:accept' type='error' id='{id}' \
+                 from='alice@localhost' to='pubsub.localhost'><error type='auth'>\
+                 <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+            ))),
+            None => out,
+        };
         assert_eq!(error(&out).0, DefinedCondition::NotAuthorized);
     }
 }

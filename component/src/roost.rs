@@ -16,6 +16,7 @@ use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::stanza::Stanza;
 
 use crate::effects::Effects;
+use crate::encoder::StanzaEncoder;
 use crate::errors::{refusal, stanza_error, Refusal};
 use crate::ingress::{self, Admission};
 use crate::iq::{self, Context, Handled, IqRequest};
@@ -105,9 +106,21 @@ impl<S: Store> Roost<S> {
         }
     }
 
-    /// Serialize the front of `outbox` into `w`'s buffer, up to `budget` bytes.
+    /// Serialize the front of `outbox` into `w`'s buffer, up to `budget` bytes (see
+    /// [`Outbox::fill`]).
     pub fn write(&mut self, outbox: &mut Outbox, w: &mut LinkWriter, budget: usize) {
-        outbox.write(&self.me, &mut self.ids, w, budget);
+        self.fill(outbox, &mut w.encoder, &mut w.buf, budget);
+    }
+
+    /// [`Roost::write`] into any buffer.
+    pub fn fill(
+        &mut self,
+        outbox: &mut Outbox,
+        enc: &mut StanzaEncoder,
+        buf: &mut Vec<u8>,
+        budget: usize,
+    ) {
+        outbox.fill(&self.service, &self.me, &mut self.ids, enc, buf, budget);
     }
 
     /// A keepalive ping to the server.
@@ -159,7 +172,7 @@ impl<S: Store> Roost<S> {
                     id,
                     payload,
                 },
-                true,
+                None,
             ),
             Stanza::Iq(Iq::Set {
                 from: Some(from),
@@ -173,7 +186,7 @@ impl<S: Store> Roost<S> {
                     id,
                     payload,
                 },
-                true,
+                None,
             ),
             // Gets and sets without a sender: nobody to answer.
             Stanza::Iq(_) => Effects::none(),
@@ -182,7 +195,7 @@ impl<S: Store> Roost<S> {
                 if self.is_degraded() {
                     return Effects::none();
                 }
-                presence::handle_presence(&mut self.service, &self.me, p)
+                presence::handle_presence(&mut self.service, &self.me, p, now_millis())
             }
         }
     }
@@ -229,7 +242,7 @@ impl<S: Store> Roost<S> {
         if !self.relays.is_empty() {
             fx.extend(self.relays.tick(&mut self.service, &self.me, now));
         }
-        match self.service.tick(now) {
+        match self.service.tick_streamed(now) {
             Ok(notifications) => fx.notify(notifications),
             Err(e) => {
                 fx.engine_error(&e);
@@ -286,11 +299,12 @@ impl<S: Store> Roost<S> {
             Some(Ok(req)) => req,
         };
         let mut fx = Effects::none();
-        match self.service.handle(&from, req, now_millis()) {
+        let now = now_millis();
+        match self.service.handle_streamed(&from, req, now) {
             Ok(outcome) => {
-                fx.notify(outcome.notifications);
+                fx.notify(outcome.dispatches);
                 fx.stanzas.extend(
-                    presence::subscription_requests(&mut self.service, &self.me)
+                    presence::subscription_requests(&mut self.service, &self.me, now)
                         .into_iter()
                         .map(Stanza::from),
                 );
@@ -319,10 +333,13 @@ impl<S: Store> Roost<S> {
             .unwrap_or_default()
     }
 
-    /// An IQ get or set. `may_wait`: it may wait for owners' rosters (false when it is
-    /// decided again after waiting, and was counted against the rate when it arrived).
-    fn handle_iq(&mut self, req: IqRequest, may_wait: bool) -> Effects {
+    /// An IQ get or set. `waited_since` is `None` for a request that has just arrived (it
+    /// may wait for owners' rosters), and its arrival time when it is decided again after
+    /// waiting: the engine decides it as of then (and it was counted against the rate when
+    /// it arrived).
+    fn handle_iq(&mut self, req: IqRequest, waited_since: Option<Millis>) -> Effects {
         let now = now_millis();
+        let may_wait = waited_since.is_none();
         let over_quota = match self.quotas.as_mut() {
             Some(q) if may_wait => !q.allow(&req.from.to_bare(), now),
             _ => false,
@@ -338,6 +355,7 @@ impl<S: Store> Roost<S> {
             roster_granted: self.rosters.granted(),
             degraded: self.recovery.is_degraded(),
             may_wait,
+            as_of: waited_since.unwrap_or(now),
             now,
         };
         match iq::handle(&mut self.service, cx, &req) {
@@ -350,6 +368,7 @@ impl<S: Store> Roost<S> {
                     id: req.id.clone(),
                     payload: req.payload.clone(),
                     needs: owners.iter().cloned().collect(),
+                    arrived: now,
                 });
                 if !parked {
                     let error = stanza_error(&roost_nodes::Error::RosterNeeded(owners));
@@ -361,7 +380,8 @@ impl<S: Store> Roost<S> {
         }
     }
 
-    /// Handle again requests that waited for rosters, without letting them wait again.
+    /// Handle again requests that waited for rosters, as of their arrival, without letting
+    /// them wait again.
     fn decide_again(&mut self, ready: Vec<Waiting>) -> Effects {
         let mut fx = Effects::none();
         for w in ready {
@@ -371,7 +391,7 @@ impl<S: Store> Roost<S> {
                 id: w.id,
                 payload: w.payload,
             };
-            fx.extend(self.handle_iq(req, false));
+            fx.extend(self.handle_iq(req, Some(w.arrived)));
         }
         fx
     }
@@ -385,10 +405,20 @@ impl<S: Store> Roost<S> {
         self.as_stanzas(fx)
     }
 
-    /// The stanzas of `fx`, then its notifications built as messages.
+    /// The stanzas of `fx`, then its notifications (fan-outs walked whole) built as
+    /// messages.
     pub(crate) fn as_stanzas(&mut self, fx: Effects) -> Vec<Stanza> {
         let mut out = fx.stanzas;
-        for n in &fx.notifications {
+        let mut notifications = Vec::new();
+        for d in fx.notifications {
+            match d {
+                roost_nodes::Dispatch::One(n) => notifications.push(n),
+                roost_nodes::Dispatch::Fanout(f) => {
+                    while !self.service.walk(&f, usize::MAX, &mut notifications) {}
+                }
+            }
+        }
+        for n in &notifications {
             let id = self.ids.next_id();
             out.push(pubsub::notification_message(n, &self.me, id).into());
         }
@@ -602,6 +632,69 @@ mod tests {
         roost.after_batch(false);
         assert_eq!(calls.get(), 1);
         assert!(!roost.is_degraded());
+    }
+
+    #[test]
+    fn a_fanout_is_written_a_chunk_at_a_time_after_the_reply() {
+        use crate::outbox::WALK_CHUNK;
+        let mut roost = Roost::new(
+            Service::open(MemStore::default(), Policy::default()).unwrap(),
+            &config(&["--rate-limit", "0"]),
+        );
+        assert!(is_result(&roost.handle_element(create("a", "1")).stanzas));
+        let reader = |i: usize| format!("reader{i:03}@localhost");
+        for i in 0..200 {
+            let jid: Jid = reader(i).parse().unwrap();
+            let sub = roost_nodes::Request::Subscribe {
+                node: "a".into(),
+                jid: jid.clone(),
+                options: None,
+            };
+            roost.service_mut().handle(&jid, sub, 1).unwrap();
+        }
+        let publish: Element = "<iq xmlns='jabber:component:accept' type='set' id='p' \
+             from='alice@localhost/r' to='pubsub.localhost'><pubsub \
+             xmlns='http://jabber.org/protocol/pubsub'><publish node='a'><item id='i'>\
+             <x xmlns='urn:x'/></item></publish></pubsub></iq>"
+            .parse()
+            .unwrap();
+        let mut out = Outbox::default();
+        out.push(roost.handle_element(publish));
+        let (mut enc, mut buf) = (StanzaEncoder::new(), Vec::new());
+        let mut take = |roost: &mut Roost<MemStore>, out: &mut Outbox, budget| {
+            buf.clear();
+            roost.fill(out, &mut enc, &mut buf, budget);
+            String::from_utf8(buf.clone()).unwrap()
+        };
+        let tos = |s: &str| -> Vec<String> {
+            s.split("<message")
+                .skip(1)
+                .map(|m| {
+                    let at = m.find(" to='").unwrap() + 5;
+                    m[at..at + m[at..].find('\'').unwrap()].to_owned()
+                })
+                .collect()
+        };
+        // The IQ result first, alone when the budget is spent by it.
+        let first = take(&mut roost, &mut out, 1);
+        assert!(
+            first.starts_with("<iq") && first.contains("id='p'"),
+            "{first}"
+        );
+        assert!(!first.contains("<message"));
+        // Then one walked chunk: the first subscribers in JID order, the rest not walked yet.
+        let chunk = take(&mut roost, &mut out, 1);
+        assert_eq!(tos(&chunk), (0..WALK_CHUNK).map(reader).collect::<Vec<_>>());
+        assert!(
+            !out.is_empty(),
+            "the rest of the fan-out is still to be walked"
+        );
+        let rest = take(&mut roost, &mut out, usize::MAX);
+        assert_eq!(
+            tos(&rest),
+            (WALK_CHUNK..200).map(reader).collect::<Vec<_>>()
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -39,14 +39,14 @@ impl Rosters {
     /// it.
     pub fn reset<S: Store>(&mut self, svc: &mut Service<S>) -> Vec<Waiting> {
         self.privileges = Privileges::default();
-        svc.rosters.set_granted(false);
+        svc.set_roster_access(false);
         self.fetches.reset()
     }
 
     /// The engine was rebuilt from the store: it knows no rosters; tell it what is granted
     /// (the next upkeep fetches them again).
     pub fn engine_replaced<S: Store>(&self, svc: &mut Service<S>) {
-        svc.rosters.set_granted(self.granted());
+        svc.set_roster_access(self.granted());
     }
 
     /// The server advertised its XEP-0356 permissions: with roster access the presence and
@@ -68,7 +68,7 @@ impl Rosters {
         if !p.roster_get() {
             warn!("no roster access: the presence and roster access models are not offered");
         }
-        svc.rosters.set_granted(p.roster_get());
+        svc.set_roster_access(p.roster_get());
         self.privileges = p;
         let owners = svc.roster_owners();
         self.fetch(owners, me, ids, now)
@@ -135,7 +135,7 @@ impl Rosters {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(jid, item)| Some((jid, item?)));
-        svc.rosters.replace(&owner, items, now);
+        svc.roster_fetched(&owner, items, now);
         debug!(%owner, "roster fetched");
         Some(self.fetches.ready(&owner))
     }
@@ -163,7 +163,7 @@ impl Rosters {
         match Roster::try_from(payload) {
             Ok(roster) => {
                 for (contact, item) in privilege::roster_items(&roster) {
-                    svc.rosters.push(&owner, &contact, item);
+                    svc.roster_pushed(&owner, &contact, item);
                 }
                 debug!(%owner, "roster push applied");
                 result_iq(me, &from, id, None)
@@ -196,9 +196,8 @@ impl Rosters {
         ready
     }
 
-    /// Roster upkeep, once per tick after [`Rosters::timed_out`]: rosters older than
-    /// [`privilege::STALE_MS`] no longer refuse without a fresh fetch, and the rosters of
-    /// owners of presence and roster nodes are fetched when missing or older than
+    /// Roster upkeep, once per tick after [`Rosters::timed_out`]: the rosters of owners of
+    /// presence and roster nodes are fetched when missing or older than
     /// [`privilege::REFRESH_MS`].
     pub fn refresh<S: Store>(
         &mut self,
@@ -210,20 +209,18 @@ impl Rosters {
         if !self.granted() {
             return Vec::new();
         }
-        svc.rosters
-            .mark_stale(now.saturating_sub(privilege::STALE_MS));
         let owners = svc.roster_owners();
         let stale: Vec<BareJid> = svc
-            .rosters
+            .rosters()
             .fetched_before(now.saturating_sub(privilege::REFRESH_MS));
         for o in &stale {
             if !owners.contains(o) {
-                svc.rosters.forget(o);
+                svc.forget_roster(o);
             }
         }
         let wanted: Vec<BareJid> = owners
             .into_iter()
-            .filter(|o| !svc.rosters.has(o) || stale.contains(o))
+            .filter(|o| !svc.rosters().has(o) || stale.contains(o))
             .collect();
         self.fetch(wanted, me, ids, now)
     }

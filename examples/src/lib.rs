@@ -1,6 +1,6 @@
-//! Code shared by the log distribution examples, `roost-log-ship` and `roost-log-sink`:
-//! the item payload format, durable state files, and a c2s session on tokio-xmpp's
-//! `StanzaStream`.
+//! Code shared by the examples: how to connect ([`connect`], used by all of them) and,
+//! for the log distribution programs `roost-log-ship` and `roost-log-sink`, the item
+//! payload format, durable state files, and a c2s session on tokio-xmpp's `StanzaStream`.
 //!
 //! # Payload
 //!
@@ -27,12 +27,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+pub mod connect;
+
+use connect::ConnectArgs;
 use futures::StreamExt;
 use minidom::Element;
-use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
 use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as StreamState};
-use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -257,34 +257,16 @@ pub enum Incoming {
 }
 
 impl Session {
-    /// Connect to `server` (host:port, plaintext TCP: for local test servers), log in and
-    /// bind; fails after `limit` (tokio-xmpp would otherwise retry a bad password forever).
+    /// Connect as `connect` says (STARTTLS by default), log in and bind; fails after
+    /// `limit`, or at once on a failure retrying cannot fix (see [`connect::login`]).
     pub async fn connect(
         jid: Jid,
         password: String,
-        server: &str,
+        connect: &ConnectArgs,
         limit: Duration,
         prefix: &'static str,
     ) -> anyhow::Result<Session> {
-        let connector = TcpServerConnector::from(DnsConfig::addr(server));
-        let mut stream = StanzaStream::new_c2s(connector, jid, password, Timeouts::tight(), 64);
-        let online = async {
-            loop {
-                match stream.next().await {
-                    Some(StreamEvent::Stream(StreamState::Reset { bound_jid, .. })) => {
-                        return Ok(bound_jid)
-                    }
-                    Some(_) => {}
-                    None => bail!("connection closed before login completed"),
-                }
-            }
-        };
-        let bound = tokio::time::timeout(limit, online).await.map_err(|_| {
-            anyhow!(
-                "not logged in after {}s: check --server {server}, --jid and --password",
-                limit.as_secs()
-            )
-        })??;
+        let (stream, bound) = connect::login(connect, jid, password, limit, 64).await?;
         Ok(Session {
             stream,
             bound,
@@ -328,6 +310,64 @@ impl Session {
                 }
                 StreamEvent::Stanza(s) => return Some(Incoming::Stanza(Box::new(s))),
             }
+        }
+    }
+
+    /// Send an IQ `get` (or `set`, with `set`) carrying `payload` to `to` and wait up to
+    /// `limit` for its reply: `Ok(Ok(payload))` for a result, `Ok(Err(error))` for an
+    /// error. Other stanzas arriving meanwhile are dropped: for programs that do one
+    /// request at a time and expect nothing else.
+    pub async fn request(
+        &mut self,
+        to: &Jid,
+        set: bool,
+        payload: Element,
+        limit: Duration,
+    ) -> anyhow::Result<Result<Option<Element>, StanzaError>> {
+        let id = self.new_id();
+        let iq = if set {
+            Iq::Set {
+                from: None,
+                to: Some(to.clone()),
+                id: id.clone(),
+                payload,
+            }
+        } else {
+            Iq::Get {
+                from: None,
+                to: Some(to.clone()),
+                id: id.clone(),
+                payload,
+            }
+        };
+        self.send(iq).await;
+        let wait = async {
+            loop {
+                match self.next().await {
+                    None => anyhow::bail!("the connection ended while waiting for {to}"),
+                    // The request may have been lost with the old stream; whether to ask
+                    // again is the caller's decision.
+                    Some(Incoming::Reconnected) => return Ok(None),
+                    Some(Incoming::Stanza(s)) => match *s {
+                        Stanza::Iq(Iq::Result {
+                            id: rid, payload, ..
+                        }) if rid == id => return Ok(Some(Ok(payload))),
+                        Stanza::Iq(Iq::Error { id: rid, error, .. }) if rid == id => {
+                            return Ok(Some(Err(error)))
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        };
+        match tokio::time::timeout(limit, wait).await {
+            Ok(Ok(Some(reply))) => Ok(reply),
+            Ok(Ok(None)) => Err(anyhow::anyhow!("reconnected while waiting for {to}")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!(
+                "no reply from {to} within {}s",
+                limit.as_secs()
+            )),
         }
     }
 

@@ -4,9 +4,13 @@
 //! throughput counts notifications computed (100 per publish), so it is comparable with
 //! the notifications/s of `roost-load fanout` and shows how much of that the engine uses.
 //!
-//! `publish_fanout_100k`: the same on a node with 100 000 subscribers (the scale run's node):
-//! how long the engine takes to plan one publish with its 100 000 notifications before the
-//! component can send the first one.
+//! `publish_fanout_100k`: the same on a node with 100 000 subscribers (the scale run's node),
+//! every notification built (`Service::handle`): the whole walk.
+//!
+//! `publish_first_notification_100k`: the same publish streamed (`Service::handle_streamed`)
+//! and the first notification walked: what the component waits for before it can render
+//! and write the first chunk. `publish_walk_100k`: the streamed publish walked to the end in
+//! chunks of 64, as the component walks it (`WALK_CHUNK`).
 //!
 //! `subscribe_unsubscribe/S`: subscribe then unsubscribe one JID on a node that already holds
 //! S subscriptions (up to 1 000 000), in memory: whether the engine's cost depends on S. The
@@ -18,8 +22,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use roost_nodes::{
-    Change, ChangeSet, Jid, MemStore, NewItem, Policy, Request, Service, Store, SubOptions,
-    Subscription, SubscriptionState,
+    Change, ChangeSet, Dispatch, Fanout, Jid, MemStore, NewItem, Policy, Request, Service, Store,
+    SubOptions, Subscription, SubscriptionState,
 };
 
 const SUBSCRIBERS: usize = 100;
@@ -150,20 +154,25 @@ fn publish_fanout_100k(c: &mut Criterion) {
     store.commit(&load).expect("commit");
     let mut svc = Service::open(store, Policy::default()).expect("open");
     let payload = format!("<entry xmlns='urn:roost:bench'>{}</entry>", "x".repeat(200));
+    let request = || Request::Publish {
+        node: "bench".into(),
+        item: Some(NewItem {
+            id: None,
+            payload: Some(payload.clone()),
+        }),
+        options: None,
+    };
+    let fanout = |svc: &mut Service<MemStore>, now: u64| -> Fanout {
+        let out = svc
+            .handle_streamed(&owner, request(), now)
+            .expect("publish");
+        match out.dispatches.into_iter().next() {
+            Some(Dispatch::Fanout(f)) => f,
+            _ => panic!("a publish is one fan-out"),
+        }
+    };
     let publish = |svc: &mut Service<MemStore>, now: u64| {
-        svc.handle(
-            &owner,
-            Request::Publish {
-                node: "bench".into(),
-                item: Some(NewItem {
-                    id: None,
-                    payload: Some(payload.clone()),
-                }),
-                options: None,
-            },
-            now,
-        )
-        .expect("publish")
+        svc.handle(&owner, request(), now).expect("publish")
     };
     assert_eq!(publish(&mut svc, 1).notifications.len(), N);
     let mut g = c.benchmark_group("engine");
@@ -174,6 +183,36 @@ fn publish_fanout_100k(c: &mut Criterion) {
         b.iter(|| {
             now += 1;
             publish(&mut svc, now)
+        })
+    });
+    g.bench_function("publish_walk_100k", |b| {
+        b.iter(|| {
+            now += 1;
+            let f = fanout(&mut svc, now);
+            let mut out = Vec::with_capacity(64);
+            let mut walked = 0;
+            loop {
+                out.clear();
+                let done = svc.walk(&f, 64, &mut out);
+                walked += out.len();
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(walked, N);
+            walked
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(50);
+    g.bench_function("publish_first_notification_100k", |b| {
+        b.iter(|| {
+            now += 1;
+            let f = fanout(&mut svc, now);
+            let mut out = Vec::with_capacity(1);
+            svc.walk(&f, 1, &mut out);
+            assert_eq!(out.len(), 1);
+            out
         })
     });
     g.finish();

@@ -212,7 +212,7 @@ fn presence_of_jids_no_subscription_needs_is_not_kept() {
     subscribe_with(&mut svc, CAROL_PHONE, CAROL, None);
     set_presence(&mut svc, CAROL_PHONE, Some(Show::Online));
     set_presence(&mut svc, BOB, Some(Show::Online));
-    assert!(svc.presence.is_empty());
+    assert!(svc.presence().is_empty());
 }
 
 #[test]
@@ -232,8 +232,8 @@ fn resources_reported_again_after_a_reconnect_do_not_get_the_last_item_again() {
         1
     );
     // The link dropped: the table is reset, and the probe answer comes back.
-    svc.presence.clear();
-    assert!(svc.presence.is_empty());
+    svc.clear_presence();
+    assert!(svc.presence().is_empty());
     assert!(set_presence(&mut svc, CAROL_PHONE, Some(Show::Online)).is_empty());
     // A resource that was not online before the reset does count as coming online.
     assert_eq!(
@@ -241,8 +241,8 @@ fn resources_reported_again_after_a_reconnect_do_not_get_the_last_item_again() {
         1
     );
     // Once the stale set is forgotten, a fresh login gets the item again.
-    svc.presence.clear();
-    svc.presence.forget_stale();
+    svc.clear_presence();
+    svc.forget_stale_presence();
     assert_eq!(
         set_presence(&mut svc, CAROL_PHONE, Some(Show::Online)).len(),
         1

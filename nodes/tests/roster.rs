@@ -33,12 +33,12 @@ fn items_req() -> Request {
 /// only lets the owner see his (subscription `to`) and is in Work; carol is a stranger.
 fn granted() -> Service<MemStore> {
     let mut svc = service();
-    svc.rosters.set_granted(true);
+    svc.set_roster_access(true);
     svc
 }
 
 fn load_owner_roster(svc: &mut Service<MemStore>) {
-    svc.rosters.replace(
+    svc.roster_fetched(
         &b(OWNER),
         [
             (b(ALICE), item(Rs::Both, &["Friends"])),
@@ -141,45 +141,58 @@ fn roster_changes_decide_later_requests_and_deliveries() {
     create(&mut svc, model(AccessModel::Roster, &["Friends"]));
     subscribe(&mut svc, ALICE);
     // The owner moves bob into Friends (a roster push).
-    svc.rosters
-        .push(&b(OWNER), &b(BOB), Some(item(Rs::To, &["Friends"])));
+    svc.roster_pushed(&b(OWNER), &b(BOB), Some(item(Rs::To, &["Friends"])));
     subscribe(&mut svc, BOB);
     let out = publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
     assert_eq!(recipients(&out), vec![ALICE.to_string(), BOB.to_string()]);
     // The owner removes alice from the roster: she keeps her subscription record but gets
     // nothing more, and may no longer retrieve.
-    svc.rosters.push(&b(OWNER), &b(ALICE), None);
+    svc.roster_pushed(&b(OWNER), &b(ALICE), None);
     let out = publish(&mut svc, OWNER, "2", "<x xmlns='urn:t'/>");
     assert_eq!(recipients(&out), vec![BOB.to_string()]);
     assert_eq!(err(&mut svc, ALICE, items_req()), Error::NotInRosterGroup);
 }
 
 #[test]
-fn a_refusal_on_a_stale_roster_waits_for_a_fresh_one() {
+fn a_refusal_rests_on_a_roster_fetched_after_the_request_arrived() {
     let mut svc = granted();
-    load_owner_roster(&mut svc);
+    // Fetched just before the request (at 1_000): however recent, it predates it.
+    svc.roster_fetched(
+        &b(OWNER),
+        [
+            (b(ALICE), item(Rs::Both, &["Friends"])),
+            (b(BOB), item(Rs::To, &["Work"])),
+        ],
+        999,
+    );
     create(&mut svc, model(AccessModel::Roster, &["Friends"]));
     subscribe(&mut svc, ALICE);
-    svc.rosters.mark_stale(2_000);
-    // Alice is admitted on the stale copy; bob's refusal needs a fresh one.
+    // Alice is admitted on the older copy; bob's refusal needs a copy fetched since.
     assert!(items(&mut svc, ALICE).is_empty());
     assert_eq!(
         err(&mut svc, BOB, subscribe_req(BOB)),
         Error::RosterNeeded(vec![b(OWNER)])
     );
-    // Delivery to subscribers the stale copy admits goes on.
+    // Delivery to subscribers the older copy admits goes on.
     let out = publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
-    // The fresh copy has bob in Friends now.
-    svc.rosters.replace(
+    // The copy fetched after the request has bob in Friends now (the owner moved him just
+    // before he asked): he is admitted.
+    svc.roster_fetched(
         &b(OWNER),
         [
             (b(ALICE), item(Rs::Both, &["Friends"])),
             (b(BOB), item(Rs::To, &["Friends"])),
         ],
-        3_000,
+        1_000,
     );
     subscribe(&mut svc, BOB);
+    // And a copy fetched after the request may refuse it.
+    svc.roster_fetched(&b(OWNER), [(b(ALICE), item(Rs::Both, &["Friends"]))], 1_000);
+    assert_eq!(
+        err(&mut svc, CAROL, subscribe_req(CAROL)),
+        Error::NotInRosterGroup
+    );
 }
 
 #[test]
@@ -190,7 +203,7 @@ fn losing_roster_access_closes_the_nodes_to_everyone_not_affiliated() {
     subscribe(&mut svc, ALICE);
     set_aff(&mut svc, CAROL, Affiliation::Member);
     subscribe(&mut svc, CAROL);
-    svc.rosters.set_granted(false);
+    svc.set_roster_access(false);
     // No notifications to roster contacts, no subscribing, no retrieving; affiliates go on.
     let out = publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
     assert_eq!(recipients(&out), vec![CAROL.to_string()]);
@@ -253,7 +266,7 @@ fn last_items_on_presence_go_only_to_admitted_subscribers() {
     assert_eq!(out.len(), 1);
     svc.presence_changed(&alice, None).unwrap();
     // Without roster access she is no longer admitted: nothing when she comes online.
-    svc.rosters.set_granted(false);
+    svc.set_roster_access(false);
     let out = svc.presence_changed(&alice, Some(Show::Online)).unwrap();
     assert!(out.is_empty(), "{out:?}");
 }

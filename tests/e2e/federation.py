@@ -47,7 +47,7 @@ except ImportError:
     sys.exit("slixmpp not importable: run with /usr/bin/python3 (Debian python3-slixmpp)")
 
 import harness  # noqa: E402
-from logship import SHIP, SINK, Proc, build, compare, lines, read_state, size, until  # noqa: E402
+from logship import PLAIN, SHIP, SINK, Proc, build, compare, lines, read_state, size, until  # noqa: E402
 
 # domain -> loopback address of its s2s listener.
 DOMAINS = {"a.example": "127.0.0.2", "b.example": "127.0.0.3", "c.example": "127.0.0.4"}
@@ -199,7 +199,7 @@ async def test_federated_logs(fed, n_lines):
     log = os.path.join(tmp, "app.log")
     ship_state = os.path.join(tmp, "ship.state")
     env_a = fed.env("a.example")
-    ship = fed.proc("ship", [SHIP, "--jid", "alice@a.example", "--server", f"127.0.0.1:{env_a['C2S_PORT']}",
+    ship = fed.proc("ship", [SHIP, "--jid", "alice@a.example", "--server", f"127.0.0.1:{env_a['C2S_PORT']}", PLAIN,
                              "--service", SERVICE, "--node", "logs", "--create", "--id", "app",
                              "--state", ship_state, log])
     sinks = {}
@@ -208,7 +208,7 @@ async def test_federated_logs(fed, n_lines):
             continue
         out = os.path.join(tmp, f"collected.{d}.log")
         sinks[d] = (fed.proc(f"sink.{d}", [SINK, "--jid", f"{USERS[d]}@{d}",
-                                           "--server", f"127.0.0.1:{fed.env(d)['C2S_PORT']}",
+                                           "--server", f"127.0.0.1:{fed.env(d)['C2S_PORT']}", PLAIN,
                                            "--service", SERVICE, "--node", "logs", "--out", out]), out)
     source = bytearray()
     written = 0

@@ -317,6 +317,9 @@ class Context:
         self.server = Server(kind, os.path.join(tmp, "server"))
         self.roost = None
         self.extra_roosts = []
+        # Whole extra contexts (a second server and its Roost) a test started: stopped
+        # with this one.
+        self.extra_contexts = []
         self._privileged = None
 
     @property
@@ -363,9 +366,10 @@ class Context:
         return self._privileged
 
     def teardown(self):
-        if self._privileged is not None:
-            with contextlib.suppress(Exception):
-                self._privileged.teardown()
+        for c in [self._privileged, *self.extra_contexts]:
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.teardown()
         for r in self.extra_roosts:
             with contextlib.suppress(Exception):
                 r.stop(5)

@@ -1,5 +1,6 @@
-"""Helpers for the log distribution tests (test_logs.py, federation.py): the test log's
-lines, the roost-log-ship / roost-log-sink processes, their state files, bounded waits."""
+"""Helpers for the tests that run the example programs (test_logs.py, federation.py,
+test_tls.py, test_migrate.py): where the programs are, the test log's lines, the
+roost-log-ship / roost-log-sink processes, their state files, bounded waits."""
 
 import asyncio
 import os
@@ -11,19 +12,26 @@ from harness import PASSWORD, check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
-# $ROOST_LOG_BIN: a directory with other builds of the two programs (then nothing is built).
+# $ROOST_LOG_BIN: a directory with other builds of the programs (then nothing is built).
 BIN = os.environ.get("ROOST_LOG_BIN") or os.path.join(EXAMPLES, "target", "release")
 SHIP = os.path.join(BIN, "roost-log-ship")
 SINK = os.path.join(BIN, "roost-log-sink")
+PUBLISH = os.path.join(BIN, "roost-publish")
+SUBSCRIBE = os.path.join(BIN, "roost-subscribe")
+LOAD = os.path.join(BIN, "roost-load")
+MIGRATE = os.path.join(BIN, "roost-migrate")
+# The test servers speak plaintext c2s; the programs use TLS unless told otherwise.
+PLAIN = "--insecure-plaintext"
 _built = False
 
 
 def build():
-    """Builds the two programs once per run (cargo does nothing when they are up to date;
-    scripts/test builds them in its own step, so the e2e budget never pays a cold build)."""
+    """Builds the example programs once per run (cargo does nothing when they are up to
+    date; scripts/test builds them in its own step, so the e2e budget never pays a cold
+    build)."""
     global _built
     if not _built and not os.environ.get("ROOST_LOG_BIN"):
-        subprocess.run(["cargo", "build", "--release", "--bin", "roost-log-ship", "--bin", "roost-log-sink"],
+        subprocess.run(["cargo", "build", "--release", "--bins"],
                        cwd=EXAMPLES, check=True, timeout=900,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _built = True

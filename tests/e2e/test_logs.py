@@ -16,7 +16,7 @@ import os
 import random
 
 from harness import timeout
-from logship import SHIP, SINK, Proc, build, compare, lines, read_state, size, until
+from logship import PLAIN, SHIP, SINK, Proc, build, compare, lines, read_state, size, until
 
 MAX_UNIT = 8 * 1024  # roost_examples::MAX_UNIT: longer lines travel as several units
 
@@ -41,7 +41,7 @@ async def scenario(ctx):
     out = os.path.join(tmp, "collected.log")
     ship_state = os.path.join(tmp, "ship.state")
     server = f"127.0.0.1:{ctx.env['C2S_PORT']}"
-    common = ["--server", server, "--service", ctx.service, "--node", "logs"]
+    common = ["--server", server, PLAIN, "--service", ctx.service, "--node", "logs"]
     ship = Proc(tmp, "ship", [SHIP, "--jid", ctx.jid("alice"), *common,
                               "--create", "--id", "app", "--state", ship_state, log])
     sink = Proc(tmp, "sink", [SINK, "--jid", ctx.jid("bob"), *common, "--out", out])

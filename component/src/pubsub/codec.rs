@@ -59,26 +59,13 @@ pub fn serialize_payload(payload: &Element) -> String {
 /// Formats milliseconds since the epoch as an XEP-0082 DateTime in UTC
 /// (`2003-07-29T22:56:10Z`, with `.sss` only when there are milliseconds).
 pub fn format_datetime(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let frac = ms % 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Howard Hinnant's civil_from_days: proleptic Gregorian date of a day count.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    if frac == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{frac:03}Z")
-    }
+    use chrono::{DateTime, SecondsFormat, Utc};
+    // Past chrono's range (year 262 143) only by corruption: clamp rather than fail.
+    let t = i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// Parses an XEP-0082 DateTime (with a timezone) into milliseconds since the epoch;
@@ -154,6 +141,7 @@ mod tests {
         assert_eq!(format_datetime(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_datetime(1_059_519_370_000), "2003-07-29T22:56:10Z");
         assert_eq!(format_datetime(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(format_datetime(951_782_400_100), "2000-02-29T00:00:00.100Z");
         assert_eq!(
             parse_datetime("2003-07-29T22:56:10Z"),
             Some(1_059_519_370_000)

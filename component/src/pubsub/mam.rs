@@ -126,8 +126,8 @@ fn result_element(node: &str, item: &Item, queryid: Option<&str>) -> Element {
             node: NodeName(node.to_owned()),
             published: vec![EventItem {
                 id: Some(ItemId(item.id.clone())),
-                // Bare: the archive says which account published, not which device.
-                publisher: Some(Jid::from(item.publisher.to_bare())),
+                // Always: the archive says which account published (not which device).
+                publisher: Some(item.shown_publisher()),
                 payload: payload_element(&item.payload),
             }],
             retracted: Vec::new(),

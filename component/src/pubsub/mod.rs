@@ -9,21 +9,26 @@
 //! - `parse`: IQ payload (or an owner's §8.6 answer in a message) → [`roost_nodes::Request`]
 //!   (or the stanza error the request deserves, from [`crate::errors`]);
 //! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
-//! - `notify`: [`roost_nodes::Notification`] → `<message/>`.
+//! - `notify`: [`roost_nodes::Notification`] → `<message/>`;
+//! - `commands`: XEP-0050 discovery of the get-pending command.
 //!
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
 mod codec;
+mod commands;
 mod forms;
 mod mam;
 mod notify;
 mod parse;
 mod reply;
+#[cfg(test)]
+mod schema_tests;
 
 pub use crate::errors::stanza_error;
 pub(crate) use codec::serialize_payload;
 pub use codec::IqKind;
+pub use commands::command_disco;
 pub(crate) use forms::offer_roster_models;
 pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};
@@ -36,13 +41,17 @@ pub use reply::{owner_namespace, reply_payload};
 /// `access-presence` and `access-roster` are not here: they work only on a connection whose
 /// server grants roster access (XEP-0356), so the service adds [`ROSTER_FEATURES`] then.
 /// Deliberately absent until they work: `presence-subscribe` (XEP-0060 §9.1
-/// auto-subscription from entity capabilities), `collections`, `auto-create`,
-/// `last-published`.
+/// auto-subscription from entity capabilities), `auto-subscribe`, `collections`,
+/// `multi-collection`, `auto-create`, `filtered-notifications`, `publish-node-full` (no
+/// `pubsub#publish_node_full` option: a full node always drops its oldest item) and
+/// `last-published` (the default `send_last_published_item` is `never`).
 pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-authorize",
     "http://jabber.org/protocol/pubsub#access-open",
     "http://jabber.org/protocol/pubsub#access-whitelist",
     "http://jabber.org/protocol/pubsub#config-node",
+    // `max` for pubsub#max_items and pubsub#item_expire (there is no pubsub#children_max).
+    "http://jabber.org/protocol/pubsub#config-node-max",
     "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
@@ -55,6 +64,7 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#member-affiliation",
     "http://jabber.org/protocol/pubsub#meta-data",
     "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#multi-items",
     "http://jabber.org/protocol/pubsub#multi-subscribe",
     "http://jabber.org/protocol/pubsub#outcast-affiliation",
     "http://jabber.org/protocol/pubsub#persistent-items",
@@ -72,7 +82,19 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#rsm",
     "http://jabber.org/protocol/pubsub#subscribe",
+    "http://jabber.org/protocol/pubsub#subscription-notifications",
     "http://jabber.org/protocol/pubsub#subscription-options",
+];
+
+/// The other protocols the service implements besides pubsub, disco, ping and version:
+/// XEP-0050 ad-hoc commands (get-pending, §8.7; XEP-0050 §2.1), data forms, which it reads
+/// as a direct child of `<message/>` (the §8.6 authorization answer; XEP-0004 §8), and
+/// XEP-0059 result set management (§5 "Determining Support"), on disco#items as well as on
+/// items (for which `pubsub#rsm` says so, §6.5.4).
+pub const OTHER_FEATURES: &[&str] = &[
+    crate::xml::commands::NS_COMMANDS,
+    xmpp_parsers::ns::DATA_FORMS,
+    xmpp_parsers::ns::RSM,
 ];
 
 /// The access models that need the owners' rosters (§4.5), advertised only while the server

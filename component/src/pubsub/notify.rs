@@ -228,14 +228,14 @@ fn event_payload(node: &str, event: &Event) -> Payload {
         Event::Items {
             items,
             with_payload,
-            publisher,
+            with_publisher,
         } => Payload::Items {
             node,
             published: items
                 .iter()
                 .map(|i| EventItem {
                     id: Some(ItemId(i.id.clone())),
-                    publisher: publisher.clone(),
+                    publisher: with_publisher.then(|| i.shown_publisher()),
                     payload: if *with_payload {
                         payload_element(&i.payload)
                     } else {
@@ -375,7 +375,7 @@ mod tests {
             &notif(Event::Items {
                 items: vec![item()],
                 with_payload: true,
-                publisher: None,
+                with_publisher: false,
             }),
             &service(),
             "foo".into(),
@@ -402,7 +402,8 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: Some("hamlet@denmark.lit".parse().unwrap()),
+            // The item's publisher is hamlet@denmark.lit/blogbot: named by its bare JID.
+            with_publisher: true,
         });
         n.kind = NotificationType::Normal;
         let m = notification_message(&n, &service(), "x".into());
@@ -542,7 +543,7 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         n.subids = vec!["123-abc".into(), "004-yyy".into()];
         n.include_body = true;
@@ -656,7 +657,7 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let ns = vec![
             n.clone(),
@@ -697,15 +698,15 @@ mod tests {
     /// as the message built for that recipient alone.
     #[test]
     fn renderer_equals_the_message_built_per_recipient() {
-        let items = |with_payload, publisher: Option<&str>| Event::Items {
+        let items = |with_payload, with_publisher| Event::Items {
             items: vec![item()],
             with_payload,
-            publisher: publisher.map(|p| p.parse().unwrap()),
+            with_publisher,
         };
         let mut cases = vec![
-            notif(items(true, None)),
-            notif(items(false, None)),
-            notif(items(true, Some("hamlet@denmark.lit"))),
+            notif(items(true, false)),
+            notif(items(false, false)),
+            notif(items(true, true)),
             notif(Event::Retract {
                 ids: vec!["a".into(), "b".into()],
             }),
@@ -731,14 +732,14 @@ mod tests {
                 expiry: None,
             }),
         ];
-        let mut body = notif(items(true, None));
+        let mut body = notif(items(true, false));
         body.include_body = true;
         body.kind = NotificationType::Normal;
         cases.push(body);
-        let mut one_subid = notif(items(true, None));
+        let mut one_subid = notif(items(true, false));
         one_subid.subids = vec!["123-abc".into()];
         cases.push(one_subid);
-        let mut shim = notif(items(true, None));
+        let mut shim = notif(items(true, false));
         shim.subids = vec!["123-abc".into(), "004-yyy".into()];
         cases.push(shim);
 
@@ -763,7 +764,7 @@ mod tests {
         let mut a = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: None,
+            with_publisher: false,
         });
         a.subids = vec!["123-abc".into(), "004-yyy".into()];
         let mut b = to(a.clone(), "bernardo@denmark.lit");
@@ -788,14 +789,14 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let mut other = item();
         other.id = "second".into();
         let m = notif(Event::Items {
             items: vec![other],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let out = render_all(&mut NotificationRenderer::default(), &[n, m.clone(), m]);
         assert!(out[0].contains("id='ae890ac52d0df67ed7cfdf51b644e901'"));

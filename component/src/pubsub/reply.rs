@@ -22,9 +22,9 @@ use super::codec::{payload_element, set_result, GET_PENDING_NODE};
 use super::forms::{metadata_form, node_config_form, pending_nodes_form, sub_options_form};
 use crate::xml::commands::{Command, Note, NoteType, Status};
 use crate::xml::pubsub::{
-    Default as DefaultOptions, Options as OptionsElem, OwnerAffiliation, OwnerAffiliations,
-    OwnerResult, OwnerSubscribeOptions, OwnerSubscription, OwnerSubscriptions, PubSubResult,
-    SubState, SubscribeOptions, Subscription as SubscriptionElem, Subscriptions,
+    Default as DefaultOptions, OwnerAffiliation, OwnerAffiliations, OwnerResult,
+    OwnerSubscribeOptions, OwnerSubscription, OwnerSubscriptions, PubSubResult, SubState,
+    SubscribeOptions, Subscription as SubscriptionElem, Subscriptions,
 };
 
 /// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
@@ -69,14 +69,16 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             publish_options: None,
         }
         .into(),
-        // Examples 29, 43, 68.
+        // Examples 29, 43, 68. The options carry `jid` (the schema requires it), `node` and
+        // `subid`: example 68 shows a bare <options/>, but the rule that it names neither node
+        // nor JID is for the request (§6.3.7), where <subscribe/> says them; clients that
+        // read the reply with the schema's type (aioxmpp, xmpp-parsers) reject it without.
         Reply::Subscription { node, sub } => PubSubResult {
             subscription: Some(entity_subscription(Some(node), sub, true)),
-            // Example 68: a subscription in force comes with its options.
-            options: (sub.state == SubscriptionState::Subscribed).then(|| OptionsElem {
-                node: None,
-                jid: None,
-                subid: None,
+            options: (sub.state == SubscriptionState::Subscribed).then(|| Options {
+                jid: sub.jid.clone(),
+                node: Some(NodeName(node.clone())),
+                subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
                 form: Some(sub_options_form(&sub.options, DataFormType::Result_)),
             }),
             ..PubSubResult::empty()
@@ -111,10 +113,14 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                 .into(),
             }
         }
-        // Example 75. The publisher attribute is left out: it is only for
-        // `pubsub#itemreply = publisher`, which the reply does not carry.
-        // With a page, the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
-        Reply::Items { node, items, page } => {
+        // Example 75; the publisher as in the node's notifications (§7.1.2.3). With a page,
+        // the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
+        Reply::Items {
+            node,
+            items,
+            page,
+            with_publisher,
+        } => {
             let mut pubsub: Element = PubSub::Items(Items {
                 max_items: None,
                 node: NodeName(node.clone()),
@@ -123,7 +129,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     .iter()
                     .map(|i| PsItem {
                         id: Some(ItemId(i.id.clone())),
-                        publisher: None,
+                        publisher: with_publisher.then(|| i.shown_publisher()),
                         payload: payload_element(&i.payload),
                     })
                     .collect(),
@@ -424,12 +430,20 @@ mod tests {
             Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
         );
         assert_eq!(s.attr("subscription"), Some("subscribed"));
-        // Example 68: the options in force come along.
-        assert!(e
-            .get_child("options", ns::PUBSUB)
-            .unwrap()
-            .get_child("x", ns::DATA_FORMS)
-            .is_some());
+        // Example 68: the options in force come along, after the <subscription/>, with the
+        // attributes the schema requires (`jid`) and the node and subid they are about.
+        let names: Vec<_> = e.children().map(|c| c.name()).collect();
+        assert_eq!(names, ["subscription", "options"]);
+        let o = e.get_child("options", ns::PUBSUB).unwrap();
+        assert_eq!(o.attr("jid"), Some("francisco@denmark.lit"));
+        assert_eq!(o.attr("node"), Some("princely_musings"));
+        assert_eq!(
+            o.attr("subid"),
+            Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
+        );
+        assert!(o.get_child("x", ns::DATA_FORMS).is_some());
+        // What a client library reads it with (xmpp-parsers, like aioxmpp, requires `jid`).
+        assert!(Options::try_from(o.clone()).is_ok());
 
         let e = reply_payload(
             &Reply::Subscription {
@@ -504,6 +518,7 @@ mod tests {
                     item("empty", ""),
                 ],
                 page: None,
+                with_publisher: false,
             },
             &service(), false
         )
@@ -514,6 +529,38 @@ mod tests {
         assert_eq!(list.len(), 3);
         assert_eq!(list[0].attr("id"), Some("368866411b877c30064a5f62b917cffe"));
         assert_eq!(list[0].attr("publisher"), None);
+        // §7.1.2.3: with pubsub#itemreply = publisher, as in the notifications (bare JID).
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("a", "")],
+                page: None,
+                with_publisher: true,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let i = e
+            .get_child("items", ns::PUBSUB)
+            .unwrap()
+            .children()
+            .next()
+            .unwrap();
+        assert_eq!(i.attr("publisher"), Some("hamlet@denmark.lit"));
+        // Unpaged requests get no <set/>.
+        assert_eq!(e.children().count(), 1);
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("368866411b877c30064a5f62b917cffe", "")],
+                page: None,
+                with_publisher: false,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
         assert!(list[0].has_child("entry", "http://www.w3.org/2005/Atom"));
         assert_eq!(list[1].children().count(), 0);
         assert_eq!(list[2].children().count(), 0);
@@ -568,6 +615,7 @@ mod tests {
                 node: "n".into(),
                 items: vec![],
                 page: Some(page.clone()),
+                with_publisher: false,
             },
             &service(),
             false,
@@ -881,7 +929,7 @@ mod tests {
                     sub: sub(SubscriptionState::Subscribed, "a1"),
                 },
                 false,
-                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='a1' subscription='subscribed'><subscribe-options/></subscription><options><x xmlns='jabber:x:data' type='result'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field></x></options></pubsub>",
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='a1' subscription='subscribed'><subscribe-options/></subscription><options jid='francisco@denmark.lit/r' node='n' subid='a1'><x xmlns='jabber:x:data' type='result'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field></x></options></pubsub>",
             ),
             (
                 Reply::Subscription {

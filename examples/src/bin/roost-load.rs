@@ -18,15 +18,19 @@
 //! xmpp-parsers on the hot path: the load generator shares the machine with the
 //! server under test, so every microsecond it spends parsing XML is a
 //! microsecond taken from what it measures. It speaks the few stanzas it needs
-//! as pre-formatted text (SASL PLAIN over plaintext TCP, resource binding) and
+//! as pre-formatted text (STARTTLS, SASL PLAIN, resource binding) and
 //! finds replies by scanning received bytes for markers it planted: IQ ids
 //! `~L<send time>~<seq>` and payload timestamps `~T<send time>~`. A marker is
 //! never escaped by a server's XML serializer, so a byte scan finds it.
 //!
 //! ```text
-//! roost-load --server 127.0.0.1:5222 --service pubsub.localhost \
+//! roost-load --server 127.0.0.1:5222 --insecure-plaintext --service pubsub.localhost \
 //!     --users-prefix u --users 20 --password pw publish --clients 8 --window 16
 //! ```
+//!
+//! Connections use STARTTLS with a verified certificate unless `--insecure-plaintext`
+//! (see `roost_examples::connect`): TLS costs the server CPU too, so compare services
+//! with the same setting.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +39,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Parser, Subcommand};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use roost_examples::connect::{ConnectArgs, Connector};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant as TokioInstant;
@@ -48,9 +52,9 @@ const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
 #[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Args {
-    /// Address (host:port) of the server's plaintext c2s listener.
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
+    /// Where and how to connect (STARTTLS with a verified certificate by default).
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// The server's domain (the part after @ in the users' JIDs).
     #[arg(long, default_value = "localhost")]
@@ -229,9 +233,65 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A c2s connection's byte stream: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The sending half of a connection.
+type Writer = WriteHalf<Box<dyn Io>>;
+
+/// Reads from `tcp` until `needle`; for the few exchanges before TLS starts.
+async fn read_raw_until(
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    needle: &[u8],
+) -> anyhow::Result<()> {
+    let deadline = TokioInstant::now() + Duration::from_secs(30);
+    while find(buf, needle).is_none() {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut chunk))
+            .await
+            .map_err(|_| anyhow!("timed out waiting for {}", String::from_utf8_lossy(needle)))??;
+        if n == 0 {
+            bail!(
+                "connection closed before TLS: {}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// The STARTTLS exchange (RFC 6120 §5.4) on a fresh connection, up to `<proceed/>`.
+async fn starttls(tcp: &mut TcpStream, domain: &str) -> anyhow::Result<()> {
+    tcp.write_all(
+        format!(
+            "<?xml version='1.0'?><stream:stream to='{domain}' xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    read_raw_until(tcp, &mut buf, b"</stream:features>").await?;
+    if find(&buf, b"<starttls").is_none() {
+        bail!("the server offers no STARTTLS (--insecure-plaintext for a local test server)");
+    }
+    tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await?;
+    buf.clear();
+    read_raw_until(tcp, &mut buf, b"xmpp-tls").await?;
+    read_raw_until(tcp, &mut buf, b">").await?;
+    if find(&buf, b"<proceed").is_none() {
+        bail!("STARTTLS refused: {}", String::from_utf8_lossy(&buf));
+    }
+    Ok(())
+}
+
 /// One logged-in c2s connection, before it is split for the hot path.
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     /// Bytes received but not yet consumed.
     buf: Vec<u8>,
     jid: String,
@@ -280,11 +340,19 @@ impl Conn {
     /// Connects, authenticates with SASL PLAIN, binds a resource and, if
     /// `available`, sends initial presence (servers deliver messages addressed
     /// to a bare JID only to available resources).
-    async fn login(args: &Args, user: &str, available: bool) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(&args.server)
-            .await
-            .with_context(|| format!("connecting to {}", args.server))?;
-        stream.set_nodelay(true)?;
+    async fn login(
+        args: &Args,
+        connector: &Connector,
+        user: &str,
+        available: bool,
+    ) -> anyhow::Result<Conn> {
+        let mut tcp = connector.tcp().await?;
+        let stream: Box<dyn Io> = if connector.tls().is_some() {
+            starttls(&mut tcp, &args.domain).await?;
+            Box::new(connector.handshake(tcp, &args.domain).await?)
+        } else {
+            Box::new(tcp)
+        };
         let mut c = Conn {
             stream,
             buf: Vec::new(),
@@ -408,8 +476,8 @@ impl Conn {
         }
     }
 
-    fn split(self) -> (Reader, OwnedWriteHalf) {
-        let (r, w) = self.stream.into_split();
+    fn split(self) -> (Reader, Writer) {
+        let (r, w) = tokio::io::split(self.stream);
         (
             Reader {
                 r,
@@ -422,7 +490,7 @@ impl Conn {
 
 /// The receiving half on the hot path: scans bytes for markers, never parses.
 struct Reader {
-    r: OwnedReadHalf,
+    r: ReadHalf<Box<dyn Io>>,
     pending: Vec<u8>,
 }
 
@@ -553,7 +621,7 @@ enum Pace {
 /// Sends `make(buf)` stanzas until `end`, paced by `pace`; each stanza takes
 /// `cost` permits of `sem`, which the reader side gives back as replies come in.
 async fn send_loop(
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     sem: Arc<Semaphore>,
     cost: u32,
     pace: Pace,
@@ -629,12 +697,13 @@ async fn login_all(
             args.users
         );
     }
+    let connector = args.connect.connector(&args.domain)?;
     let mut tasks = Vec::new();
     for i in first..first + n {
-        let args = args.clone();
+        let (args, connector) = (args.clone(), connector.clone());
         let user = format!("{}{}", args.users_prefix, i);
         tasks.push(tokio::spawn(async move {
-            Conn::login(&args, &user, available).await
+            Conn::login(&args, &connector, &user, available).await
         }));
     }
     let mut out = Vec::new();
@@ -1052,8 +1121,18 @@ async fn finish(
     })
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match measure(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says.
+            eprintln!("roost-load: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn measure(args: Args) -> anyhow::Result<()> {
     now_us();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))

@@ -2,7 +2,7 @@
 //! pubsub node, for `roost-log-sink` (or any subscriber) to collect.
 //!
 //! ```text
-//! roost-log-ship --jid alice@localhost --password pw --server 127.0.0.1:5222 \
+//! roost-log-ship --jid alice@localhost --password pw \
 //!     --service pubsub.localhost --node logs --create --state app.ship /var/log/app.log
 //! ```
 //!
@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use minidom::Element;
+use roost_examples::connect::ConnectArgs;
 use roost_examples::{
     describe_error, encode, init_logging, is_transient, item_id, load_state, save_state, units_of,
     Incoming, Session, Unit,
@@ -62,9 +63,9 @@ struct Args {
     #[arg(long, env = "ROOST_PASSWORD", hide_env_values = true)]
     password: String,
 
-    /// Address (host:port) of the server's c2s listener (plaintext TCP).
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
+    /// Where and how to connect (STARTTLS with a verified certificate by default).
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// JID of the pubsub service.
     #[arg(long, default_value = "pubsub.localhost")]
@@ -194,7 +195,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut s = Session::connect(
         args.jid.clone(),
         args.password.clone(),
-        &args.server,
+        &args.connect,
         limit,
         "ship",
     )

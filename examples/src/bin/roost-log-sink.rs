@@ -2,7 +2,7 @@
 //! in order, each exactly once, across disconnects and restarts.
 //!
 //! ```text
-//! roost-log-sink --jid bob@localhost --password pw --server 127.0.0.1:5222 \
+//! roost-log-sink --jid bob@localhost --password pw \
 //!     --service pubsub.localhost --node logs --out collected.log
 //! ```
 //!
@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use minidom::Element;
+use roost_examples::connect::ConnectArgs;
 use roost_examples::{
     decode, describe_error, init_logging, is_transient, load_state, open_append, save_state,
     shipper_of, Incoming, Session, Unit,
@@ -81,9 +82,9 @@ struct Args {
     #[arg(long, env = "ROOST_PASSWORD", hide_env_values = true)]
     password: String,
 
-    /// Address (host:port) of the server's c2s listener (plaintext TCP).
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
+    /// Where and how to connect (STARTTLS with a verified certificate by default).
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// JID of the pubsub service.
     #[arg(long, default_value = "pubsub.localhost")]
@@ -316,7 +317,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .parse()
         .context("--jid with --resource is not a valid JID")?;
     let limit = Duration::from_secs(args.timeout);
-    let mut s = Session::connect(jid, args.password.clone(), &args.server, limit, "sink").await?;
+    let mut s = Session::connect(jid, args.password.clone(), &args.connect, limit, "sink").await?;
     eprintln!("roost-log-sink: connected as {}", s.bound);
 
     let mut catchup: Option<CatchUp> = None;

@@ -14,7 +14,7 @@
 //! and prints the stanza error condition and text.
 //!
 //! ```text
-//! roost-publish --jid alice@localhost --password pw --server 127.0.0.1:5222 \
+//! roost-publish --jid alice@localhost --password pw \
 //!     --service pubsub.localhost --node news --create "Hello" "World"
 //! echo "from stdin" | ROOST_PASSWORD=pw roost-publish --jid alice@localhost --node news
 //! ```
@@ -28,10 +28,9 @@ use anyhow::{anyhow, bail, Context as _};
 use clap::Parser;
 use futures::StreamExt;
 use minidom::Element;
+use roost_examples::connect::{self, ConnectArgs};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
-use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as StreamState};
-use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::{Iq, IqSetPayload};
 use xmpp_parsers::jid::Jid;
@@ -58,12 +57,9 @@ struct Args {
     #[arg(long, env = "ROOST_PASSWORD", hide_env_values = true)]
     password: String,
 
-    /// Address (host:port) of the server's client-to-server listener.
-    ///
-    /// The connection is plaintext TCP (no TLS): meant for a local test
-    /// server that allows unencrypted authentication.
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
+    /// Where and how to connect (STARTTLS with a verified certificate by default).
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// JID of the pubsub service (the Roost component).
     #[arg(long, default_value = "pubsub.localhost")]
@@ -224,49 +220,24 @@ struct Session {
 impl Session {
     /// Connect, authenticate and bind a resource.
     ///
-    /// tokio-xmpp reconnects on its own and keeps retrying when login fails
-    /// (it logs "Failed to connect" at error level), so without a deadline a
-    /// wrong password would hang forever.
+    /// Gives up after `--timeout` seconds, or at once when retrying cannot help
+    /// (untrusted certificate, wrong password: see `roost_examples::connect`).
     async fn connect(args: &Args) -> anyhow::Result<Session> {
-        // Plaintext c2s connection to a fixed address: no DNS SRV lookup and
-        // no TLS, which is what a local Prosody/ejabberd test setup offers.
-        // For a real deployment build tokio-xmpp with a TLS feature and use
-        // `StartTlsServerConnector` instead of `TcpServerConnector`.
-        let connector = TcpServerConnector::from(DnsConfig::addr(&args.server));
-        let mut session = Session {
-            stream: StanzaStream::new_c2s(
-                connector,
-                args.jid.clone(),
-                args.password.clone(),
-                Timeouts::tight(),
-                16,
-            ),
-            limit: Duration::from_secs(args.timeout),
-            next_id: 0,
-        };
-        let online = async {
-            loop {
-                match session.stream.next().await {
-                    Some(StreamEvent::Stream(StreamState::Reset { bound_jid, .. })) => {
-                        return Ok(bound_jid)
-                    }
-                    Some(_) => {}
-                    None => bail!("connection closed before login completed"),
-                }
-            }
-        };
-        let bound = tokio::time::timeout(session.limit, online)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "not logged in after {}s: check --server {}, --jid and --password \
-                     (RUST_LOG=debug shows details)",
-                    args.timeout,
-                    args.server
-                )
-            })??;
+        let limit = Duration::from_secs(args.timeout);
+        let (stream, bound) = connect::login(
+            &args.connect,
+            args.jid.clone(),
+            args.password.clone(),
+            limit,
+            16,
+        )
+        .await?;
         eprintln!("connected as {bound}");
-        Ok(session)
+        Ok(Session {
+            stream,
+            limit,
+            next_id: 0,
+        })
     }
 
     /// Send `<iq type='set'>` with `payload` to `to` and wait for the reply.

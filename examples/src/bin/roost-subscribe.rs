@@ -12,7 +12,7 @@
 //! With `--count N` it exits after N items; otherwise it runs until Ctrl-C.
 //!
 //! ```text
-//! roost-subscribe --jid bob@localhost --password pw --server 127.0.0.1:5222 \
+//! roost-subscribe --jid bob@localhost --password pw \
 //!     --service pubsub.localhost --node news --count 2
 //! ```
 //!
@@ -25,9 +25,8 @@ use anyhow::{anyhow, bail};
 use clap::Parser;
 use futures::StreamExt;
 use minidom::Element;
-use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
+use roost_examples::connect::{self, ConnectArgs};
 use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as StreamState};
-use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::{Iq, IqSetPayload};
 use xmpp_parsers::jid::Jid;
@@ -57,12 +56,9 @@ struct Args {
     #[arg(long, env = "ROOST_PASSWORD", hide_env_values = true)]
     password: String,
 
-    /// Address (host:port) of the server's client-to-server listener.
-    ///
-    /// The connection is plaintext TCP (no TLS): meant for a local test
-    /// server that allows unencrypted authentication.
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
+    /// Where and how to connect (STARTTLS with a verified certificate by default).
+    #[command(flatten)]
+    connect: ConnectArgs,
 
     /// JID of the pubsub service (the Roost component).
     #[arg(long, default_value = "pubsub.localhost")]
@@ -238,40 +234,18 @@ struct Session {
 impl Session {
     /// Connect, authenticate, bind a resource and send available presence.
     ///
-    /// tokio-xmpp reconnects on its own and keeps retrying when login fails
-    /// (it logs "Failed to connect" at error level), so without a deadline a
-    /// wrong password would hang forever.
+    /// Gives up after `--timeout` seconds, or at once when retrying cannot help
+    /// (untrusted certificate, wrong password: see `roost_examples::connect`).
     async fn connect(args: &Args) -> anyhow::Result<Session> {
-        // Plaintext c2s connection to a fixed address (see the README): no
-        // DNS SRV lookup, no TLS.
-        let connector = TcpServerConnector::from(DnsConfig::addr(&args.server));
-        let mut stream = StanzaStream::new_c2s(
-            connector,
+        let limit = Duration::from_secs(args.timeout);
+        let (stream, bound) = connect::login(
+            &args.connect,
             args.jid.clone(),
             args.password.clone(),
-            Timeouts::tight(),
+            limit,
             16,
-        );
-        let limit = Duration::from_secs(args.timeout);
-        let online = async {
-            loop {
-                match stream.next().await {
-                    Some(StreamEvent::Stream(StreamState::Reset { bound_jid, .. })) => {
-                        return Ok(bound_jid)
-                    }
-                    Some(_) => {}
-                    None => bail!("connection closed before login completed"),
-                }
-            }
-        };
-        let bound = tokio::time::timeout(limit, online).await.map_err(|_| {
-            anyhow!(
-                "not logged in after {}s: check --server {}, --jid and --password \
-                 (RUST_LOG=debug shows details)",
-                args.timeout,
-                args.server
-            )
-        })??;
+        )
+        .await?;
         eprintln!("connected as {bound}");
         let session = Session {
             stream,

@@ -1,9 +1,9 @@
 //! Random request sequences against the engine, checked against invariants.
 //!
-//! Shared, as source, by the `invariants` integration test (driven by a deterministic
-//! PRNG) and by the `engine` fuzz target (driven by libFuzzer's bytes through
+//! Shared, as source, by the `invariants` integration test (driven by proptest, which
+//! shrinks failures) and by the `engine` fuzz target (driven by libFuzzer's bytes through
 //! `arbitrary::Unstructured`): both implement [`Source`], and [`Gen`] turns choices into
-//! ops. No dependency beyond `roost-nodes`, so the test needs nothing new.
+//! ops. No dependency beyond `roost-nodes` here, so the fuzz target needs nothing new.
 //!
 //! An [`Op`] is a small, index-based description of one request (or of a store failure,
 //! or of time passing) over a tiny universe: six JIDs (bare and full, one service admin),
@@ -38,7 +38,7 @@
 //!
 //! `docs/fuzzing.md` lists the ops and invariants in prose.
 //!
-//! A violation panics with a message naming the step; the test shrinks the sequence.
+//! A violation panics with a message naming the step; proptest shrinks the sequence.
 
 #![allow(dead_code)]
 
@@ -194,7 +194,7 @@ pub enum Op {
 
 // ------------------------------------------------------------------- generating ops
 
-/// Where the choices come from: a deterministic PRNG in the test, libFuzzer's bytes
+/// Where the choices come from: proptest's tapes in the test, libFuzzer's bytes
 /// (through `arbitrary::Unstructured`) in the fuzz target.
 pub trait Source {
     /// A number in `0..n` (`n` > 0).
@@ -202,26 +202,6 @@ pub trait Source {
     /// True when the source has nothing more to give (the fuzz input ran out).
     fn exhausted(&self) -> bool {
         false
-    }
-}
-
-/// xorshift64*: enough for generating sequences, no dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-}
-
-impl Source for Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16) % n
     }
 }
 
@@ -646,7 +626,7 @@ pub fn forged_notifications_missed() -> Vec<String> {
         event: std::sync::Arc::new(Event::Items {
             items,
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         }),
     };
     let tampered = Item {
@@ -1276,7 +1256,7 @@ impl Harness {
             Event::Items {
                 items,
                 with_payload,
-                publisher,
+                with_publisher,
             } => {
                 let replay = matches!(req, Request::Subscribe { .. });
                 // (b) the recipient held, at that moment, a delivering subscription; for
@@ -1344,13 +1324,11 @@ impl Harness {
                         item.payload,
                         p.payload
                     );
-                    if let Some(pubr) = publisher {
-                        check!(
-                            step,
-                            *pubr == p.publisher,
-                            "itemreply publisher differs: {ctx}"
-                        );
-                    }
+                    check!(
+                        step,
+                        *with_publisher == before.meta.config.shows_publisher(),
+                        "the publisher shown or not against pubsub#itemreply: {ctx}"
+                    );
                     if let Request::Publish { .. } = req {
                         check!(
                             step,

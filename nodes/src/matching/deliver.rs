@@ -1,0 +1,121 @@
+//! The one delivery predicate: is this subscription delivered for this occasion, and at
+//! which JIDs?
+//!
+//! Choices where XEP-0060 leaves room (documented once, here):
+//! - `pubsub#deliver=false` on a subscription pauses every broadcast to it (items,
+//!   retractions, purge, configuration, delete) and the last items; only notifications
+//!   about the subscription itself (§8.8.4), which do not come through here, still reach it.
+//! - `pubsub#deliver_notifications=false` silences item and retraction events, last items
+//!   and digests; purge, configuration and delete events have their own `notify_*`
+//!   switches. §8.5 sends the purge event when the node notifies on retraction.
+//! - Presence-bound delivery (`pubsub#presence_based_delivery`, or `pubsub#show-values`
+//!   narrower than every show) goes to each available resource whose show is accepted,
+//!   never to the bare JID, so the server stores nothing offline.
+
+use super::{Candidate, Context, Occasion};
+use crate::model::*;
+use crate::presence::PresenceTable;
+use crate::state::Sub;
+use crate::Jid;
+
+/// Whether the node lets its subscribers hear of `occasion` at all: its
+/// `deliver_notifications`, `notify_*` and `send_last_published_item` switches.
+pub(crate) fn node_notifies(cfg: &NodeConfig, occasion: &Occasion<'_>) -> bool {
+    match occasion {
+        Occasion::Publish | Occasion::Digest => cfg.deliver_notifications,
+        Occasion::Retract { requested } => {
+            cfg.deliver_notifications && (*requested || cfg.notify_retract)
+        }
+        Occasion::Purge => cfg.notify_retract,
+        Occasion::Delete => cfg.notify_delete,
+        Occasion::Configure => cfg.notify_config,
+        Occasion::Subscribed => {
+            cfg.deliver_notifications && cfg.send_last_published_item != SendLastPublished::Never
+        }
+        Occasion::Online { .. } => {
+            cfg.deliver_notifications
+                && cfg.send_last_published_item == SendLastPublished::OnSubAndPresence
+        }
+    }
+}
+
+/// The one predicate: is `cand` delivered for `occasion`? If so, its recipient JIDs are
+/// pushed to `to` (none, when presence-bound and nobody suitable is online).
+pub(crate) fn deliver(
+    ctx: &impl Context,
+    cand: &Candidate<'_>,
+    occasion: &Occasion<'_>,
+    to: &mut Vec<Jid>,
+) -> bool {
+    let (sub, cfg) = (&cand.sub, &cand.node.rec.config);
+    let options = sub.options();
+    if !node_notifies(cfg, occasion) || !options.deliver {
+        return false;
+    }
+    // A new subscription was admitted by the gate a moment ago and is not applied yet;
+    // every other one must be subscribed and still admitted (rosters change).
+    if *occasion != Occasion::Subscribed
+        && (sub.state() != SubscriptionState::Subscribed || !ctx.admitted(cand.node, sub.bare()))
+    {
+        return false;
+    }
+    // Digest subscriptions get published items batched by the tick, once it runs.
+    if *occasion == Occasion::Publish && options.digest && ctx.clock_running() {
+        return false;
+    }
+    match occasion {
+        Occasion::Online { resource, show } => {
+            let full = Jid::from((*resource).clone());
+            if options.show_values.contains(show) && (!sub.is_full() || sub.key.is(&full)) {
+                to.push(full);
+            }
+        }
+        _ => targets(ctx.presence(), cfg, sub, to),
+    }
+    true
+}
+
+/// Where a notification for `sub` goes: the JID as subscribed or, when its delivery
+/// depends on presence, each available resource (of a bare JID; only the resource itself
+/// for a full JID) whose show the subscription accepts. Full JIDs, so that the server
+/// never stores one offline.
+fn targets(presence: &PresenceTable, cfg: &NodeConfig, sub: &Sub<'_>, to: &mut Vec<Jid>) {
+    if !presence_bound(cfg, sub.options()) {
+        to.push(sub.jid());
+        return;
+    }
+    let accepts = |show: Show| sub.options().show_values.contains(&show);
+    match &sub.key.full {
+        Some(full) => {
+            if presence.show(full).is_some_and(accepts) {
+                to.push(sub.jid());
+            }
+        }
+        None => to.extend(
+            presence
+                .resources(sub.bare())
+                .filter(|(_, show)| accepts(*show))
+                .filter_map(|(res, _)| sub.bare().with_resource_str(res).ok().map(Jid::from)),
+        ),
+    }
+}
+
+/// Whether delivery to a subscription with `options` depends on its subscriber's
+/// presence: the node delivers by presence, or the subscription accepts only some shows
+/// (which only presence can tell).
+pub(crate) fn presence_bound(cfg: &NodeConfig, options: &SubOptions) -> bool {
+    let shows = &options.show_values;
+    cfg.presence_based_delivery || !Show::ALL.iter().all(|s| shows.contains(s))
+}
+
+/// Whether the service must learn the presence of a subscriber whose subscription is in
+/// `state` with `options`.
+pub(crate) fn needs_presence(
+    cfg: &NodeConfig,
+    state: SubscriptionState,
+    options: &SubOptions,
+) -> bool {
+    state == SubscriptionState::Subscribed
+        && (presence_bound(cfg, options)
+            || cfg.send_last_published_item == SendLastPublished::OnSubAndPresence)
+}

@@ -1,0 +1,243 @@
+//! Reading: node discovery and metadata (§5), item retrieval (§6.5) and XEP-0059 paging.
+
+use super::*;
+
+impl<S: Store> Service<S> {
+    pub(super) fn node_metadata(&self, me: &BareJid, node: &str) -> Result<Plan, Error> {
+        let n = self.node(node)?;
+        self.check(me, Question::SeeNode, n)?;
+        let with = |want: Affiliation| {
+            n.affs()
+                .filter(|(_, a)| *a == want)
+                .map(|(j, _)| j.clone())
+                .collect()
+        };
+        Ok(Plan::read(Reply::Metadata(NodeMeta {
+            node: node.to_owned(),
+            config: n.rec.config.clone(),
+            creator: n.rec.creator.clone(),
+            created: n.rec.created,
+            owners: with(Affiliation::Owner),
+            publishers: with(Affiliation::Publisher),
+            num_subscribers: n.subscribed,
+        })))
+    }
+
+    /// The nodes `me` may see, in NodeID order.
+    pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
+        self.state
+            .nodes()
+            .filter(|n| self.gate(Ask::new(me, Question::SeeNode, n)).is_allowed())
+            .map(|n| NodeSummary {
+                node: n.rec.name.clone(),
+                title: n.rec.config.title.clone(),
+            })
+            .collect()
+    }
+
+    /// The node, if `me` may retrieve its items (§6.5.9–§6.5.12), with the subid check
+    /// of §6.5.3.
+    pub(super) fn retrievable(
+        &self,
+        me: &BareJid,
+        node: &str,
+        subid: Option<&str>,
+    ) -> Result<&NodeState, Error> {
+        let n = self.node(node)?;
+        self.check(me, Action::RetrieveItems, n)?;
+        if let Some(subid) = subid.filter(|s| !s.is_empty()) {
+            let sub = self
+                .state
+                .jid_subs(n, me)
+                .find(|s| s.subid.is(subid))
+                .ok_or(Error::InvalidSubId)?;
+            if sub.state() == SubscriptionState::Pending {
+                return Err(Error::PendingSubscription);
+            }
+        }
+        Ok(n)
+    }
+
+    /// One XEP-0059 page of a list.
+    pub(super) fn page(
+        &self,
+        me: &BareJid,
+        list: PagedList,
+        rsm: &RsmQuery,
+    ) -> Result<Plan, Error> {
+        match list {
+            PagedList::Nodes => {
+                let all = self.visible_nodes(me);
+                let (start, end) = page_bounds(&all, rsm, |n| n.node.as_str())?;
+                let nodes = all[start..end].to_vec();
+                let page = RsmPage {
+                    first: nodes.first().map(|n| (n.node.clone(), start as u64)),
+                    last: nodes.last().map(|n| n.node.clone()),
+                    count: all.len() as u64,
+                };
+                Ok(Plan::read(Reply::Nodes {
+                    nodes,
+                    page: Some(page),
+                }))
+            }
+            PagedList::ItemIds { node } => {
+                let n = self.retrievable(me, &node, None)?;
+                let (items, page) = self.item_page(n, rsm)?;
+                Ok(Plan::read(Reply::ItemIds {
+                    node,
+                    ids: items.into_iter().map(|i| i.id).collect(),
+                    page: Some(page),
+                }))
+            }
+            PagedList::Items { node, subid } => {
+                let n = self.retrievable(me, &node, subid.as_deref())?;
+                let (items, page) = self.item_page(n, rsm)?;
+                Ok(Plan::read(Reply::Items {
+                    node,
+                    items,
+                    page: Some(page),
+                    with_publisher: n.rec.config.shows_publisher(),
+                }))
+            }
+        }
+    }
+
+    /// A page of a node's items, by `seq` so that items published meanwhile only ever
+    /// appear after the last page. An `after`/`before` ItemID that does not exist (any
+    /// more) is `item-not-found`, as XEP-0059 §2.1 asks.
+    pub(super) fn item_page(
+        &self,
+        n: &NodeState,
+        rsm: &RsmQuery,
+    ) -> Result<(Vec<Item>, RsmPage), Error> {
+        let uid = n.rec.uid;
+        let seq_of = |id: &str| -> Result<u64, Error> {
+            Ok(self.store.item(uid, id)?.ok_or(Error::ItemNotFound)?.seq)
+        };
+        let after = rsm.after.as_deref().map(seq_of).transpose()?;
+        let before = match rsm.before.as_deref() {
+            None | Some("") => None,
+            Some(id) => Some(seq_of(id)?),
+        };
+        let from_end = rsm.before.is_some();
+        let skip = match (from_end, after) {
+            (false, None) => rsm.index.unwrap_or(0),
+            _ => 0,
+        };
+        let range = ItemRange {
+            after,
+            before,
+            skip,
+            limit: rsm.max.unwrap_or(u64::MAX),
+            from_end,
+        };
+        let items = self.store.items_range(uid, &range)?;
+        let first = match items.first() {
+            None => None,
+            Some(i) => {
+                let index = if !from_end && after.is_none() {
+                    skip
+                } else {
+                    self.store.count_before(uid, Some(i.seq))?
+                };
+                Some((i.id.clone(), index))
+            }
+        };
+        let page = RsmPage {
+            first,
+            last: items.last().map(|i| i.id.clone()),
+            count: n.counters.count,
+        };
+        Ok((items, page))
+    }
+
+    pub(super) fn items(
+        &self,
+        me: &BareJid,
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+    ) -> Result<Plan, Error> {
+        let n = self.retrievable(me, &node, subid.as_deref())?;
+        let items = if ids.is_empty() {
+            self.store.latest_items(n.rec.uid, max_items)?
+        } else {
+            let mut found = Vec::new();
+            let mut seen = BTreeSet::new();
+            for id in &ids {
+                if seen.insert(id.as_str()) {
+                    if let Some(item) = self.store.item(n.rec.uid, id)? {
+                        found.push(item);
+                    }
+                }
+            }
+            found.sort_by_key(|i| i.seq);
+            found
+        };
+        Ok(Plan::read(Reply::Items {
+            node,
+            items,
+            page: None,
+            with_publisher: n.rec.config.shows_publisher(),
+        }))
+    }
+
+    pub(super) fn disco_nodes(&self, me: &BareJid) -> Result<Plan, Error> {
+        Ok(Plan::read(Reply::Nodes {
+            nodes: self.visible_nodes(me),
+            page: None,
+        }))
+    }
+
+    pub(super) fn disco_items(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
+        let n = self.retrievable(me, &node, None)?;
+        let ids = self
+            .store
+            .latest_items(n.rec.uid, None)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        Ok(Plan::read(Reply::ItemIds {
+            node,
+            ids,
+            page: None,
+        }))
+    }
+}
+
+/// The `[start, end)` positions of an RSM page over an in-memory list sorted by `uid`.
+/// An `after`/`before` UID not in the list is `item-not-found` (XEP-0059 §2.1).
+pub(super) fn page_bounds<T>(
+    all: &[T],
+    rsm: &RsmQuery,
+    uid: impl Fn(&T) -> &str,
+) -> Result<(usize, usize), Error> {
+    let pos = |id: &str| {
+        all.iter()
+            .position(|t| uid(t) == id)
+            .ok_or(Error::ItemNotFound)
+    };
+    let limit = rsm
+        .max
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let lo = match rsm.after.as_deref() {
+        Some(id) => pos(id)? + 1,
+        None => 0,
+    };
+    Ok(match rsm.before.as_deref() {
+        Some(b) => {
+            let hi = if b.is_empty() { all.len() } else { pos(b)? };
+            let hi = hi.max(lo);
+            (hi.saturating_sub(limit).max(lo), hi)
+        }
+        None => {
+            let skip = match (rsm.after.is_some(), rsm.index) {
+                (false, Some(i)) => usize::try_from(i).unwrap_or(usize::MAX),
+                _ => 0,
+            };
+            let start = lo.saturating_add(skip).min(all.len());
+            (start, start.saturating_add(limit).min(all.len()))
+        }
+    })
+}

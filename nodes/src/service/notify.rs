@@ -1,0 +1,153 @@
+//! Notifications: broadcasts to subscribers, notices to owners and to one subscriber.
+
+use super::*;
+
+impl<S: Store> Context for Service<S> {
+    fn presence(&self) -> &PresenceTable {
+        &self.presence
+    }
+
+    fn admitted(&self, node: &NodeState, subscriber: &BareJid) -> bool {
+        self.gate(Ask::new(subscriber, Question::ReceiveItems, node)) == Decision::Allow
+    }
+
+    fn clock_running(&self) -> bool {
+        self.clock_running
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// Who `occasion` on `n` reaches among `scope`, through the matching stage.
+    pub(super) fn recipients(
+        &self,
+        n: &NodeState,
+        occasion: Occasion<'_>,
+        scope: Scope<'_>,
+    ) -> Vec<Recipient> {
+        let occ = Occurrence {
+            node: n,
+            occasion,
+            scope,
+        };
+        self.matchers.recipients(self, &self.state, &occ)
+    }
+
+    /// One notification of `event` on `n` per recipient.
+    pub(super) fn notifications(
+        &self,
+        n: &NodeState,
+        recipients: Vec<Recipient>,
+        event: Event,
+    ) -> Vec<Notification> {
+        let event = std::sync::Arc::new(event);
+        recipients
+            .into_iter()
+            .map(|r| Notification {
+                to: r.to,
+                node: n.rec.name.clone(),
+                subids: r.subids,
+                kind: n.rec.config.notification_type,
+                include_body: r.include_body,
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    /// `event` to everyone `broadcast` on `n` reaches, walked once the change is applied.
+    pub(super) fn broadcast(&self, n: &NodeState, broadcast: Broadcast, event: Event) -> Dispatch {
+        self.fanout(n, n.rec.config.notification_type, broadcast, event)
+    }
+
+    /// Notifications to the node's owners (explicit owners; admins are not told).
+    pub(super) fn to_owners(&self, n: &NodeState, event: Event) -> Vec<Notification> {
+        let event = std::sync::Arc::new(event);
+        n.owners()
+            .map(|jid| Notification {
+                to: Jid::from(jid.clone()),
+                node: n.rec.name.clone(),
+                subids: Vec::new(),
+                kind: n.rec.config.notification_type,
+                include_body: false,
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    /// The owners' notice that `sub` is now in `state` (subscribed, or gone), when the node
+    /// asks for them (`pubsub#notify_sub`).
+    pub(super) fn subscription_news(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        state: SubscriptionState,
+    ) -> Vec<Notification> {
+        if !n.rec.config.notify_sub {
+            return Vec::new();
+        }
+        let event = Event::Subscription {
+            jid: sub.jid.clone(),
+            state,
+            subid: Some(sub.subid.clone()),
+            // A subscription that is gone has no lease to tell of.
+            expiry: sub
+                .options
+                .expire
+                .filter(|_| state != SubscriptionState::None),
+        };
+        self.to_owners(n, event)
+    }
+
+    /// The §8.6 authorization request for a pending subscription: to `only` when given
+    /// (get-pending, §8.7), else to every owner.
+    pub(super) fn authorization_requests(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        only: Option<&Jid>,
+    ) -> Vec<Notification> {
+        let event = Event::Subscription {
+            jid: sub.jid.clone(),
+            state: SubscriptionState::Pending,
+            subid: Some(sub.subid.clone()),
+            expiry: sub.options.expire,
+        };
+        let mut out = match only {
+            Some(to) => vec![Notification {
+                to: to.clone(),
+                node: n.rec.name.clone(),
+                subids: Vec::new(),
+                kind: NotificationType::Normal,
+                include_body: false,
+                event: std::sync::Arc::new(event),
+            }],
+            None => self.to_owners(n, event),
+        };
+        // A form to fill in is not a headline: it must be stored for offline owners.
+        for m in &mut out {
+            m.kind = NotificationType::Normal;
+        }
+        out
+    }
+
+    /// Tell a subscriber its subscription changed (§8.8.4).
+    pub(super) fn to_subscriber(
+        &self,
+        n: &NodeState,
+        sub: &Subscription,
+        state: SubscriptionState,
+    ) -> Notification {
+        Notification {
+            to: sub.jid.clone(),
+            node: n.rec.name.clone(),
+            subids: vec![sub.subid.clone()],
+            kind: n.rec.config.notification_type,
+            include_body: false,
+            event: std::sync::Arc::new(Event::Subscription {
+                jid: sub.jid.clone(),
+                state,
+                subid: Some(sub.subid.clone()),
+                expiry: sub.options.expire,
+            }),
+        }
+    }
+}

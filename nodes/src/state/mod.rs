@@ -1,0 +1,473 @@
+//! The engine's in-memory state: nodes with their affiliations and subscriptions, and the
+//! indexes over them. Changed only by applying committed [`Change`]s, which is also how the
+//! snapshot is loaded, so memory cannot drift from what the store holds.
+//!
+//! The representation is compact (`docs/benchmarks.md`, "Engine memory"): bare JIDs are
+//! interned ([`jids`]), subids are numbers and default options are shared ([`subs`]); the
+//! API speaks in views ([`Sub`]) and converts to [`Subscription`] at its edge.
+
+use crate::matching::needs_presence;
+use crate::model::*;
+use crate::store::Change;
+use crate::{BareJid, Jid, Millis};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod jids;
+mod subs;
+
+pub(crate) use jids::JidRef;
+use jids::{insert_sorted, remove_sorted, Jids};
+pub(crate) use subs::{format as format_subid, Planned, Sub, SubKey, SubNum};
+use subs::{SubTable, SubVal};
+
+/// One node as the engine keeps it in memory (its items stay in the store).
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState {
+    pub(crate) rec: NodeRecord,
+    pub(crate) counters: ItemCounters,
+    affs: BTreeMap<JidRef, Affiliation>,
+    subs: SubTable,
+    /// How many of `subs` are in state subscribed, kept so metadata needs no scan.
+    pub(crate) subscribed: u64,
+}
+
+impl NodeState {
+    /// `jid`'s affiliation (admins not considered: the gate does that).
+    pub(crate) fn aff(&self, jid: &BareJid) -> Affiliation {
+        self.affs.get(jid).copied().unwrap_or(Affiliation::None)
+    }
+
+    /// Every affiliation other than `none`, in JID order.
+    pub(crate) fn affs(&self) -> impl Iterator<Item = (&BareJid, Affiliation)> {
+        self.affs.iter().map(|(j, a)| (j.bare(), *a))
+    }
+
+    /// The owners (explicit ones: admins are not listed).
+    pub(crate) fn owners(&self) -> impl Iterator<Item = &BareJid> {
+        self.affs()
+            .filter(|(_, a)| *a == Affiliation::Owner)
+            .map(|(j, _)| j)
+    }
+
+    /// Every subscription, by subscriber (JID order, bare before full).
+    pub(crate) fn subs(&self) -> impl Iterator<Item = Sub<'_>> {
+        self.subs.iter()
+    }
+
+    /// The subscriptions of subscribers after `jid` (all when `None`), in the same order:
+    /// where a walk over the subscribers resumes.
+    pub(crate) fn subs_after<'a>(
+        &'a self,
+        jid: Option<&JidRef>,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        self.subs.after(jid)
+    }
+
+    /// How many subscriptions the node holds.
+    pub(crate) fn sub_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether `num` is the subid number of one of its subscriptions.
+    pub(crate) fn has_subid_num(&self, num: SubNum) -> bool {
+        self.subs.contains_num(num)
+    }
+
+    /// The subscription whose key is `key`.
+    pub(crate) fn sub(&self, key: &SubKey) -> Option<Sub<'_>> {
+        self.subs.get(key)
+    }
+}
+
+/// Where a digest subscription stands.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digest {
+    /// Items with a higher seq go into the next digest. Set when the subscription is
+    /// applied, and by the first tick (items before it went out one by one).
+    pub(crate) after_seq: u64,
+    /// When the next digest is due; `None` until the first tick schedules it.
+    pub(crate) due: Option<Millis>,
+}
+
+/// Everything the engine keeps in memory about nodes, and the indexes over it.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Bare JIDs whose presence became needed by an applied change (a subscription to a
+    /// node that delivers by presence, or such a configuration): the component asks them
+    /// for a presence subscription. Not durable: `presence_wanted` recomputes the whole
+    /// set from the subscriptions.
+    pub(crate) presence_requests: BTreeSet<BareJid>,
+    nodes: BTreeMap<String, NodeState>,
+    /// Node uid → NodeID, for changes keyed by uid.
+    uids: HashMap<u64, String>,
+    /// Every JID holding a subscription or an affiliation, interned, with what it holds.
+    jids: Jids,
+    /// The highest node uid ever handed out.
+    pub(crate) last_uid: u64,
+    /// Subscription leases (`pubsub#expire`) by end time, as (end, node uid, key): the
+    /// tick reads only the ended ones. Rebuilt from the subscriptions on load.
+    leases: BTreeSet<(Millis, u64, SubKey)>,
+    /// Digest subscriptions (`pubsub#digest`), by (node uid, key). Not durable: after a
+    /// restart a digest period starts afresh with the items published from then on.
+    pub(crate) digests: BTreeMap<(u64, SubKey), Digest>,
+}
+
+impl State {
+    /// An empty state whose uids continue after `last_uid`.
+    pub(crate) fn new(last_uid: u64) -> Self {
+        State {
+            last_uid,
+            ..State::default()
+        }
+    }
+
+    /// Apply one committed change to memory. Changes for nodes memory does not know
+    /// (possible only in a corrupt snapshot) are skipped rather than trusted.
+    pub(crate) fn apply_one(&mut self, c: &Change) {
+        match c {
+            Change::PutNode(rec) => self.put_node(rec),
+            Change::DeleteNode { name, .. } => self.remove_node(name),
+            Change::PutCounters { uid, counters } => {
+                if let Some(n) = self.uids.get(uid).and_then(|name| self.nodes.get_mut(name)) {
+                    n.counters = *counters;
+                }
+            }
+            Change::PutAffiliation {
+                node,
+                jid,
+                affiliation,
+            } => self.put_affiliation(node, jid, *affiliation),
+            Change::PutSubscription { node, sub } => self.put_subscription(node, sub),
+            Change::DeleteSubscription { node, jid, subid } => {
+                self.delete_subscription(node, jid, subid)
+            }
+            // Items (and their expiry index) live in the store only; their bookkeeping
+            // arrives as PutCounters.
+            Change::PutItem { .. }
+            | Change::DeleteItem { .. }
+            | Change::PurgeItems { .. }
+            | Change::TrimItems { .. }
+            | Change::ScheduleExpiry { .. }
+            | Change::UnscheduleExpiry { .. } => {}
+        }
+    }
+
+    fn put_node(&mut self, rec: &NodeRecord) {
+        self.last_uid = self.last_uid.max(rec.uid);
+        if let Some(n) = self.nodes.get_mut(&rec.name) {
+            if n.rec.uid == rec.uid {
+                n.rec = rec.clone();
+                for sub in n.subs.iter() {
+                    if needs_presence(&n.rec.config, sub.state(), sub.options()) {
+                        self.presence_requests.insert(sub.bare().clone());
+                    }
+                }
+                return;
+            }
+            // A different node under the same name replaces the old one whole.
+            self.remove_node(&rec.name.clone());
+        }
+        self.uids.insert(rec.uid, rec.name.clone());
+        self.nodes.insert(
+            rec.name.clone(),
+            NodeState {
+                rec: rec.clone(),
+                counters: ItemCounters::default(),
+                affs: BTreeMap::new(),
+                subs: SubTable::default(),
+                subscribed: 0,
+            },
+        );
+    }
+
+    fn put_affiliation(&mut self, node: &str, jid: &BareJid, aff: Affiliation) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let uid = n.rec.uid;
+        if aff == Affiliation::None {
+            n.affs.remove(jid);
+            if let Some(h) = self.jids.holdings_mut(jid) {
+                h.affs.retain(|(u, _)| *u != uid);
+            }
+            self.jids.release(jid);
+            return;
+        }
+        let r = self.jids.intern(jid);
+        n.affs.insert(r, aff);
+        if let Some(h) = self.jids.holdings_mut(jid) {
+            match h.affs.binary_search_by_key(&uid, |(u, _)| *u) {
+                Ok(i) => h.affs[i].1 = aff,
+                Err(i) => h.affs.insert(i, (uid, aff)),
+            }
+        }
+    }
+
+    /// `Change::PutSubscription`.
+    pub(crate) fn put_subscription(&mut self, node: &str, sub: &Subscription) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let uid = n.rec.uid;
+        let owner = self.jids.intern(&sub.jid.to_bare());
+        let (key, old, displaced) = n.subs.put(owner, sub);
+        if let Some(old) = &old {
+            if old.state == SubscriptionState::Subscribed {
+                n.subscribed = n.subscribed.saturating_sub(1);
+            }
+            if let Some(end) = old.options().expire {
+                self.leases.remove(&(end, uid, key.clone()));
+            }
+        } else if let Some(h) = self.jids.holdings_mut(&key.jid) {
+            h.subs += 1;
+            insert_sorted(&mut h.nodes, uid);
+        }
+        if let Some((k, v)) = displaced {
+            Self::unindex(
+                &mut self.jids,
+                &mut self.leases,
+                &mut self.digests,
+                n,
+                &k,
+                &v,
+            );
+        }
+        if sub.state == SubscriptionState::Subscribed {
+            n.subscribed += 1;
+        }
+        if let Some(end) = sub.options.expire {
+            self.leases.insert((end, uid, key.clone()));
+        }
+        if sub.options.digest {
+            let last_seq = n.counters.last_seq;
+            self.digests.entry((uid, key.clone())).or_insert(Digest {
+                after_seq: last_seq,
+                due: None,
+            });
+        } else if !self.digests.is_empty() {
+            self.digests.remove(&(uid, key.clone()));
+        }
+        if needs_presence(&n.rec.config, sub.state, &sub.options) {
+            self.presence_requests.insert(key.jid.bare().clone());
+        }
+    }
+
+    fn delete_subscription(&mut self, node: &str, jid: &Jid, subid: &str) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let owner = self.jids.get(&jid.to_bare()).map(|(r, _)| r.clone());
+        if let Some((k, v)) = n.subs.remove(owner.as_ref(), jid, subid) {
+            Self::unindex(
+                &mut self.jids,
+                &mut self.leases,
+                &mut self.digests,
+                n,
+                &k,
+                &v,
+            );
+        }
+    }
+
+    /// Drop what the indexes hold for a subscription just removed from `n`.
+    fn unindex(
+        jids: &mut Jids,
+        leases: &mut BTreeSet<(Millis, u64, SubKey)>,
+        digests: &mut BTreeMap<(u64, SubKey), Digest>,
+        n: &mut NodeState,
+        key: &SubKey,
+        val: &SubVal,
+    ) {
+        let uid = n.rec.uid;
+        if val.state == SubscriptionState::Subscribed {
+            n.subscribed = n.subscribed.saturating_sub(1);
+        }
+        if let Some(end) = val.options().expire {
+            leases.remove(&(end, uid, key.clone()));
+        }
+        digests.remove(&(uid, key.clone()));
+        let still_here = n.subs.of(&key.jid).next().is_some();
+        if let Some(h) = jids.holdings_mut(&key.jid) {
+            h.subs = h.subs.saturating_sub(1);
+            if !still_here {
+                remove_sorted(&mut h.nodes, uid);
+            }
+        }
+        jids.release(&key.jid);
+    }
+
+    fn remove_node(&mut self, name: &str) {
+        let Some(n) = self.nodes.remove(name) else {
+            return;
+        };
+        let uid = n.rec.uid;
+        self.uids.remove(&uid);
+        for jid in n.affs.keys() {
+            if let Some(h) = self.jids.holdings_mut(jid) {
+                h.affs.retain(|(u, _)| *u != uid);
+            }
+            self.jids.release(jid);
+        }
+        for sub in n.subs.iter() {
+            if let Some(end) = sub.options().expire {
+                self.leases.remove(&(end, uid, sub.key.clone()));
+            }
+            self.digests.remove(&(uid, sub.key.clone()));
+            if let Some(h) = self.jids.holdings_mut(sub.bare()) {
+                h.subs = h.subs.saturating_sub(1);
+                remove_sorted(&mut h.nodes, uid);
+            }
+            self.jids.release(sub.bare());
+        }
+    }
+
+    /// After loading: pack the maps built while loading (see [`SubTable::compact`]).
+    pub(crate) fn compact(&mut self) {
+        for n in self.nodes.values_mut() {
+            n.subs.compact();
+        }
+        self.jids.shrink();
+    }
+
+    // ------------------------------------------------------------------------- lookups
+
+    /// The node named `name`.
+    pub(crate) fn node(&self, name: &str) -> Option<&NodeState> {
+        self.nodes.get(name)
+    }
+
+    /// The node whose uid is `uid`.
+    pub(crate) fn node_by_uid(&self, uid: u64) -> Option<&NodeState> {
+        self.nodes.get(self.uids.get(&uid)?)
+    }
+
+    /// Whether a node is named `name`.
+    pub(crate) fn has_node(&self, name: &str) -> bool {
+        self.nodes.contains_key(name)
+    }
+
+    /// Whether a node has uid `uid`.
+    pub(crate) fn has_uid(&self, uid: u64) -> bool {
+        self.uids.contains_key(&uid)
+    }
+
+    /// Every node, in NodeID order.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &NodeState> {
+        self.nodes.values()
+    }
+
+    /// The interned `jid`, if it holds anything.
+    pub(crate) fn jid(&self, jid: &BareJid) -> Option<&JidRef> {
+        self.jids.get(jid).map(|(r, _)| r)
+    }
+
+    /// Subscriptions on `n` held by `bare` or any of its full JIDs (bare first, then full
+    /// JIDs in order; by subid within each).
+    pub(crate) fn jid_subs<'a>(
+        &'a self,
+        n: &'a NodeState,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        self.jid(bare).into_iter().flat_map(move |r| n.subs.of(r))
+    }
+
+    /// The subscription of exactly `jid` on `n` whose subid is `subid`.
+    pub(crate) fn find_sub<'a>(
+        &'a self,
+        n: &'a NodeState,
+        jid: &Jid,
+        subid: &str,
+    ) -> Option<Sub<'a>> {
+        let owner = self.jid(&jid.to_bare())?;
+        n.subs.find(owner, jid, subid)
+    }
+
+    /// Whether `bare` (or one of its full JIDs) holds a subscribed subscription on `n`.
+    pub(crate) fn is_subscribed(&self, n: &NodeState, bare: &BareJid) -> bool {
+        self.jid_subs(n, bare)
+            .any(|s| s.state() == SubscriptionState::Subscribed)
+    }
+
+    /// Every subscription of `bare` (and its full JIDs), node by node in uid order.
+    pub(crate) fn subscriptions_of<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = (&'a NodeState, Sub<'a>)> + 'a {
+        self.jids.get(bare).into_iter().flat_map(move |(r, h)| {
+            h.nodes
+                .iter()
+                .filter_map(move |uid| self.node_by_uid(*uid))
+                .flat_map(move |n| n.subs.of(r).map(move |s| (n, s)))
+        })
+    }
+
+    /// The nodes `bare` (or one of its full JIDs) subscribes to, in uid order.
+    pub(crate) fn nodes_subscribed_by<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = &'a NodeState> + 'a {
+        self.jids
+            .get(bare)
+            .into_iter()
+            .flat_map(move |(_, h)| h.nodes.iter().filter_map(move |u| self.node_by_uid(*u)))
+    }
+
+    /// How many subscriptions `bare` (and its full JIDs) holds across the service.
+    pub(crate) fn subscription_count(&self, bare: &BareJid) -> u64 {
+        self.jids.get(bare).map_or(0, |(_, h)| u64::from(h.subs))
+    }
+
+    /// Every affiliation of `bare` other than `none`, by node.
+    pub(crate) fn affiliations_of<'a>(
+        &'a self,
+        bare: &BareJid,
+    ) -> impl Iterator<Item = (&'a NodeState, Affiliation)> + 'a {
+        self.jids.get(bare).into_iter().flat_map(move |(_, h)| {
+            h.affs
+                .iter()
+                .filter_map(move |(uid, a)| Some((self.node_by_uid(*uid)?, *a)))
+        })
+    }
+
+    /// The leases ended by `now`, as (node uid, key), earliest first.
+    pub(crate) fn ended_leases(&self, now: Millis) -> Vec<(u64, SubKey)> {
+        self.leases
+            .iter()
+            .take_while(|(end, _, _)| *end <= now)
+            .map(|(_, uid, key)| (*uid, key.clone()))
+            .collect()
+    }
+
+    /// Every owner of a presence or roster node: whose rosters the service keeps.
+    pub(crate) fn roster_owners(&self) -> BTreeSet<BareJid> {
+        self.nodes
+            .values()
+            .filter(|n| {
+                matches!(
+                    n.rec.config.access_model,
+                    AccessModel::Presence | AccessModel::Roster
+                )
+            })
+            .flat_map(|n| n.owners().cloned())
+            .collect()
+    }
+
+    /// Every bare JID whose presence some subscription needs.
+    pub(crate) fn presence_wanted(&self) -> BTreeSet<BareJid> {
+        let mut out = BTreeSet::new();
+        for n in self.nodes.values() {
+            for sub in n.subs.iter() {
+                if needs_presence(&n.rec.config, sub.state(), sub.options()) {
+                    out.insert(sub.bare().clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
+    pub(crate) fn wants_presence(&self, bare: &BareJid) -> bool {
+        self.subscriptions_of(bare)
+            .any(|(n, s)| needs_presence(&n.rec.config, s.state(), s.options()))
+    }
+}

@@ -8,7 +8,8 @@ use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as D
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::ns;
 
-use super::{GET_PENDING_NODE, NS_COMMANDS};
+use super::codec::GET_PENDING_NODE;
+use crate::xml::commands::NS_COMMANDS;
 
 /// The name of get-pending in the command list.
 const GET_PENDING_NAME: &str = "Get pending subscription requests";
@@ -121,7 +122,7 @@ mod tests {
     /// command list is answered before the pubsub layer takes the node for one of its own.
     #[test]
     fn the_service_claims_commands_and_lists_get_pending() {
-        use crate::server::Roost;
+        use crate::roost::Roost;
         use clap::Parser;
         use roost_nodes::{MemStore, Policy, Service};
         use xmpp_parsers::iq::Iq;
@@ -149,10 +150,7 @@ mod tests {
             )
             .parse()
             .unwrap();
-            match r
-                .handle_stanza(Stanza::Iq(Iq::try_from(e).unwrap()))
-                .remove(0)
-            {
+            match r.exchange(Stanza::Iq(Iq::try_from(e).unwrap())).remove(0) {
                 Stanza::Iq(Iq::Result {
                     payload: Some(p), ..
                 }) => p,

@@ -1,8 +1,8 @@
 //! Engine notifications → `<message/>` stanzas (§7.1.2.1, §7.2.2.1, §8.2.5.5, §8.4.2,
 //! §8.5.2, §8.8.4, §12.5).
 //!
-//! The SHIM `<headers/>` (XEP-0131) are built by hand: xmpp-parsers 0.23 has no module for
-//! them.
+//! The SHIM `<headers/>` (XEP-0131), which xmpp-parsers 0.23 lacks, are
+//! [`crate::xml::shim::Headers`].
 
 use std::str::FromStr;
 
@@ -15,9 +15,10 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
+use super::codec::{format_datetime, payload_element};
 use super::forms::{node_config_form, subscribe_authorization_form};
-use super::{attr, format_datetime, payload_element, NS_SHIM};
-use crate::link::StanzaEncoder;
+use crate::encoder::StanzaEncoder;
+use crate::xml::shim::Headers;
 
 /// Serializes notifications for the wire, building and serializing each distinct
 /// notification once rather than once per recipient.
@@ -213,7 +214,9 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     }
     m.payloads.push(event);
     if n.subids.len() > 1 {
-        m.payloads.push(shim_subids(&n.subids));
+        // Example 104.
+        m.payloads
+            .push(Headers::subids(n.subids.iter().map(String::as_str)).into());
     }
     m
 }
@@ -303,18 +306,6 @@ fn authorization_request(
     m
 }
 
-/// `<headers xmlns='http://jabber.org/protocol/shim'>` with one SubID header per
-/// subscription (example 104).
-fn shim_subids(subids: &[String]) -> Element {
-    Element::builder("headers", NS_SHIM)
-        .append_all(subids.iter().map(|s| {
-            attr(Element::builder("header", NS_SHIM), "name", "SubID")
-                .append(s.as_str())
-                .build()
-        }))
-        .build()
-}
-
 /// The `pubsub#include_body` line: what happened, for clients that show only bodies.
 fn summary(n: &Notification) -> String {
     let node = &n.node;
@@ -341,6 +332,7 @@ fn summary(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::shim::NS_SHIM;
     use roost_nodes::{Item, NodeConfig};
 
     fn service() -> Jid {
@@ -525,7 +517,7 @@ mod tests {
         assert_eq!(s.attr("subid"), Some("123-abc"));
         let expiry = s.attr("expiry").unwrap();
         assert_eq!(
-            super::super::parse_datetime(expiry),
+            super::super::codec::parse_datetime(expiry),
             Some(1_154_304_000_000)
         );
     }

@@ -169,8 +169,11 @@ impl<S: Store> Service<S> {
 
     /// Handle one request from `actor` at time `now`.
     ///
-    /// On `Ok`, every change is durable and the notifications are ready to send. On
-    /// `Err`, nothing changed.
+    /// On `Ok`, every change is committed and applied, and the notifications are ready to
+    /// send once durable: a change is durable once the `Store::sync` that follows its commit
+    /// returns `Ok`; its reply and its notifications are sent only after that, and a failed
+    /// sync sends neither (the engine is rebuilt from what is on disk). On `Err`, nothing
+    /// changed.
     pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
         let out = self.handle_streamed(actor, req, now)?;
         Ok(Outcome {

@@ -281,11 +281,14 @@ async def scenario(ctx):
         check("the service was away; catching up" in clones["carol"].log_tail(1 << 20),
               "carol's clone did not catch up after the service was back")
         # bob's clone caught up on start and every 5 s besides.
-        passes = [l for l in clones["bob"].log_tail(1 << 20).splitlines() if l.startswith("roost-kv: caught up")]
-        check(len(passes) >= 4, f"bob's clone caught up {len(passes)} times")
+        def passes():
+            return [l for l in clones["bob"].log_tail(1 << 20).splitlines()
+                    if l.startswith("roost-kv: caught up")]
+        await until(lambda: len(passes()) >= 3, 15, "bob's clone did not catch up every 5 s",
+                    lambda: "\n".join(passes()), alive=running())
         # Nothing was lost, so once in step the copy never needed a correction: the
         # notifications and the history read meanwhile agree.
-        check(all(" 0 corrected" in l for l in passes[1:]), f"bob's catch-ups: {passes}")
+        check(all(" 0 corrected" in l for l in passes()[1:]), f"bob's catch-ups: {passes()}")
         # The watcher saw every change, in an order that gives the same map.
         check(replay(watch.out_lines()) == expected, f"the watcher's lines give {replay(watch.out_lines())}")
         # SIGTERM: the clones dump on the way out, and exit 0.

@@ -177,7 +177,11 @@ pub async fn run(s: &mut Session, args: &Args, mode: Mode) -> anyhow::Result<()>
             incoming = l.s.next() => match incoming {
                 None => bail!("the connection ended"),
                 Some(Incoming::Reconnected) => {
-                    eprintln!("roost-kv: reconnected");
+                    let watching = l.follow.as_ref().is_some_and(|f| f.copy.is_none());
+                    eprintln!(
+                        "roost-kv: reconnected{}",
+                        if watching { "; changes made meanwhile were not seen" } else { "" }
+                    );
                     l.start().await;
                     l.resend();
                 }

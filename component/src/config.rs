@@ -3,6 +3,7 @@
 //! Precedence: flag, then environment, then file, then default. Every setting exists in all
 //! three forms, so the same names appear in `--help`, the README and `roost.toml`.
 
+use crate::guard::StanzaLimits;
 use crate::quota::RateLimit;
 use crate::relay::RelaySpec;
 use clap::Parser;
@@ -72,6 +73,14 @@ pub struct Cli {
     /// Largest item payload accepted, in bytes [default: 262144].
     #[arg(long, env = "ROOST_MAX_PAYLOAD_SIZE", value_name = "BYTES")]
     pub max_payload_size: Option<u64>,
+    /// Largest stanza read from the server, in bytes; a larger one gets `policy-violation`
+    /// [default: 1048576, or 2 × max_payload_size if that is more].
+    #[arg(long, env = "ROOST_MAX_STANZA_SIZE", value_name = "BYTES")]
+    pub max_stanza_size: Option<u64>,
+    /// Deepest element nesting accepted in a stanza (the stanza itself is level 1); a deeper
+    /// one gets `policy-violation` [default: 128, at most 1024].
+    #[arg(long, env = "ROOST_MAX_STANZA_DEPTH", value_name = "LEVELS")]
+    pub max_stanza_depth: Option<u64>,
     /// Nodes one JID may own [default: 1000].
     #[arg(long, env = "ROOST_MAX_NODES_PER_JID", value_name = "N")]
     pub max_nodes_per_jid: Option<u64>,
@@ -116,6 +125,8 @@ struct FileConfig {
     create_nodes: Option<String>,
     max_items_per_node: Option<u64>,
     max_payload_size: Option<u64>,
+    max_stanza_size: Option<u64>,
+    max_stanza_depth: Option<u64>,
     max_nodes_per_jid: Option<u64>,
     max_subscriptions_per_node: Option<u64>,
     max_subscriptions_per_jid: Option<u64>,
@@ -143,6 +154,8 @@ pub struct Config {
     pub durable: bool,
     /// What the engine enforces.
     pub policy: Policy,
+    /// What one stanza read from the link may be.
+    pub limits: StanzaLimits,
     /// Per-JID request rate; `None` when turned off.
     pub rate_limit: Option<RateLimit>,
     /// Relay nodes (see [`crate::relay`]).
@@ -260,6 +273,12 @@ impl Config {
             .max_payload_size
             .min(policy.max_payload_size);
 
+        let limits = stanza_limits(
+            pick!(max_stanza_depth),
+            pick!(max_stanza_size),
+            policy.max_payload_size,
+        )?;
+
         let rate_limit = match pick!(rate_limit).unwrap_or(10_000) {
             0 => None,
             per_sec => {
@@ -302,6 +321,7 @@ impl Config {
             keepalive: Duration::from_secs(keepalive),
             durable: pick!(durable).unwrap_or(true),
             policy,
+            limits,
             rate_limit,
             relays,
         })
@@ -313,6 +333,40 @@ impl Config {
         let d = self.jid.domain().as_str();
         d.split_once('.').map(|(_, p)| p).unwrap_or(d).to_owned()
     }
+}
+
+/// The stanza limits, checked against the largest payload: a stanza limit below it would
+/// refuse with `policy-violation` payloads the node would take, and answer payloads a little
+/// over it the same way instead of with `payload-too-big` (XEP-0060 §7.1.3.4).
+fn stanza_limits(
+    depth: Option<u64>,
+    size: Option<u64>,
+    max_payload: u64,
+) -> Result<StanzaLimits, ConfigError> {
+    let max_depth = depth.unwrap_or(StanzaLimits::DEFAULT_DEPTH as u64);
+    if !(1..=StanzaLimits::MAX_DEPTH as u64).contains(&max_depth) {
+        return Err(bad(
+            "max_stanza_depth",
+            format!(
+                "{max_depth} is not between 1 and {} (parsing costs a stanza's size times its depth)",
+                StanzaLimits::MAX_DEPTH
+            ),
+        ));
+    }
+    let max_bytes = match size {
+        Some(b) if b <= max_payload => {
+            return Err(bad(
+                "max_stanza_size",
+                format!("{b} must be larger than max_payload_size ({max_payload}): raise it, or lower max_payload_size"),
+            ))
+        }
+        Some(b) => b,
+        None => (StanzaLimits::DEFAULT_BYTES as u64).max(max_payload.saturating_mul(2)),
+    };
+    Ok(StanzaLimits {
+        max_depth: max_depth as usize,
+        max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -450,6 +504,35 @@ mod tests {
         let plain = Config::resolve(cli(&["--jid", "pubsub.localhost", "--secret", "s"])).unwrap();
         assert!(plain.relays.is_empty());
         assert!(!plain.policy.is_admin(&"pubsub.localhost".parse().unwrap()));
+    }
+
+    #[test]
+    fn stanza_limits_default_and_follow_the_payload_cap() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            Config::resolve(cli(&a))
+        };
+        assert_eq!(with(&[]).unwrap().limits, StanzaLimits::default());
+        let big = with(&["--max-payload-size", "4000000"]).unwrap();
+        assert_eq!(big.limits.max_bytes, 8_000_000);
+        let set = with(&["--max-stanza-size", "300000", "--max-stanza-depth", "16"]).unwrap();
+        assert_eq!(
+            set.limits,
+            StanzaLimits {
+                max_depth: 16,
+                max_bytes: 300_000
+            }
+        );
+        for (extra, field) in [
+            (&["--max-stanza-size", "262144"][..], "max_stanza_size"),
+            (&["--max-stanza-depth", "0"][..], "max_stanza_depth"),
+            (&["--max-stanza-depth", "5000"][..], "max_stanza_depth"),
+        ] {
+            let e = with(extra).unwrap_err();
+            assert!(e.0.contains(field), "{e}");
+        }
     }
 
     #[test]

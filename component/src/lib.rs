@@ -5,6 +5,7 @@
 //! `docs/architecture.md` for the data path):
 //! - [`effects`]: what a handler produced, as a value;
 //! - [`encoder`]: stanzas serialized as the stream carries them, into a batch buffer;
+//! - [`guard`]: the stanza depth and size limits, enforced on the bytes read, before parsing;
 //! - [`link`]: the component connection, handshake and reconnection backoff;
 //! - [`xml`]: elements xmpp-parsers has no type for, declared with `xso`;
 //! - [`errors`]: the one table of stanza errors;
@@ -19,7 +20,8 @@
 //! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
 //!   then rendered;
 //! - [`recovery`]: after a storage failure, the engine rebuilt from the store;
-//! - [`ingress`]: depth and shape checks on a raw element before it is handled;
+//! - [`ingress`]: the guard's refusals and shape checks on a raw element before it is
+//!   handled;
 //! - [`iq`]: IQ requests: service-level answers, and pubsub requests through the engine;
 //! - [`rosters`]: the owners' rosters kept up to date through those permissions;
 //! - [`roost`]: one stanza, tick or connection start in, its [`effects::Effects`] out;
@@ -33,6 +35,7 @@ pub mod config;
 pub mod effects;
 pub mod encoder;
 pub mod errors;
+pub mod guard;
 pub mod ingress;
 pub mod iq;
 pub mod link;

@@ -54,10 +54,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The XML parser under tokio-xmpp builds each stanza's tree recursively, one call per
-    // nesting level, before Roost can look at it; a client's deeply nested payload (bounded
-    // only by the XMPP server's stanza size limit) would overflow the default 8 MiB stack
-    // and abort the process. The reservation is virtual: only pages touched are resident.
+    // Building, cloning, printing and dropping a stanza's tree each recurse once per nesting
+    // level (about 3.4 KiB a level in a debug build). The guard (guard.rs) bounds the depth
+    // at max_stanza_depth, at most 1024; a spawned thread's default 2 MiB would not hold
+    // that many levels, this reservation holds far more. It is virtual: only pages touched
+    // are resident.
     let worker = std::thread::Builder::new()
         .name("roost".into())
         .stack_size(STACK_BYTES)

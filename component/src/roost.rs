@@ -713,27 +713,6 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_answered_through_the_ingress_checks() {
-        let mut roost = Roost::new(
-            Service::open(MemStore::default(), Policy::default()).unwrap(),
-            &config(&[]),
-        );
-        let mut payload = Element::bare("a", "urn:x");
-        for _ in 0..1_000 {
-            payload = Element::builder("a", "urn:x").append(payload).build();
-        }
-        let mut iq: Element = "<iq xmlns='jabber:component:accept' type='set' id='deep' \
-                               from='alice@localhost/r' to='pubsub.localhost'/>"
-            .parse()
-            .unwrap();
-        iq.append_child(payload);
-        assert_eq!(
-            error_of(&roost.handle_element(iq).stanzas),
-            Some((ErrorType::Modify, DefinedCondition::PolicyViolation))
-        );
-    }
-
-    #[test]
     fn rate_limit_answers_resource_constraint_wait() {
         let mut roost = Roost::new(
             Service::open(MemStore::default(), Policy::default()).unwrap(),

@@ -67,7 +67,7 @@ pub async fn run<S: Store>(
         attempt += 1;
         info!(attempt, server = %cfg.server, "connecting as {domain}");
         let connected = tokio::select! {
-            r = link::connect(&cfg.server, &domain, &cfg.secret, cfg.keepalive) => r,
+            r = link::connect(&cfg.server, &domain, &cfg.secret, cfg.keepalive, cfg.limits) => r,
             _ = shutdown.changed() => return Ok(()),
         };
         let (mut link, mut writer) = match connected {

@@ -23,13 +23,18 @@
 //! - [`iq`]: IQ requests: service-level answers, and pubsub requests through the engine;
 //! - [`rosters`]: the owners' rosters kept up to date through those permissions;
 //! - [`roost`]: one stanza, tick or connection start in, its [`effects::Effects`] out;
-//! - [`session`]: the service loop: read a batch, handle it, sync, write.
+//! - [`session`]: the service loop: read a batch, handle it, sync, write;
+//! - [`dump`]: `roost export` / `roost import` / `roost check`, offline tools on a data
+//!   directory;
+//! - [`backup`]: online backups on SIGUSR1, taken between batches.
 //!
 //! A change is durable once the `Store::sync` that follows its commit returns `Ok`; its
 //! reply and its notifications are sent only after that, and a failed sync sends neither
 //! (the engine is rebuilt from what is on disk).
 
+pub mod backup;
 pub mod config;
+pub mod dump;
 pub mod effects;
 pub mod encoder;
 pub mod errors;
@@ -46,6 +51,7 @@ pub mod relay;
 pub mod roost;
 pub mod rosters;
 pub mod session;
+pub mod tools;
 pub mod xml;
 
 pub use config::Config;

@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let mut cli = config::Cli::parse();
+    if let Some(tool) = cli.tool.take() {
+        return roost_component::tools::run(tool);
+    }
     let check_only = cli.check_config;
     let cfg = match Config::resolve(cli) {
         Ok(c) => c,

@@ -86,3 +86,48 @@ impl SledStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_nodes::{Change, ChangeSet, Item, Jid, NodeConfig, NodeRecord, Store};
+
+    #[test]
+    fn a_backup_is_the_same_database_and_complete_once_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SledStore::open(&dir.path().join("data")).unwrap();
+        let mut c = ChangeSet::default();
+        c.push(Change::PutNode(NodeRecord {
+            name: "n".into(),
+            uid: 1,
+            creator: "a@example.org".parse().unwrap(),
+            created: 5,
+            config: NodeConfig::default(),
+        }));
+        for seq in 1..=2000 {
+            c.push(Change::PutItem {
+                uid: 1,
+                item: Item {
+                    id: format!("i{seq}"),
+                    seq,
+                    publisher: Jid::new("a@example.org/r").unwrap(),
+                    published: seq,
+                    payload: format!("<p xmlns='urn:x'>{seq}</p>"),
+                },
+            });
+        }
+        s.commit(&c).unwrap();
+        let to = dir.path().join("backups").join("one");
+        let r = s.backup_to(&to).unwrap();
+        assert!(r.keys > 2);
+        assert!(!dir.path().join("backups").join("one.tmp").exists());
+        assert!(s.backup_to(&to).is_err(), "never over an existing backup");
+        let mut copy = SledStore::open(&to).unwrap();
+        assert_eq!(copy.load().unwrap(), s.load().unwrap());
+        assert_eq!(
+            copy.latest_items(1, None).unwrap(),
+            s.latest_items(1, None).unwrap()
+        );
+        assert_eq!(copy.item(1, "i1999").unwrap().unwrap().seq, 1999);
+    }
+}

@@ -117,8 +117,9 @@ fn export(data_dir: &Path, out: Option<&Path>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            if let Some(p) = out {
-                // A partial dump must not pass for a complete one.
+            if let Some(p) = out.filter(|p| p.is_file()) {
+                // A partial dump must not pass for a complete one (a regular file only:
+                // never /dev/null or a pipe).
                 let _ = std::fs::remove_file(p);
             }
             fail(1, format!("export failed: {e}"))
@@ -127,6 +128,9 @@ fn export(data_dir: &Path, out: Option<&Path>) -> ExitCode {
 }
 
 fn import(data_dir: &Path, input: Option<&Path>) -> ExitCode {
+    if let Some(line) = lock::in_use(data_dir) {
+        return fail(2, line);
+    }
     if let Err(e) = roost_storage::bulk::refuse_non_empty(data_dir) {
         return fail(2, e);
     }

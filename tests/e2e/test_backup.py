@@ -74,9 +74,11 @@ async def test_online_backup_under_load(ctx):
             check(len(acked_after) > len(acked_before), "the service stopped serving after the backup")
 
             # Offline tools refuse the data dir the running Roost holds, in one line.
-            rc, err = tool(ctx, "check", "--data-dir", roost.data_dir)
-            check(rc == 2 and f"is in use by a running Roost (pid {roost.proc.pid})" in err
-                  and len(err.strip().splitlines()) == 1, f"check on a held data dir: rc={rc} {err!r}")
+            for args in (["check"], ["export", "--out", os.devnull], ["import"]):
+                rc, err = tool(ctx, *args, "--data-dir", roost.data_dir, stdin=subprocess.DEVNULL)
+                check(rc == 2 and f"is in use by a running Roost (pid {roost.proc.pid})" in err
+                      and len(err.strip().splitlines()) == 1,
+                      f"roost {args[0]} on a held data dir: rc={rc} {err!r}")
         finally:
             await alice.close()
             await bob.close()

@@ -139,7 +139,12 @@ fn import(data_dir: &Path, input: Option<&Path>) -> ExitCode {
             Ok(f) => dump::import(BufReader::with_capacity(1 << 20, f), data_dir),
             Err(e) => return fail(2, format!("cannot read {}: {e}", path.display())),
         },
-        None => dump::import(std::io::stdin().lock(), data_dir),
+        None => {
+            if std::io::stdin().is_terminal() {
+                return fail(2, "give the dump as FILE, or on standard input");
+            }
+            dump::import(std::io::stdin().lock(), data_dir)
+        }
     };
     match result {
         Ok(t) => {

@@ -4,8 +4,8 @@
 //! sync, before the next batch is read): every request is committed as one sled batch and
 //! nothing else writes, so the copy holds exactly the requests handled before it, a state
 //! the service was in, and includes every change acknowledged before the signal. Requests
-//! wait while it is taken (the copy reads every key once; see docs/dump-format.md for
-//! measurements).
+//! wait while it is taken (the copy reads every key once, without decoding; not yet
+//! measured on the scale data set).
 //!
 //! It goes to `DATA_DIR/backups/<UTC time>/`, a data directory of its own: restore by
 //! starting Roost with `--data-dir` on it (or a copy of it). `roost check` verifies it and

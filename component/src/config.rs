@@ -18,6 +18,9 @@ use std::time::Duration;
 #[derive(Debug, Parser, Default)]
 #[command(name = "roost", version, about, long_about = None)]
 pub struct Cli {
+    /// An offline tool instead of the service (`roost export`, `import`, `check`).
+    #[command(subcommand)]
+    pub tool: Option<crate::tools::Tool>,
     /// TOML file with any of the settings below (flags and environment variables win).
     #[arg(long, env = "ROOST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

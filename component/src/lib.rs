@@ -19,19 +19,24 @@
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
 //! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
 //!   then rendered;
+//! - [`backup`]: online backups on SIGUSR1, taken between batches;
 //! - [`recovery`]: after a storage failure, the engine rebuilt from the store;
 //! - [`ingress`]: the guard's refusals and shape checks on a raw element before it is
 //!   handled;
 //! - [`iq`]: IQ requests: service-level answers, and pubsub requests through the engine;
 //! - [`rosters`]: the owners' rosters kept up to date through those permissions;
 //! - [`roost`]: one stanza, tick or connection start in, its [`effects::Effects`] out;
-//! - [`session`]: the service loop: read a batch, handle it, sync, write.
+//! - [`session`]: the service loop: read a batch, handle it, sync, write;
+//! - [`dump`]: `roost export` / `roost import`, the XML dump of a data directory;
+//! - [`tools`]: the offline subcommands `export`, `import`, `check`.
 //!
 //! A change is durable once the `Store::sync` that follows its commit returns `Ok`; its
 //! reply and its notifications are sent only after that, and a failed sync sends neither
 //! (the engine is rebuilt from what is on disk).
 
+pub mod backup;
 pub mod config;
+pub mod dump;
 pub mod effects;
 pub mod encoder;
 pub mod errors;
@@ -49,6 +54,7 @@ pub mod relay;
 pub mod roost;
 pub mod rosters;
 pub mod session;
+pub mod tools;
 pub mod xml;
 
 pub use config::Config;

@@ -3,7 +3,7 @@
 //! and signals.
 
 use clap::Parser;
-use roost_component::{config, recovery, roost::Roost, session, Config};
+use roost_component::{backup, config, recovery, roost::Roost, session, Config};
 use roost_nodes::Service;
 use roost_storage::Reopenable;
 use std::process::ExitCode;
@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let mut cli = config::Cli::parse();
+    if let Some(tool) = cli.tool.take() {
+        return roost_component::tools::run(tool);
+    }
     let check_only = cli.check_config;
     let cfg = match Config::resolve(cli) {
         Ok(c) => c,
@@ -86,10 +89,7 @@ async fn run(cfg: Config) -> ExitCode {
             s
         }
         Err(e) => {
-            error!(
-                "cannot open the store in {}: {e} (is another roost using it? is the directory writable?)",
-                cfg.data_dir.display()
-            );
+            error!("cannot open the store in {}: {e}", cfg.data_dir.display());
             return ExitCode::FAILURE;
         }
     };
@@ -100,11 +100,17 @@ async fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut roost = Roost::new(service, &cfg).with_recovery(recovery::reopen(
-        cfg.data_dir.clone(),
-        cfg.durable,
-        cfg.policy.clone(),
-    ));
+    let backups = backup::Requests::default();
+    if let Err(e) = backups.on_sigusr1() {
+        error!("cannot listen for SIGUSR1 ({e}); online backups are off");
+    }
+    let mut roost = Roost::new(service, &cfg)
+        .with_recovery(recovery::reopen(
+            cfg.data_dir.clone(),
+            cfg.durable,
+            cfg.policy.clone(),
+        ))
+        .with_between_batches(backup::hook(cfg.data_dir.clone(), backups));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

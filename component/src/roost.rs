@@ -46,6 +46,8 @@ pub struct Roost<S: Store> {
     relays: Relays,
     /// XEP-0356 privileges and the owners' rosters.
     rosters: Rosters,
+    /// Run after each durable batch, before the next: online backups.
+    between_batches: Option<crate::backup::Hook<S>>,
 }
 
 impl<S: Store> Roost<S> {
@@ -64,7 +66,15 @@ impl<S: Store> Roost<S> {
             recovery: Recovery::default(),
             probing: Probing::default(),
             rosters: Rosters::default(),
+            between_batches: None,
         }
+    }
+
+    /// Run `hook` after each batch that is durable, before the next batch is read: no
+    /// commit is under way then (online backups, [`crate::backup`]).
+    pub fn with_between_batches(mut self, hook: crate::backup::Hook<S>) -> Self {
+        self.between_batches = Some(hook);
+        self
     }
 
     /// After a storage failure, rebuild the engine with `recover` instead of carrying on
@@ -93,6 +103,11 @@ impl<S: Store> Roost<S> {
     pub fn after_batch(&mut self, durable: bool) {
         self.recovery.after_batch(durable);
         self.try_recover();
+        if !self.is_degraded() {
+            if let Some(hook) = self.between_batches.as_mut() {
+                hook(&mut self.service);
+            }
+        }
     }
 
     /// While degraded, rebuild the engine from the store (at most once per

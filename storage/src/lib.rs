@@ -15,14 +15,20 @@
 //! sled's flush completed by an `fdatasync` of its log.
 
 pub mod apply;
+pub mod backup;
+pub mod bulk;
+pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod layout;
 mod load;
+pub mod lock;
 pub mod migrate;
 pub mod ops;
 pub mod packed;
+pub mod progress;
 mod reopen;
+mod scan;
 pub mod v1;
 
 pub use reopen::Reopenable;
@@ -71,8 +77,12 @@ pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             // tells it apart.
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_PATIENCE {
-                    return Err(StoreError(format!(
-                        "sled: {e} (is another roost using this data directory?)"
+                    let dir = config.get_path();
+                    // The data directory is the parent of `v2/`.
+                    let data_dir = dir.parent().unwrap_or(&dir);
+                    return Err(StoreError(lock::in_use_message(
+                        data_dir,
+                        lock::holder(&dir),
                     )));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));

@@ -71,6 +71,12 @@ impl Reopenable {
             .ok_or_else(|| StoreError("the store is closed for recovery".into()))
     }
 
+    /// Copies the database into the new data directory `dir` (see
+    /// [`SledStore::backup_to`]); call it only between commits.
+    pub fn backup_to(&self, dir: &Path) -> Result<crate::backup::BackupReport, StoreError> {
+        self.get()?.backup_to(dir)
+    }
+
     /// Waits until everything committed so far is on disk, e.g. on shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.get()?.flush()

@@ -15,9 +15,9 @@
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
-mod codec;
+pub(crate) mod codec;
 mod commands;
-mod forms;
+pub(crate) mod forms;
 mod mam;
 mod notify;
 mod parse;

@@ -3,6 +3,7 @@
 //! examples of the XEP that defines them.
 
 pub mod commands;
+pub mod dump;
 pub mod mam;
 pub mod privilege;
 pub mod pubsub;

@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use roost_component::{config, server, Config};
-use roost_nodes::{ChangeSet, Item, ItemRange, Policy, Service, Snapshot, Store, StoreError};
+use roost_nodes::{ChangeSet, Item, ItemRange, Loader, Policy, Service, Store, StoreError};
 use roost_storage::SledStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -143,8 +143,8 @@ impl Reopenable {
 }
 
 impl Store for Reopenable {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.get_mut()?.load()
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        self.get_mut()?.load_into(loader)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.get_mut()?.commit(changes)?;

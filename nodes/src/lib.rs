@@ -45,7 +45,9 @@ pub use request::{
     RsmPage, RsmQuery, SubscriptionChange,
 };
 pub use service::{Dispatch, Fanout, Service, Streamed};
-pub use store::{Change, ChangeSet, Expiry, ItemRange, MemStore, Snapshot, Store, StoreError};
+pub use store::{
+    Change, ChangeSet, Expiry, ItemRange, Loader, MemStore, Snapshot, Store, StoreError, SubRow,
+};
 
 pub use jid::{BareJid, FullJid, Jid};
 

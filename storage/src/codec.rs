@@ -13,7 +13,7 @@
 use roost_nodes::{
     AccessModel, Affiliation, BareJid, Item, ItemCounters, ItemReply, Jid, MaxItems, NodeConfig,
     NodeRecord, NotificationType, PublishModel, SendLastPublished, Show, StoreError, SubOptions,
-    Subscription, SubscriptionState,
+    SubRow, Subscription, SubscriptionState,
 };
 use std::str::FromStr;
 
@@ -405,6 +405,32 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
 pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, StoreError> {
     let mut r = Reader::new("subscription", v)?;
     let jid = r.jid()?;
+    let (state, options) = sub_rest(r)?;
+    Ok(Subscription {
+        jid,
+        subid,
+        state,
+        options,
+    })
+}
+
+/// Decodes a subscription stored under `subid` as a row borrowed from the record: the
+/// JID is left as stored text, for the engine to parse once per distinct JID, and
+/// options are `None` when they are the defaults, so that most rows allocate nothing.
+pub fn decode_sub_row<'a>(subid: &'a str, v: &'a [u8]) -> Result<SubRow<'a>, StoreError> {
+    let mut r = Reader::new("subscription", v)?;
+    let jid = r.str_ref()?;
+    let (state, options) = sub_rest(r)?;
+    Ok(SubRow {
+        jid,
+        subid,
+        state,
+        options: (options != SubOptions::default()).then_some(options),
+    })
+}
+
+/// The fields of a subscription record after its JID.
+fn sub_rest(mut r: Reader<'_>) -> Result<(SubscriptionState, SubOptions), StoreError> {
     let state: SubscriptionState = r.wire()?;
     let deliver = r.bool()?;
     let digest = r.bool()?;
@@ -418,19 +444,15 @@ pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, Stor
         show_values.push(r.wire::<Show>()?);
     }
     r.end()?;
-    Ok(Subscription {
-        jid,
-        subid,
-        state,
-        options: SubOptions {
-            deliver,
-            digest,
-            digest_frequency,
-            expire,
-            include_body,
-            show_values,
-        },
-    })
+    let options = SubOptions {
+        deliver,
+        digest,
+        digest_frequency,
+        expire,
+        include_body,
+        show_values,
+    };
+    Ok((state, options))
 }
 
 /// Encodes an item; the seq lives in the key.
@@ -518,7 +540,28 @@ mod tests {
         assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
         for n in 0..v.len() {
             assert!(decode_subscription("s".into(), &v[..n]).is_err());
+            assert!(decode_sub_row("s", &v[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn a_sub_row_is_the_subscription_with_default_options_left_out() {
+        let mut s = Subscription {
+            jid: Jid::new("a@b/c").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Pending,
+            options: SubOptions::default(),
+        };
+        let v = subscription(&s);
+        let row = decode_sub_row("s", &v).unwrap();
+        assert_eq!((row.jid, row.options.as_ref()), ("a@b/c", None));
+        assert_eq!(row.to_subscription().unwrap(), s);
+        s.options.digest = true;
+        s.options.show_values = vec![Show::Away];
+        let v = subscription(&s);
+        let row = decode_sub_row("s", &v).unwrap();
+        assert_eq!(row.options.as_ref(), Some(&s.options));
+        assert_eq!(row.to_subscription().unwrap(), s);
     }
 
     #[test]
@@ -534,6 +577,7 @@ mod tests {
             }
             let _ = decode_node("n".into(), &v);
             let _ = decode_subscription("s".into(), &v);
+            let _ = decode_sub_row("s", &v);
             let _ = decode_item(1, &v);
             let _ = decode_counters(&v);
             let _ = decode_affiliation(&v);

@@ -35,7 +35,7 @@ pub use reopen::Reopenable;
 
 use ops::OpCounts;
 use packed::Pending;
-use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError};
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 /// How long opening waits for the directory's lock.
@@ -263,8 +263,8 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        load::snapshot(&self.tree, &self.ops)
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        load::load_into(&self.tree, &self.ops, loader)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 //! `fdatasync` of its log.
 
 use crate::SledStore;
-use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Millis, Snapshot, Store, StoreError};
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Millis, Store, StoreError};
 use std::path::Path;
 
 /// The sled store, closable so that it can be reopened in the same process. Every `Store`
@@ -84,8 +84,8 @@ impl Reopenable {
 }
 
 impl Store for Reopenable {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.get_mut()?.load()
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        self.get_mut()?.load_into(loader)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.get_mut()?.commit(changes)?;

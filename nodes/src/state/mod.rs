@@ -1,6 +1,7 @@
 //! The engine's in-memory state: nodes with their affiliations and subscriptions, and the
-//! indexes over them. Changed only by applying committed [`Change`]s, which is also how the
-//! snapshot is loaded, so memory cannot drift from what the store holds.
+//! indexes over them. Changed only by applying committed [`Change`]s, and built at start-up
+//! from the store's rows ([`load`]) into the same state applying them would give, so
+//! memory cannot drift from what the store holds.
 //!
 //! The representation is compact (`docs/benchmarks.md`, "Engine memory"): bare JIDs are
 //! interned ([`jids`]), subids are numbers and default options are shared ([`subs`]); the
@@ -13,6 +14,7 @@ use crate::{BareJid, Jid, Millis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod jids;
+mod load;
 mod subs;
 
 pub(crate) use jids::JidRef;
@@ -113,14 +115,6 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// An empty state whose uids continue after `last_uid`.
-    pub(crate) fn new(last_uid: u64) -> Self {
-        State {
-            last_uid,
-            ..State::default()
-        }
-    }
-
     /// Apply one committed change to memory. Changes for nodes memory does not know
     /// (possible only in a corrupt snapshot) are skipped rather than trusted.
     pub(crate) fn apply_one(&mut self, c: &Change) {
@@ -319,14 +313,6 @@ impl State {
             }
             self.jids.release(sub.bare());
         }
-    }
-
-    /// After loading: pack the maps built while loading (see [`SubTable::compact`]).
-    pub(crate) fn compact(&mut self) {
-        for n in self.nodes.values_mut() {
-            n.subs.compact();
-        }
-        self.jids.shrink();
     }
 
     // ------------------------------------------------------------------------- lookups

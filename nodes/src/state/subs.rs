@@ -103,6 +103,14 @@ impl SubVal {
         }
     }
 
+    /// A value from its parts, `None` options meaning the defaults.
+    pub(crate) fn new(state: SubscriptionState, options: Option<SubOptions>) -> Self {
+        SubVal {
+            state,
+            options: options.filter(|o| o != default_options()).map(Box::new),
+        }
+    }
+
     /// The options.
     pub(crate) fn options(&self) -> &SubOptions {
         self.options.as_deref().unwrap_or(default_options())
@@ -227,6 +235,17 @@ pub(crate) struct SubTable {
 }
 
 impl SubTable {
+    /// A table of subscriptions whose subids are all of the engine's form: `entries` sorted
+    /// by key, `nums` their subid numbers, sorted, without repeats. Built from sorted runs,
+    /// the maps' nodes are full, as [`SubTable::compact`] leaves them.
+    pub(crate) fn from_sorted(entries: Vec<(SubKey, SubVal)>, nums: Vec<SubNum>) -> Self {
+        SubTable {
+            by_key: entries.into_iter().collect(),
+            nums: nums.into_iter().collect(),
+            legacy: None,
+        }
+    }
+
     /// How many subscriptions there are.
     pub(crate) fn len(&self) -> usize {
         self.by_key.len()

@@ -43,7 +43,7 @@
 #![allow(dead_code)]
 
 use roost_nodes::request::SubscriptionChange;
-use roost_nodes::store::{ChangeSet, Snapshot, StoreError};
+use roost_nodes::store::{ChangeSet, Loader, StoreError};
 use roost_nodes::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -498,8 +498,8 @@ pub fn observe<S: Store>(svc: &mut Service<S>) -> Obs {
 struct Borrowed<'a>(&'a mut MemStore);
 
 impl Store for Borrowed<'_> {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.0.load()
+    fn load_into(&mut self, l: &mut dyn Loader) -> Result<(), StoreError> {
+        self.0.load_into(l)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.0.commit(changes)

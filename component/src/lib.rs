@@ -29,6 +29,7 @@
 //! reply and its notifications are sent only after that, and a failed sync sends neither
 //! (the engine is rebuilt from what is on disk).
 
+pub mod admin;
 pub mod config;
 pub mod effects;
 pub mod encoder;
@@ -36,6 +37,7 @@ pub mod errors;
 pub mod ingress;
 pub mod iq;
 pub mod link;
+pub mod metrics;
 pub mod outbox;
 pub mod presence;
 pub mod privilege;
@@ -43,6 +45,7 @@ pub mod pubsub;
 pub mod quota;
 pub mod recovery;
 pub mod relay;
+pub mod reload;
 pub mod roost;
 pub mod rosters;
 pub mod session;

@@ -6,6 +6,7 @@
 //! [`crate::relay`], recovery in [`crate::recovery`]; what is sent, and when, is decided by
 //! the service loop ([`crate::session`]) with the [`crate::outbox`].
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use minidom::Element;
@@ -21,6 +22,7 @@ use crate::errors::{refusal, stanza_error, Refusal};
 use crate::ingress::{self, Admission};
 use crate::iq::{self, Context, Handled, IqRequest};
 use crate::link::LinkWriter;
+use crate::metrics::{Kind, Metrics};
 use crate::outbox::{Ids, Outbox};
 use crate::presence::{self, Probing};
 use crate::privilege::{self, Waiting};
@@ -46,6 +48,7 @@ pub struct Roost<S: Store> {
     relays: Relays,
     /// XEP-0356 privileges and the owners' rosters.
     rosters: Rosters,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Store> Roost<S> {
@@ -64,7 +67,21 @@ impl<S: Store> Roost<S> {
             recovery: Recovery::default(),
             probing: Probing::default(),
             rosters: Rosters::default(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Apply a reloaded configuration (see [`crate::reload`]): the engine's policy and the
+    /// request rate (every JID's allowance starts afresh).
+    pub fn reload(&mut self, cfg: &Config) {
+        self.service.set_policy(cfg.policy.clone());
+        self.quotas = cfg.rate_limit.map(Quotas::new);
+        info!("configuration reloaded: limits, admins, rate and log filter in force");
+    }
+
+    /// The service's metrics, shared with the metrics endpoint.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// After a storage failure, rebuild the engine with `recover` instead of carrying on
@@ -120,7 +137,10 @@ impl<S: Store> Roost<S> {
         buf: &mut Vec<u8>,
         budget: usize,
     ) {
-        outbox.fill(&self.service, &self.me, &mut self.ids, enc, buf, budget);
+        let sent = outbox.fill(&self.service, &self.me, &mut self.ids, enc, buf, budget);
+        if sent > 0 {
+            self.metrics.notifications.inc_by(sent);
+        }
     }
 
     /// A keepalive ping to the server.
@@ -223,9 +243,11 @@ impl<S: Store> Roost<S> {
     /// Time-driven work: presence grace, roster upkeep, relays, and the engine's own (item
     /// expiry, subscription leases, digests).
     pub fn tick(&mut self) -> Effects {
+        self.metrics.set_store_ok(!self.is_degraded());
         if self.is_degraded() {
             return Effects::none();
         }
+        self.metrics.set_totals(&self.service.stats());
         let now = now_millis();
         self.probing.tick(&mut self.service, now);
         let mut fx = if self.probing.probe_again() {
@@ -347,7 +369,9 @@ impl<S: Store> Roost<S> {
         if over_quota {
             debug!(from = %req.from, "request rate over quota");
             let refused = iq::refuse(&self.me, &req, refusal(&Refusal::RateLimited));
-            return Effects::stanza(refused);
+            let fx = Effects::stanza(refused);
+            iq::count(&self.metrics, Kind::Other, &fx);
+            return fx;
         }
         let cx = Context {
             me: &self.me,
@@ -357,6 +381,7 @@ impl<S: Store> Roost<S> {
             may_wait,
             as_of: waited_since.unwrap_or(now),
             now,
+            metrics: &self.metrics,
         };
         match iq::handle(&mut self.service, cx, &req) {
             Handled::Done(fx) => fx,

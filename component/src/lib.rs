@@ -11,11 +11,14 @@
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, notification
 //!   messages;
 //! - [`quota`]: per-JID request-rate buckets;
+//! - [`metrics`]: Prometheus metrics and health, and their HTTP endpoint;
+//! - [`admin`]: the admins' XEP-0050 commands, through the engine;
 //! - [`presence`]: presence subscriptions with users and their availability, for
 //!   presence-bound delivery;
 //! - [`privilege`]: XEP-0356 permissions, roster items and the bookkeeping of fetches;
 //! - [`relay`]: relay nodes, mirrors of nodes of other pubsub services;
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
+//! - [`reload`]: SIGHUP, the configuration read again and applied while linked;
 //! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
 //!   then rendered;
 //! - [`recovery`]: after a storage failure, the engine rebuilt from the store;

@@ -110,6 +110,17 @@ pub struct Cli {
         value_name = "LOCAL=SERVICE/NODE,…"
     )]
     pub relays: Option<Vec<String>>,
+    /// Serve Prometheus metrics at /metrics and the health at /health on this address,
+    /// e.g. 127.0.0.1:9100 [default: off].
+    #[arg(long, env = "ROOST_METRICS_LISTEN", value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+}
+
+impl Cli {
+    /// The command line and environment as at start-up, parsed again (for a reload).
+    pub fn try_parse_from_env() -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::env::args_os())
+    }
 }
 
 /// The TOML file: the same settings, with the same names in snake_case.
@@ -136,6 +147,7 @@ struct FileConfig {
     rate_limit: Option<u64>,
     rate_burst: Option<u64>,
     relays: Option<Vec<String>>,
+    metrics_listen: Option<String>,
 }
 
 /// The resolved configuration.
@@ -163,6 +175,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Relay nodes (see [`crate::relay`]).
     pub relays: Vec<RelaySpec>,
+    /// Where the metrics endpoint listens; `None`: no endpoint.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A configuration problem, phrased as one line that names the field.
@@ -315,6 +329,16 @@ impl Config {
             policy.admins.push(jid.clone());
         }
 
+        let metrics_listen = match pick!(metrics_listen).filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(a) => Some(a.trim().parse().map_err(|e| {
+                bad(
+                    "metrics_listen",
+                    format!("{a:?}: {e} (give an IP address and port, e.g. 127.0.0.1:9100)"),
+                )
+            })?),
+        };
+
         Ok(Config {
             server,
             jid,
@@ -327,6 +351,7 @@ impl Config {
             limits,
             rate_limit,
             relays,
+            metrics_listen,
         })
     }
 
@@ -536,6 +561,20 @@ mod tests {
             let e = with(extra).unwrap_err();
             assert!(e.0.contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_checked() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        assert_eq!(Config::resolve(cli(&base)).unwrap().metrics_listen, None);
+        let mut on = base.to_vec();
+        on.extend(["--metrics-listen", "127.0.0.1:9100"]);
+        let c = Config::resolve(cli(&on)).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let mut bad = base.to_vec();
+        bad.extend(["--metrics-listen", "localhost"]);
+        let e = Config::resolve(cli(&bad)).unwrap_err();
+        assert!(e.0.contains("metrics_listen"), "{e}");
     }
 
     #[test]

@@ -12,11 +12,14 @@
 //! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, notification
 //!   messages;
 //! - [`quota`]: per-JID request-rate buckets;
+//! - [`metrics`]: Prometheus metrics and health, and their HTTP endpoint;
+//! - [`admin`]: the admins' XEP-0050 commands, through the engine;
 //! - [`presence`]: presence subscriptions with users and their availability, for
 //!   presence-bound delivery;
 //! - [`privilege`]: XEP-0356 permissions, roster items and the bookkeeping of fetches;
 //! - [`relay`]: relay nodes, mirrors of nodes of other pubsub services;
 //! - [`config`]: flags, environment and TOML file into one [`Config`];
+//! - [`reload`]: SIGHUP, the configuration read again and applied while linked;
 //! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
 //!   then rendered;
 //! - [`backup`]: online backups on SIGUSR1, taken between batches;
@@ -34,6 +37,7 @@
 //! reply and its notifications are sent only after that, and a failed sync sends neither
 //! (the engine is rebuilt from what is on disk).
 
+pub mod admin;
 pub mod backup;
 pub mod config;
 pub mod dump;
@@ -44,6 +48,7 @@ pub mod guard;
 pub mod ingress;
 pub mod iq;
 pub mod link;
+pub mod metrics;
 pub mod outbox;
 pub mod presence;
 pub mod privilege;
@@ -51,6 +56,7 @@ pub mod pubsub;
 pub mod quota;
 pub mod recovery;
 pub mod relay;
+pub mod reload;
 pub mod roost;
 pub mod rosters;
 pub mod session;

@@ -164,6 +164,8 @@ async fn the_service_answers_policy_violation_and_keeps_the_link() {
         &cfg,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // No reload is sent; the sender must live until the session ends.
+    let (_reload, reloads) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
     let large = publish(
         "large",
         &format!("<b xmlns='urn:x'>{}</b>", "z".repeat(2 << 20)),
@@ -178,7 +180,7 @@ async fn the_service_answers_policy_violation_and_keeps_the_link() {
         stop.send(true).unwrap();
         got
     };
-    let (got, ran) = tokio::join!(server, session::run(&cfg, &mut roost, stopped));
+    let (got, ran) = tokio::join!(server, session::run(&cfg, &mut roost, stopped, reloads));
     ran.unwrap();
     let by_id = |id: &str| got.iter().find(|e| e.attr("id") == Some(id)).unwrap();
     for id in ["deep", "large"] {

@@ -10,7 +10,7 @@
 //!   (or the stanza error the request deserves, from [`crate::errors`]);
 //! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
 //! - `notify`: [`roost_nodes::Notification`] → `<message/>`;
-//! - `commands`: XEP-0050 discovery of the get-pending command.
+//! - `commands`: XEP-0050 discovery of the ad-hoc commands (get-pending, and the admins').
 //!
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
@@ -28,8 +28,8 @@ mod schema_tests;
 pub use crate::errors::stanza_error;
 pub(crate) use codec::serialize_payload;
 pub use codec::IqKind;
-pub use commands::command_disco;
-pub(crate) use forms::offer_roster_models;
+pub use commands::{command_disco, ADMIN_COMMANDS};
+pub(crate) use forms::{metadata_form, node_config_form, offer_roster_models};
 pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};

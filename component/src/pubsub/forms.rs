@@ -719,6 +719,7 @@ mod tests {
             notification_type: NotificationType::Normal,
             itemreply: ItemReply::Publisher,
             max_payload_size: 1028,
+            ..NodeConfig::default()
         }
     }
 
@@ -956,6 +957,7 @@ mod tests {
                 expire: None,
                 include_body: Some(false),
                 show_values: Some(vec![Show::Chat, Show::Online, Show::Away]),
+                ..SubOptionsPatch::default()
             }
         );
     }
@@ -969,6 +971,7 @@ mod tests {
             expire: Some(1_059_519_370_000),
             include_body: true,
             show_values: vec![Show::Dnd],
+            ..SubOptions::default()
         };
         let form = sub_options_form(&opts, DataFormType::Form);
         let p = parse_sub_options(&resubmit(&form)).unwrap();

@@ -40,6 +40,7 @@ struct Template {
     node: String,
     kind: NotificationType,
     include_body: bool,
+    collections: Vec<String>,
     event: std::sync::Arc<Event>,
     /// `<message` and its other attributes, up to the start tag's `>` (excluded).
     head: Vec<u8>,
@@ -52,6 +53,7 @@ impl Template {
         self.kind == n.kind
             && self.include_body == n.include_body
             && self.node == n.node
+            && self.collections == n.collections
             && (std::sync::Arc::ptr_eq(&self.event, &n.event) || self.event == n.event)
     }
 }
@@ -108,6 +110,7 @@ impl NotificationRenderer {
             node: n.node.clone(),
             kind: n.kind,
             include_body: n.include_body,
+            collections: n.collections.clone(),
             event: n.event.clone(),
             head: bytes,
             rest,
@@ -187,10 +190,10 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     if n.include_body {
         m.bodies.insert(Lang::default(), summary(n));
     }
-    let mut event: Element = PsEvent {
-        payload: event_payload(&n.node, &n.event),
-    }
-    .into();
+    let mut event: Element = match event_payload(&n.node, &n.event) {
+        Some(payload) => PsEvent { payload }.into(),
+        None => node_event(&n.node, &n.event),
+    };
     if let Event::Delete { redirect: None } = *n.event {
         // xmpp-parsers 0.23 always emits <redirect/>, even with no uri: drop the empty one.
         if let Some(d) = event.get_child_mut("delete", ns::PUBSUB_EVENT) {
@@ -212,15 +215,43 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         }
     }
     m.payloads.push(event);
-    if n.subids.len() > 1 {
-        m.payloads.push(shim_subids(&n.subids));
+    if n.subids.len() > 1 || !n.collections.is_empty() {
+        m.payloads.push(shim_headers(&n.collections, &n.subids));
     }
     m
 }
 
-fn event_payload(node: &str, event: &Event) -> Payload {
+/// The XEP-0248 events xmpp-parsers 0.23's `Payload` has no variant for (`create`,
+/// `collection`), built by hand for that reason: `<event/>` with `<create node=/>`
+/// (§notify-nodes, example 8) or `<collection node=><associate|dissociate node=/>`
+/// (§notify-associate-dissociate, examples 9 and 10).
+fn node_event(node: &str, event: &Event) -> Element {
+    let inner = match event {
+        Event::Collection { child, associate } => {
+            let change = if *associate {
+                "associate"
+            } else {
+                "dissociate"
+            };
+            attr(
+                Element::builder("collection", ns::PUBSUB_EVENT),
+                "node",
+                node,
+            )
+            .append(attr(Element::builder(change, ns::PUBSUB_EVENT), "node", child).build())
+            .build()
+        }
+        _ => attr(Element::builder("create", ns::PUBSUB_EVENT), "node", node).build(),
+    };
+    Element::builder("event", ns::PUBSUB_EVENT)
+        .append(inner)
+        .build()
+}
+
+/// The event as xmpp-parsers' `Payload`; `None` for those it has none for.
+fn event_payload(node: &str, event: &Event) -> Option<Payload> {
     let node = NodeName(node.to_owned());
-    match event {
+    Some(match event {
         // Examples 100, 101, 226.
         Event::Items {
             items,
@@ -275,7 +306,8 @@ fn event_payload(node: &str, event: &Event) -> Payload {
             subid: subid.clone().map(SubscriptionId),
             subscription: Subscription::from_str(state.as_str()).ok(),
         },
-    }
+        Event::Create | Event::Collection { .. } => return None,
+    })
 }
 
 /// The §8.6 approval request to an owner (example 189): a `pubsub#subscribe_authorization`
@@ -303,15 +335,19 @@ fn authorization_request(
     m
 }
 
-/// `<headers xmlns='http://jabber.org/protocol/shim'>` with one SubID header per
-/// subscription (example 104).
-fn shim_subids(subids: &[String]) -> Element {
+/// `<headers xmlns='http://jabber.org/protocol/shim'>`: one `Collection` header per
+/// collection the notification comes through (XEP-0248 §notify, example 7), then, when it
+/// is for several subscriptions, one `SubID` header per subscription (example 104).
+fn shim_headers(collections: &[String], subids: &[String]) -> Element {
+    let header = |name: &str, value: &str| {
+        attr(Element::builder("header", NS_SHIM), "name", name)
+            .append(value)
+            .build()
+    };
+    let subids = subids.iter().filter(|_| subids.len() > 1);
     Element::builder("headers", NS_SHIM)
-        .append_all(subids.iter().map(|s| {
-            attr(Element::builder("header", NS_SHIM), "name", "SubID")
-                .append(s.as_str())
-                .build()
-        }))
+        .append_all(collections.iter().map(|c| header("Collection", c)))
+        .append_all(subids.map(|s| header("SubID", s)))
         .build()
 }
 
@@ -332,6 +368,15 @@ fn summary(n: &Notification) -> String {
             redirect: Some(uri),
         } => format!("Node {node} was deleted; it moved to {uri}"),
         Event::Configuration { .. } => format!("The configuration of node {node} changed"),
+        Event::Create => format!("Node {node} was created"),
+        Event::Collection {
+            child,
+            associate: true,
+        } => format!("Node {child} joined collection {node}"),
+        Event::Collection {
+            child,
+            associate: false,
+        } => format!("Node {child} left collection {node}"),
         Event::Subscription { jid, state, .. } => {
             format!("The subscription of {jid} to node {node} is now {state}")
         }
@@ -354,6 +399,7 @@ mod tests {
             subids: vec![],
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(event),
         }
     }
@@ -584,6 +630,7 @@ mod tests {
             subids: Vec::new(),
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Subscription {
                 jid: subscriber.clone(),
                 state: SubscriptionState::Pending,

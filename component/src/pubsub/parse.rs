@@ -506,7 +506,9 @@ fn parse_owner(kind: IqKind, payload: &Element) -> Parsed {
             };
             Ok(Request::SetConfig { node, config })
         }
-        (OwnerPayload::Default { .. }, _) => Ok(Request::DefaultConfig),
+        (OwnerPayload::Default { .. }, _) => Ok(Request::DefaultConfig {
+            node_type: roost_nodes::NodeType::Leaf,
+        }),
         (OwnerPayload::Delete { node, redirect_uri }, _) => Ok(Request::Delete {
             node: node.0,
             redirect: redirect_uri.filter(|u| !u.is_empty()),
@@ -1382,7 +1384,12 @@ To be, or not to be: that is the question
     <default/>
   </pubsub>
 </iq>");
-        assert_eq!(r, Request::DefaultConfig);
+        assert_eq!(
+            r,
+            Request::DefaultConfig {
+                node_type: roost_nodes::NodeType::Leaf
+            }
+        );
         let r = req("<iq type='set' from='hamlet@denmark.lit/elsinore' to='pubsub.shakespeare.lit' id='delete1'>
   <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
     <delete node='princely_musings'/>

@@ -155,6 +155,20 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             rsm: page.as_ref().map(set_result),
         }
         .into(),
+        // XEP-0248 example 6: a collection's children.
+        Reply::Children { node, nodes, page } => DiscoItemsResult {
+            node: Some(node.clone()),
+            items: nodes
+                .iter()
+                .map(|n| DiscoItem {
+                    jid: service.clone(),
+                    node: Some(n.node.clone()),
+                    name: Some(n.title.clone()).filter(|t| !t.is_empty()),
+                })
+                .collect(),
+            rsm: page.as_ref().map(set_result),
+        }
+        .into(),
         // Examples 12, 14.
         Reply::Metadata(meta) => DiscoInfoResult {
             node: Some(meta.node.clone()),

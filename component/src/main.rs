@@ -93,7 +93,7 @@ const STACK_BYTES: usize = 1 << 30;
 /// write closes that gap (fsync works on the file, whichever descriptor asks).
 struct Reopenable {
     inner: Option<SledStore>,
-    /// sled's log file (`DIR/db`), when durable.
+    /// sled's log file (`SledStore::log_file`), when durable.
     log: Option<std::fs::File>,
     /// Something was committed since the last sync.
     dirty: bool,
@@ -104,7 +104,9 @@ impl Reopenable {
         let mut s = SledStore::open(path)?;
         s.set_durable(durable);
         let log = if durable {
-            let file = path.join("db");
+            let file = s
+                .log_file()
+                .ok_or_else(|| StoreError("the store has no log file to sync".into()))?;
             Some(std::fs::File::open(&file).map_err(|e| {
                 StoreError(format!("cannot open {} to sync it: {e}", file.display()))
             })?)

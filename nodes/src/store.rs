@@ -45,6 +45,11 @@ pub enum Change {
     DeleteItem { uid: u64, id: String, seq: u64 },
     /// Remove all items of a node.
     PurgeItems { uid: u64 },
+    /// Keep only the node's `keep` newest items (`pubsub#max_items`): the older ones are
+    /// gone for every read from this change on, though a store may take them off the disk
+    /// later and in bulk. One change however many items fall out, so that trimming costs
+    /// the planner no read of the oldest items and the store no write per item.
+    TrimItems { uid: u64, keep: u64 },
     /// Remember that the item at (`uid`, `seq`) expires at `at` (`pubsub#item_expire`).
     /// Entries are not removed with their item: whoever reads them checks that the item
     /// is still there, so deleting items and nodes stays as cheap as before.
@@ -287,6 +292,19 @@ impl Store for MemStore {
                 }
                 Change::PurgeItems { uid } => {
                     self.items.retain(|(u, _), _| u != uid);
+                }
+                Change::TrimItems { uid, keep } => {
+                    let held: Vec<u64> = self
+                        .items
+                        .range((*uid, 0)..=(*uid, u64::MAX))
+                        .map(|((_, seq), _)| *seq)
+                        .collect();
+                    let excess = held
+                        .len()
+                        .saturating_sub(usize::try_from(*keep).unwrap_or(usize::MAX));
+                    for seq in &held[..excess] {
+                        self.items.remove(&(*uid, *seq));
+                    }
                 }
                 Change::ScheduleExpiry { at, uid, seq } => {
                     self.expiries.insert((*at, *uid, *seq));

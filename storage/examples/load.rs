@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `--sled-default-cache` opens sled with its own default page cache (1 GiB) instead of
-//! [`roost_storage::CACHE_CAPACITY`], to see what the cap saves.
+//! [`roost_storage::CACHE_CAPACITY`], to see what the cap saves. A version-1 data dir is
+//! migrated by the open (timed as such). `LOAD_COUNT_KEYS=1` also counts the keys.
 
 use roost_nodes::{Policy, Service, Store};
 use roost_storage::SledStore;
@@ -22,13 +23,19 @@ fn rss_mb() -> u64 {
 }
 
 fn main() {
+    // Migration progress and other store messages go through tracing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let dir = std::env::args()
         .nth(1)
         .expect("usage: load DIR [--sled-default-cache]");
     let default_cache = std::env::args().nth(2).as_deref() == Some("--sled-default-cache");
     let t = Instant::now();
     let mut store = if default_cache {
-        SledStore::open_with(sled::Config::new().path(&dir)).expect("open")
+        let path = roost_storage::layout::prepare(std::path::Path::new(&dir)).expect("prepare");
+        let config = roost_storage::sled_config(&path).cache_capacity(1 << 30);
+        SledStore::open_with(config).expect("open")
     } else {
         SledStore::open(std::path::Path::new(&dir)).expect("open")
     };
@@ -37,6 +44,9 @@ fn main() {
         t.elapsed().as_secs_f64(),
         rss_mb()
     );
+    if std::env::var_os("LOAD_COUNT_KEYS").is_some() {
+        eprintln!("keys: {}", store.raw_tree().len());
+    }
     let t = Instant::now();
     let snap = store.load().expect("load");
     let subs: usize = snap.subscriptions.values().map(|m| m.len()).sum();

@@ -1,14 +1,13 @@
-//! Writes a large, synthetic Roost data set into a sled data directory, for the scale run
+//! Writes a large, synthetic Roost data set into a data directory, for the scale run
 //! (`scripts/scale`).
 //!
-//! It writes through [`SledStore::commit_no_flush`] with the very [`Change`]s the engine
-//! plans for `create`, `subscribe` and `publish` (node record, counters, owner affiliation;
-//! subscription with default options and a 16-hex-digit subid; items with a 16-hex-digit
-//! id, seq 1, 2, … and the counters), so the result is byte for byte what Roost would have
-//! written for the same requests; only many requests share one (large) batch, and nothing
-//! waits for the disk until the end. It lives here rather than in the `roost` binary
-//! because it needs nothing but the store, and an operator tool that bypasses the engine's
-//! checks has no place in the shipped binary.
+//! It drives the engine itself (`roost_nodes::Service` over the sled store) with the
+//! requests a real deployment would have received: `create` (with `pubsub#max_items`),
+//! `subscribe` and `publish`, so the result is what Roost writes for them, through the
+//! same planning and the same store code; only the syncs are batched (one flush per
+//! [`SYNC_EVERY`] requests instead of one per request) since nothing waits for an answer.
+//! `--schema 1` writes through the frozen version-1 store instead, for measuring a
+//! migration (`roost_storage::v1`).
 //!
 //! The data set (all JIDs on `localhost`):
 //! - node `scale-big` (uid 1), created by `publisher@localhost`, with `--big-subs`
@@ -18,9 +17,9 @@
 //! - nodes `scale-1` … `scale-{N-1}` (uid k+1), created by `u{k}@localhost`;
 //! - the remaining subscriptions spread round-robin over those nodes, subscription `j` by
 //!   `u{j mod 100000}@localhost`;
-//! - `--items` items spread evenly over all nodes, each with a `--payload`-byte payload,
-//!   published by the node's creator; every node's `pubsub#max_items` is its item count, so
-//!   nothing is over the limit.
+//! - `--items` items spread evenly over all nodes, each with a `--payload`-byte payload and a
+//!   16-hex-digit id, published by the node's creator; every node's `pubsub#max_items` is its
+//!   item count, so nothing is over the limit.
 //!
 //! ```sh
 //! cargo run --release -p roost-storage --example populate -- \
@@ -29,18 +28,14 @@
 //!
 //! Prints progress to stderr and one JSON line to stdout when done.
 
-use roost_nodes::{
-    Affiliation, BareJid, Change, ChangeSet, Item, ItemCounters, Jid, MaxItems, NodeConfig,
-    NodeRecord, SubOptions, Subscription, SubscriptionState,
-};
-use roost_storage::SledStore;
+use roost_nodes::{Jid, MaxItems, NewItem, NodeConfigPatch, Policy, Request, Service, Store};
+use roost_storage::{v1::V1Store, SledStore};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How many changes go into one batch: large enough that per-batch costs vanish, small
-/// enough that the batch's sorted map stays a few MB.
-const BATCH: usize = 20_000;
+/// Requests between two syncs (flushes): large enough that flushing costs nothing.
+const SYNC_EVERY: u64 = 20_000;
 
 /// Users the ordinary subscriptions are spread over.
 const USERS: u64 = 100_000;
@@ -52,13 +47,13 @@ struct Args {
     items: u64,
     payload: usize,
     big_subs: u64,
-    threads: usize,
+    schema: u32,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: populate --dir DIR [--nodes N] [--subs N] [--items N] [--payload BYTES] \
-         [--big-subs N] [--threads N]"
+         [--big-subs N] [--schema 1|2]"
     );
     std::process::exit(2)
 }
@@ -71,7 +66,7 @@ fn parse_args() -> Args {
         items: 10_000_000,
         payload: 200,
         big_subs: 100_000,
-        threads: 2,
+        schema: roost_storage::keys::SCHEMA_VERSION,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,11 +79,16 @@ fn parse_args() -> Args {
             "--items" => a.items = num(),
             "--payload" => a.payload = num() as usize,
             "--big-subs" => a.big_subs = num(),
-            "--threads" => a.threads = num().max(1) as usize,
+            "--schema" => a.schema = num() as u32,
             _ => usage(),
         }
     }
-    if a.dir.as_os_str().is_empty() || a.nodes < 2 || a.big_subs < 2 || a.big_subs > a.subs {
+    if a.dir.as_os_str().is_empty()
+        || a.nodes < 2
+        || a.big_subs < 2
+        || a.big_subs > a.subs
+        || !(1..=roost_storage::keys::SCHEMA_VERSION).contains(&a.schema)
+    {
         usage();
     }
     a
@@ -106,10 +106,6 @@ fn hex_id(z: u64) -> String {
     format!("{:016x}", mix(z))
 }
 
-fn bare(s: &str) -> BareJid {
-    BareJid::new(s).expect("valid JID")
-}
-
 fn node_name(k: u64) -> String {
     if k == 0 {
         "scale-big".to_owned()
@@ -118,12 +114,13 @@ fn node_name(k: u64) -> String {
     }
 }
 
-fn creator(k: u64) -> BareJid {
-    if k == 0 {
-        bare("publisher@localhost")
+fn creator(k: u64) -> Jid {
+    let s = if k == 0 {
+        "publisher@localhost".to_owned()
     } else {
-        bare(&format!("u{k}@localhost"))
-    }
+        format!("u{k}@localhost")
+    };
+    Jid::new(&s).expect("valid JID")
 }
 
 /// Items of node `k`: an even share, the remainder to the first nodes.
@@ -170,73 +167,112 @@ impl Progress {
     }
 }
 
-fn commit(store: &SledStore, cs: &mut ChangeSet) {
-    store.commit_no_flush(cs).expect("commit");
-    cs.0.clear();
+fn main() {
+    // Migration progress and other store messages go through tracing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let a = parse_args();
+    std::fs::create_dir_all(&a.dir).expect("create data dir");
+    let (keys, secs) = if a.schema == 1 {
+        let store = V1Store::open(&a.dir).expect("open store");
+        let started = Instant::now();
+        run(&a, store);
+        let keys = V1Store::open(&a.dir).expect("reopen").raw_tree().len();
+        (keys, started.elapsed().as_secs_f64())
+    } else {
+        let store = SledStore::open(&a.dir).expect("open store");
+        let started = Instant::now();
+        run(&a, store);
+        let keys = SledStore::open(&a.dir).expect("reopen").raw_tree().len();
+        (keys, started.elapsed().as_secs_f64())
+    };
+    println!(
+        "{{\"populate_s\":{secs:.1},\"nodes\":{},\"subs\":{},\"items\":{},\"payload\":{},\"big_subs\":{},\"schema\":{},\"keys\":{keys}}}",
+        a.nodes, a.subs, a.items, a.payload, a.big_subs, a.schema
+    );
 }
 
-fn main() {
-    let a = parse_args();
-    let started = Instant::now();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
-    std::fs::create_dir_all(&a.dir).expect("create data dir");
-    let store = SledStore::open(&a.dir).expect("open store");
-    if store.raw_tree().len() > 1 {
+/// Handles one request, syncing every [`SYNC_EVERY`].
+struct Driver<S: Store> {
+    svc: Service<S>,
+    now: u64,
+    since_sync: u64,
+}
+
+impl<S: Store> Driver<S> {
+    fn handle(&mut self, actor: &Jid, req: Request) {
+        self.now += 1;
+        if let Err(e) = self.svc.handle(actor, req, self.now) {
+            panic!("populate: request refused: {e:?}");
+        }
+        self.since_sync += 1;
+        if self.since_sync >= SYNC_EVERY {
+            self.sync();
+        }
+    }
+
+    fn sync(&mut self) {
+        self.svc.store_mut().sync().expect("sync");
+        self.since_sync = 0;
+    }
+}
+
+fn run<S: Store>(a: &Args, store: S) {
+    let mut probe = store;
+    if !probe.load().expect("load").nodes.is_empty() {
         eprintln!(
             "populate: {} already holds data; give an empty directory",
             a.dir.display()
         );
         std::process::exit(1);
     }
+    let policy = Policy {
+        max_subscriptions_per_jid: u64::MAX,
+        max_nodes_per_jid: u64::MAX,
+        max_items_per_node: u64::MAX,
+        ..Policy::default()
+    };
+    let svc = Service::open(probe, policy).expect("open service");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let mut d = Driver {
+        svc,
+        now,
+        since_sync: 0,
+    };
 
-    // Nodes (create: record, counters, owner affiliation), single-threaded because every
-    // PutNode reads and raises `last_uid`.
     let p = Progress::new("nodes", a.nodes);
-    let mut cs = ChangeSet::default();
     for k in 0..a.nodes {
-        let per_node = items_of(&a, k).max(1);
-        let config = NodeConfig {
-            max_items: MaxItems::Count(per_node),
-            ..NodeConfig::default()
+        let config = NodeConfigPatch {
+            max_items: Some(MaxItems::Count(items_of(a, k).max(1))),
+            ..NodeConfigPatch::default()
         };
-        let uid = k + 1;
-        cs.push(Change::PutNode(NodeRecord {
-            name: node_name(k),
-            uid,
-            creator: creator(k),
-            created: now,
-            config,
-        }));
-        cs.push(Change::PutCounters {
-            uid,
-            counters: ItemCounters::default(),
-        });
-        cs.push(Change::PutAffiliation {
-            node: node_name(k),
-            jid: creator(k),
-            affiliation: Affiliation::Owner,
-        });
-        if cs.0.len() >= BATCH {
-            p.add(cs.0.len() as u64 / 3);
-            commit(&store, &mut cs);
-        }
+        d.handle(
+            &creator(k),
+            Request::Create {
+                node: Some(node_name(k)),
+                config: Some(config),
+            },
+        );
+        p.add(1);
     }
-    p.add(cs.0.len() as u64 / 3);
-    commit(&store, &mut cs);
 
     // Subscriptions: the big node's first, then the rest round-robin over the other nodes.
     let p = Progress::new("subscriptions", a.subs);
-    let sub = |node: u64, jid: String, n: u64| Change::PutSubscription {
-        node: node_name(node),
-        sub: Subscription {
-            jid: Jid::new(&jid).expect("valid JID"),
-            subid: hex_id(n),
-            state: SubscriptionState::Subscribed,
-            options: SubOptions::default(),
-        },
+    let subscribe = |d: &mut Driver<S>, node: u64, jid: String| {
+        let jid = Jid::new(&jid).expect("valid JID");
+        d.handle(
+            &jid,
+            Request::Subscribe {
+                node: node_name(node),
+                jid: jid.clone(),
+                options: None,
+            },
+        );
+        p.add(1);
     };
     for i in 0..a.big_subs {
         let jid = match i {
@@ -244,86 +280,39 @@ fn main() {
             1 => "zlast@localhost".to_owned(),
             _ => format!("u{}@localhost", i - 2),
         };
-        cs.push(sub(0, jid, i));
-        if cs.0.len() >= BATCH {
-            p.add(cs.0.len() as u64);
-            commit(&store, &mut cs);
-        }
+        subscribe(&mut d, 0, jid);
     }
     for j in 0..a.subs - a.big_subs {
         let node = 1 + j % (a.nodes - 1);
-        cs.push(sub(
-            node,
-            format!("u{}@localhost", j % USERS),
-            a.big_subs + j,
-        ));
-        if cs.0.len() >= BATCH {
-            p.add(cs.0.len() as u64);
-            commit(&store, &mut cs);
-        }
+        subscribe(&mut d, node, format!("u{}@localhost", j % USERS));
     }
-    p.add(cs.0.len() as u64);
-    commit(&store, &mut cs);
 
-    // Items (publish: the item and the counters), in parallel: nodes share no key here.
+    // Items, node by node.
     let p = Progress::new("items", a.items);
-    let filler = {
+    let payload = {
         let head = "<entry xmlns='urn:roost:scale'>";
         let tail = "</entry>";
         let body = a.payload.saturating_sub(head.len() + tail.len());
         format!("{head}{}{tail}", "x".repeat(body))
     };
-    std::thread::scope(|s| {
-        for t in 0..a.threads {
-            let (a, store, p, filler) = (&a, &store, &p, &filler);
-            s.spawn(move || {
-                let mut cs = ChangeSet::default();
-                let mut k = t as u64;
-                let mut pending = 0u64;
-                while k < a.nodes {
-                    let uid = k + 1;
-                    let n = items_of(a, k);
-                    let publisher = Jid::new(&format!("{}/populate", creator(k))).expect("jid");
-                    for seq in 1..=n {
-                        cs.push(Change::PutItem {
-                            uid,
-                            item: Item {
-                                id: hex_id((uid << 32) | seq),
-                                seq,
-                                publisher: publisher.clone(),
-                                published: now,
-                                payload: filler.clone(),
-                            },
-                        });
-                    }
-                    cs.push(Change::PutCounters {
-                        uid,
-                        counters: ItemCounters {
-                            count: n,
-                            last_seq: n,
-                        },
-                    });
-                    pending += n;
-                    if cs.0.len() >= BATCH {
-                        commit(store, &mut cs);
-                        p.add(pending);
-                        pending = 0;
-                    }
-                    k += a.threads as u64;
-                }
-                commit(store, &mut cs);
-                p.add(pending);
-            });
+    for k in 0..a.nodes {
+        let uid = k + 1;
+        let publisher = Jid::new(&format!("{}/populate", creator(k))).expect("jid");
+        for seq in 1..=items_of(a, k) {
+            d.handle(
+                &publisher,
+                Request::Publish {
+                    node: node_name(k),
+                    item: Some(NewItem {
+                        id: Some(hex_id((uid << 32) | seq)),
+                        payload: Some(payload.clone()),
+                    }),
+                    options: None,
+                },
+            );
+            p.add(1);
         }
-    });
-
+    }
     eprintln!("populate: flushing");
-    store.flush().expect("flush");
-    let keys = store.raw_tree().len();
-    drop(store);
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{{\"populate_s\":{secs:.1},\"nodes\":{},\"subs\":{},\"items\":{},\"payload\":{},\"big_subs\":{},\"keys\":{keys}}}",
-        a.nodes, a.subs, a.items, a.payload, a.big_subs
-    );
+    d.sync();
 }

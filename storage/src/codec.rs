@@ -116,13 +116,18 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Result<String, StoreError> {
+        self.str_ref().map(str::to_owned)
+    }
+
+    /// A string borrowed from the record: no allocation.
+    fn str_ref(&mut self) -> Result<&'a str, StoreError> {
         let b = self.take(4)?;
         let len = <[u8; 4]>::try_from(b)
             .map(u32::from_be_bytes)
             .map_err(|_| self.err("truncated"))?;
         let len = usize::try_from(len).map_err(|_| self.err("string too long"))?;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| self.err("invalid UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| self.err("invalid UTF-8"))
     }
 
     fn opt_u64(&mut self) -> Result<Option<u64>, StoreError> {
@@ -145,19 +150,19 @@ impl<'a> Reader<'a> {
     }
 
     fn wire<T: FromStr>(&mut self) -> Result<T, StoreError> {
-        let s = self.str()?;
+        let s = self.str_ref()?;
         s.parse()
             .map_err(|_| self.err(&format!("unknown value {s:?}")))
     }
 
     fn jid(&mut self) -> Result<Jid, StoreError> {
-        let s = self.str()?;
-        Jid::new(&s).map_err(|e| self.err(&format!("bad JID {s:?}: {e}")))
+        let s = self.str_ref()?;
+        Jid::new(s).map_err(|e| self.err(&format!("bad JID {s:?}: {e}")))
     }
 
     fn bare_jid(&mut self) -> Result<BareJid, StoreError> {
-        let s = self.str()?;
-        BareJid::new(&s).map_err(|e| self.err(&format!("bad bare JID {s:?}: {e}")))
+        let s = self.str_ref()?;
+        BareJid::new(s).map_err(|e| self.err(&format!("bad bare JID {s:?}: {e}")))
     }
 
     fn at_end(&self) -> bool {
@@ -346,6 +351,60 @@ pub fn decode_counters(v: &[u8]) -> Result<ItemCounters, StoreError> {
     Ok(c)
 }
 
+/// What a schema-2 store keeps per node about its items (key `0x02`): the engine's
+/// counters, plus the trim floor (items with a lower seq are gone for every read) and the
+/// number of items at or above it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    /// As the engine last wrote them.
+    pub counters: ItemCounters,
+    /// Every item below this seq is gone.
+    pub floor: u64,
+    /// Items stored at or above `floor`.
+    pub live: u64,
+}
+
+/// The record format of [`Head`] (a new record, so its own format number: a version-1
+/// counters row can never be read as one).
+pub const HEAD_FORMAT: u8 = 2;
+
+/// Encodes a [`Head`].
+pub fn head(h: &Head) -> Vec<u8> {
+    let mut v = Vec::with_capacity(33);
+    v.push(HEAD_FORMAT);
+    for n in [h.counters.count, h.counters.last_seq, h.floor, h.live] {
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+    v
+}
+
+/// Decodes a [`Head`].
+pub fn decode_head(v: &[u8]) -> Result<Head, StoreError> {
+    let err = || StoreError(format!("corrupt item head record {v:02x?}"));
+    let (&format, rest) = v.split_first().ok_or_else(err)?;
+    if format != HEAD_FORMAT {
+        return Err(StoreError(format!(
+            "item head record has unknown format {format} (this Roost reads format {HEAD_FORMAT})"
+        )));
+    }
+    if rest.len() != 32 {
+        return Err(err());
+    }
+    let n = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rest[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(b)
+    };
+    Ok(Head {
+        counters: ItemCounters {
+            count: n(0),
+            last_seq: n(1),
+        },
+        floor: n(2),
+        live: n(3),
+    })
+}
+
 /// Encodes an affiliation.
 pub fn affiliation(a: Affiliation) -> Vec<u8> {
     let mut w = Writer::new();
@@ -399,7 +458,8 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     w.0
 }
 
-/// Decodes a subscription stored under `subid`.
+/// Decodes a subscription stored under `subid`. Its JID is parsed from the record's
+/// bytes in place (one allocation, the JID's own).
 pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, StoreError> {
     let mut r = Reader::new("subscription", v)?;
     let jid = r.jid()?;

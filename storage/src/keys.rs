@@ -1,34 +1,48 @@
-//! The key layout of Roost's sled database, all of it, in one place.
+//! The key layout of Roost's sled database (schema version 2), all of it, in one place.
 //!
 //! Everything lives in ONE sled tree ([`TREE`]) so that a whole
 //! [`ChangeSet`](roost_nodes::ChangeSet) becomes one `sled::Batch`, which sled applies
 //! atomically. Each key starts with a one-byte tag naming its table. Integers are
-//! big-endian so that byte order equals numeric order (items scan in `seq` order).
-//! Strings are written as a big-endian `u32` length followed by their UTF-8 bytes, so no
-//! string is a prefix of another's encoding and `tag + str(node)` is a safe scan prefix.
+//! big-endian so that byte order equals numeric order. Strings in keys are a big-endian
+//! `u32` length followed by their UTF-8 bytes, so no string is a prefix of another's
+//! encoding and `tag + str(node)` is a safe scan prefix.
 //!
-//! | tag    | key after the tag                  | value                                  |
-//! |--------|------------------------------------|----------------------------------------|
-//! | `0x00` | `b"schema"`                        | schema version, `u32` BE               |
-//! | `0x00` | `b"last_uid"`                      | highest node uid handed out, `u64` BE  |
-//! | `0x01` | `str(node)`                        | node record (`codec::node`)            |
-//! | `0x02` | `uid u64`                          | item counters (`codec::counters`)      |
-//! | `0x03` | `str(node) str(bare jid)`          | affiliation (`codec::affiliation`)     |
-//! | `0x04` | `str(bare jid) str(node)`          | affiliation (mirror of `0x03`)         |
-//! | `0x05` | `str(node) str(subid)`             | subscription (`codec::subscription`)   |
-//! | `0x06` | `str(bare jid) str(node) str(subid)` | empty (index of `0x05` by JID)       |
-//! | `0x07` | `uid u64` `seq u64`                | item (`codec::item`)                   |
-//! | `0x08` | `uid u64` `str(item id)`           | the item's `seq`, `u64` BE             |
-//! | `0x09` | `at u64` `uid u64` `seq u64`       | empty (item expiry, by time)           |
+//! | tag    | key after the tag               | value                                          |
+//! |--------|---------------------------------|------------------------------------------------|
+//! | `0x00` | `b"schema"`                     | schema version, `u32` BE                       |
+//! | `0x00` | `b"last_uid"`                   | highest node uid handed out, `u64` BE          |
+//! | `0x01` | `str(node)`                     | node record (`codec::node`)                    |
+//! | `0x02` | `uid u64`                       | item counters and trim floor (`codec::head`)   |
+//! | `0x03` | `str(node)` + bare JID bytes    | bucket: bare JID → affiliation                 |
+//! | `0x05` | `str(node)` + subid bytes       | bucket: subid → subscription                   |
+//! | `0x07` | `uid u64` + `seq u64`           | bucket: seq → item                             |
+//! | `0x08` | `uid u64` + item id bytes       | bucket: item id → seq                          |
+//! | `0x09` | `at u64` `uid u64` `seq u64`    | empty (item expiry, by time)                   |
+//!
+//! **Buckets** (`0x03`, `0x05`, `0x07`, `0x08`; [`crate::packed`]) hold many entries of one
+//! map under one sled key: `prefix + lower bound`, where the prefix names the map (a node's
+//! subscriptions, a node's items…) and the lower bound is an entry key no greater than any
+//! entry in the bucket. An entry lives in the bucket with the greatest lower bound not above
+//! its key. Why: sled 0.34 keeps an in-memory page-table entry (about 300 bytes) for every
+//! tree node, and a leaf holds at most 16 keys, so its resident memory grows with the number
+//! of keys. Version 1 had one key per item, per item id, per subscription and per
+//! affiliation, plus a by-JID index row for the last two (never read: the engine indexes
+//! by JID in memory): 22.4 M keys and 834 MB resident after opening the scale data set.
+//!
+//! **Trimming** (`pubsub#max_items`) is lazy and in bulk: `0x02` holds a *floor* seq below
+//! which every item is gone for every read, and the number of live items (at or above the
+//! floor). A trim moves the floor; a bucket of items is deleted once all of it is below the
+//! floor, and entries below it are dropped whenever their bucket is rewritten anyway. Id
+//! index entries pointing below the floor are stale, ignored on read and dropped in the same
+//! way; every other index entry is exact.
 //!
 //! Rows `0x09` are ordered by expiry time so that finding the due ones reads only those.
 //! They are not removed with their item or node (that would need a scan): a stale row is
-//! recognised when read (no item at that seq) and removed then. Older Roosts never read
-//! tag `0x09`, so adding it needed no schema bump.
+//! recognised when read (no item at that seq) and removed then.
 //!
-//! Rows `0x04` and `0x06` are indexes: every write of `0x03`/`0x05` writes or removes
-//! them in the same batch. A change to this layout (or to a value encoding) that an older
-//! Roost could misread must bump [`SCHEMA_VERSION`].
+//! A change to this layout (or to a value encoding) that an older Roost could misread must
+//! bump [`SCHEMA_VERSION`] and add a migration ([`crate::migrate`]). Version 1 is described
+//! in [`crate::v1::keys`].
 
 use roost_nodes::StoreError;
 
@@ -36,27 +50,22 @@ use roost_nodes::StoreError;
 pub const TREE: &[u8] = b"roost";
 
 /// The layout version this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Tag of the meta table.
 pub const META: u8 = 0x00;
 /// Tag of node records by name.
 pub const NODE: u8 = 0x01;
-/// Tag of item counters by node uid.
+/// Tag of item counters and trim floors by node uid.
 pub const COUNTERS: u8 = 0x02;
-/// Tag of affiliations by (node, jid).
-pub const AFF: u8 = 0x03;
-/// Tag of affiliations by (jid, node).
-pub const AFF_BY_JID: u8 = 0x04;
-/// Tag of subscriptions by (node, subid).
-pub const SUB: u8 = 0x05;
-/// Tag of the subscription index by (bare jid, node, subid).
-pub const SUB_BY_JID: u8 = 0x06;
-/// Tag of items by (uid, seq).
-pub const ITEM: u8 = 0x07;
-/// Tag of the item id index by (uid, id).
-pub const ITEM_ID: u8 = 0x08;
-
+/// Tag of affiliation buckets by node.
+pub const AFFS: u8 = 0x03;
+/// Tag of subscription buckets by node.
+pub const SUBS: u8 = 0x05;
+/// Tag of item buckets by node uid.
+pub const ITEMS: u8 = 0x07;
+/// Tag of item id index buckets by node uid.
+pub const IDS: u8 = 0x08;
 /// Tag of the item expiry index by (time, uid, seq).
 pub const EXPIRY: u8 = 0x09;
 
@@ -85,94 +94,69 @@ fn put_str(k: &mut Vec<u8>, s: &str) {
     k.extend_from_slice(s.as_bytes());
 }
 
-fn tagged(tag: u8) -> Vec<u8> {
-    vec![tag]
+fn with_str(tag: u8, s: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + s.len() + 24);
+    k.push(tag);
+    put_str(&mut k, s);
+    k
+}
+
+fn with_uid(tag: u8, uid: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + 24);
+    k.push(tag);
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
 }
 
 /// Node record key.
 pub fn node(name: &str) -> Vec<u8> {
-    let mut k = tagged(NODE);
-    put_str(&mut k, name);
-    k
+    with_str(NODE, name)
 }
 
 /// Counters key.
 pub fn counters(uid: u64) -> Vec<u8> {
-    let mut k = tagged(COUNTERS);
+    with_uid(COUNTERS, uid)
+}
+
+/// Prefix of the affiliation buckets of one node.
+pub fn affs(node: &str) -> Vec<u8> {
+    with_str(AFFS, node)
+}
+
+/// Prefix of the subscription buckets of one node.
+pub fn subs(node: &str) -> Vec<u8> {
+    with_str(SUBS, node)
+}
+
+/// Prefix of the item buckets of one node; entry keys are [`seq`].
+pub fn items(uid: u64) -> Vec<u8> {
+    with_uid(ITEMS, uid)
+}
+
+/// Prefix of the item id index buckets of one node; entry keys are the ids' bytes.
+pub fn ids(uid: u64) -> Vec<u8> {
+    with_uid(IDS, uid)
+}
+
+/// An item's entry key in its node's item map.
+pub fn seq(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Decodes an item entry key.
+pub fn decode_seq(k: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(k)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError(format!("corrupt item seq {k:02x?}")))
+}
+
+/// Item expiry key.
+pub fn expiry(at: u64, uid: u64, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.push(EXPIRY);
+    k.extend_from_slice(&at.to_be_bytes());
     k.extend_from_slice(&uid.to_be_bytes());
-    k
-}
-
-/// Affiliation key by node then jid.
-pub fn aff(node: &str, jid: &str) -> Vec<u8> {
-    let mut k = aff_prefix(node);
-    put_str(&mut k, jid);
-    k
-}
-
-/// Prefix of every affiliation of one node.
-pub fn aff_prefix(node: &str) -> Vec<u8> {
-    let mut k = tagged(AFF);
-    put_str(&mut k, node);
-    k
-}
-
-/// Affiliation key by jid then node.
-pub fn aff_by_jid(jid: &str, node: &str) -> Vec<u8> {
-    let mut k = tagged(AFF_BY_JID);
-    put_str(&mut k, jid);
-    put_str(&mut k, node);
-    k
-}
-
-/// Subscription key.
-pub fn sub(node: &str, subid: &str) -> Vec<u8> {
-    let mut k = sub_prefix(node);
-    put_str(&mut k, subid);
-    k
-}
-
-/// Prefix of every subscription of one node.
-pub fn sub_prefix(node: &str) -> Vec<u8> {
-    let mut k = tagged(SUB);
-    put_str(&mut k, node);
-    k
-}
-
-/// Subscription index key.
-pub fn sub_by_jid(bare: &str, node: &str, subid: &str) -> Vec<u8> {
-    let mut k = tagged(SUB_BY_JID);
-    put_str(&mut k, bare);
-    put_str(&mut k, node);
-    put_str(&mut k, subid);
-    k
-}
-
-/// Item key.
-pub fn item(uid: u64, seq: u64) -> Vec<u8> {
-    let mut k = item_prefix(uid);
     k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// Prefix of every item of one node.
-pub fn item_prefix(uid: u64) -> Vec<u8> {
-    let mut k = tagged(ITEM);
-    k.extend_from_slice(&uid.to_be_bytes());
-    k
-}
-
-/// Item id index key.
-pub fn item_id(uid: u64, id: &str) -> Vec<u8> {
-    let mut k = item_id_prefix(uid);
-    put_str(&mut k, id);
-    k
-}
-
-/// Prefix of every item id index row of one node.
-pub fn item_id_prefix(uid: u64) -> Vec<u8> {
-    let mut k = tagged(ITEM_ID);
-    k.extend_from_slice(&uid.to_be_bytes());
     k
 }
 
@@ -206,7 +190,7 @@ impl<'a> KeyReader<'a> {
             .ok_or_else(|| corrupt(self.what, key))
     }
 
-    fn str(&mut self, key: &[u8]) -> Result<String, StoreError> {
+    fn str(&mut self, key: &[u8]) -> Result<&'a str, StoreError> {
         let len = self
             .take(4)
             .and_then(|b| b.try_into().ok())
@@ -216,7 +200,7 @@ impl<'a> KeyReader<'a> {
             .ok()
             .and_then(|n| self.take(n))
             .ok_or_else(|| corrupt(self.what, key))?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(self.what, key))
+        std::str::from_utf8(bytes).map_err(|_| corrupt(self.what, key))
     }
 
     fn end(self, key: &[u8]) -> Result<(), StoreError> {
@@ -232,8 +216,8 @@ fn corrupt(what: &str, key: &[u8]) -> StoreError {
     StoreError(format!("corrupt {what} key {key:02x?}"))
 }
 
-/// Decodes a node record key into the node name.
-pub fn decode_node(key: &[u8]) -> Result<String, StoreError> {
+/// Decodes a node record key into the node name, borrowed from the key.
+pub fn decode_node(key: &[u8]) -> Result<&str, StoreError> {
     let mut r = KeyReader::new(key, NODE, "node")?;
     let name = r.str(key)?;
     r.end(key)?;
@@ -248,59 +232,20 @@ pub fn decode_counters(key: &[u8]) -> Result<u64, StoreError> {
     Ok(uid)
 }
 
-/// Decodes an affiliation key into (node, jid).
-pub fn decode_aff(key: &[u8]) -> Result<(String, String), StoreError> {
-    let mut r = KeyReader::new(key, AFF, "affiliation")?;
+/// Splits a bucket key of a map keyed by node name (`tag` [`AFFS`] or [`SUBS`]) into the
+/// node name and the bucket's lower bound.
+pub fn decode_node_bucket(tag: u8, key: &[u8]) -> Result<(&str, &[u8]), StoreError> {
+    let mut r = KeyReader::new(key, tag, "bucket")?;
     let node = r.str(key)?;
-    let jid = r.str(key)?;
-    r.end(key)?;
-    Ok((node, jid))
+    Ok((node, r.rest))
 }
 
-/// Decodes an affiliation-by-jid key into (jid, node).
-pub fn decode_aff_by_jid(key: &[u8]) -> Result<(String, String), StoreError> {
-    let mut r = KeyReader::new(key, AFF_BY_JID, "affiliation index")?;
-    let jid = r.str(key)?;
-    let node = r.str(key)?;
-    r.end(key)?;
-    Ok((jid, node))
-}
-
-/// Decodes a subscription key into (node, subid).
-pub fn decode_sub(key: &[u8]) -> Result<(String, String), StoreError> {
-    let mut r = KeyReader::new(key, SUB, "subscription")?;
-    let node = r.str(key)?;
-    let subid = r.str(key)?;
-    r.end(key)?;
-    Ok((node, subid))
-}
-
-/// Decodes a subscription index key into (bare jid, node, subid).
-pub fn decode_sub_by_jid(key: &[u8]) -> Result<(String, String, String), StoreError> {
-    let mut r = KeyReader::new(key, SUB_BY_JID, "subscription index")?;
-    let bare = r.str(key)?;
-    let node = r.str(key)?;
-    let subid = r.str(key)?;
-    r.end(key)?;
-    Ok((bare, node, subid))
-}
-
-/// Decodes an item key into (uid, seq).
-pub fn decode_item(key: &[u8]) -> Result<(u64, u64), StoreError> {
-    let mut r = KeyReader::new(key, ITEM, "item")?;
+/// Splits a bucket key of a map keyed by node uid (`tag` [`ITEMS`] or [`IDS`]) into the
+/// uid and the bucket's lower bound.
+pub fn decode_uid_bucket(tag: u8, key: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let mut r = KeyReader::new(key, tag, "bucket")?;
     let uid = r.u64(key)?;
-    let seq = r.u64(key)?;
-    r.end(key)?;
-    Ok((uid, seq))
-}
-
-/// Item expiry key.
-pub fn expiry(at: u64, uid: u64, seq: u64) -> Vec<u8> {
-    let mut k = tagged(EXPIRY);
-    k.extend_from_slice(&at.to_be_bytes());
-    k.extend_from_slice(&uid.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+    Ok((uid, r.rest))
 }
 
 /// Decodes an item expiry key into (at, uid, seq).
@@ -313,16 +258,7 @@ pub fn decode_expiry(key: &[u8]) -> Result<(u64, u64, u64), StoreError> {
     Ok((at, uid, seq))
 }
 
-/// Decodes an item id index key into (uid, id).
-pub fn decode_item_id(key: &[u8]) -> Result<(u64, String), StoreError> {
-    let mut r = KeyReader::new(key, ITEM_ID, "item id")?;
-    let uid = r.u64(key)?;
-    let id = r.str(key)?;
-    r.end(key)?;
-    Ok((uid, id))
-}
-
-/// Encodes a `u64` meta or index value.
+/// Encodes a `u64` meta value.
 pub fn u64_value(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
@@ -349,56 +285,50 @@ mod tests {
     fn keys_round_trip() {
         assert_eq!(decode_node(&node("n/1")).unwrap(), "n/1");
         assert_eq!(decode_counters(&counters(7)).unwrap(), 7);
-        assert_eq!(
-            decode_aff(&aff("n", "a@b")).unwrap(),
-            ("n".into(), "a@b".into())
-        );
-        assert_eq!(
-            decode_aff_by_jid(&aff_by_jid("a@b", "n")).unwrap(),
-            ("a@b".into(), "n".into())
-        );
-        assert_eq!(
-            decode_sub(&sub("n", "s1")).unwrap(),
-            ("n".into(), "s1".into())
-        );
-        assert_eq!(
-            decode_sub_by_jid(&sub_by_jid("a@b", "n", "s")).unwrap(),
-            ("a@b".into(), "n".into(), "s".into())
-        );
-        assert_eq!(decode_item(&item(3, 9)).unwrap(), (3, 9));
-        assert_eq!(decode_item_id(&item_id(3, "x")).unwrap(), (3, "x".into()));
+        let mut k = subs("n");
+        k.extend_from_slice(b"sub");
+        assert_eq!(decode_node_bucket(SUBS, &k).unwrap(), ("n", &b"sub"[..]));
+        assert!(decode_node_bucket(AFFS, &k).is_err());
+        let mut k = items(3);
+        k.extend_from_slice(&seq(9));
+        let (uid, lo) = decode_uid_bucket(ITEMS, &k).unwrap();
+        assert_eq!((uid, decode_seq(lo).unwrap()), (3, 9));
         assert_eq!(decode_expiry(&expiry(5, 3, 9)).unwrap(), (5, 3, 9));
         assert!(decode_expiry(&expiry(5, 3, 9)[..24]).is_err());
-        assert!(decode_expiry(&item(3, 9)).is_err());
     }
 
     #[test]
     fn prefixes_do_not_collide() {
         // "a" must not be a prefix of "ab" once encoded.
         assert!(!node("ab").starts_with(&node("a")));
-        assert!(!aff("ab", "j").starts_with(&aff_prefix("a")));
-        assert!(!sub("ab", "s").starts_with(&sub_prefix("a")));
-        assert!(item(1, 5).starts_with(&item_prefix(1)));
-        assert!(!item(2, 5).starts_with(&item_prefix(1)));
+        assert!(!subs("ab").starts_with(&subs("a")));
+        assert!(!affs("ab").starts_with(&affs("a")));
+        assert!(!items(2).starts_with(&items(1)));
+        assert!(!ids(1).starts_with(&items(1)));
     }
 
     #[test]
-    fn item_keys_sort_by_seq() {
-        assert!(item(1, 255) < item(1, 256));
-        assert!(item(1, u64::MAX) < item(2, 0));
-        // Expiry rows sort by time first, whatever the node.
+    fn item_buckets_sort_by_seq() {
+        let at = |uid, s| {
+            let mut k = items(uid);
+            k.extend_from_slice(&seq(s));
+            k
+        };
+        assert!(at(1, 255) < at(1, 256));
+        assert!(at(1, u64::MAX) < at(2, 0));
         assert!(expiry(255, 9, 9) < expiry(256, 0, 0));
     }
 
     #[test]
     fn truncated_keys_are_errors() {
-        let k = aff("node", "jid@x");
+        let k = node("node");
         for n in 0..k.len() {
-            assert!(decode_aff(&k[..n]).is_err());
+            assert!(decode_node(&k[..n]).is_err());
         }
-        assert!(decode_item(&node("x")).is_err());
         let mut bad = node("x");
         bad.push(0);
         assert!(decode_node(&bad).is_err());
+        assert!(decode_uid_bucket(ITEMS, &items(1)[..5]).is_err());
+        assert!(decode_seq(&[1, 2, 3]).is_err());
     }
 }

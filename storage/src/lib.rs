@@ -1,31 +1,77 @@
 //! Roost's sled store: [`SledStore`] implements the `roost_nodes` storage contract.
 //!
-//! The key layout is in [`keys`], the value encoding in [`codec`]. A commit turns the
-//! whole [`ChangeSet`] into one `sled::Batch` on one tree, which sled applies atomically,
-//! and then flushes, so that `Ok` means durable (store before ack).
+//! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
+//! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
+//! [`apply`]. A commit turns the whole [`ChangeSet`] into one `sled::Batch` on one tree,
+//! which sled applies atomically; [`Store::sync`] then flushes, so that nothing is
+//! acknowledged before it is on disk.
+//!
+//! The data directory holds the database of each schema version in a directory of its
+//! own ([`layout`]): a version-1 directory found there is migrated once ([`migrate`]).
 
+pub mod apply;
 pub mod codec;
 pub mod keys;
+pub mod layout;
+mod load;
+pub mod migrate;
+pub mod ops;
+pub mod packed;
+pub mod v1;
 
-use roost_nodes::{
-    Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError,
-};
-use std::collections::BTreeMap;
+use ops::OpCounts;
+use packed::Pending;
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError};
 use std::path::{Path, PathBuf};
 
-/// How long [`SledStore::open_with`] waits for the directory's lock.
+/// How long opening waits for the directory's lock.
 pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// sled's page cache, in bytes (sled's default is 1 GiB). Loading reads every node and
-/// subscription row once, and sled keeps what it read cached up to this size although the
-/// engine never reads those rows again (it keeps its own copy): with the default, the scale
-/// run's data set (1 000 000 subscriptions) left ~190 MB more resident after start-up
-/// (`examples/load.rs --sled-default-cache`). Items, read on demand, are what the cache is
-/// for; the recent items of the active nodes fit many times over.
+/// subscription bucket once, and sled keeps what it read cached up to this size although
+/// the engine never reads those again (it keeps its own copy). Items, read on demand, are
+/// what the cache is for; the recent items of the active nodes fit many times over.
 pub const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+/// sled's log segment size (its default is 512 KiB). A tree node larger than a quarter of
+/// a segment is written to a file of its own (a "blob"); with buckets of up to 4 KiB a leaf
+/// of 16 is 64 KiB, within a quarter of the default. Fixed when a database is created.
+pub const SEGMENT_SIZE: usize = 512 * 1024;
 
 fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
+}
+
+/// The sled configuration of a schema-2 database at `path`.
+pub fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_CAPACITY)
+        .segment_size(SEGMENT_SIZE)
+}
+
+/// Opens sled, waiting up to [`LOCK_PATIENCE`] for a lock held on the directory: after a
+/// store of this process is dropped (a reopen after a storage failure, a test reopening its
+/// database), sled's flusher thread may hold the file lock a little longer. Another
+/// process holding it still gets the error, after that wait.
+pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an io::Error of kind Other: only its message
+            // tells it apart.
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_PATIENCE {
+                    return Err(StoreError(format!(
+                        "sled: {e} (is another roost using this data directory?)"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(sled_err(e)),
+        }
+    }
 }
 
 /// The sled-backed [`Store`].
@@ -33,10 +79,13 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     path: Option<PathBuf>,
+    /// The directory sled itself uses (under `path`, see [`layout`]).
+    sled_dir: Option<PathBuf>,
     /// Something was committed since the last `sync`.
     dirty: bool,
     /// `sync` flushes to disk; off only to measure what durability costs.
     durable: bool,
+    ops: OpCounts,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -48,48 +97,29 @@ impl std::fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the database at `path`, with a page cache of
-    /// [`CACHE_CAPACITY`] bytes.
+    /// Opens (creating if needed) the data directory `path`. A version-1 directory is
+    /// migrated first, which takes a while for a large one (progress is logged).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_CAPACITY);
-        let mut s = Self::open_with(config)?;
+        let sled_dir = layout::prepare(path)?;
+        let mut s = Self::open_with(sled_config(&sled_dir))?;
         s.path = Some(path.to_owned());
+        s.sled_dir = Some(sled_dir);
         Ok(s)
     }
 
-    /// Opens a database from a sled configuration (e.g. `temporary(true)` for tests).
-    ///
-    /// A lock held on the directory is waited for up to [`LOCK_PATIENCE`]: after a store of
-    /// this process is dropped (a reopen after a storage failure, a test reopening its
-    /// database), sled's flusher thread may hold the file lock a little longer. Another
-    /// process holding it still gets the error, after that wait.
+    /// Opens a schema-2 database from a sled configuration (e.g. `temporary(true)` for
+    /// tests), stamping an empty one with the schema version.
     pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
-        let started = std::time::Instant::now();
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                // sled reports a held lock as an io::Error of kind Other: only its message
-                // tells it apart.
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    if started.elapsed() >= LOCK_PATIENCE {
-                        return Err(StoreError(format!(
-                            "sled: {e} (is another roost using this data directory?)"
-                        )));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(sled_err(e)),
-            }
-        };
+        let db = open_sled(&config)?;
         let tree = db.open_tree(keys::TREE).map_err(sled_err)?;
         let store = SledStore {
             db,
             tree,
             path: None,
+            sled_dir: None,
             dirty: false,
             durable: true,
+            ops: OpCounts::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -105,6 +135,17 @@ impl SledStore {
     /// The path given to [`SledStore::open`], if it was opened that way.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// sled's log file, whose `fdatasync` completes a flush (see docs/durability.md), if
+    /// the store was opened by path.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.sled_dir.as_ref().map(|d| d.join("db"))
+    }
+
+    /// The sled operations this store made so far (for benchmarks).
+    pub fn ops(&self) -> &OpCounts {
+        &self.ops
     }
 
     /// Refuses a database this code cannot read; stamps a fresh one with our version.
@@ -123,9 +164,9 @@ impl SledStore {
                     )))
                 } else {
                     Err(StoreError(format!(
-                        "database schema version {found} is unknown (this Roost reads version {}) \
-                         and there is no migration from it: restore a backup or start from an \
-                         empty database",
+                        "database schema version {found} found where version {} belongs: open \
+                         the data directory by path (SledStore::open) to migrate it, or restore \
+                         a backup",
                         keys::SCHEMA_VERSION
                     )))
                 }
@@ -155,10 +196,11 @@ impl SledStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut p = Pending::new(&self.tree);
+        let mut p = Pending::new(&self.tree, &self.ops);
         for c in &changes.0 {
-            p.apply(c)?;
+            apply::apply(&mut p, c)?;
         }
+        self.ops.write(p.len() as u64);
         self.tree.apply_batch(p.into_batch()).map_err(sled_err)
     }
 
@@ -172,70 +214,39 @@ impl SledStore {
         &self.tree
     }
 
-    fn items_in(
+    fn reader(&self) -> Pending<'_> {
+        Pending::new(&self.tree, &self.ops)
+    }
+
+    /// The node's live items with `lo <= seq <= hi`, oldest first, or newest first when
+    /// `rev`, as (seq, bucket, byte range of the item's record in the bucket).
+    fn walk(&self, uid: u64, lo: u64, hi: u64, rev: bool) -> Result<load::Walk<'_>, StoreError> {
+        let floor = apply::head(&self.reader(), uid)?.floor;
+        Ok(load::Walk::new(
+            &self.tree,
+            &self.ops,
+            uid,
+            lo.max(floor),
+            hi,
+            rev,
+        ))
+    }
+
+    fn decode_walk(
         &self,
-        uid: u64,
-        iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        rows: impl Iterator<Item = Result<(u64, sled::IVec, std::ops::Range<usize>), StoreError>>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        for kv in iter {
-            let (k, v) = kv.map_err(sled_err)?;
-            let (key_uid, seq) = keys::decode_item(&k)?;
-            if key_uid != uid {
-                return Err(StoreError(format!(
-                    "item key {:02x?} found under node uid {uid}",
-                    &k[..]
-                )));
-            }
-            out.push(codec::decode_item(seq, &v)?);
-        }
-        Ok(out)
+        rows.map(|r| {
+            let (seq, bucket, at) = r?;
+            codec::decode_item(seq, &bucket[at])
+        })
+        .collect()
     }
 }
 
 impl Store for SledStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
-        let mut counters = BTreeMap::new();
-        for kv in self.tree.scan_prefix([keys::COUNTERS]) {
-            let (k, v) = kv.map_err(sled_err)?;
-            counters.insert(keys::decode_counters(&k)?, codec::decode_counters(&v)?);
-        }
-
-        let mut snap = Snapshot::default();
-        for kv in self.tree.scan_prefix([keys::NODE]) {
-            let (k, v) = kv.map_err(sled_err)?;
-            let rec = codec::decode_node(keys::decode_node(&k)?, &v)?;
-            let c = counters.get(&rec.uid).copied().unwrap_or_default();
-            snap.last_uid = snap.last_uid.max(rec.uid);
-            snap.nodes.insert(rec.name.clone(), (rec, c));
-        }
-
-        for kv in self.tree.scan_prefix([keys::AFF]) {
-            let (k, v) = kv.map_err(sled_err)?;
-            let (node, jid) = keys::decode_aff(&k)?;
-            let jid = codec::parse_bare_jid(&jid)?;
-            let a = codec::decode_affiliation(&v)?;
-            // `none` is never written; should one appear it means exactly "no row".
-            if a != Affiliation::None {
-                snap.affiliations.entry(node).or_default().insert(jid, a);
-            }
-        }
-
-        for kv in self.tree.scan_prefix([keys::SUB]) {
-            let (k, v) = kv.map_err(sled_err)?;
-            let (node, subid) = keys::decode_sub(&k)?;
-            let sub = codec::decode_subscription(subid.clone(), &v)?;
-            snap.subscriptions
-                .entry(node)
-                .or_default()
-                .insert(subid, sub);
-        }
-
-        if let Some(v) = self.tree.get(keys::last_uid()).map_err(sled_err)? {
-            let stored = keys::decode_u64_value("last_uid", &v)?;
-            snap.last_uid = snap.last_uid.max(stored);
-        }
-        Ok(snap)
+        load::snapshot(&self.tree, &self.ops)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
@@ -257,11 +268,16 @@ impl Store for SledStore {
     }
 
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
-        let Some(seq) = self.tree.get(keys::item_id(uid, id)).map_err(sled_err)? else {
+        let r = self.reader();
+        let Some(seq) = apply::ids(uid).get(&r, id.as_bytes())? else {
             return Ok(None);
         };
         let seq = keys::decode_u64_value("item id index", &seq)?;
-        let Some(v) = self.tree.get(keys::item(uid, seq)).map_err(sled_err)? else {
+        // Below the floor: trimmed, and the index entry not yet dropped.
+        if seq < apply::head(&r, uid)?.floor {
+            return Ok(None);
+        }
+        let Some(v) = apply::items(uid).get(&r, &keys::seq(seq))? else {
             return Err(StoreError(format!(
                 "item index of node uid {uid} maps id {id:?} to missing seq {seq}"
             )));
@@ -278,20 +294,14 @@ impl Store for SledStore {
 
     fn latest_items(&self, uid: u64, max: Option<u64>) -> Result<Vec<Item>, StoreError> {
         let take = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-        let iter = self
-            .tree
-            .scan_prefix(keys::item_prefix(uid))
-            .rev()
-            .take(take);
-        let mut v = self.items_in(uid, iter)?;
+        let mut v = self.decode_walk(self.walk(uid, 0, u64::MAX, true)?.take(take))?;
         v.reverse();
         Ok(v)
     }
 
     fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError> {
         let take = usize::try_from(n).unwrap_or(usize::MAX);
-        let iter = self.tree.scan_prefix(keys::item_prefix(uid)).take(take);
-        self.items_in(uid, iter)
+        self.decode_walk(self.walk(uid, 0, u64::MAX, false)?.take(take))
     }
 
     fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
@@ -304,10 +314,18 @@ impl Store for SledStore {
         if lo > hi {
             return Ok(Vec::new());
         }
-        // A key range over (uid, seq): only the page's rows are read, from whichever end.
-        let iter = self.tree.range(keys::item(uid, lo)..=keys::item(uid, hi));
-        let rows = range.take(iter);
-        self.items_in(uid, rows.into_iter())
+        let skip = usize::try_from(range.skip).unwrap_or(usize::MAX);
+        let limit = usize::try_from(range.limit).unwrap_or(usize::MAX);
+        // Only the page's buckets are read, from whichever end.
+        let rows = self
+            .walk(uid, lo, hi, range.from_end)?
+            .skip(skip)
+            .take(limit);
+        let mut v = self.decode_walk(rows)?;
+        if range.from_end {
+            v.reverse();
+        }
+        Ok(v)
     }
 
     fn due_expiries(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
@@ -319,234 +337,23 @@ impl Store for SledStore {
             .keys()
             .take(limit)
         {
+            self.ops.read(1);
             out.push(keys::decode_expiry(&k.map_err(sled_err)?)?);
         }
         Ok(out)
     }
 
     fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
-        let mut n = 0u64;
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match before {
-            Some(b) => Box::new(self.tree.range(keys::item(uid, 0)..keys::item(uid, b))),
-            None => Box::new(self.tree.scan_prefix(keys::item_prefix(uid))),
+        let hi = match before {
+            Some(0) => return Ok(0),
+            Some(b) => b - 1,
+            None => u64::MAX,
         };
-        for kv in iter {
-            kv.map_err(sled_err)?;
+        let mut n = 0;
+        for r in self.walk(uid, 0, hi, false)? {
+            r?;
             n += 1;
         }
         Ok(n)
-    }
-}
-
-/// The writes of one commit, applied in order over the tree: reads see earlier changes
-/// of the same change set, so e.g. a `DeleteItem` then `PutItem` of one id composes.
-struct Pending<'a> {
-    tree: &'a sled::Tree,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl<'a> Pending<'a> {
-    fn new(tree: &'a sled::Tree) -> Self {
-        Pending {
-            tree,
-            writes: BTreeMap::new(),
-        }
-    }
-
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.writes.get(key) {
-            return Ok(v.clone());
-        }
-        Ok(self.tree.get(key).map_err(sled_err)?.map(|v| v.to_vec()))
-    }
-
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
-    }
-
-    fn del(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
-    }
-
-    /// Every live row under `prefix`, as the tree plus the pending writes show it.
-    fn scan(&self, prefix: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
-        let mut rows = BTreeMap::new();
-        for kv in self.tree.scan_prefix(prefix) {
-            let (k, v) = kv.map_err(sled_err)?;
-            rows.insert(k.to_vec(), v.to_vec());
-        }
-        for (k, v) in self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            match v {
-                Some(v) => rows.insert(k.clone(), v.clone()),
-                None => rows.remove(k),
-            };
-        }
-        Ok(rows)
-    }
-
-    /// Deletes every row under `prefix`; reads keys only, since item values can be large.
-    fn del_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
-        let mut doomed = Vec::new();
-        for k in self.tree.scan_prefix(prefix).keys() {
-            doomed.push(k.map_err(sled_err)?.to_vec());
-        }
-        // Rows written earlier in this change set, not yet in the tree.
-        doomed.extend(
-            self.writes
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .filter(|(_, v)| v.is_some())
-                .map(|(k, _)| k.clone()),
-        );
-        for k in doomed {
-            self.del(k);
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, change: &Change) -> Result<(), StoreError> {
-        match change {
-            Change::PutNode(rec) => {
-                self.put(keys::node(&rec.name), codec::node(rec));
-                let last = match self.get(&keys::last_uid())? {
-                    Some(v) => keys::decode_u64_value("last_uid", &v)?,
-                    None => 0,
-                };
-                if rec.uid > last {
-                    self.put(keys::last_uid(), keys::u64_value(rec.uid).to_vec());
-                }
-            }
-            Change::DeleteNode { name, uid } => {
-                self.del(keys::node(name));
-                self.del(keys::counters(*uid));
-                self.purge_items(*uid)?;
-                for (k, _) in self.scan(&keys::aff_prefix(name))? {
-                    let (node, jid) = keys::decode_aff(&k)?;
-                    self.del(keys::aff_by_jid(&jid, &node));
-                    self.del(k);
-                }
-                for (k, v) in self.scan(&keys::sub_prefix(name))? {
-                    let (node, subid) = keys::decode_sub(&k)?;
-                    let sub = codec::decode_subscription(subid.clone(), &v)?;
-                    self.del(keys::sub_by_jid(sub.jid.to_bare().as_str(), &node, &subid));
-                    self.del(k);
-                }
-            }
-            Change::PutCounters { uid, counters } => {
-                self.put(keys::counters(*uid), codec::counters(counters));
-            }
-            Change::PutAffiliation {
-                node,
-                jid,
-                affiliation,
-            } => {
-                let (k, idx) = (
-                    keys::aff(node, jid.as_str()),
-                    keys::aff_by_jid(jid.as_str(), node),
-                );
-                if *affiliation == Affiliation::None {
-                    self.del(k);
-                    self.del(idx);
-                } else {
-                    let v = codec::affiliation(*affiliation);
-                    self.put(k, v.clone());
-                    self.put(idx, v);
-                }
-            }
-            Change::PutSubscription { node, sub } => {
-                let k = keys::sub(node, &sub.subid);
-                let bare = sub.jid.to_bare();
-                // A replaced subscription may have belonged to another JID: drop its index row.
-                if let Some(old) = self.get(&k)? {
-                    let old = codec::decode_subscription(sub.subid.clone(), &old)?;
-                    let old_bare = old.jid.to_bare();
-                    if old_bare != bare {
-                        self.del(keys::sub_by_jid(old_bare.as_str(), node, &sub.subid));
-                    }
-                }
-                self.put(k, codec::subscription(sub));
-                self.put(
-                    keys::sub_by_jid(bare.as_str(), node, &sub.subid),
-                    Vec::new(),
-                );
-            }
-            Change::DeleteSubscription { node, jid, subid } => {
-                let k = keys::sub(node, subid);
-                // The stored JID is authoritative for the index row; the one in the change
-                // is removed too in case an index row was left under it.
-                if let Some(old) = self.get(&k)? {
-                    let old = codec::decode_subscription(subid.clone(), &old)?;
-                    self.del(keys::sub_by_jid(old.jid.to_bare().as_str(), node, subid));
-                }
-                self.del(keys::sub_by_jid(jid.to_bare().as_str(), node, subid));
-                self.del(k);
-            }
-            Change::PutItem { uid, item } => {
-                let id_key = keys::item_id(*uid, &item.id);
-                // Ids are unique within a node: an id stored at another seq is replaced.
-                if let Some(old_seq) = self.get(&id_key)? {
-                    let old_seq = keys::decode_u64_value("item id index", &old_seq)?;
-                    if old_seq != item.seq {
-                        self.del(keys::item(*uid, old_seq));
-                    }
-                }
-                let k = keys::item(*uid, item.seq);
-                // Overwriting a seq that held another id: that id no longer exists.
-                if let Some(old) = self.get(&k)? {
-                    let old_id = codec::decode_item_id(&old)?;
-                    if old_id != item.id {
-                        self.del(keys::item_id(*uid, &old_id));
-                    }
-                }
-                self.put(k, codec::item(item));
-                self.put(id_key, keys::u64_value(item.seq).to_vec());
-            }
-            Change::DeleteItem { uid, id, seq } => {
-                let k = keys::item(*uid, *seq);
-                if let Some(old) = self.get(&k)? {
-                    let old_id = codec::decode_item_id(&old)?;
-                    self.del_id_if_at(*uid, &old_id, *seq)?;
-                    self.del(k);
-                }
-                self.del_id_if_at(*uid, id, *seq)?;
-            }
-            Change::PurgeItems { uid } => self.purge_items(*uid)?,
-            Change::ScheduleExpiry { at, uid, seq } => {
-                self.put(keys::expiry(*at, *uid, *seq), Vec::new())
-            }
-            Change::UnscheduleExpiry { at, uid, seq } => self.del(keys::expiry(*at, *uid, *seq)),
-        }
-        Ok(())
-    }
-
-    /// Removes the id index row of `id` if it points at `seq` (and not at a newer item).
-    fn del_id_if_at(&mut self, uid: u64, id: &str, seq: u64) -> Result<(), StoreError> {
-        let k = keys::item_id(uid, id);
-        if let Some(v) = self.get(&k)? {
-            if keys::decode_u64_value("item id index", &v)? == seq {
-                self.del(k);
-            }
-        }
-        Ok(())
-    }
-
-    fn purge_items(&mut self, uid: u64) -> Result<(), StoreError> {
-        self.del_prefix(&keys::item_prefix(uid))?;
-        self.del_prefix(&keys::item_id_prefix(uid))
-    }
-
-    fn into_batch(self) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        for (k, v) in self.writes {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
-            }
-        }
-        b
     }
 }

@@ -1,10 +1,10 @@
 //! Behaviour of the sled store beyond the shared contract: schema versions, corruption,
-//! and whole change sets.
+//! whole change sets, and what the packed layout keeps on disk.
 
 use roost_nodes::{
     BareJid, Change, ChangeSet, Item, ItemCounters, Jid, NodeConfig, NodeRecord, Store,
 };
-use roost_storage::{keys, SledStore};
+use roost_storage::{apply, codec, keys, packed, SledStore};
 
 fn node(name: &str, uid: u64) -> NodeRecord {
     NodeRecord {
@@ -22,8 +22,23 @@ fn item(id: &str, seq: u64) -> Item {
         seq,
         publisher: Jid::new("p@example.org/r").unwrap(),
         published: seq,
-        payload: "<x/>".into(),
+        payload: format!("<x>{}</x>", "y".repeat(150)),
     }
+}
+
+fn temp() -> SledStore {
+    SledStore::open_with(sled::Config::new().temporary(true)).unwrap()
+}
+
+/// The first bucket key of a map.
+fn first_bucket(s: &SledStore, prefix: &[u8]) -> Vec<u8> {
+    s.raw_tree()
+        .scan_prefix(prefix)
+        .keys()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
@@ -32,6 +47,11 @@ fn fresh_database_is_stamped_and_reopens() {
     let s = SledStore::open(dir.path()).unwrap();
     let v = s.raw_tree().get(keys::schema()).unwrap().unwrap();
     assert_eq!(keys::decode_schema(&v).unwrap(), keys::SCHEMA_VERSION);
+    assert_eq!(
+        s.log_file().unwrap(),
+        dir.path().join(roost_storage::layout::V2).join("db")
+    );
+    assert!(s.log_file().unwrap().is_file());
     drop(s);
     SledStore::open(dir.path()).unwrap();
 }
@@ -54,16 +74,14 @@ fn newer_schema_version_is_refused() {
 }
 
 #[test]
-fn unknown_old_schema_version_and_unversioned_data_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SledStore::open(dir.path()).unwrap();
+fn older_schema_in_place_and_unversioned_data_are_refused() {
+    let s = temp();
     s.raw_tree()
-        .insert(keys::schema(), &0u32.to_be_bytes())
+        .insert(keys::schema(), &1u32.to_be_bytes())
         .unwrap();
-    s.flush().unwrap();
+    let tree = s.raw_tree().clone();
     drop(s);
-    let err = SledStore::open(dir.path()).unwrap_err().0;
-    assert!(err.contains("version 0"), "{err}");
+    drop(tree);
 
     let dir = tempfile::tempdir().unwrap();
     let s = SledStore::open(dir.path()).unwrap();
@@ -79,6 +97,16 @@ fn unknown_old_schema_version_and_unversioned_data_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = SledStore::open(dir.path()).unwrap();
     s.raw_tree()
+        .insert(keys::schema(), &1u32.to_be_bytes())
+        .unwrap();
+    s.flush().unwrap();
+    drop(s);
+    let err = SledStore::open(dir.path()).unwrap_err().0;
+    assert!(err.contains("version 1 found"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
+    s.raw_tree()
         .insert(keys::schema(), b"\x01".to_vec())
         .unwrap();
     s.flush().unwrap();
@@ -88,80 +116,149 @@ fn unknown_old_schema_version_and_unversioned_data_are_refused() {
 
 #[test]
 fn corrupt_values_are_errors_not_panics() {
-    let mut s = SledStore::open_with(sled::Config::new().temporary(true)).unwrap();
+    let mut s = temp();
     let mut cs = ChangeSet::default();
     cs.push(Change::PutNode(node("n", 1)));
-    cs.push(Change::PutItem {
+    cs.push(Change::PutCounters {
         uid: 1,
-        item: item("a", 1),
+        counters: ItemCounters::default(),
     });
+    cs.push(Change::PutAffiliation {
+        node: "n".into(),
+        jid: BareJid::new("a@example.org").unwrap(),
+        affiliation: roost_nodes::Affiliation::Owner,
+    });
+    cs.push(Change::PutSubscription {
+        node: "n".into(),
+        sub: roost_nodes::Subscription {
+            jid: Jid::new("b@example.org/r").unwrap(),
+            subid: "s".into(),
+            state: roost_nodes::SubscriptionState::Subscribed,
+            options: Default::default(),
+        },
+    });
+    for seq in 1..=40 {
+        cs.push(Change::PutItem {
+            uid: 1,
+            item: item(&format!("i{seq}"), seq),
+        });
+    }
     s.commit(&cs).unwrap();
     assert!(s.load().is_ok());
-
     let tree = s.raw_tree().clone();
-    // A node record cut short.
+
+    // A node record cut short; from an unknown future format.
     let good = tree.get(keys::node("n")).unwrap().unwrap();
     tree.insert(keys::node("n"), &good[..good.len() - 3])
         .unwrap();
     assert!(s.load().is_err());
-    // A node record from an unknown future format.
     let mut future = good.to_vec();
     future[0] = 200;
     tree.insert(keys::node("n"), future).unwrap();
-    let err = s.load().unwrap_err().0;
-    assert!(err.contains("format 200"), "{err}");
+    assert!(s.load().unwrap_err().0.contains("format 200"));
     tree.insert(keys::node("n"), good).unwrap();
     assert!(s.load().is_ok());
 
-    // Corrupt counters, affiliation, subscription rows.
-    for key in [
-        keys::counters(1),
-        keys::aff("n", "x@example.org"),
-        keys::sub("n", "s"),
-    ] {
-        tree.insert(&key, b"\x01\xff".to_vec()).unwrap();
-        assert!(s.load().is_err(), "{key:02x?}");
-        tree.remove(&key).unwrap();
+    // Corrupt head, affiliation and subscription buckets: whole and inside an entry.
+    for prefix in [keys::counters(1), keys::affs("n"), keys::subs("n")] {
+        let key = first_bucket(&s, &prefix);
+        let good = tree.get(&key).unwrap().unwrap();
+        for bad in [&b"\x01\xff"[..], &good[..good.len() - 1], &b"\x07"[..]] {
+            tree.insert(&key, bad).unwrap();
+            assert!(s.load().is_err(), "{key:02x?} {bad:02x?}");
+        }
+        tree.insert(&key, good).unwrap();
     }
-    // A JID that does not parse, in a key.
-    let bad_jid = keys::aff("n", "@@@");
-    tree.insert(
-        &bad_jid,
-        roost_storage::codec::affiliation(roost_nodes::Affiliation::Owner),
-    )
-    .unwrap();
+    // A JID that does not parse, in an affiliation bucket.
+    let key = first_bucket(&s, &keys::affs("n"));
+    let mut bad = packed::new_bucket();
+    packed::put_entry(
+        &mut bad,
+        b"@@@",
+        &codec::affiliation(roost_nodes::Affiliation::Owner),
+    );
+    let good = tree.get(&key).unwrap().unwrap();
+    tree.insert(&key, bad).unwrap();
     assert!(s.load().is_err());
-    tree.remove(&bad_jid).unwrap();
-    // A malformed key under a known tag.
-    tree.insert([keys::NODE, 0xff], b"x".to_vec()).unwrap();
-    assert!(s.load().is_err());
-    tree.remove([keys::NODE, 0xff]).unwrap();
+    tree.insert(&key, good).unwrap();
     assert!(s.load().is_ok());
 
-    // Items: corrupt value, dangling id index, short last_uid.
-    tree.insert(keys::item(1, 1), b"\x01".to_vec()).unwrap();
-    assert!(s.item(1, "a").is_err());
+    // Items: a corrupt bucket in the middle of a node's items fails every read that
+    // crosses it, rather than returning what came before it.
+    let buckets: Vec<_> = tree
+        .scan_prefix(keys::items(1))
+        .keys()
+        .map(|k| k.unwrap())
+        .collect();
+    assert!(buckets.len() >= 3, "{} buckets", buckets.len());
+    let mid = buckets[1].clone();
+    let good = tree.get(&mid).unwrap().unwrap();
+    tree.insert(&mid, &good[..good.len() - 2]).unwrap();
     assert!(s.latest_items(1, None).is_err());
-    assert!(s.oldest_items(1, 1).is_err());
-    tree.remove(keys::item(1, 1)).unwrap();
-    assert!(s.item(1, "a").is_err(), "index points at nothing");
-    tree.insert(keys::item_id(1, "a"), b"\x00".to_vec())
-        .unwrap();
-    assert!(s.item(1, "a").is_err());
-    tree.insert(keys::last_uid(), b"\x00".to_vec()).unwrap();
-    assert!(s.load().is_err());
-    // A commit that must read a corrupt row fails and applies nothing.
-    tree.insert(keys::item(1, 2), b"\x07garbage".to_vec())
-        .unwrap();
+    assert!(s.oldest_items(1, 100).is_err());
+    assert!(s.count_before(1, None).is_err());
+    // A commit that must read the corrupt bucket fails and applies nothing.
     let mut cs = ChangeSet::default();
     cs.push(Change::PutNode(node("other", 9)));
-    cs.push(Change::DeleteItem {
-        uid: 1,
-        id: "b".into(),
-        seq: 2,
-    });
+    cs.push(Change::TrimItems { uid: 1, keep: 2 });
     assert!(s.commit(&cs).is_err());
     assert!(tree.get(keys::node("other")).unwrap().is_none());
+    tree.insert(&mid, good).unwrap();
+    assert_eq!(s.latest_items(1, None).unwrap().len(), 40);
+
+    // An index entry that points at a missing item is an error, not a miss.
+    let mut cs = ChangeSet::default();
+    cs.push(Change::PutItem {
+        uid: 1,
+        item: item("i41", 41),
+    });
+    s.commit(&cs).unwrap();
+    let idx = first_bucket(&s, &keys::ids(1));
+    let ghost = std::str::from_utf8(&idx[keys::ids(1).len()..])
+        .unwrap()
+        .to_owned();
+    let mut b = packed::new_bucket();
+    packed::put_entry(&mut b, ghost.as_bytes(), &keys::u64_value(39_999));
+    tree.insert(&idx, b).unwrap();
+    assert!(s.item(1, &ghost).is_err());
+    tree.insert(keys::last_uid(), b"\x00".to_vec()).unwrap();
+    assert!(s.load().is_err());
+}
+
+#[test]
+fn trimming_keeps_the_disk_bounded() {
+    let mut s = temp();
+    s.commit(&ChangeSet(vec![Change::PutNode(node("n", 1))]))
+        .unwrap();
+    let keys_of = |s: &SledStore, prefix: Vec<u8>| s.raw_tree().scan_prefix(prefix).count();
+    let mut most = 0;
+    for seq in 1..=3000u64 {
+        let cs = ChangeSet(vec![
+            Change::PutItem {
+                uid: 1,
+                item: item(&format!("id-{seq}"), seq),
+            },
+            Change::TrimItems { uid: 1, keep: 50 },
+        ]);
+        s.commit(&cs).unwrap();
+        if seq > 100 {
+            most = most.max(keys_of(&s, keys::items(1)) + keys_of(&s, keys::ids(1)));
+        }
+    }
+    // 50 items of ~200 bytes are 3 buckets of 4 KiB; allow the one being filled and the
+    // one about to go, and the index.
+    let items = keys_of(&s, keys::items(1));
+    assert!(items <= 5, "{items} item buckets for 50 items");
+    assert!(most <= 10, "at most {most} keys for 50 items");
+    let stored: usize = s
+        .raw_tree()
+        .scan_prefix(keys::items(1))
+        .map(|kv| packed::all_entries(&kv.unwrap().1).unwrap().len())
+        .sum();
+    assert!(stored < 50 + 40, "{stored} items stored for 50 served");
+    assert_eq!(s.latest_items(1, None).unwrap().len(), 50);
+    let h = codec::decode_head(&s.raw_tree().get(keys::counters(1)).unwrap().unwrap()).unwrap();
+    assert_eq!((h.floor, h.live), (2951, 50));
 }
 
 #[test]
@@ -196,19 +293,16 @@ fn a_big_change_set_is_applied_whole() {
         assert_eq!(s.latest_items(uid, None).unwrap().len(), 200);
     }
 
-    // A failing change set (it must read a corrupt row midway) leaves no trace.
-    s.raw_tree()
-        .insert(keys::sub("n1", "s"), b"\x01".to_vec())
-        .unwrap();
+    // A failing change set (it must read a corrupt bucket midway) leaves no trace.
+    let key = first_bucket(&s, &keys::items(3));
+    let good = s.raw_tree().get(&key).unwrap().unwrap();
+    s.raw_tree().insert(&key, b"\x01\x05".to_vec()).unwrap();
     let mut cs = ChangeSet::default();
     cs.push(Change::PurgeItems { uid: 2 });
     cs.push(Change::PutNode(node("new", 99)));
-    cs.push(Change::DeleteNode {
-        name: "n1".into(),
-        uid: 1,
-    });
+    cs.push(Change::TrimItems { uid: 3, keep: 1 });
     assert!(s.commit(&cs).is_err());
-    s.raw_tree().remove(keys::sub("n1", "s")).unwrap();
+    s.raw_tree().insert(&key, good).unwrap();
     let snap = s.load().unwrap();
     assert_eq!(snap.nodes.len(), 20);
     assert_eq!(snap.last_uid, 20);
@@ -217,8 +311,7 @@ fn a_big_change_set_is_applied_whole() {
 
 #[test]
 fn deleting_a_node_leaves_no_rows_behind() {
-    let mut s = SledStore::open_with(sled::Config::new().temporary(true)).unwrap();
-    let baseline: Vec<_> = s.raw_tree().iter().keys().map(|k| k.unwrap()).collect();
+    let mut s = temp();
     let mut cs = ChangeSet::default();
     cs.push(Change::PutNode(node("n", 1)));
     cs.push(Change::PutCounters {
@@ -230,28 +323,30 @@ fn deleting_a_node_leaves_no_rows_behind() {
         jid: BareJid::new("a@example.org").unwrap(),
         affiliation: roost_nodes::Affiliation::Owner,
     });
-    cs.push(Change::PutSubscription {
-        node: "n".into(),
-        sub: roost_nodes::Subscription {
-            jid: Jid::new("b@example.org/r").unwrap(),
-            subid: "s".into(),
-            state: roost_nodes::SubscriptionState::Subscribed,
-            options: Default::default(),
-        },
-    });
-    for seq in 1..=10 {
+    for i in 0..300 {
+        cs.push(Change::PutSubscription {
+            node: "n".into(),
+            sub: roost_nodes::Subscription {
+                jid: Jid::new(&format!("b{i}@example.org/r")).unwrap(),
+                subid: format!("s{i}"),
+                state: roost_nodes::SubscriptionState::Subscribed,
+                options: Default::default(),
+            },
+        });
+    }
+    for seq in 1..=100 {
         cs.push(Change::PutItem {
             uid: 1,
             item: item(&format!("i{seq}"), seq),
         });
     }
     s.commit(&cs).unwrap();
-    let mut cs = ChangeSet::default();
-    cs.push(Change::DeleteNode {
+    assert!(s.raw_tree().scan_prefix(keys::subs("n")).count() > 1);
+    s.commit(&ChangeSet(vec![Change::DeleteNode {
         name: "n".into(),
         uid: 1,
-    });
-    s.commit(&cs).unwrap();
+    }]))
+    .unwrap();
     let left: Vec<_> = s
         .raw_tree()
         .iter()
@@ -260,75 +355,41 @@ fn deleting_a_node_leaves_no_rows_behind() {
         .filter(|k| k[0] != keys::META)
         .collect();
     assert!(left.is_empty(), "rows left: {left:02x?}");
-    assert!(baseline.iter().all(|k| k[0] == keys::META));
 }
 
 #[test]
-fn index_rows_follow_their_records() {
-    let mut s = SledStore::open_with(sled::Config::new().temporary(true)).unwrap();
-    let sub = |jid: &str| roost_nodes::Subscription {
-        jid: Jid::new(jid).unwrap(),
-        subid: "s".into(),
-        state: roost_nodes::SubscriptionState::Subscribed,
-        options: Default::default(),
+fn the_publish_path_makes_few_sled_writes() {
+    // One publish with a trim, as the engine plans it on a full node: the item's bucket,
+    // the id index bucket and the head; a bucket deleted now and then.
+    let mut s = temp();
+    s.commit(&ChangeSet(vec![Change::PutNode(node("n", 1))]))
+        .unwrap();
+    let publish = |s: &mut SledStore, seq: u64| {
+        s.commit(&ChangeSet(vec![
+            Change::PutItem {
+                uid: 1,
+                item: item(&format!("{seq:016x}"), seq),
+            },
+            Change::TrimItems { uid: 1, keep: 100 },
+            Change::PutCounters {
+                uid: 1,
+                counters: ItemCounters {
+                    count: seq.min(100),
+                    last_seq: seq,
+                },
+            },
+        ]))
+        .unwrap();
     };
-    let put = |s: &mut SledStore, c: Change| s.commit(&ChangeSet(vec![c])).unwrap();
-    put(
-        &mut s,
-        Change::PutSubscription {
-            node: "n".into(),
-            sub: sub("a@example.org/x"),
-        },
-    );
-    let tree = s.raw_tree().clone();
-    assert!(tree
-        .contains_key(keys::sub_by_jid("a@example.org", "n", "s"))
-        .unwrap());
-    // Replaced by another JID under the same subid: the old index row goes.
-    put(
-        &mut s,
-        Change::PutSubscription {
-            node: "n".into(),
-            sub: sub("b@example.org"),
-        },
-    );
-    assert!(!tree
-        .contains_key(keys::sub_by_jid("a@example.org", "n", "s"))
-        .unwrap());
-    assert!(tree
-        .contains_key(keys::sub_by_jid("b@example.org", "n", "s"))
-        .unwrap());
-    put(
-        &mut s,
-        Change::DeleteSubscription {
-            node: "n".into(),
-            jid: Jid::new("b@example.org").unwrap(),
-            subid: "s".into(),
-        },
-    );
-    assert!(tree.scan_prefix([keys::SUB_BY_JID]).next().is_none());
-    assert!(tree.scan_prefix([keys::SUB]).next().is_none());
-
-    let j = BareJid::new("c@example.org").unwrap();
-    put(
-        &mut s,
-        Change::PutAffiliation {
-            node: "n".into(),
-            jid: j.clone(),
-            affiliation: roost_nodes::Affiliation::Member,
-        },
-    );
-    assert!(tree
-        .contains_key(keys::aff_by_jid("c@example.org", "n"))
-        .unwrap());
-    put(
-        &mut s,
-        Change::PutAffiliation {
-            node: "n".into(),
-            jid: j,
-            affiliation: roost_nodes::Affiliation::None,
-        },
-    );
-    assert!(tree.scan_prefix([keys::AFF_BY_JID]).next().is_none());
-    assert!(tree.scan_prefix([keys::AFF]).next().is_none());
+    for seq in 1..=500 {
+        publish(&mut s, seq);
+    }
+    let (_, w0) = s.ops().get();
+    for seq in 501..=1500 {
+        publish(&mut s, seq);
+    }
+    let (_, w1) = s.ops().get();
+    let per_publish = (w1 - w0) as f64 / 1000.0;
+    assert!(per_publish < 3.5, "{per_publish} writes per publish");
+    let _ = apply::ITEM_BUCKET;
 }

@@ -89,25 +89,10 @@ impl<S: Store> Service<S> {
                 }
             }
             if count > keep {
-                // The new item is not in the store yet and is the newest anyway; the
-                // replaced one is already going, so skip it when picking the oldest.
-                let excess = count - keep;
-                let old_seq = old.as_ref().map(|o| o.seq);
-                let fetch = excess + u64::from(old_seq.is_some());
-                for o in self
-                    .store
-                    .oldest_items(uid, fetch)?
-                    .into_iter()
-                    .filter(|o| Some(o.seq) != old_seq)
-                    .take(excess as usize)
-                {
-                    changes.push(Change::DeleteItem {
-                        uid,
-                        id: o.id,
-                        seq: o.seq,
-                    });
-                    count -= 1;
-                }
+                // The store drops the oldest in bulk (the replaced item, if any, is
+                // already gone and the new one is the newest).
+                changes.push(Change::TrimItems { uid, keep });
+                count = keep;
             }
         }
         // last_seq advances even for transient nodes: it keeps seqs strictly increasing

@@ -182,6 +182,7 @@ impl State {
             Change::PutItem { .. }
             | Change::DeleteItem { .. }
             | Change::PurgeItems { .. }
+            | Change::TrimItems { .. }
             | Change::ScheduleExpiry { .. }
             | Change::UnscheduleExpiry { .. } => {}
         }

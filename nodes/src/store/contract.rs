@@ -34,6 +34,8 @@ pub fn run_all<S: Store>(mut make: impl FnMut() -> S, reopen: Reopen<'_, S>) {
         ("many_items", many_items::<S>),
         ("item_ranges", item_ranges::<S>),
         ("expiry_index", expiry_index::<S>),
+        ("bulk_trim", bulk_trim::<S>),
+        ("trim_across_many_commits", trim_across_many_commits::<S>),
     ];
     for (name, check) in checks {
         eprintln!("store contract: {name}");
@@ -995,6 +997,181 @@ fn expiry_index<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
     check(&s);
     let s = cycle(s, r);
     check(&s);
+    s
+}
+
+/// Every read a store offers, of node `uid`: what `TrimItems` must bound.
+fn visible<S: Store>(s: &S, uid: u64) -> Vec<u64> {
+    let all = seqs(&latest(s, uid, None));
+    let n = all.len() as u64;
+    assert_eq!(seqs(&oldest(s, uid, u64::MAX)), all, "oldest_items");
+    assert_eq!(
+        seqs(&oldest(s, uid, 1)),
+        all.first().copied().into_iter().collect::<Vec<_>>()
+    );
+    let whole = ItemRange {
+        after: None,
+        before: None,
+        skip: 0,
+        limit: u64::MAX,
+        from_end: false,
+    };
+    let ranged = s
+        .items_range(uid, &whole)
+        .unwrap_or_else(|e| panic!("items_range failed: {e}"));
+    assert_eq!(seqs(&ranged), all, "items_range");
+    let from_end = ItemRange {
+        from_end: true,
+        limit: 3,
+        ..whole
+    };
+    let tail = s
+        .items_range(uid, &from_end)
+        .unwrap_or_else(|e| panic!("items_range failed: {e}"));
+    assert_eq!(
+        seqs(&tail),
+        all[all.len().saturating_sub(3)..],
+        "items_range from end"
+    );
+    let count = |before| {
+        s.count_before(uid, before)
+            .unwrap_or_else(|e| panic!("count_before failed: {e}"))
+    };
+    assert_eq!(count(None), n, "count_before(None)");
+    if let Some(last) = all.last() {
+        assert_eq!(count(Some(*last)), n - 1, "count_before(last)");
+    }
+    all
+}
+
+/// `TrimItems`: only the `keep` newest items are served by every read, at once and after
+/// a reopen, whatever the store still holds on disk; ids of trimmed items are gone and
+/// can be published again; a trim composes with deletes, replacements and puts in the
+/// same change set; `keep` 0 empties the node; other nodes are untouched.
+fn bulk_trim<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
+    let mut changes = vec![Change::PutNode(node("t", 1)), Change::PutNode(node("u", 2))];
+    // Gaps in seq, as retractions and replacements leave them.
+    let seq_of = |n: u64| n * 3;
+    changes.extend(put_items(
+        1,
+        (1..=100).map(|n| item(&format!("t{n}"), seq_of(n))),
+    ));
+    changes.extend(put_items(2, (1..=5).map(|n| item(&format!("u{n}"), n))));
+    commit(&mut s, changes);
+    commit(&mut s, vec![Change::TrimItems { uid: 1, keep: 30 }]);
+    let want: Vec<u64> = (71..=100).map(seq_of).collect();
+    let check = |s: &S, want: &[u64]| {
+        assert_eq!(visible(s, 1), want);
+        assert_eq!(visible(s, 2), [1, 2, 3, 4, 5]);
+    };
+    check(&s, &want);
+    assert_eq!(get(&s, 1, "t70"), None, "a trimmed id is gone");
+    assert_eq!(get(&s, 1, "t1"), None);
+    assert_eq!(get(&s, 1, "t71"), Some(item("t71", seq_of(71))));
+    let mut s = cycle(s, r);
+    check(&s, &want);
+    assert_eq!(get(&s, 1, "t70"), None);
+
+    // Trimming to more than the node holds changes nothing.
+    commit(&mut s, vec![Change::TrimItems { uid: 1, keep: 1000 }]);
+    check(&s, &want);
+
+    // Publish as the engine plans it: a replacement (delete + put) and a new item, then
+    // the trim, in one change set; a trimmed id published again is a new item.
+    commit(
+        &mut s,
+        vec![
+            Change::DeleteItem {
+                uid: 1,
+                id: "t80".into(),
+                seq: seq_of(80),
+            },
+            Change::PutItem {
+                uid: 1,
+                item: item("t80", 301),
+            },
+            Change::PutItem {
+                uid: 1,
+                item: item("t5", 302),
+            },
+            Change::TrimItems { uid: 1, keep: 10 },
+        ],
+    );
+    let mut want: Vec<u64> = (93..=100).map(seq_of).collect();
+    want.extend([301, 302]);
+    check(&s, &want);
+    assert_eq!(get(&s, 1, "t80"), Some(item("t80", 301)));
+    assert_eq!(get(&s, 1, "t5"), Some(item("t5", 302)));
+    assert_eq!(get(&s, 1, "t92"), None);
+    let mut s = cycle(s, r);
+    check(&s, &want);
+
+    // A retraction below the newest, then a trim: the trim counts what is left.
+    commit(
+        &mut s,
+        vec![
+            Change::DeleteItem {
+                uid: 1,
+                id: "t99".into(),
+                seq: seq_of(99),
+            },
+            Change::TrimItems { uid: 1, keep: 4 },
+        ],
+    );
+    let want = vec![seq_of(98), seq_of(100), 301, 302];
+    check(&s, &want);
+    let mut s = cycle(s, r);
+    check(&s, &want);
+
+    // Keep 0 empties the node; it then takes new items, which are served.
+    commit(&mut s, vec![Change::TrimItems { uid: 1, keep: 0 }]);
+    check(&s, &[]);
+    assert_eq!(get(&s, 1, "t100"), None);
+    commit(&mut s, put_items(1, [item("again", 400)]));
+    check(&s, &[400]);
+    let mut s = cycle(s, r);
+    check(&s, &[400]);
+    // Purge after a trim, then items again.
+    commit(
+        &mut s,
+        vec![
+            Change::PurgeItems { uid: 1 },
+            Change::PutItem {
+                uid: 1,
+                item: item("p", 401),
+            },
+        ],
+    );
+    check(&s, &[401]);
+    cycle(s, r)
+}
+
+/// A node published to many times with a trim each time, as `max_items` makes the engine
+/// do: never more than `max_items` served after any commit, the newest ones, and the
+/// store ends up holding what it serves.
+fn trim_across_many_commits<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
+    const KEEP: u64 = 7;
+    commit(&mut s, vec![Change::PutNode(node("m", 1))]);
+    for seq in 1..=300u64 {
+        commit(
+            &mut s,
+            vec![
+                Change::PutItem {
+                    uid: 1,
+                    item: item(&format!("m{seq}"), seq),
+                },
+                Change::TrimItems { uid: 1, keep: KEEP },
+            ],
+        );
+        if matches!(seq % 37, 0) || seq == 300 {
+            let want: Vec<u64> = (seq.saturating_sub(KEEP) + 1..=seq).collect();
+            assert_eq!(visible(&s, 1), want, "after publish {seq}");
+            assert_eq!(get(&s, 1, &format!("m{}", seq - KEEP)), None);
+        }
+    }
+    let want: Vec<u64> = (294..=300).collect();
+    let s = cycle(s, r);
+    assert_eq!(visible(&s, 1), want);
     s
 }
 

@@ -1,0 +1,716 @@
+//! Packed maps: many small entries of one map under few sled keys (buckets).
+//!
+//! A map is named by a key prefix (e.g. one node's subscriptions). Its entries, sorted by
+//! entry key (bytes), are cut into buckets; each bucket is one sled key, `prefix + lower
+//! bound`, whose value is [`FORMAT`] followed by its entries, each a varint key length,
+//! the key, a varint value length and the value. An entry lives in the bucket with the
+//! greatest lower bound not above its key, found with one reverse range step.
+//!
+//! A bucket grows to `cap` bytes, then splits: when the new entry is the greatest of the
+//! bucket (appending, as items do by seq) it starts a bucket of its own, so that buckets
+//! written in order stay full; otherwise at the middle. A bucket that falls under a quarter
+//! of `cap` after a delete takes in its successor when both fit. An entry larger than
+//! `cap` has a bucket to itself.
+//!
+//! All reads and writes go through [`Pending`], the change set being built: reads see its
+//! earlier writes, and nothing reaches sled until the whole change set is one batch.
+
+use crate::ops::OpCounts;
+use roost_nodes::StoreError;
+use std::collections::BTreeMap;
+
+/// The format byte of a bucket value.
+pub const FORMAT: u8 = 1;
+
+fn sled_err(e: sled::Error) -> StoreError {
+    StoreError(format!("sled: {e}"))
+}
+
+fn corrupt(why: &str) -> StoreError {
+    StoreError(format!("corrupt bucket: {why}"))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn get_varint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, &b[i + 1..]));
+        }
+    }
+    None
+}
+
+/// Appends one entry in bucket encoding.
+pub fn put_entry(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
+    put_varint(out, k.len() as u64);
+    out.extend_from_slice(k);
+    put_varint(out, v.len() as u64);
+    out.extend_from_slice(v);
+}
+
+/// Encoded size of one entry.
+pub fn entry_len(k: &[u8], v: &[u8]) -> usize {
+    varint_len(k.len() as u64) + k.len() + varint_len(v.len() as u64) + v.len()
+}
+
+/// A new, empty bucket value.
+pub fn new_bucket() -> Vec<u8> {
+    vec![FORMAT]
+}
+
+/// The entries of a bucket value, in key order, borrowed from it. Corrupt input gives an
+/// error item (and ends the iteration), never a panic.
+pub fn entries(bucket: &[u8]) -> Entries<'_> {
+    match bucket.split_first() {
+        Some((&FORMAT, rest)) => Entries {
+            rest,
+            failed: false,
+        },
+        _ => Entries {
+            rest: &[],
+            failed: true,
+        },
+    }
+}
+
+/// Iterator over a bucket's entries; see [`entries`].
+pub struct Entries<'a> {
+    rest: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<Entry<'a>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            self.failed = false;
+            self.rest = &[];
+            return Some(Err(corrupt("unknown format or empty")));
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        let parsed = (|| {
+            let (klen, r) = get_varint(self.rest)?;
+            let klen = usize::try_from(klen).ok()?;
+            let k = r.get(..klen)?;
+            let r = &r[klen..];
+            let (vlen, r) = get_varint(r)?;
+            let vlen = usize::try_from(vlen).ok()?;
+            let v = r.get(..vlen)?;
+            Some((k, v, &r[vlen..]))
+        })();
+        match parsed {
+            Some((k, v, rest)) => {
+                self.rest = rest;
+                Some(Ok((k, v)))
+            }
+            None => {
+                self.rest = &[];
+                Some(Err(corrupt("truncated entry")))
+            }
+        }
+    }
+}
+
+/// One entry, borrowed from its bucket: (key, value).
+pub type Entry<'a> = (&'a [u8], &'a [u8]);
+
+/// All entries of a bucket, checked.
+pub fn all_entries(bucket: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
+    entries(bucket).collect()
+}
+
+/// A value read through [`Pending`]: from the tree or from the change set itself.
+#[derive(Clone)]
+pub enum Val {
+    /// As stored.
+    Tree(sled::IVec),
+    /// Written earlier in this change set.
+    Own(Vec<u8>),
+}
+
+impl std::ops::Deref for Val {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Val::Tree(v) => v,
+            Val::Own(v) => v,
+        }
+    }
+}
+
+/// The writes of one change set over the tree: reads see them, sled sees none until
+/// [`Pending::into_batch`].
+pub struct Pending<'a> {
+    tree: &'a sled::Tree,
+    ops: &'a OpCounts,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The last [`Pending::floor_key`] answer, (prefix, target, answer), until a write
+    /// under its prefix: a lookup followed by an update of the same entry reads once.
+    memo: std::cell::RefCell<Option<Memo>>,
+}
+
+type Memo = (Vec<u8>, Vec<u8>, Option<(Vec<u8>, Val)>);
+
+impl<'a> Pending<'a> {
+    /// An empty change set over `tree`.
+    pub fn new(tree: &'a sled::Tree, ops: &'a OpCounts) -> Self {
+        Pending {
+            tree,
+            ops,
+            writes: BTreeMap::new(),
+            memo: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn forget(&mut self, key: &[u8]) {
+        let memo = self.memo.get_mut();
+        if memo
+            .as_ref()
+            .is_some_and(|(prefix, _, _)| key.starts_with(prefix))
+        {
+            *memo = None;
+        }
+    }
+
+    /// One key, as the tree plus this change set show it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Val>, StoreError> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone().map(Val::Own));
+        }
+        self.ops.read(1);
+        Ok(self.tree.get(key).map_err(sled_err)?.map(Val::Tree))
+    }
+
+    /// Sets a key.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.forget(&key);
+        self.writes.insert(key, Some(value));
+    }
+
+    /// Removes a key.
+    pub fn del(&mut self, key: Vec<u8>) {
+        self.forget(&key);
+        self.writes.insert(key, None);
+    }
+
+    /// The live key with `prefix` that is greatest but not above `target`.
+    pub fn floor_key(
+        &self,
+        prefix: &[u8],
+        target: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        if let Some((p, t, answer)) = &*self.memo.borrow() {
+            if p == prefix && t == target {
+                return Ok(answer.clone());
+            }
+        }
+        let answer = self.floor_key_uncached(prefix, target)?;
+        *self.memo.borrow_mut() = Some((prefix.to_vec(), target.to_vec(), answer.clone()));
+        Ok(answer)
+    }
+
+    fn floor_key_uncached(
+        &self,
+        prefix: &[u8],
+        target: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        let mut from_tree = None;
+        for kv in self.tree.range(prefix..=target).rev() {
+            self.ops.read(1);
+            let (k, v) = kv.map_err(sled_err)?;
+            if !self.writes.contains_key(&k[..]) {
+                from_tree = Some((k.to_vec(), Val::Tree(v)));
+                break;
+            }
+        }
+        let mine = self
+            .writes
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Included(target),
+            ))
+            .rev()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))));
+        Ok(match (from_tree, mine) {
+            (Some(t), Some(m)) => Some(if t.0 > m.0 { t } else { m }),
+            (t, m) => t.or(m),
+        })
+    }
+
+    /// The live key with `prefix` that is smallest at or above `from`.
+    pub fn ceil_key(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        let mut from_tree = None;
+        for kv in self.tree.range(from..) {
+            self.ops.read(1);
+            let (k, v) = kv.map_err(sled_err)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !self.writes.contains_key(&k[..]) {
+                from_tree = Some((k.to_vec(), Val::Tree(v)));
+                break;
+            }
+        }
+        let mine = self
+            .writes
+            .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))));
+        Ok(match (from_tree, mine) {
+            (Some(t), Some(m)) => Some(if t.0 < m.0 { t } else { m }),
+            (t, m) => t.or(m),
+        })
+    }
+
+    /// Every live key under `prefix` (keys only: values can be large).
+    pub fn keys_under(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for k in self.tree.scan_prefix(prefix).keys() {
+            self.ops.read(1);
+            out.insert(k.map_err(sled_err)?.to_vec());
+        }
+        for (k, v) in self
+            .writes
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if v.is_some() {
+                out.insert(k.clone());
+            } else {
+                out.remove(k);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Deletes every key under `prefix`.
+    pub fn del_under(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
+        for k in self.keys_under(prefix)? {
+            self.del(k);
+        }
+        Ok(())
+    }
+
+    /// How many keys this change set writes or removes.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// True when the change set writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The change set as one sled batch.
+    pub fn into_batch(self) -> sled::Batch {
+        let mut b = sled::Batch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        b
+    }
+}
+
+/// One packed map: its key prefix and bucket size.
+#[derive(Debug, Clone)]
+pub struct Map {
+    /// The sled key prefix of its buckets.
+    pub prefix: Vec<u8>,
+    /// Bucket size in bytes beyond which a bucket splits.
+    pub cap: usize,
+}
+
+/// What a rewrite keeps of the entries it did not ask to change (e.g. items below the
+/// trim floor are dropped whenever their bucket is rewritten).
+pub type Keep<'k> = &'k dyn Fn(&[u8], &[u8]) -> bool;
+
+impl Map {
+    /// A map under `prefix` with buckets of up to `cap` bytes.
+    pub fn new(prefix: Vec<u8>, cap: usize) -> Self {
+        Map { prefix, cap }
+    }
+
+    fn key_of(&self, lower: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + lower.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(lower);
+        k
+    }
+
+    /// The bucket that holds (or would hold) entry key `k`: its sled key and value.
+    pub fn bucket_of(&self, p: &Pending, k: &[u8]) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        p.floor_key(&self.prefix, &self.key_of(k))
+    }
+
+    /// The first bucket at or after sled key `from` (which must start with the prefix).
+    pub fn bucket_from(
+        &self,
+        p: &Pending,
+        from: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        p.ceil_key(&self.prefix, from)
+    }
+
+    /// One entry's value.
+    pub fn get(&self, p: &Pending, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((_, bucket)) = self.bucket_of(p, k)? else {
+            return Ok(None);
+        };
+        for e in entries(&bucket) {
+            let (ek, ev) = e?;
+            if ek == k {
+                return Ok(Some(ev.to_vec()));
+            }
+            if ek > k {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Inserts or replaces one entry; returns the value it replaced.
+    pub fn put(
+        &self,
+        p: &mut Pending,
+        k: &[u8],
+        v: &[u8],
+        keep: Keep,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (bkey, bucket) = match self.bucket_of(p, k)? {
+            Some(found) => found,
+            // Below every bucket: the first bucket takes it and is keyed anew by it.
+            None => match self.bucket_from(p, &self.prefix)? {
+                Some((old_key, bucket)) => {
+                    p.del(old_key);
+                    (self.key_of(k), bucket)
+                }
+                None => (self.key_of(k), Val::Own(new_bucket())),
+            },
+        };
+        let mut out = Vec::with_capacity(bucket.len() + entry_len(k, v));
+        out.push(FORMAT);
+        let mut old = None;
+        let mut placed = false;
+        let mut greatest = true;
+        for e in entries(&bucket) {
+            let (ek, ev) = e?;
+            if ek == k {
+                old = Some(ev.to_vec());
+                continue;
+            }
+            if !placed && ek > k {
+                put_entry(&mut out, k, v);
+                placed = true;
+            }
+            if ek > k {
+                greatest = false;
+            }
+            if keep(ek, ev) {
+                put_entry(&mut out, ek, ev);
+            }
+        }
+        if !placed {
+            put_entry(&mut out, k, v);
+        }
+        self.store(p, bkey, out, greatest.then_some(k))?;
+        Ok(old)
+    }
+
+    /// Removes one entry; returns its value.
+    pub fn del(
+        &self,
+        p: &mut Pending,
+        k: &[u8],
+        keep: Keep,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((bkey, bucket)) = self.bucket_of(p, k)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(bucket.len());
+        out.push(FORMAT);
+        let mut old = None;
+        for e in entries(&bucket) {
+            let (ek, ev) = e?;
+            if ek == k {
+                old = Some(ev.to_vec());
+            } else if keep(ek, ev) {
+                put_entry(&mut out, ek, ev);
+            }
+        }
+        if old.is_none() {
+            return Ok(None);
+        }
+        if out.len() > 1 && out.len() < self.cap / 4 {
+            // Take in the next bucket if both fit, so that deletes do not leave dust.
+            let mut after = bkey.clone();
+            after.push(0);
+            if let Some((nkey, next)) = self.bucket_from(p, &after)? {
+                if out.len() + next.len() - 1 <= self.cap {
+                    for e in entries(&next) {
+                        let (ek, ev) = e?;
+                        if keep(ek, ev) {
+                            put_entry(&mut out, ek, ev);
+                        }
+                    }
+                    p.del(nkey);
+                }
+            }
+        }
+        self.store(p, bkey, out, None)?;
+        Ok(old)
+    }
+
+    /// Rewrites bucket `bkey` with `out` (an encoded bucket), splitting it if over `cap`;
+    /// `appended` is the entry key just added when it is the bucket's greatest.
+    fn store(
+        &self,
+        p: &mut Pending,
+        bkey: Vec<u8>,
+        out: Vec<u8>,
+        appended: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        if out.len() <= 1 {
+            p.del(bkey);
+            return Ok(());
+        }
+        if out.len() <= self.cap {
+            p.put(bkey, out);
+            return Ok(());
+        }
+        let all = all_entries(&out)?;
+        if all.len() < 2 {
+            p.put(bkey, out);
+            return Ok(());
+        }
+        let cut = match appended {
+            // Appending: the new entry opens the next bucket, this one stays full.
+            Some(k) if all.last().map(|(ek, _)| *ek) == Some(k) => all.len() - 1,
+            _ => {
+                let half = out.len() / 2;
+                let mut size = 1;
+                let mut cut = all.len() - 1;
+                for (i, (k, v)) in all.iter().enumerate() {
+                    size += entry_len(k, v);
+                    if size >= half {
+                        cut = (i + 1).min(all.len() - 1);
+                        break;
+                    }
+                }
+                cut
+            }
+        };
+        let mut left = new_bucket();
+        for (k, v) in &all[..cut] {
+            put_entry(&mut left, k, v);
+        }
+        let mut right = new_bucket();
+        for (k, v) in &all[cut..] {
+            put_entry(&mut right, k, v);
+        }
+        let right_key = self.key_of(all[cut].0);
+        p.put(bkey, left);
+        p.put(right_key, right);
+        Ok(())
+    }
+
+    /// Deletes the whole map.
+    pub fn clear(&self, p: &mut Pending) -> Result<(), StoreError> {
+        p.del_under(&self.prefix)
+    }
+}
+
+/// Cuts sorted entries into encoded buckets of about `cap` bytes, filled to the brim (for
+/// bulk writes: migration). Returns (lower bound, bucket value) pairs.
+pub fn pack<'e>(
+    sorted: impl IntoIterator<Item = (&'e [u8], &'e [u8])>,
+    cap: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
+    for (k, v) in sorted {
+        let full = cur
+            .as_ref()
+            .is_some_and(|(_, b)| b.len() > 1 && b.len() + entry_len(k, v) > cap);
+        if full {
+            out.extend(cur.take());
+        }
+        let (_, b) = cur.get_or_insert_with(|| (k.to_vec(), new_bucket()));
+        put_entry(b, k, v);
+    }
+    out.extend(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> (sled::Db, sled::Tree) {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let t = db.open_tree("t").unwrap();
+        (db, t)
+    }
+
+    fn all(map: &Map, t: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for kv in t.scan_prefix(&map.prefix) {
+            let (_, v) = kv.unwrap();
+            for e in entries(&v) {
+                let (k, v) = e.unwrap();
+                out.push((k.to_vec(), v.to_vec()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
+            assert_eq!(get_varint(&b), Some((v, &[][..])));
+        }
+        assert_eq!(get_varint(&[0x80, 0x80]), None);
+    }
+
+    #[test]
+    fn a_map_behaves_like_a_btreemap() {
+        let (_db, t) = tree();
+        let ops = OpCounts::default();
+        let map = Map::new(b"m/".to_vec(), 64);
+        let other = Map::new(b"m0".to_vec(), 64);
+        let mut model = BTreeMap::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for step in 0..3000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = format!("{:03}", x % 200).into_bytes();
+            let v = vec![b'v'; (x % 23) as usize];
+            let mut p = Pending::new(&t, &ops);
+            if matches!(x % 3, 0) {
+                assert_eq!(map.del(&mut p, &k, &|_, _| true).unwrap(), model.remove(&k));
+            } else {
+                assert_eq!(
+                    map.put(&mut p, &k, &v, &|_, _| true).unwrap(),
+                    model.insert(k.clone(), v.clone())
+                );
+            }
+            // A neighbouring map whose prefix extends this one's must stay apart.
+            other.put(&mut p, b"z", b"neighbour", &|_, _| true).unwrap();
+            t.apply_batch(p.into_batch()).unwrap();
+            if matches!(step % 97, 0) {
+                let want: Vec<_> = model.clone().into_iter().collect();
+                assert_eq!(all(&map, &t), want);
+                let p = Pending::new(&t, &ops);
+                for (k, v) in &model {
+                    assert_eq!(map.get(&p, k).unwrap().as_ref(), Some(v));
+                }
+            }
+        }
+        // Buckets stay within cap (single oversize entries apart) and keys are bounds.
+        for kv in t.scan_prefix(&map.prefix) {
+            let (bk, v) = kv.unwrap();
+            let es = all_entries(&v).unwrap();
+            assert!(!es.is_empty());
+            assert!(
+                v.len() <= 64 || es.len() == 1,
+                "bucket of {} bytes",
+                v.len()
+            );
+            assert!(&bk[map.prefix.len()..] <= es[0].0);
+        }
+    }
+
+    #[test]
+    fn appends_fill_buckets() {
+        let (_db, t) = tree();
+        let ops = OpCounts::default();
+        let map = Map::new(b"i".to_vec(), 100);
+        for n in 0..100u64 {
+            let mut p = Pending::new(&t, &ops);
+            map.put(&mut p, &n.to_be_bytes(), b"0123456789", &|_, _| true)
+                .unwrap();
+            t.apply_batch(p.into_batch()).unwrap();
+        }
+        // 20 bytes an entry, 4 a bucket of at most 100 bytes: 25 buckets, none half empty.
+        assert_eq!(t.len(), 25);
+    }
+
+    #[test]
+    fn reads_see_the_change_set() {
+        let (_db, t) = tree();
+        let ops = OpCounts::default();
+        let map = Map::new(b"m".to_vec(), 40);
+        let mut p = Pending::new(&t, &ops);
+        for k in [b"b", b"d", b"f", b"h", b"a"] {
+            map.put(&mut p, k, b"0123456789", &|_, _| true).unwrap();
+        }
+        assert_eq!(map.get(&p, b"a").unwrap(), Some(b"0123456789".to_vec()));
+        map.del(&mut p, b"d", &|_, _| true).unwrap();
+        assert_eq!(map.get(&p, b"d").unwrap(), None);
+        t.apply_batch(p.into_batch()).unwrap();
+        let got: Vec<_> = all(&map, &t).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, [b"a", b"b", b"f", b"h"]);
+        // A rewrite drops what `keep` refuses.
+        let mut p = Pending::new(&t, &ops);
+        map.put(&mut p, b"c", b"x", &|k, _| k != b"b").unwrap();
+        t.apply_batch(p.into_batch()).unwrap();
+        assert!(all(&map, &t).iter().all(|(k, _)| k != b"b"));
+    }
+
+    #[test]
+    fn pack_fills_buckets_and_corrupt_buckets_are_errors() {
+        let es: Vec<(Vec<u8>, Vec<u8>)> = (0..10u8).map(|i| (vec![i], vec![i; 8])).collect();
+        let packed = pack(es.iter().map(|(k, v)| (&k[..], &v[..])), 35);
+        assert_eq!(packed.len(), 4);
+        assert_eq!(packed[1].0, vec![3]);
+        let mut back = Vec::new();
+        for (_, b) in &packed {
+            back.extend(all_entries(b).unwrap().into_iter().map(|(k, _)| k.to_vec()));
+        }
+        assert_eq!(back, es.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+        let good = &packed[0].1;
+        for n in 0..good.len() {
+            // Cut at an entry boundary, it is a valid bucket with fewer entries.
+            if n >= 1 && matches!((n - 1) % 11, 0) {
+                assert!(all_entries(&good[..n]).is_ok());
+                continue;
+            }
+            assert!(all_entries(&good[..n]).is_err(), "len {n}");
+        }
+        assert!(all_entries(&[9, 1, 1, 1, 1]).is_err());
+    }
+}

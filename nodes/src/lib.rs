@@ -19,10 +19,13 @@
 //! - `state`: the in-memory state and its indexes, compact (interned JIDs, numeric subids);
 //! - `matching`: where an event meets the subscriptions it reaches, and the one delivery
 //!   predicate;
+//! - [`filter`]: content filters on subscriptions (issue 15): the language, evaluation on
+//!   payloads, and the per-node matching index;
 //! - [`service`]: the engine that ties them together, one file per use-case family.
 
 pub mod access;
 pub mod error;
+pub mod filter;
 mod matching;
 pub mod model;
 pub mod policy;

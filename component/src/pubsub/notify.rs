@@ -1,8 +1,8 @@
 //! Engine notifications → `<message/>` stanzas (§7.1.2.1, §7.2.2.1, §8.2.5.5, §8.4.2,
 //! §8.5.2, §8.8.4, §12.5).
 //!
-//! The SHIM `<headers/>` (XEP-0131) are built by hand: xmpp-parsers 0.23 has no module for
-//! them.
+//! The SHIM `<headers/>` (XEP-0131), which xmpp-parsers 0.23 lacks, are
+//! [`crate::xml::shim::Headers`].
 
 use std::str::FromStr;
 
@@ -15,9 +15,11 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
+use super::codec::{format_datetime, payload_element};
 use super::forms::{node_config_form, subscribe_authorization_form};
-use super::{attr, format_datetime, payload_element, NS_SHIM};
-use crate::link::StanzaEncoder;
+use crate::encoder::StanzaEncoder;
+use crate::xml::collections::{EventAssociation, NodeChange, NodeEvent};
+use crate::xml::shim::Headers;
 
 /// Serializes notifications for the wire, building and serializing each distinct
 /// notification once rather than once per recipient.
@@ -216,36 +218,34 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     }
     m.payloads.push(event);
     if n.subids.len() > 1 || !n.collections.is_empty() {
-        m.payloads.push(shim_headers(&n.collections, &n.subids));
+        // XEP-0248 example 7; XEP-0060 example 104.
+        m.payloads
+            .push(Headers::notification(&n.collections, &n.subids).into());
     }
     m
 }
 
-/// The XEP-0248 events xmpp-parsers 0.23's `Payload` has no variant for (`create`,
-/// `collection`), built by hand for that reason: `<event/>` with `<create node=/>`
-/// (§notify-nodes, example 8) or `<collection node=><associate|dissociate node=/>`
-/// (§notify-associate-dissociate, examples 9 and 10).
+/// The XEP-0248 events xmpp-parsers 0.23's `Payload` has no variant for: `<create/>`
+/// (§notify-nodes) and `<collection/>` (§notify-associate-dissociate).
 fn node_event(node: &str, event: &Event) -> Element {
-    let inner = match event {
-        Event::Collection { child, associate } => {
-            let change = if *associate {
-                "associate"
+    let change = match event {
+        Event::Collection { child, associate } => NodeChange::Collection {
+            node: NodeName(node.to_owned()),
+            change: if *associate {
+                EventAssociation::Associate {
+                    node: NodeName(child.clone()),
+                }
             } else {
-                "dissociate"
-            };
-            attr(
-                Element::builder("collection", ns::PUBSUB_EVENT),
-                "node",
-                node,
-            )
-            .append(attr(Element::builder(change, ns::PUBSUB_EVENT), "node", child).build())
-            .build()
-        }
-        _ => attr(Element::builder("create", ns::PUBSUB_EVENT), "node", node).build(),
+                EventAssociation::Dissociate {
+                    node: NodeName(child.clone()),
+                }
+            },
+        },
+        _ => NodeChange::Create {
+            node: NodeName(node.to_owned()),
+        },
     };
-    Element::builder("event", ns::PUBSUB_EVENT)
-        .append(inner)
-        .build()
+    NodeEvent { change }.into()
 }
 
 /// The event as xmpp-parsers' `Payload`; `None` for those it has none for.
@@ -256,14 +256,14 @@ fn event_payload(node: &str, event: &Event) -> Option<Payload> {
         Event::Items {
             items,
             with_payload,
-            publisher,
+            with_publisher,
         } => Payload::Items {
             node,
             published: items
                 .iter()
                 .map(|i| EventItem {
                     id: Some(ItemId(i.id.clone())),
-                    publisher: publisher.clone(),
+                    publisher: with_publisher.then(|| i.shown_publisher()),
                     payload: if *with_payload {
                         payload_element(&i.payload)
                     } else {
@@ -335,22 +335,6 @@ fn authorization_request(
     m
 }
 
-/// `<headers xmlns='http://jabber.org/protocol/shim'>`: one `Collection` header per
-/// collection the notification comes through (XEP-0248 §notify, example 7), then, when it
-/// is for several subscriptions, one `SubID` header per subscription (example 104).
-fn shim_headers(collections: &[String], subids: &[String]) -> Element {
-    let header = |name: &str, value: &str| {
-        attr(Element::builder("header", NS_SHIM), "name", name)
-            .append(value)
-            .build()
-    };
-    let subids = subids.iter().filter(|_| subids.len() > 1);
-    Element::builder("headers", NS_SHIM)
-        .append_all(collections.iter().map(|c| header("Collection", c)))
-        .append_all(subids.map(|s| header("SubID", s)))
-        .build()
-}
-
 /// The `pubsub#include_body` line: what happened, for clients that show only bodies.
 fn summary(n: &Notification) -> String {
     let node = &n.node;
@@ -386,6 +370,7 @@ fn summary(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::shim::NS_SHIM;
     use roost_nodes::{Item, NodeConfig};
 
     fn service() -> Jid {
@@ -429,7 +414,7 @@ mod tests {
             &notif(Event::Items {
                 items: vec![item()],
                 with_payload: true,
-                publisher: None,
+                with_publisher: false,
             }),
             &service(),
             "foo".into(),
@@ -456,7 +441,8 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: Some("hamlet@denmark.lit".parse().unwrap()),
+            // The item's publisher is hamlet@denmark.lit/blogbot: named by its bare JID.
+            with_publisher: true,
         });
         n.kind = NotificationType::Normal;
         let m = notification_message(&n, &service(), "x".into());
@@ -570,7 +556,7 @@ mod tests {
         assert_eq!(s.attr("subid"), Some("123-abc"));
         let expiry = s.attr("expiry").unwrap();
         assert_eq!(
-            super::super::parse_datetime(expiry),
+            super::super::codec::parse_datetime(expiry),
             Some(1_154_304_000_000)
         );
     }
@@ -596,7 +582,7 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         n.subids = vec!["123-abc".into(), "004-yyy".into()];
         n.include_body = true;
@@ -711,7 +697,7 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let ns = vec![
             n.clone(),
@@ -752,15 +738,15 @@ mod tests {
     /// as the message built for that recipient alone.
     #[test]
     fn renderer_equals_the_message_built_per_recipient() {
-        let items = |with_payload, publisher: Option<&str>| Event::Items {
+        let items = |with_payload, with_publisher| Event::Items {
             items: vec![item()],
             with_payload,
-            publisher: publisher.map(|p| p.parse().unwrap()),
+            with_publisher,
         };
         let mut cases = vec![
-            notif(items(true, None)),
-            notif(items(false, None)),
-            notif(items(true, Some("hamlet@denmark.lit"))),
+            notif(items(true, false)),
+            notif(items(false, false)),
+            notif(items(true, true)),
             notif(Event::Retract {
                 ids: vec!["a".into(), "b".into()],
             }),
@@ -786,14 +772,14 @@ mod tests {
                 expiry: None,
             }),
         ];
-        let mut body = notif(items(true, None));
+        let mut body = notif(items(true, false));
         body.include_body = true;
         body.kind = NotificationType::Normal;
         cases.push(body);
-        let mut one_subid = notif(items(true, None));
+        let mut one_subid = notif(items(true, false));
         one_subid.subids = vec!["123-abc".into()];
         cases.push(one_subid);
-        let mut shim = notif(items(true, None));
+        let mut shim = notif(items(true, false));
         shim.subids = vec!["123-abc".into(), "004-yyy".into()];
         cases.push(shim);
 
@@ -818,7 +804,7 @@ mod tests {
         let mut a = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: None,
+            with_publisher: false,
         });
         a.subids = vec!["123-abc".into(), "004-yyy".into()];
         let mut b = to(a.clone(), "bernardo@denmark.lit");
@@ -843,14 +829,14 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let mut other = item();
         other.id = "second".into();
         let m = notif(Event::Items {
             items: vec![other],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let out = render_all(&mut NotificationRenderer::default(), &[n, m.clone(), m]);
         assert!(out[0].contains("id='ae890ac52d0df67ed7cfdf51b644e901'"));

@@ -108,6 +108,7 @@ impl<S: Store> Service<S> {
                     node,
                     items,
                     page: Some(page),
+                    with_publisher: n.rec.config.shows_publisher(),
                 }))
             }
         }
@@ -190,6 +191,7 @@ impl<S: Store> Service<S> {
             node,
             items,
             page: None,
+            with_publisher: n.rec.config.shows_publisher(),
         }))
     }
 

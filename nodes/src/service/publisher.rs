@@ -105,7 +105,7 @@ impl<S: Store> Service<S> {
             },
         });
         let notifications =
-            vec![self.broadcast(n, Broadcast::Publish, items_event(cfg, vec![item], actor))];
+            vec![self.broadcast(n, Broadcast::Publish, items_event(cfg, vec![item]))];
         Ok(Plan::with(
             Reply::Published { node, id },
             changes,
@@ -157,9 +157,9 @@ impl<S: Store> Service<S> {
     }
 }
 
-/// The event for published items: payloads stripped unless the node delivers them, the
-/// publisher named when replies go to it (`pubsub#itemreply`).
-pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event {
+/// The event for published items: payloads stripped unless the node delivers them, each
+/// item's publisher named when replies go to it (`pubsub#itemreply`).
+pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>) -> Event {
     if !cfg.deliver_payloads {
         for i in &mut items {
             i.payload.clear();
@@ -168,6 +168,6 @@ pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Ji
     Event::Items {
         items,
         with_payload: cfg.deliver_payloads,
-        publisher: (cfg.itemreply == ItemReply::Publisher).then(|| publisher.clone()),
+        with_publisher: cfg.shows_publisher(),
     }
 }

@@ -85,8 +85,7 @@ impl<S: Store> Service<S> {
         let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(planned.view()));
         if !recipients.is_empty() {
             if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
-                let publisher = last.publisher.clone();
-                let event = items_event(cfg, vec![last], &publisher);
+                let event = items_event(cfg, vec![last]);
                 notifications.extend(self.notifications(n, recipients, event));
             }
         }

@@ -141,10 +141,10 @@ impl<S: Store> Service<S> {
                         collection: n,
                         depth: *depth,
                     };
-                    out.extend(self.digest(leaf, scope, *after, &sub.jid())?);
+                    out.extend(self.digest(leaf, scope, *after)?);
                 }
             } else {
-                out.extend(self.digest(n, Scope::One(sub), d.after_seq, &sub.jid())?);
+                out.extend(self.digest(n, Scope::One(sub), d.after_seq)?);
             }
             let leaves = self.state.leaf_seqs(n, sub.options());
             if let Some(d) = self.state.digests.get_mut(&key) {
@@ -157,13 +157,12 @@ impl<S: Store> Service<S> {
     }
 
     /// The digest of the items of `n` after seq `after` for the one subscription `scope`
-    /// names (of `subscriber`), if the predicate delivers it.
+    /// names, if the predicate delivers it.
     fn digest(
         &self,
         n: &NodeState,
         scope: Scope<'_>,
         after: u64,
-        subscriber: &Jid,
     ) -> Result<Vec<Notification>, Error> {
         let recipients = self.recipients(n, Occasion::Digest, scope);
         if recipients.is_empty() {
@@ -180,11 +179,7 @@ impl<S: Store> Service<S> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut event = items_event(&n.rec.config, items, subscriber);
-        // The digest batches many publishers: no single one to reply to.
-        if let Event::Items { publisher, .. } = &mut event {
-            *publisher = None;
-        }
+        let event = items_event(&n.rec.config, items);
         Ok(self.notifications(n, recipients, event))
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Choices where XEP-0248 leaves room (documented once, here; those about delivery are in
 //! `crate::matching::deliver`):
-//! - A node may be a child of several collections (`pubsub#multi-collections`).
+//! - A node may be a child of several collections (`pubsub#multi-collection`).
 //! - The association is stored once, on the child (`pubsub#collection` in its record);
 //!   a collection's `pubsub#children` is derived from it. Setting `pubsub#children` on a
 //!   collection rewrites the children's records in the same change set.

@@ -90,7 +90,8 @@ async def test_collections_three_levels(ctx):
     subscription; a publish, a create, a configure, an association, a dissociation and a
     delete, each reaching exactly the subscribers XEP-0248 says."""
     async with ctx.client("alice") as ca, ctx.client("bob") as cb, ctx.client("carol") as cc, \
-            ctx.client("bob", resource="two") as cb2, ctx.client("carol", resource="two") as cc2:
+            ctx.client("bob", resource="two") as cb2, ctx.client("carol", resource="two") as cc2, \
+            ctx.client("alice", resource="two") as ca2:
         a = Owner(ctx, ca)
         # The service claims collections now that they work.
         r = await raw_iq(ca, f"<iq type='get' to='{ctx.service}'><query xmlns='{DISCO_INFO}'/></iq>")
@@ -117,6 +118,7 @@ async def test_collections_three_levels(ctx):
             "top-items-1": (cc, top, "items", "1"),
             "top-nodes-all": (cb2, top, "nodes", "all"),
             "mid-all-1": (cc2, mid, "all", "1"),
+            "top-nodes-1": (ca2, top, "nodes", "1"),
         }
         inbox = {}
         for name, (c, node, typ, depth) in plan.items():
@@ -146,6 +148,7 @@ async def test_collections_three_levels(ctx):
         check(headers(m, "Collection") == [mid], "Collection header via mid")
         await inbox["top-items-1"].quiet(any_event, 1.0, "item beyond depth 1")
         await inbox["top-nodes-all"].quiet(any_event, 0.1, "item to a nodes subscription")
+        await inbox["top-nodes-1"].quiet(any_event, 0.1, "item to a nodes subscription")
 
         # Node news: a new leaf in mid (depth 1 below mid, 2 below top).
         leaf2 = new_node("leaf2")
@@ -153,7 +156,7 @@ async def test_collections_three_levels(ctx):
         m = await inbox["top-nodes-all"].wait(is_event("create", leaf2), what="create via top (nodes, all)")
         check(headers(m, "Collection") == [top], "Collection header on create")
         await inbox["mid-all-1"].wait(is_event("create", leaf2), what="create via mid (all, 1)")
-        for name in ("top-items-all", "top-items-1"):
+        for name in ("top-items-all", "top-items-1", "top-nodes-1"):
             await inbox[name].quiet(any_event, 0.1, f"create to {name}")
 
         # Association by request (example 47): leaf2 joins top as well (multi-collection);
@@ -174,6 +177,11 @@ async def test_collections_three_levels(ctx):
             return pred
         await inbox["top-nodes-all"].wait(collection_change(top, "associate", leaf2), what="associate news")
         await inbox["mid-all-1"].wait(collection_change(mid, "dissociate", leaf2), what="dissociate news")
+        # A new child directly in top is news at depth 1 as well.
+        leaf3 = new_node("leaf3")
+        await a.create(leaf3, {"pubsub#collection": top})
+        await inbox["top-nodes-1"].wait(is_event("create", leaf3), what="create in top via nodes/1")
+        await inbox["top-nodes-all"].wait(is_event("create", leaf3), what="create in top via nodes/all")
         # Dissociating an unassociated node: bad-request (example 44... 53).
         r = await a.iq("set", f"<collection node='{mid}'><dissociate node='{leaf2}'/></collection>", NS_PUBSUB_OWNER)
         check(iq_type(r) == "error", f"dissociating twice: {xml(r)}")
@@ -189,7 +197,7 @@ async def test_collections_three_levels(ctx):
         check(await identity(a, mid) is None, "mid still there")
         check(await identity(a, leaf) == "leaf", "the leaf went with its collection")
         check((await a.config_values(leaf))["pubsub#collection"] in ([], [""]), "leaf still in mid")
-        check(await children(a, top) == [leaf2], "top's children after deleting mid")
+        check(await children(a, top) == sorted([leaf2, leaf3]), "top's children after deleting mid")
         ids, _ = await a.items_page(leaf, "")
         check(ids == ["i1"], f"leaf's items after deleting its collection: {ids}")
         # Through top now only leaf2: a publish there reaches top's items subscribers at depth 1.

@@ -11,7 +11,7 @@ and sees exactly its own notifications.
 
 import xml.etree.ElementTree as ET
 
-from harness import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, Inbox, check, iq_type, raw_iq, send_available
+from harness import NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, Inbox, check, iq_type, pubsub_error, raw_iq, send_available
 from test_advanced import DISCO_ITEMS, NS_SHIM, NODE_CONFIG, PS, new_node, q, xml
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -57,12 +57,6 @@ def config_form(fields):
 class Owner(PS):
     async def configure(self, node, fields):
         return await self.iq("set", f"<configure node='{node}'>{config_form(fields)}</configure>", NS_PUBSUB_OWNER)
-
-    async def err_owner(self, inner, expect, what):
-        r = await self.iq("set", inner, NS_PUBSUB_OWNER)
-        check(iq_type(r) == "error", f"{what}: expected error {expect}, got {xml(r)}")
-        from harness import pubsub_error
-        check(pubsub_error(r) == expect, f"{what}: expected {expect}, got {pubsub_error(r)}: {xml(r)}")
 
     async def config_values(self, node):
         r = await self.ok("get", f"<configure node='{node}'/>", NS_PUBSUB_OWNER, what=f"config of {node}")
@@ -246,7 +240,6 @@ async def test_collections_errors(ctx):
 
 
 def _err(r):
-    from harness import pubsub_error
     return pubsub_error(r)
 
 

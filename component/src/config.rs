@@ -100,6 +100,16 @@ pub struct Cli {
     /// Requests one bare JID may send in a burst above the rate [default: 2 × rate_limit].
     #[arg(long, env = "ROOST_RATE_BURST", value_name = "N")]
     pub rate_burst: Option<u64>,
+    /// Children one collection (XEP-0248) may hold at most; what a collection's
+    /// `pubsub#children_max = max` means [default: 10000].
+    #[arg(long, env = "ROOST_MAX_CHILDREN", value_name = "N")]
+    pub max_children: Option<u64>,
+    /// Topic hierarchies from node names: with a separator such as `/`, creating
+    /// `logs/web/nginx` also creates the collections `logs/web` and `logs` when missing
+    /// (owned by the creator, with the new node's access model) and associates each name
+    /// with the one above it. Empty: names are flat [default: empty].
+    #[arg(long, env = "ROOST_HIERARCHY", value_name = "SEPARATOR")]
+    pub hierarchy: Option<String>,
     /// Relay nodes: local node LOCAL mirrors node NODE of pubsub service SERVICE
     /// (comma-separated, e.g. `logs=pubsub.a.example/logs`). The service subscribes upstream
     /// once and republishes locally.
@@ -146,6 +156,8 @@ struct FileConfig {
     max_subscriptions_per_jid: Option<u64>,
     rate_limit: Option<u64>,
     rate_burst: Option<u64>,
+    max_children: Option<u64>,
+    hierarchy: Option<String>,
     relays: Option<Vec<String>>,
     metrics_listen: Option<String>,
 }
@@ -285,6 +297,8 @@ impl Config {
         cap!(max_nodes_per_jid);
         cap!(max_subscriptions_per_node);
         cap!(max_subscriptions_per_jid);
+        cap!(max_children);
+        policy.hierarchy = pick!(hierarchy).filter(|s| !s.is_empty());
         policy.default_config.max_payload_size = policy
             .default_config
             .max_payload_size
@@ -463,6 +477,30 @@ mod tests {
         assert_eq!(c.secret, "flag");
         assert_eq!(c.policy.max_items_per_node, 5);
         assert_eq!(c.policy.admins.len(), 1);
+    }
+
+    #[test]
+    fn hierarchy_and_max_children() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let c = Config::resolve(cli(&base)).unwrap();
+        assert_eq!(c.policy.hierarchy, None);
+        assert_eq!(c.policy.max_children, 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(
+            &p,
+            "jid = \"pubsub.example.org\"\nsecret = \"f\"\nhierarchy = \"/\"\nmax_children = 5\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap();
+        assert_eq!(c.policy.hierarchy.as_deref(), Some("/"));
+        assert_eq!(c.policy.max_children, 5);
+        let mut empty = base.to_vec();
+        empty.extend(["--hierarchy", ""]);
+        assert_eq!(Config::resolve(cli(&empty)).unwrap().policy.hierarchy, None);
+        let mut zero = base.to_vec();
+        zero.extend(["--max-children", "0"]);
+        assert!(Config::resolve(cli(&zero)).is_err());
     }
 
     #[test]

@@ -190,6 +190,16 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::MaxItemsExceeded => with(T::Modify, C::NotAcceptable, P::MaxItemsExceeded, text),
         // Examples 123, 168.
         Error::NotPersistent => unsupported("persistent-items"),
+        // XEP-0248 examples 27, 30, 31, 41.
+        Error::InvalidCollection(_) => with(T::Cancel, C::NotAllowed, P::InvalidOptions, text),
+        // XEP-0248 examples 29, 40.
+        Error::MaxNodesExceeded(_) => with(T::Cancel, C::NotAllowed, P::MaxNodesExceeded, text),
+        // XEP-0248 example 44.
+        Error::NotAssociated { .. } => plain(T::Modify, C::BadRequest, text),
+        // XEP-0248 example 36.
+        Error::RootNode => plain(T::Cancel, C::NotAllowed, text),
+        // XEP-0248 example 15.
+        Error::SubscriptionExists(_) => plain(T::Cancel, C::Conflict, text),
         Error::BadRequest(_) => plain(T::Modify, C::BadRequest, text),
         Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");

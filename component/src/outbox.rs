@@ -215,6 +215,7 @@ mod tests {
             subids: Vec::new(),
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Purge),
         }
     }

@@ -11,9 +11,10 @@
 //! [`StoreError`], never a panic.
 
 use roost_nodes::{
-    AccessModel, Affiliation, BareJid, Item, ItemCounters, ItemReply, Jid, MaxItems, NodeConfig,
-    NodeRecord, NotificationType, PublishModel, SendLastPublished, Show, StoreError, SubOptions,
-    SubRow, Subscription, SubscriptionState,
+    AccessModel, Affiliation, AssociationPolicy, BareJid, Item, ItemCounters, ItemReply, Jid,
+    MaxItems, NodeConfig, NodeRecord, NodeType, NotificationType, PublishModel, SendLastPublished,
+    Show, StoreError, SubOptions, SubRow, Subscription, SubscriptionDepth, SubscriptionState,
+    SubscriptionType,
 };
 use std::str::FromStr;
 
@@ -54,6 +55,14 @@ impl Writer {
                 self.u8(1);
                 self.u64(v);
             }
+        }
+    }
+
+    /// A count, then each string.
+    fn strs<'a>(&mut self, v: impl ExactSizeIterator<Item = &'a str>) {
+        self.u64(v.len() as u64);
+        for s in v {
+            self.str(s);
         }
     }
 }
@@ -129,6 +138,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A count, then each string; the count is bounded by what remains, so a corrupt one
+    /// fails on the missing bytes rather than allocating.
+    fn strs(&mut self) -> Result<Vec<String>, StoreError> {
+        let n = self.u64()?;
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(self.rest.len()));
+        for _ in 0..n {
+            out.push(self.str()?);
+        }
+        Ok(out)
+    }
+
     fn wire<T: FromStr>(&mut self) -> Result<T, StoreError> {
         let s = self.str_ref()?;
         s.parse()
@@ -196,6 +216,13 @@ fn config(w: &mut Writer, c: &NodeConfig) {
         notification_type,
         itemreply,
         max_payload_size,
+        node_type,
+        collection,
+        // Derived from the children's `collection`: not stored.
+        children: _,
+        children_max,
+        children_association_policy,
+        children_association_whitelist,
     } = c;
     w.str(title);
     w.str(description);
@@ -222,13 +249,24 @@ fn config(w: &mut Writer, c: &NodeConfig) {
     w.str(notification_type.as_str());
     w.str(itemreply.as_str());
     w.u64(*max_payload_size);
-    // Appended last, and only when non-empty, so records without roster groups keep the
-    // exact bytes they had before this field existed and older records decode unchanged.
-    if !roster_groups_allowed.is_empty() {
-        w.u64(roster_groups_allowed.len() as u64);
-        for g in roster_groups_allowed {
-            w.str(g);
-        }
+    // Appended last, each section only when it or a later one differs from the defaults,
+    // so records of leaves that use neither keep the exact bytes they had before these
+    // fields existed, and older records decode unchanged.
+    let d = NodeConfig::default();
+    let collections = *node_type != d.node_type
+        || !collection.is_empty()
+        || *children_max != d.children_max
+        || *children_association_policy != d.children_association_policy
+        || !children_association_whitelist.is_empty();
+    if !roster_groups_allowed.is_empty() || collections {
+        w.strs(roster_groups_allowed.iter().map(String::as_str));
+    }
+    if collections {
+        w.str(node_type.as_str());
+        w.strs(collection.iter().map(String::as_str));
+        w.opt_u64(*children_max);
+        w.str(children_association_policy.as_str());
+        w.strs(children_association_whitelist.iter().map(|j| j.as_str()));
     }
 }
 
@@ -269,11 +307,19 @@ pub fn decode_node(name: String, v: &[u8]) -> Result<NodeRecord, StoreError> {
         notification_type: r.wire::<NotificationType>()?,
         itemreply: r.wire::<ItemReply>()?,
         max_payload_size: r.u64()?,
+        ..NodeConfig::default()
     };
     if !r.at_end() {
-        let n = r.u64()?;
-        for _ in 0..n {
-            config.roster_groups_allowed.push(r.str()?);
+        config.roster_groups_allowed = r.strs()?;
+    }
+    if !r.at_end() {
+        config.node_type = r.wire::<NodeType>()?;
+        config.collection = r.strs()?;
+        config.children_max = r.opt_u64()?;
+        config.children_association_policy = r.wire::<AssociationPolicy>()?;
+        for j in r.strs()? {
+            let j = BareJid::new(&j).map_err(|e| r.err(&format!("bad bare JID {j:?}: {e}")))?;
+            config.children_association_whitelist.push(j);
         }
     }
     r.end()?;
@@ -387,6 +433,8 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
         expire,
         include_body,
         show_values,
+        subscription_type,
+        subscription_depth,
     } = &s.options;
     w.bool(*deliver);
     w.bool(*digest);
@@ -396,6 +444,16 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     w.u64(show_values.len() as u64);
     for v in show_values {
         w.str(v.as_str());
+    }
+    // Appended only when not the defaults (XEP-0248, subscriptions to collections), so
+    // other subscriptions keep the bytes they had before these options existed.
+    let d = SubOptions::default();
+    if *subscription_type != d.subscription_type || *subscription_depth != d.subscription_depth {
+        w.str(subscription_type.as_str());
+        w.opt_u64(match subscription_depth {
+            SubscriptionDepth::Depth(n) => Some(*n),
+            SubscriptionDepth::All => None,
+        });
     }
     w.0
 }
@@ -443,15 +501,23 @@ fn sub_rest(mut r: Reader<'_>) -> Result<(SubscriptionState, SubOptions), StoreE
     for _ in 0..n {
         show_values.push(r.wire::<Show>()?);
     }
-    r.end()?;
-    let options = SubOptions {
+    let mut options = SubOptions {
         deliver,
         digest,
         digest_frequency,
         expire,
         include_body,
         show_values,
+        ..SubOptions::default()
     };
+    if !r.at_end() {
+        options.subscription_type = r.wire::<SubscriptionType>()?;
+        options.subscription_depth = match r.opt_u64()? {
+            Some(n) => SubscriptionDepth::Depth(n),
+            None => SubscriptionDepth::All,
+        };
+    }
+    r.end()?;
     Ok((state, options))
 }
 
@@ -519,6 +585,48 @@ mod tests {
         // A record without groups is a prefix: what older Roosts wrote still decodes.
         assert!(with.starts_with(&without));
         assert!(decode_node("n".into(), &with[..with.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn collection_fields_round_trip_and_are_absent_from_plain_leaves() {
+        let mut r = rec();
+        let plain = node(&r);
+        r.config.node_type = NodeType::Collection;
+        r.config.collection = vec!["a".into(), "b/c".into()];
+        r.config.children_max = Some(7);
+        r.config.children_association_policy = AssociationPolicy::Whitelist;
+        r.config.children_association_whitelist = vec![BareJid::new("w@example.org").unwrap()];
+        let coll = node(&r);
+        assert_eq!(decode_node("n".into(), &coll).unwrap(), r);
+        // A leaf without them keeps the old bytes; one with them has both sections.
+        assert!(coll.starts_with(&plain));
+        r.config.roster_groups_allowed = vec!["Friends".into()];
+        assert_eq!(decode_node("n".into(), &node(&r)).unwrap(), r);
+        // Children are derived, never stored.
+        r.config.children = vec!["x".into()];
+        let back = decode_node("n".into(), &node(&r)).unwrap();
+        assert!(back.config.children.is_empty());
+        let v = node(&r);
+        for n in 0..v.len() {
+            // A record cut exactly before a section is an older, shorter record.
+            let _ = decode_node("n".into(), &v[..n]);
+        }
+        let mut s = Subscription {
+            jid: Jid::new("a@b").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Subscribed,
+            options: SubOptions::default(),
+        };
+        let plain = subscription(&s);
+        s.options.subscription_type = SubscriptionType::Items;
+        s.options.subscription_depth = SubscriptionDepth::All;
+        let v = subscription(&s);
+        assert!(v.starts_with(&plain));
+        assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
+        s.options.subscription_depth = SubscriptionDepth::Depth(3);
+        let v = subscription(&s);
+        assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
+        assert!(decode_subscription("s".into(), &v[..v.len() - 1]).is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use super::*;
 use roost_nodes::{
-    AccessModel, Change, ChangeSet, ItemCounters, ItemReply, Jid, MaxItems, NodeConfig,
-    NotificationType, PublishModel, SendLastPublished, Show, Store,
+    AccessModel, AssociationPolicy, Change, ChangeSet, ItemCounters, ItemReply, Jid, MaxItems,
+    NodeConfig, NodeType, NotificationType, PublishModel, SendLastPublished, Show, Store,
+    SubscriptionDepth, SubscriptionType,
 };
 use roost_storage::SledStore;
 
@@ -39,6 +40,21 @@ fn full_config() -> NodeConfig {
         notification_type: NotificationType::Normal,
         itemreply: ItemReply::Publisher,
         max_payload_size: 1234,
+        node_type: NodeType::Leaf,
+        // In a collection (XEP-0248): stored on the child; `children` is derived.
+        collection: vec!["topics".into()],
+        ..NodeConfig::default()
+    }
+}
+
+/// A collection with every collection field away from its default.
+fn collection_config() -> NodeConfig {
+    NodeConfig {
+        node_type: NodeType::Collection,
+        children_max: Some(10),
+        children_association_policy: AssociationPolicy::Whitelist,
+        children_association_whitelist: vec![bare("assoc@example.org")],
+        ..NodeConfig::default()
     }
 }
 
@@ -73,6 +89,7 @@ fn fill(store: &mut SledStore) {
     };
     // A node deleted since: last_uid stays above every live uid.
     c.push(Change::PutNode(node("gone", 9, NodeConfig::default())));
+    c.push(Change::PutNode(node("topics", 7, collection_config())));
     c.push(Change::PutNode(node("full", 3, full_config())));
     c.push(Change::PutNode(node("plain", 4, NodeConfig::default())));
     c.push(Change::PutNode(node(
@@ -111,6 +128,8 @@ fn fill(store: &mut SledStore) {
         expire: Some(1_893_456_000_789),
         include_body: true,
         show_values: vec![Show::Dnd, Show::Chat],
+        subscription_type: SubscriptionType::Nodes,
+        subscription_depth: SubscriptionDepth::All,
     };
     for s in [
         sub(
@@ -252,7 +271,7 @@ fn the_round_trip_is_exact() {
     assert_eq!(
         totals,
         Totals {
-            nodes: 4,
+            nodes: 5,
             affiliations: 7,
             subscriptions: 4,
             items: 603,

@@ -41,16 +41,17 @@ pub use reply::{owner_namespace, reply_payload};
 /// `access-presence` and `access-roster` are not here: they work only on a connection whose
 /// server grants roster access (XEP-0356), so the service adds [`ROSTER_FEATURES`] then.
 /// Deliberately absent until they work: `presence-subscribe` (XEP-0060 §9.1
-/// auto-subscription from entity capabilities), `auto-subscribe`, `collections`,
-/// `multi-collection`, `auto-create`, `filtered-notifications`, `publish-node-full` (no
+/// auto-subscription from entity capabilities), `auto-subscribe`, `auto-create`, `filtered-notifications`, `publish-node-full` (no
 /// `pubsub#publish_node_full` option: a full node always drops its oldest item) and
 /// `last-published` (the default `send_last_published_item` is `never`).
 pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-authorize",
     "http://jabber.org/protocol/pubsub#access-open",
     "http://jabber.org/protocol/pubsub#access-whitelist",
+    // XEP-0248: collection nodes, the root collection, associations, node news.
+    "http://jabber.org/protocol/pubsub#collections",
     "http://jabber.org/protocol/pubsub#config-node",
-    // `max` for pubsub#max_items and pubsub#item_expire (there is no pubsub#children_max).
+    // `max` for pubsub#max_items, pubsub#item_expire and pubsub#children_max.
     "http://jabber.org/protocol/pubsub#config-node-max",
     "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
@@ -64,6 +65,7 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#member-affiliation",
     "http://jabber.org/protocol/pubsub#meta-data",
     "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#multi-collection",
     "http://jabber.org/protocol/pubsub#multi-items",
     "http://jabber.org/protocol/pubsub#multi-subscribe",
     "http://jabber.org/protocol/pubsub#outcast-affiliation",

@@ -2,6 +2,7 @@
 //! crate) the way xmpp-parsers declares its own. Each module round-trips its elements on the
 //! examples of the XEP that defines them.
 
+pub mod collections;
 pub mod commands;
 pub mod dump;
 pub mod mam;

@@ -7,9 +7,9 @@
 //! 1. the use case says what happened as an [`Occurrence`]: the node, the [`Occasion`] and
 //!    whose subscriptions are asked about ([`Scope`]);
 //! 2. the [`Matcher`]s find the candidate subscriptions. The node's own subscriptions
-//!    ([`OwnSubscriptions`]) are the first matcher; subscriptions of ancestor collection
-//!    nodes (XEP-0248) and content filters (a predicate index per node) plug in beside it,
-//!    without any use case changing;
+//!    ([`OwnSubscriptions`]) are the first matcher; the subscriptions of the collections
+//!    above the node (XEP-0248, [`collections::Ancestors`]) the second; content filters
+//!    (a predicate index per node) plug in beside them, without any use case changing;
 //! 3. the one predicate, [`deliver::deliver`], decides for each candidate whether it is
 //!    delivered and at which JIDs;
 //! 4. [`recipients`] groups what is delivered into one [`Recipient`] per JID, with the
@@ -17,6 +17,7 @@
 //!    so a subscriber reached through several matchers (a leaf and its ancestors, several
 //!    filters) still gets one notification.
 
+pub(crate) mod collections;
 pub(crate) mod deliver;
 
 use crate::presence::PresenceTable;
@@ -24,11 +25,11 @@ use crate::state::{JidRef, NodeState, State, Sub};
 use crate::store::Change;
 use crate::{BareJid, FullJid, Jid};
 
-pub(crate) use deliver::needs_presence;
+pub(crate) use deliver::{needs_presence, presence_bound};
 
 /// Why subscribers may hear of something: it decides which node switches and which
 /// subscription options apply (see [`deliver::deliver`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Occasion<'a> {
     /// Items were published (§7.1.2). Digest subscriptions get them batched instead, once
     /// the clock runs.
@@ -54,6 +55,46 @@ pub(crate) enum Occasion<'a> {
     /// A digest falling due: the items of a period, to one digest subscription
     /// (`pubsub#digest`).
     Digest,
+    /// The node was created (XEP-0248 §notify-nodes: to the collections above it).
+    Create,
+    /// `child` was associated with the node, a collection, or dissociated from it
+    /// (XEP-0248 §notify-associate-dissociate; the event says which).
+    Collection { child: &'a NodeState },
+}
+
+impl Occasion<'_> {
+    /// Whether it is news of items (published, retracted, purged; XEP-0248
+    /// `subscription_type` `items`) rather than of nodes (`nodes`).
+    pub(crate) fn about_items(&self) -> bool {
+        match self {
+            Occasion::Publish
+            | Occasion::Retract { .. }
+            | Occasion::Purge
+            | Occasion::Subscribed
+            | Occasion::Online { .. }
+            | Occasion::Digest => true,
+            Occasion::Delete
+            | Occasion::Configure
+            | Occasion::Create
+            | Occasion::Collection { .. } => false,
+        }
+    }
+
+    /// How far below the occurrence's node the node the news is about lies: 1 for an
+    /// association (it is about a child), else 0.
+    pub(crate) fn offset(&self) -> u64 {
+        u64::from(matches!(self, Occasion::Collection { .. }))
+    }
+
+    /// Whether the subscriptions of the collections above the node hear of it: not of a
+    /// new subscription's or a resource's last item, nor of a digest (which asks about
+    /// one subscription, [`Scope::Via`]).
+    pub(crate) fn reaches_collections(&self) -> bool {
+        !matches!(
+            self,
+            Occasion::Subscribed | Occasion::Online { .. } | Occasion::Digest
+        )
+    }
 }
 
 /// Whose subscriptions an occurrence is asked about.
@@ -65,6 +106,12 @@ pub(crate) enum Scope<'a> {
     Subscriber(&'a BareJid),
     /// One subscription, which need not be applied yet (the one a subscribe creates).
     One(Sub<'a>),
+    /// One subscription of a collection `depth` above the node (a collection digest).
+    Via {
+        sub: Sub<'a>,
+        collection: &'a NodeState,
+        depth: u64,
+    },
 }
 
 /// Something that happened on a node, as the matching stage sees it.
@@ -86,6 +133,15 @@ pub(crate) struct Candidate<'a> {
     pub node: &'a NodeState,
     /// The subscription.
     pub sub: Sub<'a>,
+    /// How far `node` is above the occurrence's node: 0 for the node's own subscriptions.
+    pub depth: u64,
+}
+
+impl Candidate<'_> {
+    /// Whether it reaches the occurrence through a collection (XEP-0248).
+    pub(crate) fn via_collection(&self) -> bool {
+        self.depth > 0
+    }
 }
 
 /// A source of the subscriptions an occurrence may reach.
@@ -128,15 +184,20 @@ impl Matcher for OwnSubscriptions {
         after: Option<&JidRef>,
     ) -> Box<dyn Iterator<Item = Candidate<'s>> + 's> {
         let node = occ.node;
-        if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
+        if !deliver::node_notifies(&node.rec.config, &occ.occasion, false) {
             return Box::new(std::iter::empty());
         }
-        let cand = move |sub: Sub<'s>| Candidate { node, sub };
+        let cand = move |sub: Sub<'s>| Candidate {
+            node,
+            sub,
+            depth: 0,
+        };
         match occ.scope {
             Scope::One(sub) => Box::new(std::iter::once(cand(sub))),
             Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).map(cand)),
             // A node's subscriptions are kept by subscriber already.
             Scope::Everyone => Box::new(node.subs_after(after).map(cand)),
+            Scope::Via { .. } => Box::new(std::iter::empty()),
         }
     }
 }
@@ -148,6 +209,10 @@ pub(crate) trait Context {
     fn presence(&self) -> &PresenceTable;
     /// Whether the access gate still lets `subscriber` receive `node`'s notifications.
     fn admitted(&self, node: &NodeState, subscriber: &BareJid) -> bool;
+    /// Whether `subscriber` may hear of `node` through a collection: read its items
+    /// (`items`), or see it (news of the node itself). The collection's access model
+    /// decides who subscribes to the collection; what reaches them is the node's to say.
+    fn reaches(&self, node: &NodeState, subscriber: &BareJid, items: bool) -> bool;
     /// Whether something runs the clock: until then digests cannot fall due.
     fn clock_running(&self) -> bool;
 }
@@ -161,6 +226,10 @@ pub struct Recipient {
     pub subids: Vec<String>,
     /// Add a `<body/>` summary (`pubsub#include_body` of any of them).
     pub include_body: bool,
+    /// The collections it reaches the recipient through (XEP-0248: SHIM `Collection`
+    /// headers), in NodeID order; the root collection is the empty NodeID. Empty when
+    /// it reaches it only through the node's own subscriptions.
+    pub collections: Vec<String>,
 }
 
 /// The matching stage: its matchers, in order.
@@ -168,7 +237,10 @@ pub(crate) struct Matchers(Vec<Box<dyn Matcher>>);
 
 impl Default for Matchers {
     fn default() -> Self {
-        Matchers(vec![Box::new(OwnSubscriptions)])
+        Matchers(vec![
+            Box::new(OwnSubscriptions),
+            Box::new(collections::Ancestors),
+        ])
     }
 }
 
@@ -226,7 +298,7 @@ impl Matchers {
         let mut given = 0;
         let mut group: Vec<Candidate<'_>> = Vec::new();
         let mut to = Vec::new();
-        let mut hits: Vec<(Jid, String, bool)> = Vec::new();
+        let mut hits: Vec<Hit<'_>> = Vec::new();
         loop {
             if given >= max {
                 return streams.iter_mut().all(|s| s.peek().is_none());
@@ -249,9 +321,16 @@ impl Matchers {
             hits.clear();
             for cand in &group {
                 to.clear();
-                if deliver::deliver(ctx, cand, &occ.occasion, &mut to) {
+                if deliver::deliver(ctx, occ, cand, &mut to) {
                     let include_body = cand.sub.options().include_body;
-                    hits.extend(to.drain(..).map(|j| (j, cand.sub.subid(), include_body)));
+                    let collection = (cand.node.rec.uid != occ.node.rec.uid)
+                        .then_some(cand.node.rec.name.as_str());
+                    hits.extend(to.drain(..).map(|to| Hit {
+                        to,
+                        subid: cand.sub.subid(),
+                        include_body,
+                        collection,
+                    }));
                 }
             }
             given += group_by_recipient(&mut hits, out);
@@ -260,37 +339,58 @@ impl Matchers {
     }
 }
 
-/// One subscriber's deliveries (recipient, subid, include_body) as one [`Recipient`] per
-/// JID, in JID order, subids in order, handed to `out`. Returns how many.
-fn group_by_recipient(
-    hits: &mut Vec<(Jid, String, bool)>,
-    out: &mut dyn FnMut(Recipient),
-) -> usize {
-    hits.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+/// One delivered subscription: where to, its subid, whether it wants a body, and the
+/// collection it is a subscription to when not to the occurrence's node.
+struct Hit<'a> {
+    to: Jid,
+    subid: String,
+    include_body: bool,
+    collection: Option<&'a str>,
+}
+
+/// One subscriber's deliveries as one [`Recipient`] per JID, in JID order, subids in
+/// order (each once), collections in order (each once), handed to `out`. Returns how many.
+fn group_by_recipient(hits: &mut Vec<Hit<'_>>, out: &mut dyn FnMut(Recipient)) -> usize {
+    hits.sort_by(|a, b| (&a.to, &a.subid).cmp(&(&b.to, &b.subid)));
     let mut given = 0;
     let mut pending: Option<Recipient> = None;
-    for (to, subid, include_body) in hits.drain(..) {
+    let mut emit = |r: Recipient, given: &mut usize| {
+        out(finish(r));
+        *given += 1;
+    };
+    for hit in hits.drain(..) {
         match &mut pending {
-            Some(r) if r.to == to => {
-                r.subids.push(subid);
-                r.include_body |= include_body;
+            Some(r) if r.to == hit.to => {
+                if r.subids.last() != Some(&hit.subid) {
+                    r.subids.push(hit.subid);
+                }
+                r.include_body |= hit.include_body;
+                r.collections.extend(hit.collection.map(str::to_owned));
             }
             _ => {
                 if let Some(r) = pending.take() {
-                    out(r);
-                    given += 1;
+                    emit(r, &mut given);
                 }
                 pending = Some(Recipient {
-                    to,
-                    subids: vec![subid],
-                    include_body,
+                    to: hit.to,
+                    subids: vec![hit.subid],
+                    include_body: hit.include_body,
+                    collections: hit.collection.map(str::to_owned).into_iter().collect(),
                 });
             }
         }
     }
     if let Some(r) = pending {
-        out(r);
-        given += 1;
+        emit(r, &mut given);
     }
     given
+}
+
+/// A recipient's collections in order, each once.
+fn finish(mut r: Recipient) -> Recipient {
+    if r.collections.len() > 1 {
+        r.collections.sort();
+        r.collections.dedup();
+    }
+    r
 }

@@ -45,6 +45,7 @@ use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod collections;
 mod fanout;
 mod gate;
 mod history;
@@ -59,6 +60,7 @@ mod state;
 mod subscriber;
 mod timers;
 use crate::matching::{Context, Matchers, Occasion, Occurrence, Recipient, Scope};
+use collections::{Fresh, Relate};
 use fanout::Broadcast;
 pub use fanout::{Dispatch, Fanout, Streamed};
 use gate::Ask;
@@ -260,13 +262,15 @@ impl<S: Store> Service<S> {
             Request::Create { node, config } => self.create(me, node, config, now),
             Request::GetConfig { node } => self.get_config(me, node),
             Request::SetConfig { node, config } => self.set_config(me, node, config),
-            Request::DefaultConfig => self.default_config(),
+            Request::DefaultConfig { node_type } => self.default_config(node_type),
             Request::Delete { node, redirect } => self.delete(me, node, redirect),
             Request::Purge { node } => self.purge(me, node),
             Request::GetSubscriptions { node } => self.get_subscriptions(me, node),
             Request::SetSubscriptions { node, changes } => {
                 self.set_subscriptions(me, node, changes, now)
             }
+            Request::Associate { collection, node } => self.associate(me, collection, node),
+            Request::Dissociate { collection, node } => self.dissociate(me, collection, node),
             Request::GetAffiliations { node } => self.get_affiliations(me, node),
             Request::SetAffiliations { node, changes } => self.set_affiliations(me, node, changes),
             Request::AuthorizeSubscription {

@@ -11,6 +11,15 @@ impl<S: Store> Context for Service<S> {
         self.gate(Ask::new(subscriber, Question::ReceiveItems, node)) == Decision::Allow
     }
 
+    fn reaches(&self, node: &NodeState, subscriber: &BareJid, items: bool) -> bool {
+        let question = if items {
+            Question::Do(Action::RetrieveItems)
+        } else {
+            Question::SeeNode
+        };
+        self.gate(Ask::new(subscriber, question, node)).is_allowed()
+    }
+
     fn clock_running(&self) -> bool {
         self.clock_running
     }
@@ -48,6 +57,7 @@ impl<S: Store> Service<S> {
                 subids: r.subids,
                 kind: n.rec.config.notification_type,
                 include_body: r.include_body,
+                collections: r.collections,
                 event: event.clone(),
             })
             .collect()
@@ -55,7 +65,7 @@ impl<S: Store> Service<S> {
 
     /// `event` to everyone `broadcast` on `n` reaches, walked once the change is applied.
     pub(super) fn broadcast(&self, n: &NodeState, broadcast: Broadcast, event: Event) -> Dispatch {
-        self.fanout(n, n.rec.config.notification_type, broadcast, event)
+        self.fanout(&n.rec, n.rec.config.notification_type, broadcast, event)
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).
@@ -68,6 +78,7 @@ impl<S: Store> Service<S> {
                 subids: Vec::new(),
                 kind: n.rec.config.notification_type,
                 include_body: false,
+                collections: Vec::new(),
                 event: event.clone(),
             })
             .collect()
@@ -118,6 +129,7 @@ impl<S: Store> Service<S> {
                 subids: Vec::new(),
                 kind: NotificationType::Normal,
                 include_body: false,
+                collections: Vec::new(),
                 event: std::sync::Arc::new(event),
             }],
             None => self.to_owners(n, event),
@@ -142,6 +154,7 @@ impl<S: Store> Service<S> {
             subids: vec![sub.subid.clone()],
             kind: n.rec.config.notification_type,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Subscription {
                 jid: sub.jid.clone(),
                 state,

@@ -41,10 +41,23 @@ impl<S: Store> Service<S> {
             None => SubOptions::default(),
         };
         validate_options(&opts, now)?;
+        if n.rec.config.is_collection() {
+            // XEP-0248 §subscribe-errors: one subscription per kind of news.
+            let want = opts.subscription_type;
+            let overlaps =
+                |t: SubscriptionType| (t.items() && want.items()) || (t.nodes() && want.nodes());
+            if self
+                .state
+                .jid_subs(n, &bare)
+                .any(|s| s.key.is(&jid) && overlaps(s.options().subscription_type))
+            {
+                return Err(Error::SubscriptionExists(want.as_str()));
+            }
+        }
         let needs_approval = decision == Decision::Pending;
         let sub = Subscription {
             jid: jid.clone(),
-            subid: self.fresh_subid(n, &BTreeMap::new(), now),
+            subid: self.fresh_subid(n, &bare, &BTreeMap::new(), now),
             state: if needs_approval {
                 SubscriptionState::Pending
             } else {
@@ -227,6 +240,12 @@ pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
     }
     if let Some(v) = &patch.show_values {
         out.show_values = v.clone();
+    }
+    if let Some(v) = patch.subscription_type {
+        out.subscription_type = v;
+    }
+    if let Some(v) = patch.subscription_depth {
+        out.subscription_depth = v;
     }
     out
 }

@@ -26,17 +26,7 @@ impl<S: Store> Service<S> {
         if !self.clock_running {
             self.clock_running = true;
             // Until now digest subscribers got items one by one: start their digests here.
-            let state = &mut self.state;
-            let last: Vec<(u64, u64)> = state
-                .digests
-                .keys()
-                .filter_map(|(uid, _)| Some((*uid, state.node_by_uid(*uid)?.counters.last_seq)))
-                .collect();
-            for ((uid, _), d) in state.digests.iter_mut() {
-                if let Some((_, seq)) = last.iter().find(|(u, _)| u == uid) {
-                    d.after_seq = *seq;
-                }
-            }
+            self.state.restart_digests();
         }
         let mut changes = ChangeSet::default();
         let mut notifications: Vec<Dispatch> = Vec::new();
@@ -113,13 +103,15 @@ impl<S: Store> Service<S> {
     }
 
     /// Sends the digests that are due and schedules the next ones. Only memory changes.
+    /// A digest of a subscription to a collection is one message per leaf with items in
+    /// the period (a notification names one node), each through the collection.
     pub(super) fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
         let mut out = Vec::new();
         let keys: Vec<(u64, SubKey)> = self.state.digests.keys().cloned().collect();
         for key in keys {
             let (Some(n), Some(d)) = (
                 self.state.node_by_uid(key.0),
-                self.state.digests.get(&key).copied(),
+                self.state.digests.get(&key).cloned(),
             ) else {
                 continue;
             };
@@ -136,29 +128,58 @@ impl<S: Store> Service<S> {
             if due > now {
                 continue;
             }
-            let range = ItemRange {
-                after: Some(d.after_seq),
-                before: None,
-                skip: 0,
-                limit: u64::MAX,
-                from_end: false,
-            };
             let last_seq = n.counters.last_seq;
-            let recipients = self.recipients(n, Occasion::Digest, Scope::One(sub));
-            let items = if recipients.is_empty() {
-                Vec::new()
+            if n.rec.config.is_collection() {
+                let reach = self.state.descendants(n, sub.options().subscription_depth);
+                for (leaf_uid, after) in &d.leaves {
+                    let Some((leaf, depth)) = reach.iter().find(|(c, _)| c.rec.uid == *leaf_uid)
+                    else {
+                        continue; // deleted or dissociated meanwhile
+                    };
+                    let scope = Scope::Via {
+                        sub,
+                        collection: n,
+                        depth: *depth,
+                    };
+                    out.extend(self.digest(leaf, scope, *after)?);
+                }
             } else {
-                self.store.items_range(n.rec.uid, &range)?
-            };
-            if !items.is_empty() {
-                let event = items_event(&n.rec.config, items);
-                out.extend(self.notifications(n, recipients, event));
+                out.extend(self.digest(n, Scope::One(sub), d.after_seq)?);
             }
+            let leaves = self.state.leaf_seqs(n, sub.options());
             if let Some(d) = self.state.digests.get_mut(&key) {
                 d.after_seq = last_seq;
+                d.leaves = leaves;
                 d.due = Some(now.saturating_add(period));
             }
         }
         Ok(out)
+    }
+
+    /// The digest of the items of `n` after seq `after` for the one subscription `scope`
+    /// names, if the predicate delivers it.
+    fn digest(
+        &self,
+        n: &NodeState,
+        scope: Scope<'_>,
+        after: u64,
+    ) -> Result<Vec<Notification>, Error> {
+        let recipients = self.recipients(n, Occasion::Digest, scope);
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let range = ItemRange {
+            after: Some(after),
+            before: None,
+            skip: 0,
+            limit: u64::MAX,
+            from_end: false,
+        };
+        let items = self.store.items_range(n.rec.uid, &range)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let event = items_event(&n.rec.config, items);
+        Ok(self.notifications(n, recipients, event))
     }
 }

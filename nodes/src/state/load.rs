@@ -40,7 +40,7 @@ struct Building {
 impl Building {
     fn finish(mut self) -> State {
         for name in &self.row_by_row {
-            if let Some(n) = self.state.nodes.get_mut(name) {
+            if let Some(n) = super::pick(&mut self.state.root, &mut self.state.nodes, name) {
                 n.subs.compact();
             }
         }
@@ -90,6 +90,11 @@ impl Loader for Building {
 
     fn subscriptions(&mut self, node: &str, rows: SubRows<'_, '_>) -> Result<(), StoreError> {
         let rows = rows.collect::<Result<Vec<SubRow<'_>>, StoreError>>()?;
+        if node.is_empty() {
+            // The root collection (XEP-0248 §root) is not in `nodes`; its subscriptions are
+            // few, so they take the general path.
+            return self.row_by_row(node, &rows);
+        }
         let Some(n) = self.state.nodes.get(node) else {
             return Ok(());
         };
@@ -101,7 +106,12 @@ impl Loader for Building {
             }
         }
         nums.sort_unstable();
-        if n.sub_count() > 0 || nums.windows(2).any(|w| w[0] == w[1]) {
+        // A collection's digest subscriptions need the leaves under it (`leaf_seqs`):
+        // the general path computes them.
+        if n.sub_count() > 0
+            || n.rec.config.is_collection()
+            || nums.windows(2).any(|w| w[0] == w[1])
+        {
             return self.row_by_row(node, &rows);
         }
 
@@ -144,6 +154,8 @@ impl Loader for Building {
                     Digest {
                         after_seq: n.counters.last_seq,
                         due: None,
+                        // A leaf: the digest reads the node's own items.
+                        leaves: Default::default(),
                     },
                 );
             }

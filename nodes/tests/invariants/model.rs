@@ -623,6 +623,7 @@ pub fn forged_notifications_missed() -> Vec<String> {
         subids,
         kind: NotificationType::Headline,
         include_body: false,
+        collections: Vec::new(),
         event: std::sync::Arc::new(Event::Items {
             items,
             with_payload: true,
@@ -741,8 +742,16 @@ impl Harness {
         }
     }
 
+    /// A node to act on. The empty NodeID, which names no node when creating, is the
+    /// root collection (XEP-0248) everywhere else: this model checks XEP-0060 alone
+    /// (`tests/collections.rs` checks collections), so it asks about a node that never
+    /// exists instead.
     fn node(&mut self, i: u8) -> String {
-        self.node_name(i).unwrap_or_else(|| NODES[1].to_owned())
+        match self.node_name(i) {
+            Some(n) if n.is_empty() => "absent".to_owned(),
+            Some(n) => n,
+            None => NODES[1].to_owned(),
+        }
     }
 
     fn subid(pre: &Obs, node: &str, jid: &Jid, i: u8) -> Option<String> {
@@ -1113,7 +1122,7 @@ impl Harness {
                 | Request::DefaultOptions { .. }
                 | Request::Items { .. }
                 | Request::GetConfig { .. }
-                | Request::DefaultConfig
+                | Request::DefaultConfig { .. }
                 | Request::GetSubscriptions { .. }
                 | Request::GetAffiliations { .. }
                 | Request::Page { .. }

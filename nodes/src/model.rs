@@ -279,6 +279,11 @@ pub struct SubOptions {
     pub include_body: bool,
     /// `pubsub#show-values`: deliver only while the resource's show is one of these.
     pub show_values: Vec<Show>,
+    /// `x-roost#filter`: the content filter (Roost feature `urn:roost:filter:0`, see
+    /// [`crate::filter`]), as its canonical text; `None`: every item. Items, retractions,
+    /// last items and digests reach the subscription only when the filter matches the
+    /// item; news of the node (purge, configuration, deletion) reaches it whatever it says.
+    pub filter: Option<String>,
 }
 
 impl Default for SubOptions {
@@ -290,6 +295,7 @@ impl Default for SubOptions {
             expire: None,
             include_body: false,
             show_values: vec![Show::Online, Show::Chat, Show::Away, Show::Xa, Show::Dnd],
+            filter: None,
         }
     }
 }
@@ -309,6 +315,10 @@ pub struct SubOptionsPatch {
     pub include_body: Option<bool>,
     #[allow(missing_docs)]
     pub show_values: Option<Vec<Show>>,
+    /// `x-roost#filter` as submitted: the engine parses it (an unparsable filter is
+    /// [`crate::Error::InvalidFilter`]) and keeps its canonical text; empty or blank
+    /// removes the filter.
+    pub filter: Option<String>,
 }
 
 /// One subscription of one JID (bare or full) to one node.

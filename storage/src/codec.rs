@@ -387,6 +387,7 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
         expire,
         include_body,
         show_values,
+        filter,
     } = &s.options;
     w.bool(*deliver);
     w.bool(*digest);
@@ -396,6 +397,13 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     w.u64(show_values.len() as u64);
     for v in show_values {
         w.str(v.as_str());
+    }
+    // The content filter (`x-roost#filter`, canonical text) comes last, and only when
+    // there is one: a subscription without a filter keeps the exact bytes it had before
+    // filters existed, so records written by earlier Roosts decode unchanged and the
+    // schema version stays.
+    if let Some(f) = filter {
+        w.str(f);
     }
     w.0
 }
@@ -417,6 +425,7 @@ pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, Stor
     for _ in 0..n {
         show_values.push(r.wire::<Show>()?);
     }
+    let filter = if r.at_end() { None } else { Some(r.str()?) };
     r.end()?;
     Ok(Subscription {
         jid,
@@ -429,6 +438,7 @@ pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, Stor
             expire,
             include_body,
             show_values,
+            filter,
         },
     })
 }
@@ -497,6 +507,31 @@ mod tests {
         // A record without groups is a prefix: what older Roosts wrote still decodes.
         assert!(with.starts_with(&without));
         assert!(decode_node("n".into(), &with[..with.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn filters_round_trip_and_are_absent_from_records_without_them() {
+        let mut s = Subscription {
+            jid: Jid::new("a@b/c").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Subscribed,
+            options: SubOptions::default(),
+        };
+        let without = subscription(&s);
+        s.options.filter = Some("@level = 'error' and host ^= \"wéb-\"".into());
+        let with = subscription(&s);
+        assert_eq!(decode_subscription("s".into(), &with).unwrap(), s);
+        // A record without a filter is a prefix: what older Roosts wrote still decodes.
+        assert!(with.starts_with(&without));
+        for n in without.len() + 1..with.len() {
+            assert!(
+                decode_subscription("s".into(), &with[..n]).is_err(),
+                "len {n}"
+            );
+        }
+        let mut longer = with.clone();
+        longer.push(0);
+        assert!(decode_subscription("s".into(), &longer).is_err());
     }
 
     #[test]

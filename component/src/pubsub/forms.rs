@@ -956,6 +956,7 @@ mod tests {
                 expire: None,
                 include_body: Some(false),
                 show_values: Some(vec![Show::Chat, Show::Online, Show::Away]),
+                filter: None,
             }
         );
     }
@@ -969,6 +970,7 @@ mod tests {
             expire: Some(1_059_519_370_000),
             include_body: true,
             show_values: vec![Show::Dnd],
+            filter: None,
         };
         let form = sub_options_form(&opts, DataFormType::Form);
         let p = parse_sub_options(&resubmit(&form)).unwrap();

@@ -86,6 +86,9 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::InvalidConfig(_) => plain(T::Modify, C::NotAcceptable, text),
         // Example 66.
         Error::InvalidOptions(_) => with(T::Modify, C::BadRequest, "invalid-options", text),
+        // Roost's content filters (`x-roost#filter`, feature `urn:roost:filter:0`): the
+        // text is the parser's "at N: why".
+        Error::InvalidFilter(_) => plain(T::Modify, C::NotAcceptable, text),
         // Examples 19, 39, 126, 205.
         Error::Unsupported(feature) => unsupported(feature),
         // Example 136.

@@ -117,7 +117,7 @@ impl NotificationRenderer {
 
 /// True if `n` differs from other recipients' notifications of the same event only in `to`.
 fn shares_template(n: &Notification) -> bool {
-    if n.subids.len() > 1 {
+    if names_subids(n) {
         return false;
     }
     !matches!(
@@ -212,10 +212,16 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         }
     }
     m.payloads.push(event);
-    if n.subids.len() > 1 {
+    if names_subids(n) {
         m.payloads.push(shim_subids(&n.subids));
     }
     m
+}
+
+/// Whether `n` names its subids in SHIM headers: when it is for several subscriptions
+/// (§12.5), or reached one through its content filter (the subscriber learns which).
+fn names_subids(n: &Notification) -> bool {
+    n.subids.len() > 1 || n.name_subids
 }
 
 fn event_payload(node: &str, event: &Event) -> Payload {
@@ -352,6 +358,7 @@ mod tests {
             to: "francisco@denmark.lit".parse().unwrap(),
             node: "princely_musings".into(),
             subids: vec![],
+            name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
             event: std::sync::Arc::new(event),
@@ -582,6 +589,7 @@ mod tests {
             to: "hamlet@denmark.lit".parse().unwrap(),
             node: "princely_musings".into(),
             subids: Vec::new(),
+            name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
             event: std::sync::Arc::new(Event::Subscription {

@@ -7,9 +7,10 @@
 //! 1. the use case says what happened as an [`Occurrence`]: the node, the [`Occasion`] and
 //!    whose subscriptions are asked about ([`Scope`]);
 //! 2. the [`Matcher`]s find the candidate subscriptions. The node's own subscriptions
-//!    ([`OwnSubscriptions`]) are the first matcher; subscriptions of ancestor collection
-//!    nodes (XEP-0248) and content filters (a predicate index per node) plug in beside it,
-//!    without any use case changing;
+//!    ([`OwnSubscriptions`]) are the first matcher, content filters
+//!    ([`content::ContentFilters`]: the filtered subscriptions whose filter matches the
+//!    item, found through the node's index) the second; subscriptions of ancestor
+//!    collection nodes (XEP-0248) plug in beside them, without any use case changing;
 //! 3. the one predicate, [`deliver::deliver`], decides for each candidate whether it is
 //!    delivered and at which JIDs;
 //! 4. [`recipients`] groups what is delivered into one [`Recipient`] per JID, with the
@@ -17,12 +18,15 @@
 //!    so a subscriber reached through several matchers (a leaf and its ancestors, several
 //!    filters) still gets one notification.
 
+pub(crate) mod content;
 pub(crate) mod deliver;
 
 use crate::presence::PresenceTable;
 use crate::state::{JidRef, NodeState, State, Sub};
 use crate::store::Change;
 use crate::{BareJid, FullJid, Jid};
+
+pub(crate) use content::Subject;
 
 pub(crate) use deliver::needs_presence;
 
@@ -56,6 +60,22 @@ pub(crate) enum Occasion<'a> {
     Digest,
 }
 
+impl Occasion<'_> {
+    /// Whether it is about particular items (published, retracted, a last item, a
+    /// digest's), which content filters select; purge, deletion and configuration are
+    /// news of the node and reach every subscription whatever its filter.
+    pub(crate) fn concerns_items(&self) -> bool {
+        match self {
+            Occasion::Publish
+            | Occasion::Retract { .. }
+            | Occasion::Subscribed
+            | Occasion::Online { .. }
+            | Occasion::Digest => true,
+            Occasion::Purge | Occasion::Delete | Occasion::Configure => false,
+        }
+    }
+}
+
 /// Whose subscriptions an occurrence is asked about.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
@@ -76,6 +96,10 @@ pub(crate) struct Occurrence<'a> {
     pub occasion: Occasion<'a>,
     /// Whose subscriptions are asked about.
     pub scope: Scope<'a>,
+    /// The item it is about, for content filters: given when the occasion concerns items
+    /// and a filtered subscription may be among the candidates. Without it no filtered
+    /// subscription hears of the occasion.
+    pub subject: Option<&'a Subject>,
 }
 
 /// A subscription an occurrence may reach, as a matcher found it.
@@ -86,6 +110,10 @@ pub(crate) struct Candidate<'a> {
     pub node: &'a NodeState,
     /// The subscription.
     pub sub: Sub<'a>,
+    /// Its content filter matched the occurrence's item: set by [`content::ContentFilters`]
+    /// only. The predicate refuses a filtered subscription any item not so matched,
+    /// whichever matcher offers it.
+    pub matched: bool,
 }
 
 /// A source of the subscriptions an occurrence may reach.
@@ -131,11 +159,20 @@ impl Matcher for OwnSubscriptions {
         if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
             return Box::new(std::iter::empty());
         }
-        let cand = move |sub: Sub<'s>| Candidate { node, sub };
+        let cand = move |sub: Sub<'s>| Candidate {
+            node,
+            sub,
+            matched: false,
+        };
+        // Filtered subscriptions hear of items through the content matcher only.
+        let items = occ.occasion.concerns_items();
+        let plain = move |sub: &Sub<'s>| !items || sub.filter().is_none();
         match occ.scope {
-            Scope::One(sub) => Box::new(std::iter::once(cand(sub))),
-            Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).map(cand)),
-            // A node's subscriptions are kept by subscriber already.
+            Scope::One(sub) => Box::new(std::iter::once(sub).filter(plain).map(cand)),
+            Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).filter(plain).map(cand)),
+            // A node's subscriptions are kept by subscriber already, the filtered ones
+            // apart: an item's walk never passes them.
+            Scope::Everyone if items => Box::new(node.plain_subs_after(after).map(cand)),
             Scope::Everyone => Box::new(node.subs_after(after).map(cand)),
         }
     }
@@ -161,6 +198,9 @@ pub struct Recipient {
     pub subids: Vec<String>,
     /// Add a `<body/>` summary (`pubsub#include_body` of any of them).
     pub include_body: bool,
+    /// Name the subids (SHIM headers) even when there is one: a content filter matched,
+    /// and its subscriber needs to know which.
+    pub name_subids: bool,
 }
 
 /// The matching stage: its matchers, in order.
@@ -168,7 +208,10 @@ pub(crate) struct Matchers(Vec<Box<dyn Matcher>>);
 
 impl Default for Matchers {
     fn default() -> Self {
-        Matchers(vec![Box::new(OwnSubscriptions)])
+        Matchers(vec![
+            Box::new(OwnSubscriptions),
+            Box::new(content::ContentFilters),
+        ])
     }
 }
 
@@ -226,7 +269,7 @@ impl Matchers {
         let mut given = 0;
         let mut group: Vec<Candidate<'_>> = Vec::new();
         let mut to = Vec::new();
-        let mut hits: Vec<(Jid, String, bool)> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
         loop {
             if given >= max {
                 return streams.iter_mut().all(|s| s.peek().is_none());
@@ -251,7 +294,11 @@ impl Matchers {
                 to.clear();
                 if deliver::deliver(ctx, cand, &occ.occasion, &mut to) {
                     let include_body = cand.sub.options().include_body;
-                    hits.extend(to.drain(..).map(|j| (j, cand.sub.subid(), include_body)));
+                    let (subid, filtered) = (cand.sub.subid(), cand.matched);
+                    hits.extend(
+                        to.drain(..)
+                            .map(|j| (j, subid.clone(), include_body, filtered)),
+                    );
                 }
             }
             given += group_by_recipient(&mut hits, out);
@@ -260,20 +307,21 @@ impl Matchers {
     }
 }
 
-/// One subscriber's deliveries (recipient, subid, include_body) as one [`Recipient`] per
-/// JID, in JID order, subids in order, handed to `out`. Returns how many.
-fn group_by_recipient(
-    hits: &mut Vec<(Jid, String, bool)>,
-    out: &mut dyn FnMut(Recipient),
-) -> usize {
+/// One delivery: recipient, subid, include_body, reached through a content filter.
+type Hit = (Jid, String, bool, bool);
+
+/// One subscriber's deliveries as one [`Recipient`] per JID, in JID order, subids in
+/// order, handed to `out`. Returns how many.
+fn group_by_recipient(hits: &mut Vec<Hit>, out: &mut dyn FnMut(Recipient)) -> usize {
     hits.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let mut given = 0;
     let mut pending: Option<Recipient> = None;
-    for (to, subid, include_body) in hits.drain(..) {
+    for (to, subid, include_body, filtered) in hits.drain(..) {
         match &mut pending {
             Some(r) if r.to == to => {
                 r.subids.push(subid);
                 r.include_body |= include_body;
+                r.name_subids |= filtered;
             }
             _ => {
                 if let Some(r) = pending.take() {
@@ -284,6 +332,7 @@ fn group_by_recipient(
                     to,
                     subids: vec![subid],
                     include_body,
+                    name_subids: filtered,
                 });
             }
         }

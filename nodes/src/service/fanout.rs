@@ -82,6 +82,8 @@ pub(super) struct Walk {
     done: bool,
     /// Recipients found by settling, not yet taken.
     settled: VecDeque<Recipient>,
+    /// The item, for content filters (on nodes with filtered subscriptions).
+    subject: Option<Subject>,
 }
 
 /// One event to every subscriber it reaches: the event once, and a cursor over the
@@ -112,6 +114,7 @@ impl Fanout {
             to: r.to,
             node: self.node.clone(),
             subids: r.subids,
+            name_subids: r.name_subids,
             kind: self.kind,
             include_body: r.include_body,
             event: self.event.clone(),
@@ -135,7 +138,8 @@ impl<S: Store> Service<S> {
         if fanout.engine != self.id {
             return true;
         }
-        let mut w = fanout.lock();
+        let mut guard = fanout.lock();
+        let w = &mut *guard;
         if !w.settled.is_empty() || w.done {
             let take = max.min(w.settled.len());
             out.extend(w.settled.drain(..take).map(|r| fanout.notification(r)));
@@ -144,6 +148,7 @@ impl<S: Store> Service<S> {
                 node: n,
                 occasion: w.broadcast.occasion(),
                 scope: Scope::Everyone,
+                subject: w.subject.as_ref(),
             };
             if max == usize::MAX {
                 // Walked whole (`handle`): one allocation for the lot, as a collected map had.
@@ -175,13 +180,15 @@ impl<S: Store> Service<S> {
     }
 
     /// A broadcast of `event` on `n`, to be walked once the change is applied; its
-    /// messages of type `kind` (the node's, or the new one of a reconfiguration).
+    /// messages of type `kind` (the node's, or the new one of a reconfiguration); about
+    /// `subject` for content filters.
     pub(super) fn fanout(
         &self,
         n: &NodeState,
         kind: NotificationType,
         broadcast: Broadcast,
         event: Event,
+        subject: Option<Subject>,
     ) -> Dispatch {
         Dispatch::Fanout(Fanout {
             engine: self.id,
@@ -194,6 +201,7 @@ impl<S: Store> Service<S> {
                 cursor: None,
                 done: false,
                 settled: VecDeque::new(),
+                subject,
             })),
         })
     }
@@ -215,7 +223,8 @@ impl<S: Store> Service<S> {
             let Some(walk) = Weak::upgrade(&weak) else {
                 continue; // dropped: nobody will walk it
             };
-            let mut w = walk.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = walk.lock().unwrap_or_else(|e| e.into_inner());
+            let w = &mut *guard;
             if w.done {
                 continue;
             }
@@ -227,6 +236,7 @@ impl<S: Store> Service<S> {
                 node: n,
                 occasion: w.broadcast.occasion(),
                 scope: Scope::Everyone,
+                subject: w.subject.as_ref(),
             };
             let mut rest = VecDeque::new();
             let mut cursor = w.cursor.take();

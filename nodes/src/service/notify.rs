@@ -17,19 +17,48 @@ impl<S: Store> Context for Service<S> {
 }
 
 impl<S: Store> Service<S> {
-    /// Who `occasion` on `n` reaches among `scope`, through the matching stage.
+    /// Who `occasion` on `n` reaches among `scope`, through the matching stage; `subject`:
+    /// the item it is about, for content filters.
     pub(super) fn recipients(
         &self,
         n: &NodeState,
         occasion: Occasion<'_>,
         scope: Scope<'_>,
+        subject: Option<&Subject>,
     ) -> Vec<Recipient> {
         let occ = Occurrence {
             node: n,
             occasion,
             scope,
+            subject,
         };
         self.matchers.recipients(self, &self.state, &occ)
+    }
+
+    /// The node's last item to whom `occasion` (a new subscription, a resource coming
+    /// online) reaches among `scope` (`pubsub#send_last_published_item`), content filters
+    /// applied to it.
+    pub(super) fn last_item(
+        &self,
+        n: &NodeState,
+        occasion: Occasion<'_>,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Notification>, Error> {
+        if !crate::matching::deliver::node_notifies(&n.rec.config, &occasion) {
+            return Ok(Vec::new());
+        }
+        let Some(mut last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() else {
+            return Ok(Vec::new());
+        };
+        let subject = Subject::new(std::mem::take(&mut last.payload));
+        let recipients = self.recipients(n, occasion, scope, Some(&subject));
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        last.payload = subject.into_payload();
+        let publisher = last.publisher.clone();
+        let event = items_event(&n.rec.config, vec![last], &publisher);
+        Ok(self.notifications(n, recipients, event))
     }
 
     /// One notification of `event` on `n` per recipient.
@@ -46,6 +75,7 @@ impl<S: Store> Service<S> {
                 to: r.to,
                 node: n.rec.name.clone(),
                 subids: r.subids,
+                name_subids: r.name_subids,
                 kind: n.rec.config.notification_type,
                 include_body: r.include_body,
                 event: event.clone(),
@@ -54,8 +84,47 @@ impl<S: Store> Service<S> {
     }
 
     /// `event` to everyone `broadcast` on `n` reaches, walked once the change is applied.
+    /// News of the node: no content filter applies.
     pub(super) fn broadcast(&self, n: &NodeState, broadcast: Broadcast, event: Event) -> Dispatch {
-        self.fanout(n, n.rec.config.notification_type, broadcast, event)
+        self.fanout(n, n.rec.config.notification_type, broadcast, event, None)
+    }
+
+    /// `event` about the item whose payload is `payload` to everyone `broadcast` on `n`
+    /// reaches: its filtered subscriptions when their filter matches the item. The payload
+    /// is kept for the walk only when the node has filtered subscriptions.
+    pub(super) fn item_broadcast(
+        &self,
+        n: &NodeState,
+        broadcast: Broadcast,
+        event: Event,
+        payload: &str,
+    ) -> Dispatch {
+        let subject = n.has_filters().then(|| Subject::new(payload.to_owned()));
+        self.fanout(n, n.rec.config.notification_type, broadcast, event, subject)
+    }
+
+    /// The retraction of `items` from `n` (by request, or expired), to everyone it
+    /// reaches. On a node with filtered subscriptions each item is its own notification,
+    /// so that a filtered subscription hears of exactly the items its filter matched;
+    /// elsewhere one notification lists them all.
+    pub(super) fn retractions(
+        &self,
+        n: &NodeState,
+        requested: bool,
+        items: Vec<Item>,
+    ) -> Vec<Dispatch> {
+        let broadcast = Broadcast::Retract { requested };
+        if !n.has_filters() {
+            let ids = items.into_iter().map(|i| i.id).collect();
+            return vec![self.broadcast(n, broadcast, Event::Retract { ids })];
+        }
+        items
+            .into_iter()
+            .map(|i| {
+                let event = Event::Retract { ids: vec![i.id] };
+                self.item_broadcast(n, broadcast, event, &i.payload)
+            })
+            .collect()
     }
 
     /// Notifications to the node's owners (explicit owners; admins are not told).
@@ -66,6 +135,7 @@ impl<S: Store> Service<S> {
                 to: Jid::from(jid.clone()),
                 node: n.rec.name.clone(),
                 subids: Vec::new(),
+                name_subids: false,
                 kind: n.rec.config.notification_type,
                 include_body: false,
                 event: event.clone(),
@@ -116,6 +186,7 @@ impl<S: Store> Service<S> {
                 to: to.clone(),
                 node: n.rec.name.clone(),
                 subids: Vec::new(),
+                name_subids: false,
                 kind: NotificationType::Normal,
                 include_body: false,
                 event: std::sync::Arc::new(event),
@@ -140,6 +211,7 @@ impl<S: Store> Service<S> {
             to: sub.jid.clone(),
             node: n.rec.name.clone(),
             subids: vec![sub.subid.clone()],
+            name_subids: false,
             kind: n.rec.config.notification_type,
             include_body: false,
             event: std::sync::Arc::new(Event::Subscription {

@@ -1,6 +1,7 @@
 //! Everything that happens because time passes: item expiry, subscription leases, digests.
 
 use super::*;
+use crate::matching::content::Selection;
 
 impl<S: Store> Service<S> {
     /// Everything that happens because time passed, as of `now`: items past
@@ -79,9 +80,7 @@ impl<S: Store> Service<S> {
                     last_seq: n.counters.last_seq,
                 },
             });
-            let ids = items.into_iter().map(|i| i.id).collect();
-            let broadcast = Broadcast::Retract { requested: false };
-            notifications.push(self.broadcast(n, broadcast, Event::Retract { ids }));
+            notifications.extend(self.retractions(n, false, items));
         }
 
         // Ended leases: the index is ordered by end time, so only those are read.
@@ -144,11 +143,31 @@ impl<S: Store> Service<S> {
                 from_end: false,
             };
             let last_seq = n.counters.last_seq;
-            let recipients = self.recipients(n, Occasion::Digest, Scope::One(sub));
-            let items = if recipients.is_empty() {
-                Vec::new()
-            } else {
-                self.store.items_range(n.rec.uid, &range)?
+            let (recipients, items) = match Selection::of(&sub) {
+                Selection::All => {
+                    let recipients = self.recipients(n, Occasion::Digest, Scope::One(sub), None);
+                    let items = if recipients.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.store.items_range(n.rec.uid, &range)?
+                    };
+                    (recipients, items)
+                }
+                // A filtered subscription's digest holds the items its filter matches,
+                // and goes out only if there is one: the first stands for them all.
+                selection => {
+                    let mut items = self.store.items_range(n.rec.uid, &range)?;
+                    items.retain(|i| selection.accepts(&i.payload));
+                    let recipients = match items.first() {
+                        Some(i) => {
+                            let subject = Subject::new(i.payload.clone());
+                            let scope = Scope::One(sub);
+                            self.recipients(n, Occasion::Digest, scope, Some(&subject))
+                        }
+                        None => Vec::new(),
+                    };
+                    (recipients, items)
+                }
             };
             if !items.is_empty() {
                 let mut event = items_event(&n.rec.config, items, &sub.jid());

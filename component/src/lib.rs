@@ -1,24 +1,51 @@
 //! Roost's XMPP side: an XEP-0060 publish-subscribe service as an XEP-0114 external
 //! component. The only crate that touches tokio, tokio-xmpp and xmpp-parsers.
 //!
-//! Modules, one job each:
-//! - [`config`]: flags, environment and TOML file into one [`Config`];
+//! Modules, one job each; each uses only those listed before it (see
+//! `docs/architecture.md` for the data path):
+//! - [`effects`]: what a handler produced, as a value;
+//! - [`encoder`]: stanzas serialized as the stream carries them, into a batch buffer;
 //! - [`link`]: the component connection, handshake and reconnection backoff;
-//! - [`server`]: the one task that reads stanzas, drives the engine and writes replies;
+//! - [`xml`]: elements xmpp-parsers has no type for, declared with `xso`;
+//! - [`errors`]: the one table of stanza errors;
+//! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, notification
+//!   messages;
+//! - [`quota`]: per-JID request-rate buckets;
 //! - [`presence`]: presence subscriptions with users and their availability, for
 //!   presence-bound delivery;
-//! - [`privilege`]: XEP-0356 permissions and the node owners' rosters fetched with them;
-//! - [`quota`]: per-JID request-rate buckets;
-//! - [`pubsub`]: XEP-0060 stanza ↔ engine request translation, forms, the error map,
-//!   notification messages.
+//! - [`privilege`]: XEP-0356 permissions, roster items and the bookkeeping of fetches;
+//! - [`relay`]: relay nodes, mirrors of nodes of other pubsub services;
+//! - [`config`]: flags, environment and TOML file into one [`Config`];
+//! - [`outbox`]: the replies and notifications of a batch, held until it is durable,
+//!   then rendered;
+//! - [`recovery`]: after a storage failure, the engine rebuilt from the store;
+//! - [`ingress`]: depth and shape checks on a raw element before it is handled;
+//! - [`iq`]: IQ requests: service-level answers, and pubsub requests through the engine;
+//! - [`rosters`]: the owners' rosters kept up to date through those permissions;
+//! - [`roost`]: one stanza, tick or connection start in, its [`effects::Effects`] out;
+//! - [`session`]: the service loop: read a batch, handle it, sync, write.
+//!
+//! A change is durable once the `Store::sync` that follows its commit returns `Ok`; its
+//! reply and its notifications are sent only after that, and a failed sync sends neither
+//! (the engine is rebuilt from what is on disk).
 
 pub mod config;
+pub mod effects;
+pub mod encoder;
+pub mod errors;
+pub mod ingress;
+pub mod iq;
 pub mod link;
+pub mod outbox;
 pub mod presence;
 pub mod privilege;
 pub mod pubsub;
 pub mod quota;
+pub mod recovery;
 pub mod relay;
-pub mod server;
+pub mod roost;
+pub mod rosters;
+pub mod session;
+pub mod xml;
 
 pub use config::Config;

@@ -3,10 +3,9 @@
 //! and signals.
 
 use clap::Parser;
-use roost_component::{config, server, Config};
-use roost_nodes::{ChangeSet, Item, ItemRange, Policy, Service, Snapshot, Store, StoreError};
-use roost_storage::SledStore;
-use std::path::{Path, PathBuf};
+use roost_component::{config, recovery, roost::Roost, session, Config};
+use roost_nodes::Service;
+use roost_storage::Reopenable;
 use std::process::ExitCode;
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -76,128 +75,6 @@ fn main() -> ExitCode {
 /// Stack of the service thread; see the comment where it is spawned.
 const STACK_BYTES: usize = 1 << 30;
 
-/// The sled store, closable so that it can be reopened in the same process. Every `Store`
-/// method is delegated, including those with defaults, so that sled's faster versions are
-/// the ones used.
-///
-/// sled 0.34 poisons a database after an I/O error (e.g. ENOSPC while writing its log):
-/// every later call returns that error until the database is opened again. Opening needs
-/// the old handle dropped first (sled holds an exclusive file lock), but the engine owns
-/// its store; so the engine's store is this wrapper, which can let go of sled while the
-/// failed engine is being replaced.
-///
-/// It also completes sled's flush. On Linux sled 0.34 makes its log writes stable with
-/// `sync_file_range`, which neither flushes the drive's volatile write cache nor the file's
-/// metadata (its size, when the log grew): enough to survive a crash of the process, not
-/// a power cut. An `fdatasync` of sled's log file after each flush that had something to
-/// write closes that gap (fsync works on the file, whichever descriptor asks).
-struct Reopenable {
-    inner: Option<SledStore>,
-    /// sled's log file (`SledStore::log_file`), when durable.
-    log: Option<std::fs::File>,
-    /// Something was committed since the last sync.
-    dirty: bool,
-}
-
-impl Reopenable {
-    fn open(path: &Path, durable: bool) -> Result<Self, StoreError> {
-        let mut s = SledStore::open(path)?;
-        s.set_durable(durable);
-        let log = if durable {
-            let file = s
-                .log_file()
-                .ok_or_else(|| StoreError("the store has no log file to sync".into()))?;
-            Some(std::fs::File::open(&file).map_err(|e| {
-                StoreError(format!("cannot open {} to sync it: {e}", file.display()))
-            })?)
-        } else {
-            None
-        };
-        Ok(Reopenable {
-            inner: Some(s),
-            log,
-            dirty: false,
-        })
-    }
-
-    fn close(&mut self) {
-        self.inner = None;
-        self.log = None;
-    }
-
-    fn get(&self) -> Result<&SledStore, StoreError> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| StoreError("the store is closed for recovery".into()))
-    }
-
-    fn get_mut(&mut self) -> Result<&mut SledStore, StoreError> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| StoreError("the store is closed for recovery".into()))
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.get()?.flush()
-    }
-}
-
-impl Store for Reopenable {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.get_mut()?.load()
-    }
-    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
-        self.get_mut()?.commit(changes)?;
-        self.dirty |= !changes.is_empty();
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<(), StoreError> {
-        self.get_mut()?.sync()?;
-        if std::mem::take(&mut self.dirty) {
-            if let Some(log) = &self.log {
-                if let Err(e) = log.sync_data() {
-                    // Stay dirty: the next sync must try again before anything is acked.
-                    self.dirty = true;
-                    return Err(StoreError(format!("fdatasync of sled's log: {e}")));
-                }
-            }
-        }
-        Ok(())
-    }
-    fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
-        self.get()?.item(uid, id)
-    }
-    fn latest_items(&self, uid: u64, max: Option<u64>) -> Result<Vec<Item>, StoreError> {
-        self.get()?.latest_items(uid, max)
-    }
-    fn oldest_items(&self, uid: u64, n: u64) -> Result<Vec<Item>, StoreError> {
-        self.get()?.oldest_items(uid, n)
-    }
-    fn items_range(&self, uid: u64, range: &ItemRange) -> Result<Vec<Item>, StoreError> {
-        self.get()?.items_range(uid, range)
-    }
-    fn count_before(&self, uid: u64, before: Option<u64>) -> Result<u64, StoreError> {
-        self.get()?.count_before(uid, before)
-    }
-    fn due_expiries(
-        &self,
-        now: roost_nodes::Millis,
-        limit: usize,
-    ) -> Result<Vec<roost_nodes::Expiry>, StoreError> {
-        self.get()?.due_expiries(now, limit)
-    }
-}
-
-/// Rebuilds the engine from disk: drops the failed engine's sled handle, reopens the
-/// directory and reloads, so that memory holds exactly what is durable.
-fn recovery(path: PathBuf, durable: bool, policy: Policy) -> server::Recover<Reopenable> {
-    Box::new(move |failed: &mut Service<Reopenable>| {
-        failed.store_mut().close();
-        let store = Reopenable::open(&path, durable).map_err(|e| e.to_string())?;
-        Service::open(store, policy.clone()).map_err(|e| e.to_string())
-    })
-}
-
 async fn run(cfg: Config) -> ExitCode {
     info!(data_dir = %cfg.data_dir.display(), "opening the store");
     let store = match Reopenable::open(&cfg.data_dir, cfg.durable) {
@@ -222,7 +99,7 @@ async fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut roost = server::Roost::new(service, &cfg).with_recovery(recovery(
+    let mut roost = Roost::new(service, &cfg).with_recovery(recovery::reopen(
         cfg.data_dir.clone(),
         cfg.durable,
         cfg.policy.clone(),
@@ -235,7 +112,7 @@ async fn run(cfg: Config) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
-    let result = server::run(&cfg, &mut roost, stop_rx).await;
+    let result = session::run(&cfg, &mut roost, stop_rx).await;
     let flushed = roost.service_mut().store_mut().flush();
     match (result, flushed) {
         (Ok(()), Ok(())) => {

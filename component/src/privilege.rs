@@ -9,14 +9,14 @@
 //! server answers with the owner's roster. Servers may also push roster changes (an IQ set
 //! from the owner's bare JID); not all do (Prosody's mod_privilege does not), so fetched
 //! rosters are refreshed every [`REFRESH_MS`], and a request is refused only on a roster
-//! fetched less than [`STALE_MS`] ago (an older one is fetched again first).
+//! fetched after it arrived (an older one is fetched again first, and the request waits).
 //!
 //! The permissions hold for one connection: on every (re)connect they are forgotten until the
 //! server advertises them again, so a server that stops granting closes presence and roster
 //! nodes to everyone not affiliated instead of leaving stale rosters in charge.
 //!
-//! xmpp-parsers 0.23 has no XEP-0356 module, so the `<privilege/>` element is read by hand
-//! here; rosters use its `roster` module.
+//! xmpp-parsers 0.23 has no XEP-0356 module: the `<privilege/>` element is declared in
+//! [`crate::xml::privilege`]; rosters use xmpp-parsers' `roster` module.
 
 use minidom::Element;
 use roost_nodes::roster::{RosterItem, RosterSubscription};
@@ -27,19 +27,13 @@ use xmpp_parsers::message::Message;
 use xmpp_parsers::roster::{Roster, Subscription};
 
 use crate::pubsub::IqKind;
+use crate::xml::privilege as xml;
 
-/// XEP-0356 namespace up to version 0.3 (ejabberd 23.01).
-pub const NS_PRIVILEGE_1: &str = "urn:xmpp:privilege:1";
-/// XEP-0356 namespace from version 0.4 (Prosody's mod_privilege).
-pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
+pub use crate::xml::privilege::{NS_PRIVILEGE_1, NS_PRIVILEGE_2};
 
 /// How old a fetched roster may grow before it is fetched again, for servers that do not
 /// push roster changes: what deliveries (and admissions) are decided on.
 pub const REFRESH_MS: u64 = 60_000;
-
-/// How old a fetched roster may be to refuse a request on; an older one is fetched again
-/// first (see [`roost_nodes::roster::RosterTable::mark_stale`]).
-pub const STALE_MS: u64 = 5_000;
 
 /// The roster permission (XEP-0356 §3.1 "roster access").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,24 +84,38 @@ impl Privileges {
 /// is such an advertisement. Unknown permissions and values are ignored (read as none).
 pub fn parse_advertisement(m: &Message) -> Option<Privileges> {
     let (privilege, namespace) = m.payloads.iter().find_map(|p| {
-        [NS_PRIVILEGE_2, NS_PRIVILEGE_1]
-            .into_iter()
-            .find(|ns| p.is("privilege", *ns))
-            .map(|ns| (p, ns))
+        let read = if p.is("privilege", NS_PRIVILEGE_2) {
+            xml::Privilege::try_from(p.clone()).map_err(|e| e.to_string())
+        } else if p.is("privilege", NS_PRIVILEGE_1) {
+            xml::PrivilegeV1::try_from(p.clone())
+                .map(xml::Privilege::from)
+                .map_err(|e| e.to_string())
+        } else {
+            return None;
+        };
+        // A malformed advertisement still is one: it grants nothing.
+        let privilege = read.unwrap_or_else(|e| {
+            tracing::warn!("malformed privilege advertisement, read as no permission: {e}");
+            xml::Privilege { perms: Vec::new() }
+        });
+        Some((privilege, p.ns()))
     })?;
+    let namespace = if namespace == NS_PRIVILEGE_1 {
+        NS_PRIVILEGE_1
+    } else {
+        NS_PRIVILEGE_2
+    };
     let mut out = Privileges {
         namespace,
         ..Privileges::default()
     };
-    for perm in privilege.children().filter(|c| c.is("perm", namespace)) {
-        match (perm.attr("access"), perm.attr("type")) {
-            (Some("roster"), Some("get")) => out.roster = RosterPerm::Get,
-            (Some("roster"), Some("set")) => out.roster = RosterPerm::Set,
-            (Some("roster"), Some("both")) => out.roster = RosterPerm::Both,
-            (Some("presence"), Some("managed_entity")) => {
-                out.presence = PresencePerm::ManagedEntity
-            }
-            (Some("presence"), Some("roster")) => out.presence = PresencePerm::Roster,
+    for perm in privilege.perms {
+        match (perm.access.as_str(), perm.type_.as_deref()) {
+            ("roster", Some("get")) => out.roster = RosterPerm::Get,
+            ("roster", Some("set")) => out.roster = RosterPerm::Set,
+            ("roster", Some("both")) => out.roster = RosterPerm::Both,
+            ("presence", Some("managed_entity")) => out.presence = PresencePerm::ManagedEntity,
+            ("presence", Some("roster")) => out.presence = PresencePerm::Roster,
             _ => {}
         }
     }
@@ -153,6 +161,8 @@ pub struct Waiting {
     pub payload: Element,
     /// Owners whose rosters it waits for.
     pub needs: BTreeSet<BareJid>,
+    /// When it arrived: it is refused only on rosters fetched since.
+    pub arrived: Millis,
 }
 
 /// Roster fetches in flight and the requests waiting for them.
@@ -327,6 +337,12 @@ mod tests {
             ));
             assert!(!parse_advertisement(&m).unwrap().roster_get(), "{perms}");
         }
+        // A malformed one (a perm without access) is an advertisement that grants nothing.
+        let m = message(
+            "<message xmlns='jabber:component:accept' from='localhost'>\
+               <privilege xmlns='urn:xmpp:privilege:2'><perm type='get'/></privilege></message>",
+        );
+        assert!(!parse_advertisement(&m).unwrap().roster_get());
         // Not an advertisement at all.
         let m = message(
             "<message xmlns='jabber:component:accept' from='localhost'><body>hi</body></message>",
@@ -378,6 +394,7 @@ mod tests {
             id: "s1".into(),
             payload: Element::bare("pubsub", "http://jabber.org/protocol/pubsub"),
             needs: [owner.clone()].into(),
+            arrived: 0,
         }));
         // An answer from someone else is not the owner's roster.
         let mallory = Jid::new("mallory@x").unwrap();
@@ -417,11 +434,11 @@ mod tests {
     }
 }
 
-/// The service's side of XEP-0356 end to end through [`crate::server::Roost`]: stanzas in,
+/// The service's side of XEP-0356 end to end through [`crate::roost::Roost`]: stanzas in,
 /// stanzas out.
 #[cfg(test)]
 mod flow {
-    use crate::server::Roost;
+    use crate::roost::Roost;
     use crate::Config;
     use clap::Parser;
     use minidom::Element;
@@ -460,7 +477,7 @@ mod flow {
     }
 
     fn advertise(r: &mut Roost<MemStore>, ns: &str, from: &str) -> Vec<Stanza> {
-        r.handle_stanza(st(&format!(
+        r.exchange(st(&format!(
             "<message xmlns='jabber:component:accept' from='{from}' to='pubsub.localhost'>\
                <privilege xmlns='{ns}'><perm access='roster' type='get'/>\
                <perm access='presence' type='roster'/></privilege></message>"
@@ -488,7 +505,7 @@ mod flow {
     }
 
     fn features(r: &mut Roost<MemStore>) -> Vec<String> {
-        let out = r.handle_stanza(st(
+        let out = r.exchange(st(
             "<iq xmlns='jabber:component:accept' type='get' id='d' from='bob@localhost/r' \
              to='pubsub.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
         ));
@@ -543,7 +560,7 @@ mod flow {
         assert!(!features(&mut r).iter().any(|f| f == ACCESS_PRESENCE));
         for model in ["presence", "roster"] {
             assert_eq!(
-                error(&r.handle_stanza(create_with(model, ""))),
+                error(&r.exchange(create_with(model, ""))),
                 (
                     DefinedCondition::NotAcceptable,
                     Some("unsupported-access-model".into())
@@ -567,7 +584,7 @@ mod flow {
                 .iter()
                 .any(|f| f == "http://jabber.org/protocol/pubsub#access-roster"));
             // The configuration form offers them.
-            let out = r.handle_stanza(st(&format!(
+            let out = r.exchange(st(&format!(
                 "<iq xmlns='jabber:component:accept' type='get' id='g' from='alice@localhost/a' \
                  to='pubsub.localhost'><pubsub xmlns='{PUBSUB}#owner'><default/></pubsub></iq>"
             )));
@@ -581,7 +598,7 @@ mod flow {
             assert!(xml.contains("<value>presence</value>"), "{xml}");
             assert!(xml.contains("pubsub#roster_groups_allowed"), "{xml}");
             // A new connection forgets the grant until the server advertises again.
-            r.on_connect();
+            let _ = r.on_connect();
             assert!(!features(&mut r).iter().any(|f| f == ACCESS_PRESENCE));
         }
     }
@@ -590,13 +607,13 @@ mod flow {
     fn a_request_waits_for_the_owners_roster_then_is_decided() {
         let mut r = roost();
         advertise(&mut r, "urn:xmpp:privilege:1", "localhost");
-        let out = r.handle_stanza(create_with(
+        let out = r.exchange(create_with(
             "roster",
             "<value>Friends</value><value>Family</value>",
         ));
         assert!(matches!(out[0], Stanza::Iq(Iq::Result { .. })), "{out:?}");
         // Bob's subscribe needs alice's roster: no answer yet, a roster get instead.
-        let out = r.handle_stanza(pubsub(
+        let out = r.exchange(pubsub(
             "bob@localhost/r",
             "s1",
             "<subscribe node='n' jid='bob@localhost/r'/>",
@@ -606,14 +623,14 @@ mod flow {
         assert_eq!(gets[0].1, "alice@localhost");
         assert_eq!(out.len(), 1);
         // Carol asks meanwhile: no second fetch.
-        let out = r.handle_stanza(pubsub(
+        let out = r.exchange(pubsub(
             "carol@localhost/r",
             "s2",
             "<subscribe node='n' jid='carol@localhost/r'/>",
         ));
         assert!(out.is_empty(), "{out:?}");
         // The roster arrives: bob is a friend, carol a colleague.
-        let out = r.handle_stanza(roster_result(
+        let out = r.exchange(roster_result(
             &gets[0].0,
             "alice@localhost",
             "<item jid='bob@localhost' subscription='both'><group>Friends</group></item>\
@@ -639,14 +656,14 @@ mod flow {
             )
         );
         // A push moves carol into Family: now she may.
-        let out = r.handle_stanza(st(
+        let out = r.exchange(st(
             "<iq xmlns='jabber:component:accept' type='set' id='p1' from='alice@localhost' \
              to='pubsub.localhost'><query xmlns='jabber:iq:roster'>\
              <item jid='carol@localhost' subscription='both'><group>Family</group></item>\
              </query></iq>",
         ));
         assert!(matches!(out[0], Stanza::Iq(Iq::Result { .. })), "{out:?}");
-        let out = r.handle_stanza(pubsub(
+        let out = r.exchange(pubsub(
             "carol@localhost/r",
             "s3",
             "<subscribe node='n' jid='carol@localhost/r'/>",
@@ -658,14 +675,14 @@ mod flow {
     fn a_refused_roster_admits_nobody_and_a_push_from_elsewhere_is_not_one() {
         let mut r = roost();
         advertise(&mut r, "urn:xmpp:privilege:2", "localhost");
-        r.handle_stanza(create_with("presence", ""));
-        let out = r.handle_stanza(pubsub(
+        r.exchange(create_with("presence", ""));
+        let out = r.exchange(pubsub(
             "bob@localhost/r",
             "s1",
             "<subscribe node='n' jid='bob@localhost/r'/>",
         ));
         let gets = roster_gets(&out);
-        let out = r.handle_stanza(st(&format!(
+        let out = r.exchange(st(&format!(
             "<iq xmlns='jabber:component:accept' type='error' id='{}' from='alice@localhost' \
              to='pubsub.localhost'><error type='auth'>\
              <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
@@ -680,17 +697,27 @@ mod flow {
         );
         // A "push" from a full JID (a client) is not the server's: refused as any unknown
         // request, and it changes nothing.
-        let out = r.handle_stanza(st(
+        let out = r.exchange(st(
             "<iq xmlns='jabber:component:accept' type='set' id='p1' from='alice@localhost/a' \
              to='pubsub.localhost'><query xmlns='jabber:iq:roster'>\
              <item jid='bob@localhost' subscription='both'/></query></iq>",
         ));
         assert_eq!(error(&out).0, DefinedCondition::ServiceUnavailable);
-        let out = r.handle_stanza(pubsub(
+        let out = r.exchange(pubsub(
             "bob@localhost/r",
             "s2",
             "<subscribe node='n' jid='bob@localhost/r'/>",
         ));
+        // Refused only on a roster fetched since it arrived: the roster is asked for again
+        // (unless the refusal came within the same millisecond), and refused again.
+        let out = match roster_gets(&out).first() {
+            Some((id, _)) => r.exchange(st(&format!(
+                "<iq xmlns='jabber:component:accept' type='error' id='{id}' \
+                 from='alice@localhost' to='pubsub.localhost'><error type='auth'>\
+                 <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+            ))),
+            None => out,
+        };
         assert_eq!(error(&out).0, DefinedCondition::NotAuthorized);
     }
 }

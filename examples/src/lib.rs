@@ -190,12 +190,19 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// temporary file, fsync'd, renamed over the old one, and the directory fsync'd, so that
 /// after a crash it is either the old or the new state, never a mix.
 pub fn save_state(path: &Path, state: &BTreeMap<String, String>) -> io::Result<()> {
+    let mut text = Vec::new();
+    for (k, v) in state {
+        writeln!(text, "{k}={v}")?;
+    }
+    replace_file(path, &text)
+}
+
+/// Replace the file at `path` with `contents` atomically and durably (see [`save_state`]).
+pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     {
         let mut f = File::create(&tmp)?;
-        for (k, v) in state {
-            writeln!(f, "{k}={v}")?;
-        }
+        f.write_all(contents)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;

@@ -184,6 +184,16 @@ pub struct NodeConfig {
     pub max_payload_size: u64,
 }
 
+impl NodeConfig {
+    /// Whether the node's items go out with their publisher ([`Item::shown_publisher`]):
+    /// with `pubsub#itemreply = publisher` notifications name it, and §7.1.2.3 then asks for
+    /// it "with every other form of item retrieval" too (`<items/>`, pages, last items,
+    /// digests).
+    pub fn shows_publisher(&self) -> bool {
+        self.itemreply == ItemReply::Publisher
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -347,6 +357,17 @@ pub struct Item {
     pub published: Millis,
     /// The payload as serialized XML; empty for a notification-only item.
     pub payload: String,
+}
+
+impl Item {
+    /// The `publisher` attribute the item carries wherever it goes out with one (see
+    /// [`NodeConfig::shows_publisher`]): the bare JID, as in the XEP's examples (§7.1.2.3).
+    /// The full JID would tell every subscriber which device the publisher used, and a
+    /// reply (what `pubsub#itemreply = publisher` is for) is for the account, not for a
+    /// resource that may be gone.
+    pub fn shown_publisher(&self) -> Jid {
+        Jid::from(self.publisher.to_bare())
+    }
 }
 
 /// A node's durable record: name, owner-facing metadata and configuration.

@@ -1,7 +1,7 @@
 //! Who is online, with which `show`: plain data, fed by the component from presence stanzas.
 
 use crate::model::Show;
-use crate::{BareJid, FullJid};
+use crate::{BareJid, FullJid, Millis};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Available resources of each bare JID, with their `show`.
@@ -16,6 +16,9 @@ pub struct PresenceTable {
     /// service probed them when it started with no memory of who was online. Until
     /// [`PresenceTable::forget_stale`].
     stale_all: HashSet<BareJid>,
+    /// Bare JIDs whose presence the service has just asked for, with when it stops waiting
+    /// for the answer (see [`PresenceTable::expect_answers`]).
+    answering: HashMap<BareJid, Millis>,
 }
 
 impl PresenceTable {
@@ -33,7 +36,27 @@ impl PresenceTable {
             .insert(jid.resource().to_string(), show)
             .is_none();
         let stale = self.unstale(jid);
-        new && !stale && !self.stale_all.contains(&jid.to_bare())
+        let bare = jid.to_bare();
+        new && !stale && !self.stale_all.contains(&bare) && !self.answering.contains_key(&bare)
+    }
+
+    /// The service has just asked for `jid`'s presence: it probed it, or the user approved
+    /// the service's presence subscription, which the user's server follows with the
+    /// presence of every available resource (RFC 6121 §4.3.2, §3.1.5). Resources that
+    /// report until `until` answer that request: they were online already (when the user
+    /// subscribed, so the last item of an `on_sub_and_presence` node reached them then),
+    /// and do not count as coming online. Ends with [`PresenceTable::forget_answers`].
+    pub fn expect_answers(&mut self, jid: BareJid, until: Millis) {
+        let end = self.answering.entry(jid).or_insert(until);
+        *end = (*end).max(until);
+    }
+
+    /// Stop taking presences as answers where that ended by `now` (see
+    /// [`PresenceTable::expect_answers`]): a resource reporting later is coming online.
+    pub fn forget_answers(&mut self, now: Millis) {
+        if !self.answering.is_empty() {
+            self.answering.retain(|_, until| *until > now);
+        }
     }
 
     /// The service is about to learn `jid`'s presence with no memory of it (a probe after
@@ -146,6 +169,26 @@ mod tests {
         assert!(
             t.available(&full("a@x/1"), Show::Online),
             "a later login counts"
+        );
+    }
+
+    #[test]
+    fn resources_answering_a_request_for_presence_do_not_come_online_until_it_ends() {
+        let mut t = PresenceTable::new();
+        t.expect_answers("a@x".parse().unwrap(), 2_000);
+        t.expect_answers("a@x".parse().unwrap(), 1_500);
+        assert!(!t.available(&full("a@x/1"), Show::Online), "an answer");
+        assert!(t.available(&full("b@x/1"), Show::Online), "not asked");
+        t.forget_answers(1_999);
+        assert!(!t.available(&full("a@x/2"), Show::Away), "still an answer");
+        t.forget_answers(2_000);
+        assert!(
+            t.available(&full("a@x/3"), Show::Online),
+            "a later login counts"
+        );
+        assert!(
+            !t.available(&full("a@x/1"), Show::Chat),
+            "a show change is no login"
         );
     }
 }

@@ -222,6 +222,9 @@ pub enum Reply {
         node: String,
         items: Vec<Item>,
         page: Option<RsmPage>,
+        /// Each item goes with its publisher ([`Item::shown_publisher`]), as in the node's
+        /// notifications ([`crate::NodeConfig::shows_publisher`]).
+        with_publisher: bool,
     },
     /// Visible nodes (disco#items); `page` when the request was paged.
     Nodes {
@@ -324,8 +327,9 @@ pub enum Event {
     Items {
         items: Vec<Item>,
         with_payload: bool,
-        /// Where replies go (`pubsub#itemreply`): the publisher's JID when set.
-        publisher: Option<Jid>,
+        /// Each item goes with its publisher ([`Item::shown_publisher`]), where replies go
+        /// (`pubsub#itemreply`, see [`crate::NodeConfig::shows_publisher`]).
+        with_publisher: bool,
     },
     /// Retracted ItemIDs.
     Retract { ids: Vec<String> },

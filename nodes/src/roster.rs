@@ -73,10 +73,8 @@ pub struct RosterItem {
 /// One owner's roster as last fetched, with the pushes applied since.
 #[derive(Debug, Clone, Default)]
 struct OwnerRoster {
-    /// When the roster was last fetched in full.
+    /// When the roster was last fetched in full (its answer received).
     fetched: Millis,
-    /// Too old to refuse on: see [`RosterTable::mark_stale`].
-    stale: bool,
     contacts: HashMap<BareJid, RosterItem>,
 }
 
@@ -88,8 +86,8 @@ pub struct RosterStanding {
     pub sees_presence: bool,
     /// Every roster group some owner put the entity in.
     pub groups: BTreeSet<String>,
-    /// Owners whose roster is not known yet, or stale: until it is fetched, a refusal may
-    /// be wrong.
+    /// Owners whose roster is not known yet, or was fetched before the request being decided
+    /// arrived (see [`RosterTable::deciding_at`]): until it is fetched, a refusal may be wrong.
     pub missing: Vec<BareJid>,
 }
 
@@ -98,6 +96,8 @@ pub struct RosterStanding {
 pub struct RosterTable {
     granted: bool,
     rosters: HashMap<BareJid, OwnerRoster>,
+    /// When the request being decided arrived: only rosters fetched since may refuse it.
+    deciding_at: Millis,
 }
 
 impl RosterTable {
@@ -134,7 +134,6 @@ impl RosterTable {
             owner.clone(),
             OwnerRoster {
                 fetched: now,
-                stale: false,
                 contacts: items.into_iter().collect(),
             },
         );
@@ -176,17 +175,15 @@ impl RosterTable {
             .collect()
     }
 
-    /// Rosters fetched before `before` become stale: they still admit whom they list, but
-    /// a refusal waits for a fresh copy ([`RosterStanding::missing`] names them). So a
-    /// contact the owner just added is not turned away by a copy that predates it, even
-    /// from servers that push no roster changes, while each owner's roster is fetched at
-    /// most once per staleness period however many requests are refused.
-    pub fn mark_stale(&mut self, before: Millis) {
-        for r in self.rosters.values_mut() {
-            if r.fetched < before {
-                r.stale = true;
-            }
-        }
+    /// The request about to be decided arrived at `at`. Rosters fetched before then still
+    /// admit whom they list, but a refusal waits for a copy fetched since
+    /// ([`RosterStanding::missing`] names the older ones): so a contact the owner has just
+    /// approved or filed in a group is never turned away by a copy that predates it, even
+    /// by servers that push no roster changes. (Fetched means the answer was received: the
+    /// server sends it after it routed every request that reached the service before it.
+    /// To the millisecond: an answer received within the request's millisecond counts.)
+    pub fn deciding_at(&mut self, at: Millis) {
+        self.deciding_at = at;
     }
 
     /// Forget `owner`'s roster (it owns no node that needs it any more).
@@ -205,7 +202,7 @@ impl RosterTable {
             match self.rosters.get(owner) {
                 None => s.missing.push(owner.clone()),
                 Some(r) => {
-                    if r.stale {
+                    if r.fetched < self.deciding_at {
                         s.missing.push(owner.clone());
                     }
                     if let Some(item) = r.contacts.get(who) {
@@ -314,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_roster_admits_but_does_not_refuse() {
+    fn a_roster_older_than_the_request_admits_but_does_not_refuse() {
         let mut t = RosterTable::new();
         t.set_granted(true);
         t.replace(
@@ -322,13 +319,14 @@ mod tests {
             [(j("c@x"), item(RosterSubscription::From, &[]))],
             10,
         );
-        t.mark_stale(10);
+        t.deciding_at(10);
         assert!(t.standing([&j("o@x")], &j("c@x")).missing.is_empty());
-        t.mark_stale(11);
+        // A request that arrived after the fetch, however soon after.
+        t.deciding_at(11);
         let s = t.standing([&j("o@x")], &j("c@x"));
         assert!(s.sees_presence);
         assert_eq!(s.missing, vec![j("o@x")]);
-        // A fresh copy is not stale.
+        // A copy fetched after it arrived may refuse it.
         t.replace(&j("o@x"), [], 12);
         assert!(t.standing([&j("o@x")], &j("c@x")).missing.is_empty());
     }

@@ -3,7 +3,9 @@
 //! The engine keeps node records, affiliations and subscriptions in memory (loaded once
 //! through [`Store::load`]) and reads items on demand, since a node's history can be large.
 //! Every request's changes reach the store as one [`ChangeSet`] through [`Store::commit`],
-//! which must apply all of it or none of it, durably, before returning `Ok`.
+//! which must apply all of it or none of it. A change is durable once the [`Store::sync`]
+//! that follows its commit returns `Ok`; its reply and its notifications are sent only after
+//! that, and a failed sync sends neither (the engine is rebuilt from what is on disk).
 
 use crate::model::*;
 use crate::{BareJid, Jid, Millis};
@@ -145,10 +147,10 @@ pub trait Store {
     /// Read everything the engine keeps in memory.
     fn load(&mut self) -> Result<Snapshot, StoreError>;
 
-    /// Apply `changes` atomically: after `Err` none of them is visible. They are durable
-    /// (survive a crash) once a later [`Store::sync`] returns `Ok`; the caller answers the
-    /// requester only after that. Splitting the two lets many requests share one flush
-    /// (group commit).
+    /// Apply `changes` atomically: after `Err` none of them is visible. A change is durable
+    /// once the [`Store::sync`] that follows its commit returns `Ok`; its reply and its
+    /// notifications are sent only after that, and a failed sync sends neither. Splitting
+    /// the two lets many requests share one flush (group commit).
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError>;
 
     /// Make every change committed so far durable. Stores that are durable at commit

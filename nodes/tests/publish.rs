@@ -332,7 +332,7 @@ fn s7_1_2_notifications_go_to_subscribed_jids_only() {
             Event::Items {
                 items,
                 with_payload: true,
-                publisher: None,
+                with_publisher: false,
             } => {
                 assert_eq!(items.len(), 1);
                 assert_eq!(items[0].payload, "<entry/>");
@@ -363,6 +363,99 @@ fn s6_3_deliver_false_stops_delivery() {
     );
     let out = publish(&mut svc, OWNER, "a", "<x/>");
     assert_eq!(recipients(&out), vec![BOB.to_string()]);
+}
+
+/// `pubsub#deliver=false` pauses every broadcast to the subscription, not only items: the
+/// retract, purge, configuration and delete events go to the other subscribers only. The
+/// notice about the subscription itself (§8.8.4) still reaches it.
+#[test]
+fn s6_3_deliver_false_pauses_retract_purge_config_and_delete_events() {
+    let mut svc = service();
+    create(
+        &mut svc,
+        NodeConfigPatch {
+            notify_retract: Some(true),
+            notify_config: Some(true),
+            notify_delete: Some(true),
+            ..Default::default()
+        },
+    );
+    let paused = subscribe(&mut svc, ALICE);
+    subscribe(&mut svc, BOB);
+    ok(
+        &mut svc,
+        ALICE,
+        Request::SetOptions {
+            node: NODE.into(),
+            jid: j(ALICE),
+            subid: Some(paused.subid.clone()),
+            options: SubOptionsPatch {
+                deliver: Some(false),
+                ..Default::default()
+            },
+        },
+    );
+    publish(&mut svc, OWNER, "a", "<x/>");
+    let bob_only = vec![BOB.to_string()];
+    let retract = Request::Retract {
+        node: NODE.into(),
+        ids: vec!["a".into()],
+        notify: true,
+    };
+    let out = ok(&mut svc, OWNER, retract);
+    assert!(matches!(
+        &*out.notifications[0].event,
+        Event::Retract { .. }
+    ));
+    assert_eq!(recipients(&out), bob_only, "retract");
+    let out = ok(&mut svc, OWNER, Request::Purge { node: NODE.into() });
+    assert!(matches!(&*out.notifications[0].event, Event::Purge));
+    assert_eq!(recipients(&out), bob_only, "purge");
+    let config = Request::SetConfig {
+        node: NODE.into(),
+        config: NodeConfigPatch {
+            title: Some("renamed".into()),
+            ..Default::default()
+        },
+    };
+    let out = ok(&mut svc, OWNER, config);
+    assert!(matches!(
+        &*out.notifications[0].event,
+        Event::Configuration { .. }
+    ));
+    assert_eq!(recipients(&out), bob_only, "configuration");
+    // About the subscription itself: told, delivery paused or not.
+    let expire = Request::SetSubscriptions {
+        node: NODE.into(),
+        changes: vec![sub_change(
+            ALICE,
+            Some(&paused.subid),
+            SubscriptionState::None,
+        )],
+    };
+    let out = ok(&mut svc, OWNER, expire);
+    assert_eq!(recipients(&out), vec![ALICE.to_string()], "§8.8.4");
+    let paused = subscribe(&mut svc, ALICE);
+    ok(
+        &mut svc,
+        ALICE,
+        Request::SetOptions {
+            node: NODE.into(),
+            jid: j(ALICE),
+            subid: Some(paused.subid),
+            options: SubOptionsPatch {
+                deliver: Some(false),
+                ..Default::default()
+            },
+        },
+    );
+    let delete = Request::Delete {
+        node: NODE.into(),
+        redirect: None,
+    };
+    let out = ok(&mut svc, OWNER, delete);
+    assert!(matches!(&*out.notifications[0].event, Event::Delete { .. }));
+    assert_eq!(recipients(&out), bob_only, "delete");
 }
 
 #[test]
@@ -499,7 +592,24 @@ fn s7_1_2_itemreply_notification_type_and_include_body() {
     let n = &out.notifications[0];
     assert_eq!(n.kind, NotificationType::Normal);
     assert!(n.include_body);
-    assert!(matches!(&*n.event, Event::Items { publisher: Some(p), .. } if *p == j(OWNER)));
+    // §7.1.2.3: the publisher goes with the item (by its bare JID, Item::shown_publisher),
+    // in notifications and in every retrieval.
+    match &*n.event {
+        Event::Items {
+            items,
+            with_publisher: true,
+            ..
+        } => assert_eq!(items[0].shown_publisher(), Jid::from(b(OWNER))),
+        e => panic!("{e:?}"),
+    }
+    match ok(&mut svc, ALICE, items_req(None, &[])).reply {
+        Reply::Items {
+            items,
+            with_publisher: true,
+            ..
+        } => assert_eq!(items[0].shown_publisher(), Jid::from(b(OWNER))),
+        r => panic!("{r:?}"),
+    }
 }
 
 // ------------------------------------------------------------------ §7.2 retract

@@ -154,31 +154,45 @@ fn roster_changes_decide_later_requests_and_deliveries() {
 }
 
 #[test]
-fn a_refusal_on_a_stale_roster_waits_for_a_fresh_one() {
+fn a_refusal_rests_on_a_roster_fetched_after_the_request_arrived() {
     let mut svc = granted();
-    load_owner_roster(&mut svc);
+    // Fetched just before the request (at 1_000): however recent, it predates it.
+    svc.roster_fetched(
+        &b(OWNER),
+        [
+            (b(ALICE), item(Rs::Both, &["Friends"])),
+            (b(BOB), item(Rs::To, &["Work"])),
+        ],
+        999,
+    );
     create(&mut svc, model(AccessModel::Roster, &["Friends"]));
     subscribe(&mut svc, ALICE);
-    svc.mark_rosters_stale(2_000);
-    // Alice is admitted on the stale copy; bob's refusal needs a fresh one.
+    // Alice is admitted on the older copy; bob's refusal needs a copy fetched since.
     assert!(items(&mut svc, ALICE).is_empty());
     assert_eq!(
         err(&mut svc, BOB, subscribe_req(BOB)),
         Error::RosterNeeded(vec![b(OWNER)])
     );
-    // Delivery to subscribers the stale copy admits goes on.
+    // Delivery to subscribers the older copy admits goes on.
     let out = publish(&mut svc, OWNER, "1", "<x xmlns='urn:t'/>");
     assert_eq!(recipients(&out), vec![ALICE.to_string()]);
-    // The fresh copy has bob in Friends now.
+    // The copy fetched after the request has bob in Friends now (the owner moved him just
+    // before he asked): he is admitted.
     svc.roster_fetched(
         &b(OWNER),
         [
             (b(ALICE), item(Rs::Both, &["Friends"])),
             (b(BOB), item(Rs::To, &["Friends"])),
         ],
-        3_000,
+        1_000,
     );
     subscribe(&mut svc, BOB);
+    // And a copy fetched after the request may refuse it.
+    svc.roster_fetched(&b(OWNER), [(b(ALICE), item(Rs::Both, &["Friends"]))], 1_000);
+    assert_eq!(
+        err(&mut svc, CAROL, subscribe_req(CAROL)),
+        Error::NotInRosterGroup
+    );
 }
 
 #[test]

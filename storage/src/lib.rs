@@ -3,11 +3,16 @@
 //! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
 //! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
 //! [`apply`]. A commit turns the whole [`ChangeSet`] into one `sled::Batch` on one tree,
-//! which sled applies atomically; [`Store::sync`] then flushes, so that nothing is
-//! acknowledged before it is on disk.
+//! which sled applies atomically; [`Store::sync`] then flushes. A change is durable once the
+//! `Store::sync` that follows its commit returns `Ok`; its reply and its notifications are
+//! sent only after that, and a failed sync sends neither (the engine is rebuilt from what is
+//! on disk).
 //!
 //! The data directory holds the database of each schema version in a directory of its
 //! own ([`layout`]): a version-1 directory found there is migrated once ([`migrate`]).
+//!
+//! [`Reopenable`] is the store as the service runs it: closable for that rebuild, and with
+//! sled's flush completed by an `fdatasync` of its log.
 
 pub mod apply;
 pub mod codec;
@@ -17,7 +22,10 @@ mod load;
 pub mod migrate;
 pub mod ops;
 pub mod packed;
+mod reopen;
 pub mod v1;
+
+pub use reopen::Reopenable;
 
 use ops::OpCounts;
 use packed::Pending;

@@ -344,6 +344,27 @@ async def command(c, to, inner=""):
                            f"action='execute'>{inner}</command></iq>")
 
 
+async def test_commands_discoverable(ctx):
+    """XEP-0050 §2.1-2.2: the get-pending command (§8.7) is found by disco, as clients look
+    for commands, before anyone runs it."""
+    async with ctx.client("alice") as c:
+        iq = await c["xep_0030"].get_info(jid=ctx.service, cached=False, timeout=10)
+        check(NS_COMMANDS in iq["disco_info"]["features"], f"commands not claimed: {iq}")
+        iq = await c["xep_0030"].get_items(jid=ctx.service, node=NS_COMMANDS, timeout=10)
+        items = sorted(iq["disco_items"]["items"])
+        check([(j, n) for j, n, _ in items] == [(ctx.service, GET_PENDING)], f"command list: {items}")
+        check(items[0][2], f"the command has no name: {items}")
+        iq = await c["xep_0030"].get_info(jid=ctx.service, node=GET_PENDING, cached=False, timeout=10)
+        info = iq["disco_info"]
+        check(("automation", "command-node") in {(i[0], i[1]) for i in info["identities"]},
+              f"command node identity: {info['identities']}")
+        for f in (NS_COMMANDS, NS_DATA):
+            check(f in info["features"], f"command node lacks {f}: {info['features']}")
+        iq = await c["xep_0030"].get_info(jid=ctx.service, node=NS_COMMANDS, cached=False, timeout=10)
+        check(("automation", "command-list") in {(i[0], i[1]) for i in iq["disco_info"]["identities"]},
+              f"command list identity: {iq['disco_info']['identities']}")
+
+
 async def test_authorize_approve_deny_get_pending_and_restart(ctx):
     async with ctx.client("alice") as ca, ctx.client("bob") as cb, ctx.client("carol") as cc:
         for c in (ca, cb, cc):
@@ -539,3 +560,7 @@ async def test_time_expiry_and_lease_survive_restart_and_lease_renewal(ctx):
         check(rsubid in left, f"renewed subscription ended at its old expiry: {left}")
         await a.publish(renewed, "still-here")
         await bi.wait(items_event(renewed), 5, "notification on the renewed subscription")
+        # Leave nothing running: the lease would end (and notify bob's bare JID, §8.8.4) in
+        # the middle of some later test.
+        await b.ok("set", f"<unsubscribe node='{renewed}' jid='{bob}' subid='{rsubid}'/>",
+                   what="unsubscribe from the renewed lease")

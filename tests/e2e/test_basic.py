@@ -21,7 +21,11 @@ async def test_disco_info(ctx):
         idents = {(i[0], i[1]) for i in info["identities"]}
         check(("pubsub", "service") in idents, f"identity pubsub/service missing: {idents}")
         feats = set(info["features"])
-        for f in (PUBSUB_NS, DISCO_INFO_NS, "urn:xmpp:ping", "jabber:iq:version"):
+        # XEP-0050 §2.1 (it runs get-pending, §8.7); XEP-0004 §8 (it reads the §8.6
+        # authorization form an owner sends back in a <message/>); XEP-0059 §5 (it pages
+        # disco#items and items).
+        for f in (PUBSUB_NS, DISCO_INFO_NS, DISCO_ITEMS_NS, "urn:xmpp:ping", "jabber:iq:version",
+                  "http://jabber.org/protocol/commands", "jabber:x:data", "http://jabber.org/protocol/rsm"):
             check(f in feats, f"feature {f} missing: {sorted(feats)}")
 
 

@@ -10,7 +10,7 @@ her roster group Friends, carol is in her roster (group Work) without a presence
 
 import asyncio
 
-from harness import NS_DATA, NS_PUBSUB_OWNER, Inbox, check, raw_iq, send_available, timeout
+from harness import PASSWORD, NS_DATA, NS_PUBSUB_OWNER, Inbox, check, raw_iq, send_available, timeout
 from test_pubsub import PS, NODE_CONFIG, is_event, new_node, payload, q, xml
 
 PF = "http://jabber.org/protocol/pubsub#"
@@ -170,9 +170,9 @@ async def test_roster_access_model(ctx):
 
 @timeout(180)
 async def test_roster_change_admits_a_new_group_member(ctx):
-    """alice moves carol into Friends: carol may now subscribe to the Friends-only node. On a
-    server that pushes roster changes Roost learns it at once; otherwise the refusal of a
-    roster older than a few seconds waits for a fresh copy, so a retry soon succeeds."""
+    """alice moves carol into Friends: carol's very next subscribe to the Friends-only node
+    succeeds. Neither server pushes the roster change to Roost, and a refusal rests only on a
+    roster fetched after the request arrived, so Roost fetches it again before answering."""
     p = await ctx.privileged()
     await befriend(p)
     node = new_node("roster-change")
@@ -185,13 +185,35 @@ async def test_roster_change_admits_a_new_group_member(ctx):
                             NOT_IN_GROUP, what="carol subscribes while in Work")
         await roster_set(a, carol, ["Work", "Friends"])
         try:
-            got = None
-            for _ in range(20):
-                r = await colleague.iq("set", f"<subscribe node='{node}' jid='{carol}'/>")
-                got = r.get("type")
-                if got == "result":
-                    break
-                await asyncio.sleep(1)
-            check(got == "result", f"carol, now in Friends, still refused: {xml(r)}")
+            # No retry: the first request after the change is admitted.
+            await colleague.subscribe(node, carol)
         finally:
             await roster_set(a, carol, ["Work"])
+
+
+@timeout(180)
+async def test_presence_approval_admits_the_next_subscribe(ctx):
+    """dave is refused from a presence node until alice approves his presence subscription;
+    his very next subscribe succeeds, not only once Roost's copy of her roster grew old."""
+    p = await ctx.privileged()
+    await asyncio.to_thread(p.server.register, "dave", PASSWORD)
+    alice, dave = p.jid("alice"), p.jid("dave")
+    node = new_node("presence-approval")
+    async with p.client("alice", resource="approver") as a, p.client("dave") as d:
+        a.auto_authorize = True
+        send_available(a)
+        send_available(d)
+        owner, newcomer = PS(p, a), PS(p, d)
+        await owner.create(node, {"pubsub#access_model": "presence"})
+        await newcomer.err("set", f"<subscribe node='{node}' jid='{dave}'/>",
+                           PRESENCE_REQUIRED, what="dave subscribes before alice approved him")
+        d.send_presence(pto=alice, ptype="subscribe")
+        sub = None
+        for _ in range(50):
+            sub = (await roster_of(a)).get(dave, (None, set()))[0]
+            if sub in ("from", "both"):
+                break
+            await asyncio.sleep(0.1)
+        check(sub in ("from", "both"), f"alice never approved dave's presence subscription: {sub}")
+        # No retry: the first request after the approval is admitted.
+        await newcomer.subscribe(node, dave)

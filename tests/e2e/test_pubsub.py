@@ -55,7 +55,8 @@ FEATURE_TESTS = {
     "retrieve-items": ["test_retrieve_items"],
     "retrieve-subscriptions": ["test_own_subscriptions_and_affiliations"],
     "subscribe": ["test_subscribe_unsubscribe"],
-    "subscription-options": ["test_subscription_options_form", "test_deliver_false_stops_delivery"],
+    "subscription-options": ["test_subscription_options_form", "test_deliver_false_stops_delivery",
+                             "test_deliver_false_pauses_every_event"],
     # Exercised in other files ("module.test"): XEP-0059 on items and disco#items.
     "rsm": ["test_advanced.test_rsm_items_paging", "test_advanced.test_rsm_disco_items"],
     "multi-subscribe": ["test_advanced.test_multi_subscribe"],
@@ -64,7 +65,15 @@ FEATURE_TESTS = {
     "leased-subscription": ["test_advanced.test_time_item_expire_leases_digests"],
     "presence-notifications": ["test_presence.test_presence_based_delivery_resources_and_offline",
                                "test_presence.test_show_values_online_away"],
+    "subscription-notifications": ["test_manage_subscriptions", "test_subscription_removed_notification",
+                                   "test_advanced.test_authorize_approve_deny_get_pending_and_restart"],
+    "multi-items": ["test_retrieve_items", "test_config_node_max"],
+    "config-node-max": ["test_config_node_max"],
 }
+
+# Claimed only while the server grants Roost roster access (XEP-0356): test_privilege checks
+# both ways.
+CONDITIONAL_FEATURES = {"access-presence", "access-roster"}
 
 _seq = itertools.count(1)
 
@@ -210,6 +219,12 @@ class PS:
         check(sub is not None, f"subscribe result has no <subscription/>: {xml(r)}")
         check(sub.get("subscription") == "subscribed", f"subscription state: {xml(sub)}")
         check(sub.get("node") == node and sub.get("jid") == jid, f"subscription node/jid: {xml(sub)}")
+        # Example 68: the options in force may follow; the schema requires their `jid`
+        # (clients such as aioxmpp reject the reply without it).
+        opts = r.find(f"{q('pubsub', NS_PUBSUB)}/{q('options', NS_PUBSUB)}")
+        if opts is not None:
+            check((opts.get("jid"), opts.get("node"), opts.get("subid")) == (jid, node, sub.get("subid")),
+                  f"<options/> of the subscribe reply: {xml(r)}")
         return sub
 
     async def items(self, node, attrs="", inner=""):
@@ -286,6 +301,16 @@ async def test_features_claimed_are_exercised(ctx):
                 mod, _, name = t.rpartition(".")
                 where = importlib.import_module(mod) if mod else sys.modules[__name__]
                 check(callable(getattr(where, name, None)), f"FEATURE_TESTS[{f!r}] names missing test {t}")
+
+
+async def test_features_exercised_are_claimed(ctx):
+    """The other way round: every feature a test exercises (FEATURE_TESTS) is claimed, as
+    XEP-0060 §10 asks a service to (e.g. "subscription-notifications", §12.13)."""
+    async with ctx.client("alice") as c:
+        iq = await c["xep_0030"].get_info(jid=ctx.service, cached=False, timeout=10)
+        claimed = {f[len(PF):] for f in iq["disco_info"]["features"] if f.startswith(PF)}
+        unclaimed = sorted(set(FEATURE_TESTS) - claimed - CONDITIONAL_FEATURES)
+        check(not unclaimed, f"features exercised by tests but not claimed in disco#info: {unclaimed}")
 
 
 async def test_disco_items_whitelist_visibility(ctx):
@@ -518,6 +543,35 @@ async def test_deliver_false_stops_delivery(ctx):
         check(ids == ["m2"], f"after deliver=true expected item m2, got {ids}")
 
 
+@timeout(40)
+async def test_deliver_false_pauses_every_event(ctx):
+    """deliver=false pauses retract, purge, configuration and delete events too, not only
+    items; carol, subscribed with delivery on, shows when each went out."""
+    async with Clients(ctx, "alice", "bob", "carol") as ((a, _), (b, bi), (c, ci)):
+        node = new_node("deliver-all")
+        await a.create(node, {"pubsub#notify_retract": "1", "pubsub#notify_config": "1",
+                              "pubsub#notify_delete": "1"})
+        bob = ctx.jid("bob")
+        await b.subscribe(node)
+        await c.subscribe(node)
+        await b.ok("set", f"<options node='{node}' jid='{bob}'>" + form(SUB_OPTIONS, {"pubsub#deliver": "false"})
+                   + "</options>", what="deliver=false")
+        await a.publish(node, payload("x"), id_="x")
+        await expect_event(ci, node, "items")
+        await a.ok("set", f"<retract node='{node}' notify='true'><item id='x'/></retract>", what="retract")
+        m, _ = await expect_event(ci, node, "items")
+        check(m.find(f".//{q('retract', NS_PUBSUB_EVENT)}") is not None, f"retraction to carol: {xml(m)}")
+        await a.ok("set", f"<purge node='{node}'/>", NS_PUBSUB_OWNER, what="purge")
+        await expect_event(ci, node, "purge")
+        await a.configure(node, {"pubsub#title": "renamed"})
+        await expect_event(ci, node, "configuration")
+        await a.ok("set", f"<delete node='{node}'/>", NS_PUBSUB_OWNER, what="delete")
+        await expect_event(ci, node, "delete")
+        for kind in ("items", "purge", "configuration", "delete"):
+            await bi.quiet(is_event(node, kind), 0.5 if kind != "items" else 1.0,
+                           f"<{kind}/> event with deliver=false")
+
+
 async def test_subscribe_and_configure(ctx):
     async with Clients(ctx, "alice", "bob") as ((a, _), (b, bi)):
         node = new_node("subconf")
@@ -525,6 +579,10 @@ async def test_subscribe_and_configure(ctx):
         bob = ctx.jid("bob")
         sub = await b.subscribe(node, extra="<options>" + form(SUB_OPTIONS, {"pubsub#deliver": "0"}) + "</options>")
         check(sub.get("subid"), f"no subid: {xml(sub)}")
+        # slixmpp reads the reply too: the subscription with its subid, and the options for it.
+        iq = await b.c["xep_0060"].subscribe(ctx.service, node, timeout=10)
+        check(iq["pubsub"]["subscription"]["subid"], f"slixmpp subscribe: {iq}")
+        check(iq["pubsub"]["options"]["jid"] == bob, f"slixmpp subscribe, options jid: {iq}")
         r = await b.ok("get", f"<options node='{node}' jid='{bob}'/>", what="options after subscribe+configure")
         v = form_values(r.find(f".//{q('x', NS_DATA)}"))
         check(not boolean(one(v, "pubsub#deliver")), f"deliver=0 from subscribe+configure not applied: {v}")
@@ -578,6 +636,21 @@ async def test_retrieve_items(ctx):
         check([i["id"] for i in iq["pubsub"]["items"]] == ["it4"], f"slixmpp get_items max 1: {iq}")
         await b.err("get", f"<items node='{new_node('nosuch')}'/>", ("cancel", "item-not-found", None),
                     what="items of a missing node")
+
+
+async def test_config_node_max(ctx):
+    """`max` as the value of pubsub#max_items and pubsub#item_expire (config-node-max): as
+    many items as the service keeps, none expiring; multi-items: all of them retrievable."""
+    async with Clients(ctx, "alice") as ((a, _),):
+        node = new_node("max")
+        await a.create(node, {"pubsub#max_items": "1"})
+        await a.configure(node, {"pubsub#max_items": "max", "pubsub#item_expire": "max"})
+        v = await a.config(node)
+        check(one(v, "pubsub#max_items") == "max", f"max_items read back: {v.get('pubsub#max_items')}")
+        check(v.get("pubsub#item_expire") in ([], [""]), f"item_expire=max read back: {v.get('pubsub#item_expire')}")
+        for i in range(3):
+            await a.publish(node, payload(f"m{i}"), id_=f"m{i}")
+        check(sorted(i for i, _ in await a.items(node)) == ["m0", "m1", "m2"], "max_items=max kept fewer items")
 
 
 # ============================================================= §7 publisher use cases
@@ -1061,17 +1134,36 @@ async def test_notification_type_and_ids(ctx):
 
 
 async def test_notification_itemreply_publisher(ctx):
+    """pubsub#itemreply=publisher: the publisher goes with the item in notifications and, as
+    §7.1.2.3 asks then, in every form of retrieval (all, by id, max_items, RSM pages, the
+    last item on subscribing). Its bare JID, as in the XEP's examples: the resource would
+    tell every subscriber which device the publisher used, and a reply is for the account."""
     async with Clients(ctx, "alice", "bob") as ((a, _), (b, bi)):
-        node = new_node("itemreply")
+        bob = ctx.jid("bob")
+        node, plain = new_node("itemreply"), new_node("itemreply-owner")
         await a.create(node, {"pubsub#itemreply": "publisher"})
-        await a.set_aff(node, ctx.jid("bob"), "publisher")
-        await a.subscribe(node)  # alice subscribes with her own client...
+        await a.create(plain)
+        await a.set_aff(node, bob, "publisher")
         await b.subscribe(node)
         await b.publish(node, payload("from bob"), id_="ib")
         _, items = await expect_event(bi, node, "items")
         item = items.find(q("item", NS_PUBSUB_EVENT))
-        pub = item.get("publisher") or ""
-        check(pub.split("/")[0] == ctx.jid("bob"), f"itemreply=publisher: publisher attribute {pub!r}: {xml(item)}")
+        check(item.get("publisher") == bob, f"itemreply=publisher: notification publisher: {xml(item)}")
+
+        async def publishers(n, attrs="", inner=""):
+            r = await a.ok("get", f"<items node='{n}'{attrs}>{inner}</items>", what=f"items of {n}")
+            return [i.get("publisher") for i in r.iter(q("item", NS_PUBSUB))]
+
+        await a.publish(node, payload("from alice"), id_="ia")
+        check(await publishers(node) == [bob, ctx.jid("alice")], f"all items: {await publishers(node)}")
+        check(await publishers(node, inner="<item id='ib'/>") == [bob], "by id")
+        check(await publishers(node, " max_items='1'") == [ctx.jid("alice")], "max_items")
+        r = await a.ok("get", f"<items node='{node}'/><set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set>",
+                       what="RSM page")
+        check([i.get("publisher") for i in r.iter(q("item", NS_PUBSUB))] == [bob], f"RSM page: {xml(r)}")
+        # Not for the default (itemreply=owner).
+        await a.publish(plain, payload("plain"), id_="p")
+        check(await publishers(plain) == [None], f"itemreply=owner: {await publishers(plain)}")
 
 
 async def test_send_last_published_on_sub(ctx):

@@ -3,8 +3,8 @@
 //! [`Reply::History`] → one `<result/>` message per item, then the `<fin/>` IQ result.
 //!
 //! The query is read with xmpp-parsers' `mam::Query` and the `<fin/>` built with `mam::Fin`.
-//! The `<result/>` messages are built by hand: `mam::Result_` wraps a typed `Message`, which
-//! this crate (built with xmpp-parsers' `component` feature) serializes in
+//! The `<result/>` is [`crate::xml::mam::ArchiveResult`]: `mam::Result_` wraps a typed
+//! `Message`, which this crate (built with xmpp-parsers' `component` feature) serializes in
 //! `jabber:component:accept`, but the forwarded copy must be a `jabber:client` stanza.
 
 // Same reason as in `parse`: the public interface hands `StanzaError` over by value.
@@ -20,36 +20,32 @@ use xmpp_parsers::message::{Id, Message};
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_error::StanzaError;
 
-use super::errors::bad_request;
-use super::parse::{form_child, rsm_child};
-use super::reply::set_result;
-use super::{attr, format_datetime, parse_datetime, payload_element, IqKind};
+use super::codec::{
+    form_child, format_datetime, parse_datetime, payload_element, rsm_child, set_result, IqKind,
+};
+use crate::errors::{bad_request, refusal, Refusal};
+use crate::xml::mam::{ArchiveResult, ClientMessage, Forwarded};
 
 /// A MAM query on a node of the service, as an engine request.
 pub(crate) fn parse_query(kind: IqKind, payload: &Element) -> Result<Request, StanzaError> {
     if kind != IqKind::Set {
         // §5.1 form discovery (an iq get) is not offered: the fields are the standard ones.
-        return Err(not_implemented(
+        return Err(refusal(&Refusal::MamNotOffered(
             "MAM queries are iq set; form discovery is not offered",
-        ));
+        )));
     }
     // The typed query checks the structure; <set/> and the form are read apart below
     // (the RSM reader keeps an empty <before/> distinct from none).
     let q = Query::try_from(payload.clone())
         .map_err(|e| bad_request(format!("malformed MAM query: {e}")))?;
     if q.flip_page {
-        return Err(not_implemented("flip-page is not offered"));
+        return Err(refusal(&Refusal::MamNotOffered("flip-page is not offered")));
     }
     let Some(node) = q.node.map(|n| n.0).filter(|n| !n.is_empty()) else {
         // Only nodes have archives here: the service itself archives no messages.
-        return Err(StanzaError::new(
-            ErrorType::Cancel,
-            DefinedCondition::ServiceUnavailable,
-            "en",
-            "this service keeps archives per node only: name a node",
-        ));
+        return Err(refusal(&Refusal::ServiceArchive));
     };
     let filter = match form_child(payload)? {
         None => HistoryFilter::default(),
@@ -130,33 +126,36 @@ fn result_element(node: &str, item: &Item, queryid: Option<&str>) -> Element {
             node: NodeName(node.to_owned()),
             published: vec![EventItem {
                 id: Some(ItemId(item.id.clone())),
-                // Bare: the archive says which account published, not which device.
-                publisher: Some(Jid::from(item.publisher.to_bare())),
+                // Always: the archive says which account published (not which device).
+                publisher: Some(item.shown_publisher()),
                 payload: payload_element(&item.payload),
             }],
             retracted: Vec::new(),
         },
     }
     .into();
-    let forwarded = Element::builder("message", ns::JABBER_CLIENT)
-        .append(event)
-        .build();
-    let mut forwarded_el = Element::builder("forwarded", ns::FORWARD);
-    if let Ok(stamp) = format_datetime(item.published).parse() {
-        forwarded_el = forwarded_el.append(Element::from(Delay {
-            from: None,
-            stamp,
-            data: None,
-        }));
+    ArchiveResult {
+        queryid: queryid.map(str::to_owned),
+        id: item.id.clone(),
+        forwarded: Forwarded {
+            delay: format_datetime(item.published)
+                .parse()
+                .ok()
+                .map(|stamp| Delay {
+                    from: None,
+                    stamp,
+                    data: None,
+                }),
+            message: ClientMessage {
+                from: None,
+                to: None,
+                id: None,
+                type_: None,
+                payloads: vec![event],
+            },
+        },
     }
-    let result = attr(Element::builder("result", ns::MAM), "id", item.id.as_str());
-    let result = match queryid {
-        Some(q) => attr(result, "queryid", q),
-        None => result,
-    };
-    result
-        .append(forwarded_el.append(forwarded).build())
-        .build()
+    .into()
 }
 
 /// The IQ result payload of a history reply: `<fin/>` with the page's `<set/>`.
@@ -173,19 +172,26 @@ pub(crate) fn fin(reply: &Reply) -> Option<Element> {
     )
 }
 
-fn not_implemented(text: &str) -> StanzaError {
-    StanzaError::new(
-        ErrorType::Cancel,
-        DefinedCondition::FeatureNotImplemented,
-        "en",
-        text,
-    )
+/// The messages that must precede the IQ result of `reply`, answering the request in
+/// `payload` from `to`: for a history reply (XEP-0313 §4.2) one `<result/>` message per
+/// item, carrying the query's `queryid`; nothing for every other reply. `new_id` names
+/// each message.
+pub fn reply_messages(
+    reply: &roost_nodes::Reply,
+    payload: &Element,
+    service: &xmpp_parsers::jid::Jid,
+    to: &xmpp_parsers::jid::Jid,
+    new_id: &mut dyn FnMut() -> String,
+) -> Vec<xmpp_parsers::message::Message> {
+    let queryid = query_id(payload);
+    result_messages(reply, queryid.as_deref(), service, to, new_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use roost_nodes::{RsmPage, RsmQuery};
+    use xmpp_parsers::stanza_error::DefinedCondition;
 
     fn el(s: &str) -> Element {
         s.parse().unwrap()

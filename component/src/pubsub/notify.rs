@@ -1,8 +1,8 @@
 //! Engine notifications → `<message/>` stanzas (§7.1.2.1, §7.2.2.1, §8.2.5.5, §8.4.2,
 //! §8.5.2, §8.8.4, §12.5).
 //!
-//! The SHIM `<headers/>` (XEP-0131) are built by hand: xmpp-parsers 0.23 has no module for
-//! them.
+//! The SHIM `<headers/>` (XEP-0131), which xmpp-parsers 0.23 lacks, are
+//! [`crate::xml::shim::Headers`].
 
 use std::str::FromStr;
 
@@ -15,9 +15,10 @@ use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Item as EventItem, Payload};
 use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 
+use super::codec::{format_datetime, payload_element};
 use super::forms::{node_config_form, subscribe_authorization_form};
-use super::{attr, format_datetime, payload_element, NS_SHIM};
-use crate::link::StanzaEncoder;
+use crate::encoder::StanzaEncoder;
+use crate::xml::shim::Headers;
 
 /// Serializes notifications for the wire, building and serializing each distinct
 /// notification once rather than once per recipient.
@@ -213,7 +214,9 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     }
     m.payloads.push(event);
     if names_subids(n) {
-        m.payloads.push(shim_subids(&n.subids));
+        // Example 104.
+        m.payloads
+            .push(Headers::subids(n.subids.iter().map(String::as_str)).into());
     }
     m
 }
@@ -231,14 +234,14 @@ fn event_payload(node: &str, event: &Event) -> Payload {
         Event::Items {
             items,
             with_payload,
-            publisher,
+            with_publisher,
         } => Payload::Items {
             node,
             published: items
                 .iter()
                 .map(|i| EventItem {
                     id: Some(ItemId(i.id.clone())),
-                    publisher: publisher.clone(),
+                    publisher: with_publisher.then(|| i.shown_publisher()),
                     payload: if *with_payload {
                         payload_element(&i.payload)
                     } else {
@@ -309,18 +312,6 @@ fn authorization_request(
     m
 }
 
-/// `<headers xmlns='http://jabber.org/protocol/shim'>` with one SubID header per
-/// subscription (example 104).
-fn shim_subids(subids: &[String]) -> Element {
-    Element::builder("headers", NS_SHIM)
-        .append_all(subids.iter().map(|s| {
-            attr(Element::builder("header", NS_SHIM), "name", "SubID")
-                .append(s.as_str())
-                .build()
-        }))
-        .build()
-}
-
 /// The `pubsub#include_body` line: what happened, for clients that show only bodies.
 fn summary(n: &Notification) -> String {
     let node = &n.node;
@@ -347,6 +338,7 @@ fn summary(n: &Notification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::shim::NS_SHIM;
     use roost_nodes::{Item, NodeConfig};
 
     fn service() -> Jid {
@@ -390,7 +382,7 @@ mod tests {
             &notif(Event::Items {
                 items: vec![item()],
                 with_payload: true,
-                publisher: None,
+                with_publisher: false,
             }),
             &service(),
             "foo".into(),
@@ -417,7 +409,8 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: Some("hamlet@denmark.lit".parse().unwrap()),
+            // The item's publisher is hamlet@denmark.lit/blogbot: named by its bare JID.
+            with_publisher: true,
         });
         n.kind = NotificationType::Normal;
         let m = notification_message(&n, &service(), "x".into());
@@ -531,7 +524,7 @@ mod tests {
         assert_eq!(s.attr("subid"), Some("123-abc"));
         let expiry = s.attr("expiry").unwrap();
         assert_eq!(
-            super::super::parse_datetime(expiry),
+            super::super::codec::parse_datetime(expiry),
             Some(1_154_304_000_000)
         );
     }
@@ -557,7 +550,7 @@ mod tests {
         let mut n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         n.subids = vec!["123-abc".into(), "004-yyy".into()];
         n.include_body = true;
@@ -672,7 +665,7 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let ns = vec![
             n.clone(),
@@ -713,15 +706,15 @@ mod tests {
     /// as the message built for that recipient alone.
     #[test]
     fn renderer_equals_the_message_built_per_recipient() {
-        let items = |with_payload, publisher: Option<&str>| Event::Items {
+        let items = |with_payload, with_publisher| Event::Items {
             items: vec![item()],
             with_payload,
-            publisher: publisher.map(|p| p.parse().unwrap()),
+            with_publisher,
         };
         let mut cases = vec![
-            notif(items(true, None)),
-            notif(items(false, None)),
-            notif(items(true, Some("hamlet@denmark.lit"))),
+            notif(items(true, false)),
+            notif(items(false, false)),
+            notif(items(true, true)),
             notif(Event::Retract {
                 ids: vec!["a".into(), "b".into()],
             }),
@@ -747,14 +740,14 @@ mod tests {
                 expiry: None,
             }),
         ];
-        let mut body = notif(items(true, None));
+        let mut body = notif(items(true, false));
         body.include_body = true;
         body.kind = NotificationType::Normal;
         cases.push(body);
-        let mut one_subid = notif(items(true, None));
+        let mut one_subid = notif(items(true, false));
         one_subid.subids = vec!["123-abc".into()];
         cases.push(one_subid);
-        let mut shim = notif(items(true, None));
+        let mut shim = notif(items(true, false));
         shim.subids = vec!["123-abc".into(), "004-yyy".into()];
         cases.push(shim);
 
@@ -779,7 +772,7 @@ mod tests {
         let mut a = notif(Event::Items {
             items: vec![item()],
             with_payload: false,
-            publisher: None,
+            with_publisher: false,
         });
         a.subids = vec!["123-abc".into(), "004-yyy".into()];
         let mut b = to(a.clone(), "bernardo@denmark.lit");
@@ -804,14 +797,14 @@ mod tests {
         let n = notif(Event::Items {
             items: vec![item()],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let mut other = item();
         other.id = "second".into();
         let m = notif(Event::Items {
             items: vec![other],
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         });
         let out = render_all(&mut NotificationRenderer::default(), &[n, m.clone(), m]);
         assert!(out[0].contains("id='ae890ac52d0df67ed7cfdf51b644e901'"));

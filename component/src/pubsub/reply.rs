@@ -1,14 +1,12 @@
-//! Engine replies → IQ result payloads.
-//!
-//! Built by hand, because xmpp-parsers 0.23 cannot express them: `<subscription/>` results
-//! (`SubscriptionElem` and `SubscribeOptions` have private fields), owner `<affiliation/>`
-//! rows (`owner::Affiliation` has private fields), and `<default/>` with a subscription
-//! options form (the typed `Default` has no form).
+//! Engine replies → IQ result payloads: xmpp-parsers' types where they can express the
+//! reply, Roost's own ([`crate::xml::pubsub`], [`crate::xml::commands`]) where they cannot
+//! (`<subscription/>` results and owner `<affiliation/>` rows have private fields there, and
+//! `<default/>` has no form).
 
 use std::str::FromStr;
 
 use minidom::Element;
-use roost_nodes::{Reply, Request, RsmPage, Subscription, SubscriptionState};
+use roost_nodes::{Reply, Request, Subscription, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
 use xmpp_parsers::jid::Jid;
@@ -19,10 +17,15 @@ use xmpp_parsers::pubsub::pubsub::{
     Options, PubSub, Publish,
 };
 use xmpp_parsers::pubsub::{AffiliationAttribute, ItemId, NodeName, SubscriptionId};
-use xmpp_parsers::rsm::{First, SetResult};
 
+use super::codec::{payload_element, set_result, GET_PENDING_NODE};
 use super::forms::{metadata_form, node_config_form, pending_nodes_form, sub_options_form};
-use super::{attr, payload_element, GET_PENDING_NODE, NS_COMMANDS};
+use crate::xml::commands::{Command, Note, NoteType, Status};
+use crate::xml::pubsub::{
+    Default as DefaultOptions, OwnerAffiliation, OwnerAffiliations, OwnerResult,
+    OwnerSubscribeOptions, OwnerSubscription, OwnerSubscriptions, PubSubResult, SubState,
+    SubscribeOptions, Subscription as SubscriptionElem, Subscriptions,
+};
 
 /// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
 /// subscriptions and affiliations look alike for the owner requests (§8.8.1, §8.9.1) and the
@@ -66,26 +69,21 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             publish_options: None,
         }
         .into(),
-        // Examples 29, 43, 68.
-        Reply::Subscription { node, sub } => {
-            let mut pubsub = Element::builder("pubsub", ns::PUBSUB).append(subscription_elem(
-                ns::PUBSUB,
-                Some(node),
-                sub,
-                true,
-            ));
-            if sub.state == SubscriptionState::Subscribed {
-                pubsub = pubsub.append(
-                    Element::builder("options", ns::PUBSUB)
-                        .append(Element::from(sub_options_form(
-                            &sub.options,
-                            DataFormType::Result_,
-                        )))
-                        .build(),
-                );
-            }
-            pubsub.build()
+        // Examples 29, 43, 68. The options carry `jid` (the schema requires it), `node` and
+        // `subid`: example 68 shows a bare <options/>, but the rule that it names neither node
+        // nor JID is for the request (§6.3.7), where <subscribe/> says them; clients that
+        // read the reply with the schema's type (aioxmpp, xmpp-parsers) reject it without.
+        Reply::Subscription { node, sub } => PubSubResult {
+            subscription: Some(entity_subscription(Some(node), sub, true)),
+            options: (sub.state == SubscriptionState::Subscribed).then(|| Options {
+                jid: sub.jid.clone(),
+                node: Some(NodeName(node.clone())),
+                subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
+                form: Some(sub_options_form(&sub.options, DataFormType::Result_)),
+            }),
+            ..PubSubResult::empty()
         }
+        .into(),
         // Example 56 (a subscription's options) and example 71 (defaults).
         Reply::Options {
             node,
@@ -105,23 +103,24 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     }),
                 }
                 .into(),
-                None => Element::builder("pubsub", ns::PUBSUB)
-                    .append(
-                        attr(
-                            Element::builder("default", ns::PUBSUB),
-                            "node",
-                            node.clone(),
-                        )
-                        .append(Element::from(form))
-                        .build(),
-                    )
-                    .build(),
+                None => PubSubResult {
+                    default: Some(DefaultOptions {
+                        node: node.clone().map(NodeName),
+                        form: Some(form),
+                    }),
+                    ..PubSubResult::empty()
+                }
+                .into(),
             }
         }
-        // Example 75. The publisher attribute is left out: it is only for
-        // `pubsub#itemreply = publisher`, which the reply does not carry.
-        // With a page, the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
-        Reply::Items { node, items, page } => {
+        // Example 75; the publisher as in the node's notifications (§7.1.2.3). With a page,
+        // the RSM <set/> follows <items/> inside <pubsub/> (§6.5.4).
+        Reply::Items {
+            node,
+            items,
+            page,
+            with_publisher,
+        } => {
             let mut pubsub: Element = PubSub::Items(Items {
                 max_items: None,
                 node: NodeName(node.clone()),
@@ -130,7 +129,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
                     .iter()
                     .map(|i| PsItem {
                         id: Some(ItemId(i.id.clone())),
-                        publisher: None,
+                        publisher: with_publisher.then(|| i.shown_publisher()),
                         payload: payload_element(&i.payload),
                     })
                     .collect(),
@@ -185,52 +184,63 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             rsm: page.as_ref().map(set_result),
         }
         .into(),
-        // §8.7 example 196: the get-pending command's form. The command is stateless: the
+        // §8.7 example 177: the get-pending command's form. The command is stateless: the
         // second step carries the node, so the session id only echoes the command.
-        Reply::PendingNodes { nodes } => command(GET_PENDING_NODE, "executing")
-            .append(Element::from(pending_nodes_form(nodes)))
-            .build(),
-        // §8.7 example 200: the authorization requests went out as messages.
-        Reply::PendingSent { node } => command(GET_PENDING_NODE, "completed")
-            .append(
-                attr(Element::builder("note", NS_COMMANDS), "type", "info").append(format!(
-                    "Pending subscription requests of node {node} sent."
-                )),
-            )
-            .build(),
+        Reply::PendingNodes { nodes } => Command {
+            form: Some(pending_nodes_form(nodes)),
+            ..command(Status::Executing)
+        }
+        .into(),
+        // §8.7 example 183: the authorization requests went out as messages.
+        Reply::PendingSent { node } => Command {
+            notes: vec![Note {
+                type_: Some(NoteType::Info),
+                text: format!("Pending subscription requests of node {node} sent."),
+            }],
+            ..command(Status::Completed)
+        }
+        .into(),
         // Examples 17, 21 (entity) and 185 (owner).
-        Reply::Subscriptions { node, subs } => {
-            let namespace = if owner { ns::PUBSUB_OWNER } else { ns::PUBSUB };
-            let list = attr(
-                Element::builder("subscriptions", namespace),
-                "node",
-                node.clone(),
-            )
-            .append_all(subs.iter().map(|(n, sub)| {
+        Reply::Subscriptions { node, subs } if owner => OwnerResult {
+            affiliations: None,
+            subscriptions: Some(OwnerSubscriptions {
                 // Owner rows are all of the one node named on <subscriptions/>.
-                let row_node = (!owner).then_some(n.as_str());
-                subscription_elem(namespace, row_node, sub, false)
-            }))
-            .build();
-            Element::builder("pubsub", namespace).append(list).build()
+                node: NodeName(node.clone().unwrap_or_default()),
+                subscriptions: subs
+                    .iter()
+                    .map(|(_, sub)| owner_subscription(sub))
+                    .collect(),
+            }),
         }
-        Reply::Affiliations { node, affs } if owner => {
-            // Example 198.
-            let list = attr(
-                Element::builder("affiliations", ns::PUBSUB_OWNER),
-                "node",
-                node.clone(),
-            )
-            .append_all(affs.iter().map(|(_, jid, aff)| {
-                let b = Element::builder("affiliation", ns::PUBSUB_OWNER);
-                let b = attr(b, "jid", jid.to_string());
-                attr(b, "affiliation", aff.as_str()).build()
-            }))
-            .build();
-            Element::builder("pubsub", ns::PUBSUB_OWNER)
-                .append(list)
-                .build()
+        .into(),
+        Reply::Subscriptions { node, subs } => PubSubResult {
+            subscriptions: Some(Subscriptions {
+                node: node.clone().map(NodeName),
+                subscriptions: subs
+                    .iter()
+                    .map(|(n, sub)| entity_subscription(Some(n), sub, false))
+                    .collect(),
+            }),
+            ..PubSubResult::empty()
         }
+        .into(),
+        // Example 198.
+        Reply::Affiliations { node, affs } if owner => OwnerResult {
+            affiliations: Some(OwnerAffiliations {
+                node: NodeName(node.clone().unwrap_or_default()),
+                affiliations: affs
+                    .iter()
+                    .filter_map(|(_, jid, aff)| {
+                        Some(OwnerAffiliation {
+                            jid: Jid::from(jid.clone()),
+                            affiliation: AffiliationAttribute::from_str(aff.as_str()).ok()?,
+                        })
+                    })
+                    .collect(),
+            }),
+            subscriptions: None,
+        }
+        .into(),
         // Examples 23, 27.
         Reply::Affiliations { node, affs } => PubSub::Affiliations(PsAffiliations {
             node: node.clone().map(NodeName),
@@ -260,68 +270,68 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
     })
 }
 
-/// One `<subscription/>` (examples 17, 29, 43, 185). `unconfigured` carries
-/// `<subscribe-options><required/></subscribe-options>` (example 43); with `announce`, a
-/// configured subscription carries an empty `<subscribe-options/>` to say options are
-/// supported (example 45).
-/// An XEP-0050 `<command/>` result for `node` in `status`.
-fn command(node: &str, status: &str) -> minidom::ElementBuilder {
-    let b = attr(Element::builder("command", NS_COMMANDS), "node", node);
-    let b = attr(b, "sessionid", GET_PENDING_SESSION);
-    attr(b, "status", status)
+/// The get-pending `<command/>` result in `status`.
+fn command(status: Status) -> Command {
+    Command {
+        sessionid: Some(GET_PENDING_SESSION.to_owned()),
+        status: Some(status),
+        ..Command::new(GET_PENDING_NODE)
+    }
 }
 
 /// The session id of every get-pending exchange (see `Reply::PendingNodes` above).
 const GET_PENDING_SESSION: &str = "pubsub-get-pending";
 
-/// A page as XEP-0059 §2 reports it: `<first index='…'/>`, `<last/>`, `<count/>`; an
-/// empty page carries the count alone (§2.6).
-pub(crate) fn set_result(page: &RsmPage) -> SetResult {
-    let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    SetResult {
-        first: page.first.as_ref().map(|(id, index)| First {
-            index: Some(usize_of(*index)),
-            item: id.clone(),
-        }),
-        last: page.last.clone(),
-        count: Some(usize_of(page.count)),
+/// One entity `<subscription/>` (examples 17, 29, 43): `unconfigured` carries
+/// `<subscribe-options><required/></subscribe-options>` (example 43); with `announce`, a
+/// configured subscription carries an empty `<subscribe-options/>` to say options are
+/// supported (example 45).
+fn entity_subscription(node: Option<&str>, sub: &Subscription, announce: bool) -> SubscriptionElem {
+    SubscriptionElem {
+        node: node.map(|n| NodeName(n.to_owned())),
+        jid: sub.jid.clone(),
+        subid: Some(sub.subid.clone())
+            .filter(|s| !s.is_empty())
+            .map(SubscriptionId),
+        subscription: sub_state(sub.state),
+        subscribe_options: match sub.state {
+            SubscriptionState::Unconfigured => Some(SubscribeOptions { required: true }),
+            SubscriptionState::Subscribed if announce => Some(SubscribeOptions { required: false }),
+            _ => None,
+        },
     }
 }
 
-fn subscription_elem(
-    namespace: &str,
-    node: Option<&str>,
-    sub: &Subscription,
-    announce: bool,
-) -> Element {
-    let b = Element::builder("subscription", namespace);
-    let b = attr(b, "node", node);
-    let b = attr(b, "jid", sub.jid.to_string());
-    let b = attr(
-        b,
-        "subid",
-        Some(sub.subid.as_str()).filter(|s| !s.is_empty()),
-    );
-    let b = attr(b, "subscription", sub.state.as_str());
-    let b = match sub.state {
-        SubscriptionState::Unconfigured => b.append(
-            Element::builder("subscribe-options", namespace)
-                .append(Element::bare("required", namespace))
-                .build(),
-        ),
-        SubscriptionState::Subscribed if announce && namespace == ns::PUBSUB => {
-            b.append(Element::bare("subscribe-options", namespace))
-        }
-        _ => b,
-    };
-    b.build()
+/// One owner `<subscription/>` (example 185): the node is named once on the list.
+fn owner_subscription(sub: &Subscription) -> OwnerSubscription {
+    OwnerSubscription {
+        node: None,
+        jid: sub.jid.clone(),
+        subid: Some(sub.subid.clone())
+            .filter(|s| !s.is_empty())
+            .map(SubscriptionId),
+        subscription: sub_state(sub.state),
+        subscribe_options: (sub.state == SubscriptionState::Unconfigured)
+            .then_some(OwnerSubscribeOptions { required: true }),
+    }
+}
+
+fn sub_state(s: SubscriptionState) -> SubState {
+    match s {
+        SubscriptionState::None => SubState::None,
+        SubscriptionState::Pending => SubState::Pending,
+        SubscriptionState::Unconfigured => SubState::Unconfigured,
+        SubscriptionState::Subscribed => SubState::Subscribed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec::NS_META_DATA;
     use super::*;
-    use crate::pubsub::NS_META_DATA;
+    use crate::xml::commands::NS_COMMANDS;
     use roost_nodes::request::{NodeMeta, NodeSummary};
+    use roost_nodes::RsmPage;
     use roost_nodes::{Affiliation, Item, NodeConfig, SubOptions};
 
     fn service() -> Jid {
@@ -420,12 +430,20 @@ mod tests {
             Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
         );
         assert_eq!(s.attr("subscription"), Some("subscribed"));
-        // Example 68: the options in force come along.
-        assert!(e
-            .get_child("options", ns::PUBSUB)
-            .unwrap()
-            .get_child("x", ns::DATA_FORMS)
-            .is_some());
+        // Example 68: the options in force come along, after the <subscription/>, with the
+        // attributes the schema requires (`jid`) and the node and subid they are about.
+        let names: Vec<_> = e.children().map(|c| c.name()).collect();
+        assert_eq!(names, ["subscription", "options"]);
+        let o = e.get_child("options", ns::PUBSUB).unwrap();
+        assert_eq!(o.attr("jid"), Some("francisco@denmark.lit"));
+        assert_eq!(o.attr("node"), Some("princely_musings"));
+        assert_eq!(
+            o.attr("subid"),
+            Some("ba49252aaa4f5d320c24d3766f0bdcade78c78d3")
+        );
+        assert!(o.get_child("x", ns::DATA_FORMS).is_some());
+        // What a client library reads it with (xmpp-parsers, like aioxmpp, requires `jid`).
+        assert!(Options::try_from(o.clone()).is_ok());
 
         let e = reply_payload(
             &Reply::Subscription {
@@ -500,6 +518,7 @@ mod tests {
                     item("empty", ""),
                 ],
                 page: None,
+                with_publisher: false,
             },
             &service(), false
         )
@@ -510,6 +529,38 @@ mod tests {
         assert_eq!(list.len(), 3);
         assert_eq!(list[0].attr("id"), Some("368866411b877c30064a5f62b917cffe"));
         assert_eq!(list[0].attr("publisher"), None);
+        // §7.1.2.3: with pubsub#itemreply = publisher, as in the notifications (bare JID).
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("a", "")],
+                page: None,
+                with_publisher: true,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
+        let i = e
+            .get_child("items", ns::PUBSUB)
+            .unwrap()
+            .children()
+            .next()
+            .unwrap();
+        assert_eq!(i.attr("publisher"), Some("hamlet@denmark.lit"));
+        // Unpaged requests get no <set/>.
+        assert_eq!(e.children().count(), 1);
+        let e = reply_payload(
+            &Reply::Items {
+                node: "princely_musings".into(),
+                items: vec![item("368866411b877c30064a5f62b917cffe", "")],
+                page: None,
+                with_publisher: false,
+            },
+            &service(),
+            false,
+        )
+        .unwrap();
         assert!(list[0].has_child("entry", "http://www.w3.org/2005/Atom"));
         assert_eq!(list[1].children().count(), 0);
         assert_eq!(list[2].children().count(), 0);
@@ -564,6 +615,7 @@ mod tests {
                 node: "n".into(),
                 items: vec![],
                 page: Some(page.clone()),
+                with_publisher: false,
             },
             &service(),
             false,
@@ -788,5 +840,117 @@ mod tests {
             .get_child("default", ns::PUBSUB_OWNER)
             .unwrap()
             .has_child("x", ns::DATA_FORMS));
+    }
+
+    /// The replies built from declared elements are the XML Roost sent when they were built
+    /// by hand (element for element, attribute for attribute).
+    #[test]
+    fn declared_replies_exact_xml() {
+        let sub = |state, subid: &str| Subscription {
+            jid: "francisco@denmark.lit/r".parse().unwrap(),
+            subid: subid.into(),
+            state,
+            options: SubOptions::default(),
+        };
+        let subs = vec![
+            ("node6".to_owned(), sub(SubscriptionState::Subscribed, "a1")),
+            ("node5".to_owned(), sub(SubscriptionState::Unconfigured, "")),
+            ("node4".to_owned(), sub(SubscriptionState::Pending, "p")),
+            ("node3".to_owned(), sub(SubscriptionState::None, "")),
+        ];
+        let affs = vec![
+            (
+                "n".to_owned(),
+                "hamlet@denmark.lit".parse().unwrap(),
+                Affiliation::Owner,
+            ),
+            (
+                "n".to_owned(),
+                "polonius@denmark.lit".parse().unwrap(),
+                Affiliation::Outcast,
+            ),
+        ];
+        let default = |node: Option<&str>| Reply::Options {
+            node: node.map(Into::into),
+            jid: None,
+            subid: None,
+            options: SubOptions::default(),
+        };
+        let cases: Vec<(Reply, bool, &str)> = vec![
+            (
+                Reply::Subscriptions {
+                    node: None,
+                    subs: subs.clone(),
+                },
+                false,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions><subscription jid='francisco@denmark.lit/r' node='node6' subid='a1' subscription='subscribed'/><subscription jid='francisco@denmark.lit/r' node='node5' subscription='unconfigured'><subscribe-options><required/></subscribe-options></subscription><subscription jid='francisco@denmark.lit/r' node='node4' subid='p' subscription='pending'/><subscription jid='francisco@denmark.lit/r' node='node3' subscription='none'/></subscriptions></pubsub>",
+            ),
+            (
+                Reply::Subscriptions {
+                    node: Some("node6".into()),
+                    subs: subs.clone(),
+                },
+                false,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions node='node6'><subscription jid='francisco@denmark.lit/r' node='node6' subid='a1' subscription='subscribed'/><subscription jid='francisco@denmark.lit/r' node='node5' subscription='unconfigured'><subscribe-options><required/></subscribe-options></subscription><subscription jid='francisco@denmark.lit/r' node='node4' subid='p' subscription='pending'/><subscription jid='francisco@denmark.lit/r' node='node3' subscription='none'/></subscriptions></pubsub>",
+            ),
+            (
+                Reply::Subscriptions {
+                    node: Some("n".into()),
+                    subs,
+                },
+                true,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='n'><subscription jid='francisco@denmark.lit/r' subid='a1' subscription='subscribed'/><subscription jid='francisco@denmark.lit/r' subscription='unconfigured'><subscribe-options><required/></subscribe-options></subscription><subscription jid='francisco@denmark.lit/r' subid='p' subscription='pending'/><subscription jid='francisco@denmark.lit/r' subscription='none'/></subscriptions></pubsub>",
+            ),
+            (
+                Reply::Affiliations {
+                    node: Some("n".into()),
+                    affs,
+                },
+                true,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='n'><affiliation affiliation='owner' jid='hamlet@denmark.lit'/><affiliation affiliation='outcast' jid='polonius@denmark.lit'/></affiliations></pubsub>",
+            ),
+            (default(Some("n")), false, "<pubsub xmlns='http://jabber.org/protocol/pubsub'><default node='n'><x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field></x></default></pubsub>"),
+            (default(None), false, "<pubsub xmlns='http://jabber.org/protocol/pubsub'><default><x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field></x></default></pubsub>"),
+            (
+                Reply::PendingNodes {
+                    nodes: vec!["a".into(), "b".into()],
+                },
+                false,
+                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' sessionid='pubsub-get-pending' status='executing'><x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field><field type='list-single' var='pubsub#node'><option><value>a</value></option><option><value>b</value></option></field></x></command>",
+            ),
+            (
+                Reply::PendingSent { node: "a".into() },
+                false,
+                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' sessionid='pubsub-get-pending' status='completed'><note type='info'>Pending subscription requests of node a sent.</note></command>",
+            ),
+            (
+                Reply::Subscription {
+                    node: "n".into(),
+                    sub: sub(SubscriptionState::Subscribed, "a1"),
+                },
+                false,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='a1' subscription='subscribed'><subscribe-options/></subscription><options jid='francisco@denmark.lit/r' node='n' subid='a1'><x xmlns='jabber:x:data' type='result'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field></x></options></pubsub>",
+            ),
+            (
+                Reply::Subscription {
+                    node: "n".into(),
+                    sub: sub(SubscriptionState::Unconfigured, ""),
+                },
+                false,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subscription='unconfigured'><subscribe-options><required/></subscribe-options></subscription></pubsub>",
+            ),
+            (
+                Reply::Subscription {
+                    node: "n".into(),
+                    sub: sub(SubscriptionState::Pending, "p"),
+                },
+                false,
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='p' subscription='pending'/></pubsub>",
+            ),
+        ];
+        for (reply, owner, expected) in cases {
+            let e = reply_payload(&reply, &service(), owner).unwrap();
+            assert_eq!(xml(&e), expected, "{reply:?}");
+        }
     }
 }

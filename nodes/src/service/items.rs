@@ -96,6 +96,7 @@ impl<S: Store> Service<S> {
                     node,
                     items,
                     page: Some(page),
+                    with_publisher: n.rec.config.shows_publisher(),
                 }))
             }
         }
@@ -178,6 +179,7 @@ impl<S: Store> Service<S> {
             node,
             items,
             page: None,
+            with_publisher: n.rec.config.shows_publisher(),
         }))
     }
 

@@ -28,6 +28,8 @@
 //!   need the subid when the JID holds several (§6.2.3, §6.3.4).
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
+//! - With `pubsub#itemreply=publisher`, items name their publisher by its bare JID, in
+//!   notifications and every retrieval alike ([`Item::shown_publisher`] says why).
 
 use crate::access::{self, Action, Decision, Question};
 use crate::model::*;
@@ -170,8 +172,11 @@ impl<S: Store> Service<S> {
 
     /// Handle one request from `actor` at time `now`.
     ///
-    /// On `Ok`, every change is durable and the notifications are ready to send. On
-    /// `Err`, nothing changed.
+    /// On `Ok`, every change is committed and applied, and the notifications are ready to
+    /// send once durable: a change is durable once the `Store::sync` that follows its commit
+    /// returns `Ok`; its reply and its notifications are sent only after that, and a failed
+    /// sync sends neither (the engine is rebuilt from what is on disk). On `Err`, nothing
+    /// changed.
     pub fn handle(&mut self, actor: &Jid, req: Request, now: Millis) -> Result<Outcome, Error> {
         let out = self.handle_streamed(actor, req, now)?;
         Ok(Outcome {
@@ -182,12 +187,17 @@ impl<S: Store> Service<S> {
 
     /// [`Service::handle`], with broadcasts handed back as [`Fanout`]s to walk (with
     /// [`Service::walk`]) once the change is durable, rather than walked already.
+    ///
+    /// `now` is when the request arrived (also when it is decided again after waiting for
+    /// rosters): the presence and roster access models refuse it only on rosters fetched
+    /// since ([`crate::roster::RosterTable::deciding_at`]).
     pub fn handle_streamed(
         &mut self,
         actor: &Jid,
         req: Request,
         now: Millis,
     ) -> Result<Streamed, Error> {
+        self.rosters.deciding_at(now);
         let plan = self.plan(actor, req, now)?;
         if !plan.changes.is_empty() {
             self.store.commit(&plan.changes)?;

@@ -56,8 +56,7 @@ impl<S: Store> Service<S> {
             return Ok(Vec::new());
         }
         last.payload = subject.into_payload();
-        let publisher = last.publisher.clone();
-        let event = items_event(&n.rec.config, vec![last], &publisher);
+        let event = items_event(&n.rec.config, vec![last]);
         Ok(self.notifications(n, recipients, event))
     }
 

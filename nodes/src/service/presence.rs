@@ -9,6 +9,17 @@ impl<S: Store> Service<S> {
         &self.presence
     }
 
+    /// The service has just asked for `jid`'s presence: see
+    /// [`PresenceTable::expect_answers`]. Changes nothing a fan-out reads.
+    pub fn expect_presence_answers(&mut self, jid: BareJid, until: Millis) {
+        self.presence.expect_answers(jid, until);
+    }
+
+    /// See [`PresenceTable::forget_answers`]. Changes nothing a fan-out reads.
+    pub fn forget_presence_answers(&mut self, now: Millis) {
+        self.presence.forget_answers(now);
+    }
+
     /// `jid` went offline (e.g. a notification to it bounced): see
     /// [`PresenceTable::unavailable`].
     pub fn resource_unavailable(&mut self, jid: &FullJid) -> bool {

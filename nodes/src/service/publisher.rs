@@ -106,7 +106,7 @@ impl<S: Store> Service<S> {
         // The payload goes to the event (stripped when the node does not deliver payloads)
         // and, for content filters, to the walk.
         let payload = item.payload.clone();
-        let event = items_event(cfg, vec![item], actor);
+        let event = items_event(cfg, vec![item]);
         let notifications = vec![self.item_broadcast(n, Broadcast::Publish, event, &payload)];
         Ok(Plan::with(
             Reply::Published { node, id },
@@ -161,9 +161,9 @@ impl<S: Store> Service<S> {
     }
 }
 
-/// The event for published items: payloads stripped unless the node delivers them, the
-/// publisher named when replies go to it (`pubsub#itemreply`).
-pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Jid) -> Event {
+/// The event for published items: payloads stripped unless the node delivers them, each
+/// item's publisher named when replies go to it (`pubsub#itemreply`).
+pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>) -> Event {
     if !cfg.deliver_payloads {
         for i in &mut items {
             i.payload.clear();
@@ -172,6 +172,6 @@ pub(super) fn items_event(cfg: &NodeConfig, mut items: Vec<Item>, publisher: &Ji
     Event::Items {
         items,
         with_payload: cfg.deliver_payloads,
-        publisher: (cfg.itemreply == ItemReply::Publisher).then(|| publisher.clone()),
+        with_publisher: cfg.shows_publisher(),
     }
 }

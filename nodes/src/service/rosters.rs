@@ -34,12 +34,6 @@ impl<S: Store> Service<S> {
         self.rosters.push(owner, contact, item);
     }
 
-    /// Rosters fetched before `before` no longer refuse: see [`RosterTable::mark_stale`].
-    pub fn mark_rosters_stale(&mut self, before: Millis) {
-        self.settle();
-        self.rosters.mark_stale(before);
-    }
-
     /// Forget `owner`'s roster: see [`RosterTable::forget`].
     pub fn forget_roster(&mut self, owner: &BareJid) {
         self.settle();

@@ -170,11 +170,7 @@ impl<S: Store> Service<S> {
                 }
             };
             if !items.is_empty() {
-                let mut event = items_event(&n.rec.config, items, &sub.jid());
-                // The digest batches many publishers: no single one to reply to.
-                if let Event::Items { publisher, .. } = &mut event {
-                    *publisher = None;
-                }
+                let event = items_event(&n.rec.config, items);
                 out.extend(self.notifications(n, recipients, event));
             }
             if let Some(d) = self.state.digests.get_mut(&key) {

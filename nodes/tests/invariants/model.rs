@@ -665,7 +665,7 @@ pub fn forged_notifications_missed() -> Vec<String> {
         event: std::sync::Arc::new(Event::Items {
             items,
             with_payload: true,
-            publisher: None,
+            with_publisher: false,
         }),
     };
     let tampered = Item {
@@ -1317,7 +1317,7 @@ impl Harness {
             Event::Items {
                 items,
                 with_payload,
-                publisher,
+                with_publisher,
             } => {
                 let replay = matches!(req, Request::Subscribe { .. });
                 // (b) the recipient held, at that moment, a delivering subscription; for
@@ -1412,13 +1412,11 @@ impl Harness {
                         item.payload,
                         p.payload
                     );
-                    if let Some(pubr) = publisher {
-                        check!(
-                            step,
-                            *pubr == p.publisher,
-                            "itemreply publisher differs: {ctx}"
-                        );
-                    }
+                    check!(
+                        step,
+                        *with_publisher == before.meta.config.shows_publisher(),
+                        "the publisher shown or not against pubsub#itemreply: {ctx}"
+                    );
                     if let Request::Publish { .. } = req {
                         check!(
                             step,

@@ -17,28 +17,33 @@
 //! announced and a storage failure announces nothing; a failed item is fetched again by the
 //! next catch-up.
 //!
-//! The IQs and queries sent upstream are built by hand: xmpp-parsers 0.23's typed
-//! `Iq`/`Message` are bound to `jabber:component:accept` in this crate, while history results
-//! forward `jabber:client` messages, so the forwarded parts are read as plain elements.
+//! The requests sent upstream are xmpp-parsers' types. What comes back is read as plain
+//! elements where it is forwarded: xmpp-parsers 0.23's typed `Message` is bound to
+//! `jabber:component:accept` in this crate, while history results forward `jabber:client`
+//! messages (or whatever stanza namespace the upstream uses).
 
-use crate::pubsub::{attr, serialize_payload};
+use crate::effects::Effects;
+use crate::pubsub::serialize_payload;
 use minidom::Element;
 use roost_nodes::{
-    BareJid, Error, Jid, MaxItems, NewItem, NodeConfigPatch, Notification, Reply, Request, Service,
-    Store,
+    BareJid, Error, Jid, MaxItems, NewItem, NodeConfigPatch, Reply, Request, Service, Store,
 };
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 use tracing::{debug, info, warn};
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::mam::{Query, QueryId};
 use xmpp_parsers::message::Message;
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::event::{Event as PsEvent, Payload as EventPayload};
+use xmpp_parsers::pubsub::pubsub::{Items, PubSub, Subscribe};
+use xmpp_parsers::pubsub::NodeName;
+use xmpp_parsers::rsm::SetQuery;
 use xmpp_parsers::stanza::Stanza;
 
 /// Items asked for per history page.
-const PAGE: u64 = 250;
+const PAGE: usize = 250;
 /// Live notifications held back while catching up. Past this the held ones are dropped and
 /// the catch-up runs once more afterwards: they are in the upstream history anyway.
 const MAX_HELD: usize = 50_000;
@@ -89,26 +94,6 @@ impl FromStr for RelaySpec {
 impl fmt::Display for RelaySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}/{}", self.local, self.upstream, self.node)
-    }
-}
-
-/// What the relays ask of the service loop: stanzas to send and notifications of the local
-/// nodes (to be sent after the next sync).
-#[derive(Default)]
-pub struct Output {
-    /// IQs to the upstream services.
-    pub stanzas: Vec<Stanza>,
-    /// Notifications of items republished on local nodes.
-    pub notifications: Vec<Notification>,
-    /// A commit failed: the service loop must treat the batch as failed.
-    pub storage_failed: bool,
-}
-
-impl Output {
-    fn absorb(&mut self, other: Output) {
-        self.stanzas.extend(other.stanzas);
-        self.notifications.extend(other.notifications);
-        self.storage_failed |= other.storage_failed;
     }
 }
 
@@ -196,17 +181,17 @@ impl Relays {
     /// On every (re)connect, and after the engine was rebuilt from the store: make sure the
     /// local nodes exist, subscribe upstream (again: repeating a subscription is harmless and
     /// repairs one the upstream lost), and catch up.
-    pub fn on_connect<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    pub fn on_connect<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         self.asked.clear();
-        let mut out = Output::default();
+        let mut out = Effects::none();
         for i in 0..self.relays.len() {
-            out.absorb(self.start(i, svc, me, now));
+            out.extend(self.start(i, svc, me, now));
         }
         out
     }
 
     /// Time-driven work: requests that were never answered, and relays waiting to retry.
-    pub fn tick<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    pub fn tick<S: Store>(&mut self, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         let expired: Vec<String> = self
             .asked
             .iter()
@@ -219,11 +204,11 @@ impl Relays {
                 self.fail(i, now);
             }
         }
-        let mut out = Output::default();
+        let mut out = Effects::none();
         for i in 0..self.relays.len() {
             let r = &self.relays[i];
             if r.phase == Phase::Idle && r.retry_at != 0 && now >= r.retry_at {
-                out.absorb(self.start(i, svc, me, now));
+                out.extend(self.start(i, svc, me, now));
             }
         }
         out
@@ -239,8 +224,8 @@ impl Relays {
         r.retry_at = now + RETRY_MS;
     }
 
-    fn start<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
-        let mut out = Output::default();
+    fn start<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
+        let mut out = Effects::none();
         let spec = self.relays[i].spec.clone();
         match svc.handle(
             me,
@@ -259,9 +244,7 @@ impl Relays {
             Ok(_) => info!(relay = %spec, "created the local node of the relay"),
             Err(Error::NodeExists) => {}
             Err(e) => {
-                if matches!(e, Error::Storage(_)) {
-                    out.storage_failed = true;
-                }
+                out.engine_error(&e);
                 warn!(relay = %spec, "cannot create the local node ({e}); retrying in {} s", RETRY_MS / 1000);
                 self.fail(i, now);
                 return out;
@@ -280,11 +263,14 @@ impl Relays {
             me,
             &spec.upstream,
             &id,
-            pubsub_el(
-                "subscribe",
-                &spec.node,
-                Some(("jid", me.to_bare().to_string())),
-            ),
+            PubSub::Subscribe {
+                subscribe: Some(Subscribe {
+                    jid: Jid::from(me.to_bare()),
+                    node: Some(NodeName(spec.node.clone())),
+                }),
+                options: None,
+            }
+            .into(),
         ));
         self.asked.insert(id, (i, Asked::Subscribe, now));
         let after = newest_local(svc, me, &spec.local, now);
@@ -296,23 +282,19 @@ impl Relays {
         let id = self.new_id();
         let queryid = id.clone();
         let spec = &self.relays[i].spec;
-        let mut set = Element::builder("set", ns::RSM)
-            .append(Element::builder("max", ns::RSM).append(PAGE.to_string()));
-        if let Some(a) = &after {
-            set = set.append(Element::builder("after", ns::RSM).append(a.as_str()));
-        }
-        let query = attr(
-            attr(
-                Element::builder("query", ns::MAM),
-                "queryid",
-                queryid.as_str(),
-            ),
-            "node",
-            spec.node.as_str(),
-        )
-        .append(set)
-        .build();
-        let st = iq_set(me, &spec.upstream, &id, query);
+        let query = Query {
+            queryid: Some(QueryId(queryid.clone())),
+            node: Some(NodeName(spec.node.clone())),
+            form: None,
+            set: Some(SetQuery {
+                max: Some(PAGE),
+                after: after.clone(),
+                before: None,
+                index: None,
+            }),
+            flip_page: false,
+        };
+        let st = iq_set(me, &spec.upstream, &id, query.into());
         self.asked
             .insert(id, (i, Asked::History { queryid, after }, now));
         st
@@ -325,7 +307,7 @@ impl Relays {
             from: Some(me.clone()),
             to: Some(Jid::from(spec.upstream.clone())),
             id: id.clone(),
-            payload: pubsub_el("items", &spec.node, None),
+            payload: PubSub::Items(Items::new(&spec.node)).into(),
         }
         .into();
         self.asked.insert(id, (i, Asked::Items, now));
@@ -340,7 +322,7 @@ impl Relays {
         me: &Jid,
         m: &Message,
         now: u64,
-    ) -> Option<Output> {
+    ) -> Option<Effects> {
         if self.relays.is_empty() {
             return None;
         }
@@ -357,7 +339,7 @@ impl Relays {
                 }
                 let changes = forwarded_changes(p, &self.relays[i].spec.node);
                 self.relays[i].page.extend(changes);
-                return Some(Output::default());
+                return Some(Effects::none());
             }
             if p.is("event", ns::PUBSUB_EVENT) {
                 let ev = match PsEvent::try_from(p.clone()) {
@@ -400,7 +382,7 @@ impl Relays {
         me: &Jid,
         changes: Vec<Change>,
         now: u64,
-    ) -> Output {
+    ) -> Effects {
         let r = &mut self.relays[i];
         match r.phase {
             Phase::Live => apply(svc, me, &r.spec, changes, now),
@@ -414,11 +396,11 @@ impl Relays {
                 } else {
                     r.held.extend(changes);
                 }
-                Output::default()
+                Effects::none()
             }
             // Not subscribed as far as this connection knows: what arrives is in the
             // history the next start fetches.
-            Phase::Idle => Output::default(),
+            Phase::Idle => Effects::none(),
         }
     }
 
@@ -429,7 +411,7 @@ impl Relays {
         me: &Jid,
         iq: &Iq,
         now: u64,
-    ) -> Option<Output> {
+    ) -> Option<Effects> {
         let (id, result) = match iq {
             Iq::Result { id, payload, .. } => (id, Ok(payload.as_ref())),
             Iq::Error { id, error, .. } => (id, Err(error)),
@@ -437,7 +419,7 @@ impl Relays {
         };
         let (i, asked, _) = self.asked.remove(id)?;
         let spec = self.relays[i].spec.clone();
-        let mut out = Output::default();
+        let mut out = Effects::none();
         match (asked, result) {
             (Asked::Subscribe, Ok(payload)) => {
                 let state = payload
@@ -466,14 +448,14 @@ impl Relays {
                     .map(|f| f.attr("complete") == Some("true"))
                     .unwrap_or(true);
                 let n = page.len();
-                out.absorb(apply(svc, me, &spec, page, now));
+                out.extend(apply(svc, me, &spec, page, now));
                 if out.storage_failed {
                     self.fail(i, now);
                     return Some(out);
                 }
                 if complete || last.is_none() {
                     debug!(relay = %spec, items = n, "history caught up");
-                    out.absorb(self.go_live(i, svc, me, now));
+                    out.extend(self.go_live(i, svc, me, now));
                 } else {
                     debug!(relay = %spec, items = n, "history page applied");
                     out.stanzas
@@ -504,12 +486,12 @@ impl Relays {
                     .and_then(|p| p.get_child("items", ns::PUBSUB))
                     .map(|items| item_changes(items, ns::PUBSUB))
                     .unwrap_or_default();
-                out.absorb(apply(svc, me, &spec, changes, now));
+                out.extend(apply(svc, me, &spec, changes, now));
                 if out.storage_failed {
                     self.fail(i, now);
                     return Some(out);
                 }
-                out.absorb(self.go_live(i, svc, me, now));
+                out.extend(self.go_live(i, svc, me, now));
             }
             (Asked::Items, Err(e)) => {
                 warn!(relay = %spec, "upstream refused its items ({:?}); retrying in {} s", e.defined_condition, RETRY_MS / 1000);
@@ -519,13 +501,13 @@ impl Relays {
         Some(out)
     }
 
-    fn go_live<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Output {
+    fn go_live<S: Store>(&mut self, i: usize, svc: &mut Service<S>, me: &Jid, now: u64) -> Effects {
         let r = &mut self.relays[i];
         if r.overflowed {
             // Live items were dropped while catching up: one more round from the history.
             r.overflowed = false;
             let after = newest_local(svc, me, &r.spec.local, now);
-            let mut out = Output::default();
+            let mut out = Effects::none();
             out.stanzas.push(self.ask_history(i, me, after, now));
             return out;
         }
@@ -568,8 +550,8 @@ fn apply<S: Store>(
     spec: &RelaySpec,
     changes: Vec<Change>,
     now: u64,
-) -> Output {
-    let mut out = Output::default();
+) -> Effects {
+    let mut out = Effects::none();
     for c in changes {
         let req = match c {
             Change::Item { id, payload } => {
@@ -592,12 +574,11 @@ fn apply<S: Store>(
             },
         };
         match svc.handle(me, req, now) {
-            Ok(o) => out.notifications.extend(o.notifications),
+            Ok(o) => out.notify(o.notifications),
             Err(Error::ItemNotFound) => {}
             Err(e) => {
-                if matches!(e, Error::Storage(_)) {
+                if out.engine_error(&e) {
                     // Stop here: the next catch-up resumes after the newest item stored.
-                    out.storage_failed = true;
                     warn!(relay = %spec, "storing a relayed change failed: {e}");
                     return out;
                 }
@@ -675,14 +656,6 @@ fn item_changes(items: &Element, ns: &str) -> Vec<Change> {
         .collect()
 }
 
-fn pubsub_el(name: &str, node: &str, extra: Option<(&'static str, String)>) -> Element {
-    let mut child = attr(Element::builder(name, ns::PUBSUB), "node", node);
-    if let Some((k, v)) = extra {
-        child = attr(child, k, v);
-    }
-    Element::builder("pubsub", ns::PUBSUB).append(child).build()
-}
-
 fn iq_set(me: &Jid, to: &BareJid, id: &str, payload: Element) -> Stanza {
     Iq::Set {
         from: Some(me.clone()),
@@ -694,205 +667,4 @@ fn iq_set(me: &Jid, to: &BareJid, id: &str, payload: Element) -> Stanza {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use roost_nodes::{MemStore, Policy};
-
-    fn me() -> Jid {
-        "relay.localhost".parse().unwrap()
-    }
-
-    fn service() -> Service<MemStore> {
-        let mut policy = Policy::default();
-        policy.admins.push("relay.localhost".parse().unwrap());
-        Service::open(MemStore::default(), policy).unwrap()
-    }
-
-    fn spec() -> RelaySpec {
-        "mirror=pubsub.a.example/logs".parse().unwrap()
-    }
-
-    fn event(node: &str, items: &[(&str, &str)]) -> Message {
-        let mut xml = format!(
-            "<message xmlns='jabber:component:accept' from='pubsub.a.example' to='relay.localhost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>"
-        );
-        for (id, text) in items {
-            xml.push_str(&format!(
-                "<item id='{id}'><line xmlns='urn:example'>{text}</line></item>"
-            ));
-        }
-        xml.push_str("</items></event></message>");
-        Message::try_from(xml.parse::<Element>().unwrap()).unwrap()
-    }
-
-    fn history_result(queryid: &str, items: &[(&str, &str)]) -> Vec<Message> {
-        items.iter().map(|(id, text)| {
-            let xml = format!("<message xmlns='jabber:component:accept' from='pubsub.a.example' to='relay.localhost'><result xmlns='urn:xmpp:mam:2' queryid='{queryid}' id='{id}'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='logs'><item id='{id}'><line xmlns='urn:example'>{text}</line></item></items></event></message></forwarded></result></message>");
-            Message::try_from(xml.parse::<Element>().unwrap()).unwrap()
-        }).collect()
-    }
-
-    fn fin(id: &str, complete: bool) -> Iq {
-        let xml = format!("<iq xmlns='jabber:component:accept' type='result' id='{id}' from='pubsub.a.example' to='relay.localhost'><fin xmlns='urn:xmpp:mam:2' complete='{complete}'/></iq>");
-        Iq::try_from(xml.parse::<Element>().unwrap()).unwrap()
-    }
-
-    fn ids_asked(out: &Output) -> Vec<(String, Element)> {
-        out.stanzas
-            .iter()
-            .filter_map(|s| match s {
-                Stanza::Iq(Iq::Set { id, payload, .. })
-                | Stanza::Iq(Iq::Get { id, payload, .. }) => Some((id.clone(), payload.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn local_ids(svc: &mut Service<MemStore>) -> Vec<String> {
-        match svc
-            .handle(
-                &me(),
-                Request::Items {
-                    node: "mirror".into(),
-                    max_items: None,
-                    ids: vec![],
-                    subid: None,
-                },
-                0,
-            )
-            .unwrap()
-            .reply
-        {
-            Reply::Items { items, .. } => items.into_iter().map(|i| i.id).collect(),
-            _ => unreachable!(),
-        }
-    }
-
-    #[test]
-    fn spec_parses_and_refuses() {
-        let s = spec();
-        assert_eq!(s.local, "mirror");
-        assert_eq!(s.upstream.to_string(), "pubsub.a.example");
-        assert_eq!(s.node, "logs");
-        let deep: RelaySpec = "a=pubsub.x/b/c".parse().unwrap();
-        assert_eq!(deep.node, "b/c");
-        for bad in ["", "x", "x=y", "=pubsub.x/n", "x=pubsub.x/"] {
-            assert!(bad.parse::<RelaySpec>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn catches_up_in_order_holding_live_items_then_goes_live() {
-        let mut svc = service();
-        let mut relays = Relays::new(&[spec()], "t");
-        let out = relays.on_connect(&mut svc, &me(), 1);
-        let asked = ids_asked(&out);
-        assert_eq!(asked.len(), 2, "subscribe + history");
-        assert!(asked[0].1.get_child("subscribe", ns::PUBSUB).is_some());
-        let (hid, query) = &asked[1];
-        assert!(query.is("query", ns::MAM));
-        assert_eq!(query.attr("node"), Some("logs"));
-        // A live item arrives before the history: held, not applied.
-        let o = relays
-            .handle_message(&mut svc, &me(), &event("logs", &[("3", "c")]), 2)
-            .unwrap();
-        assert!(o.notifications.is_empty());
-        assert!(local_ids(&mut svc).is_empty());
-        // History: 1, 2, 3 (3 overlaps the held live item).
-        for m in history_result(hid, &[("1", "a"), ("2", "b"), ("3", "c")]) {
-            relays.handle_message(&mut svc, &me(), &m, 3).unwrap();
-        }
-        relays
-            .handle_iq_response(&mut svc, &me(), &fin(hid, true), 4)
-            .unwrap();
-        assert_eq!(
-            local_ids(&mut svc),
-            vec!["1", "2", "3"],
-            "no duplicate of 3"
-        );
-        // Live now: applied at once; a repeat of the same item is skipped.
-        relays
-            .handle_message(&mut svc, &me(), &event("logs", &[("4", "d")]), 5)
-            .unwrap();
-        relays
-            .handle_message(&mut svc, &me(), &event("logs", &[("4", "d")]), 6)
-            .unwrap();
-        assert_eq!(local_ids(&mut svc), vec!["1", "2", "3", "4"]);
-        // Events of other nodes or services are not the relay's.
-        assert!(relays
-            .handle_message(&mut svc, &me(), &event("other", &[("9", "x")]), 7)
-            .is_none());
-    }
-
-    #[test]
-    fn pages_resume_after_the_last_item_and_restart_resumes_after_the_newest_local() {
-        let mut svc = service();
-        let mut relays = Relays::new(&[spec()], "t");
-        let out = relays.on_connect(&mut svc, &me(), 1);
-        let (hid, _) = ids_asked(&out)[1].clone();
-        for m in history_result(&hid, &[("1", "a"), ("2", "b")]) {
-            relays.handle_message(&mut svc, &me(), &m, 2);
-        }
-        let out = relays
-            .handle_iq_response(&mut svc, &me(), &fin(&hid, false), 3)
-            .unwrap();
-        let (hid2, q2) = ids_asked(&out)[0].clone();
-        let after = q2
-            .get_child("set", ns::RSM)
-            .and_then(|s| s.get_child("after", ns::RSM))
-            .map(|a| a.text());
-        assert_eq!(after.as_deref(), Some("2"));
-        relays
-            .handle_iq_response(&mut svc, &me(), &fin(&hid2, true), 4)
-            .unwrap();
-        // A reconnect asks for the history after the newest local item.
-        let out = relays.on_connect(&mut svc, &me(), 5);
-        let q = &ids_asked(&out)[1].1;
-        let after = q
-            .get_child("set", ns::RSM)
-            .and_then(|s| s.get_child("after", ns::RSM))
-            .map(|a| a.text());
-        assert_eq!(after.as_deref(), Some("2"));
-    }
-
-    #[test]
-    fn without_history_upstream_the_items_are_fetched() {
-        let mut svc = service();
-        let mut relays = Relays::new(&[spec()], "t");
-        let out = relays.on_connect(&mut svc, &me(), 1);
-        let (hid, _) = ids_asked(&out)[1].clone();
-        let err = format!("<iq xmlns='jabber:component:accept' type='error' id='{hid}' from='pubsub.a.example' to='relay.localhost'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-        let out = relays
-            .handle_iq_response(
-                &mut svc,
-                &me(),
-                &Iq::try_from(err.parse::<Element>().unwrap()).unwrap(),
-                2,
-            )
-            .unwrap();
-        let (iid, p) = ids_asked(&out)[0].clone();
-        assert!(p.get_child("items", ns::PUBSUB).is_some());
-        let res = format!("<iq xmlns='jabber:component:accept' type='result' id='{iid}' from='pubsub.a.example' to='relay.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='logs'><item id='x'><line xmlns='urn:example'>1</line></item><item id='y'><line xmlns='urn:example'>2</line></item></items></pubsub></iq>");
-        relays
-            .handle_iq_response(
-                &mut svc,
-                &me(),
-                &Iq::try_from(res.parse::<Element>().unwrap()).unwrap(),
-                3,
-            )
-            .unwrap();
-        assert_eq!(local_ids(&mut svc), vec!["x", "y"]);
-    }
-
-    #[test]
-    fn unanswered_requests_time_out_and_the_relay_starts_over() {
-        let mut svc = service();
-        let mut relays = Relays::new(&[spec()], "t");
-        relays.on_connect(&mut svc, &me(), 1);
-        assert!(ids_asked(&relays.tick(&mut svc, &me(), 2)).is_empty());
-        let out = relays.tick(&mut svc, &me(), 1 + REQUEST_TIMEOUT_MS);
-        assert!(ids_asked(&out).is_empty(), "waits before retrying");
-        let out = relays.tick(&mut svc, &me(), 1 + REQUEST_TIMEOUT_MS + RETRY_MS);
-        assert_eq!(ids_asked(&out).len(), 2, "subscribe + history again");
-    }
-}
+mod tests;

@@ -1,14 +1,93 @@
-//! The one table from engine errors to stanza errors (XEP-0060 §§6–8 error cases, §14).
+//! The one table of stanza errors: every error Roost sends is built here.
 //!
-//! xmpp-parsers 0.23 has no typed `pubsub#errors` conditions, so the application-specific
-//! child (`<closed-node xmlns='http://jabber.org/protocol/pubsub#errors'/>` etc.) is built by
-//! hand here and put in `StanzaError::other`.
+//! Two kinds of refusal reach a requester: the engine's ([`roost_nodes::Error`], XEP-0060
+//! §§6–8 error cases, §14), mapped by [`stanza_error`], and the component's own, decided
+//! before or around the engine (rate limit, recovery, a malformed stanza, …), listed in
+//! [`Refusal`] and mapped by [`refusal`]. Parse-level failures of a request use
+//! `bad_request`, `bad_request_with` and `unsupported`.
+//!
+//! The application-specific child (`<closed-node xmlns='http://jabber.org/protocol/pubsub#errors'/>`
+//! etc.) is a [`crate::xml::pubsub_errors::PubSubError`], put in `StanzaError::other`.
 
-use minidom::Element;
 use roost_nodes::Error;
 use xmpp_parsers::stanza_error::{DefinedCondition as C, ErrorType as T, StanzaError};
 
-use super::{attr, NS_PUBSUB_ERRORS};
+use crate::xml::pubsub_errors::PubSubError as P;
+
+/// A refusal the component decides itself, with no engine error behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The requester's bare JID is over its request rate (`--rate-limit`).
+    RateLimited,
+    /// The engine is being rebuilt from the store after a storage failure.
+    Recovering,
+    /// The flush of the request's batch failed: its change may not be durable.
+    NotDurable,
+    /// An IQ payload namespace no part of the service handles.
+    NotHandled(String),
+    /// A stanza nested deeper than the limit (the limit).
+    TooDeep(usize),
+    /// An IQ get or set with other than exactly one payload (how many).
+    PayloadCount(usize),
+    /// A stanza that does not parse (why).
+    Malformed(String),
+    /// A XEP-0313 query without a node: only nodes keep archives here.
+    ServiceArchive,
+    /// A XEP-0313 query form Roost does not offer (what).
+    MamNotOffered(&'static str),
+}
+
+/// The stanza error for a component refusal.
+///
+/// - `RateLimited`: `wait`/`resource-constraint` (RFC 6120 §8.3.3.18: the requester may
+///   retry once under the rate).
+/// - `Recovering`, `NotDurable`: `wait`/`internal-server-error`, as an engine storage failure.
+/// - `NotHandled`: `cancel`/`service-unavailable` (RFC 6120 §8.4: a namespace nobody here
+///   understands); `ServiceArchive` likewise (XEP-0313 §5: the service archives no messages).
+/// - `TooDeep`: `modify`/`policy-violation`; `PayloadCount` and `Malformed`:
+///   `modify`/`bad-request` (RFC 6120 §8.3.1).
+/// - `MamNotOffered`: `cancel`/`feature-not-implemented`.
+pub fn refusal(r: &Refusal) -> StanzaError {
+    match r {
+        Refusal::RateLimited => plain(
+            T::Wait,
+            C::ResourceConstraint,
+            "too many requests from this JID; slow down and retry".to_owned(),
+        ),
+        Refusal::Recovering => plain(
+            T::Wait,
+            C::InternalServerError,
+            "storage failure: the service is recovering; retry later".to_owned(),
+        ),
+        Refusal::NotDurable => plain(
+            T::Wait,
+            C::InternalServerError,
+            "storage failure: the change may not be durable; retry later".to_owned(),
+        ),
+        Refusal::NotHandled(ns) => plain(
+            T::Cancel,
+            C::ServiceUnavailable,
+            format!("{ns} is not handled by this service"),
+        ),
+        Refusal::TooDeep(max) => plain(
+            T::Modify,
+            C::PolicyViolation,
+            format!("XML nested deeper than {max} levels is refused"),
+        ),
+        Refusal::PayloadCount(n) => bad_request(format!(
+            "an iq get/set carries exactly one payload, not {n}"
+        )),
+        Refusal::Malformed(why) => bad_request(format!("malformed stanza: {why}")),
+        Refusal::ServiceArchive => plain(
+            T::Cancel,
+            C::ServiceUnavailable,
+            "this service keeps archives per node only: name a node".to_owned(),
+        ),
+        Refusal::MamNotOffered(what) => {
+            plain(T::Cancel, C::FeatureNotImplemented, (*what).to_owned())
+        }
+    }
+}
 
 /// The stanza error for an engine error.
 ///
@@ -31,32 +110,32 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         // Example 129.
         Error::NodeExists => plain(T::Cancel, C::Conflict, text),
         // Examples 121, 143.
-        Error::NodeIdRequired => with(T::Modify, C::BadRequest, "nodeid-required", text),
+        Error::NodeIdRequired => with(T::Modify, C::BadRequest, P::NodeIdRequired, text),
         // Examples 37, 57, 105, 119, 161.
         Error::Forbidden | Error::Outcast | Error::PublishForbidden => {
             plain(T::Auth, C::Forbidden, text)
         }
         // Example 33.
-        Error::ClosedNode => with(T::Cancel, C::NotAllowed, "closed-node", text),
+        Error::ClosedNode => with(T::Cancel, C::NotAllowed, P::ClosedNode, text),
         // Example 30.
-        Error::InvalidJid => with(T::Modify, C::BadRequest, "invalid-jid", text),
+        Error::InvalidJid => with(T::Modify, C::BadRequest, P::InvalidJid, text),
         // Example 50.
-        Error::NotSubscribed => with(T::Cancel, C::UnexpectedRequest, "not-subscribed", text),
+        Error::NotSubscribed => with(T::Cancel, C::UnexpectedRequest, P::NotSubscribed, text),
         // Examples 49, 60, 84.
-        Error::SubIdRequired => with(T::Modify, C::BadRequest, "subid-required", text),
+        Error::SubIdRequired => with(T::Modify, C::BadRequest, P::SubidRequired, text),
         // Examples 53, 61, 85.
-        Error::InvalidSubId => with(T::Modify, C::NotAcceptable, "invalid-subid", text),
+        Error::InvalidSubId => with(T::Modify, C::NotAcceptable, P::InvalidSubid, text),
         // §6.5.9 "Entity Not Subscribed" (authorize nodes).
-        Error::NotAuthorizedSubscriber => with(T::Auth, C::NotAuthorized, "not-subscribed", text),
+        Error::NotAuthorizedSubscriber => with(T::Auth, C::NotAuthorized, P::NotSubscribed, text),
         // Examples 31 and 89 (§6.1.3, §6.5.9 "Presence Subscription Required").
         Error::PresenceSubscriptionRequired => with(
             T::Auth,
             C::NotAuthorized,
-            "presence-subscription-required",
+            P::PresenceSubscriptionRequired,
             text,
         ),
         // Examples 32 and 90 (§6.1.3, §6.5.9 "Not in Roster Group").
-        Error::NotInRosterGroup => with(T::Auth, C::NotAuthorized, "not-in-roster-group", text),
+        Error::NotInRosterGroup => with(T::Auth, C::NotAuthorized, P::NotInRosterGroup, text),
         // The component fetches the rosters and asks again, so this reaches a requester only
         // if the rosters did not come: a transient condition, retrying may help.
         Error::RosterNeeded(_) => plain(
@@ -65,48 +144,45 @@ pub fn stanza_error(err: &Error) -> StanzaError {
             "the node owner's roster is not available yet; retry later".to_owned(),
         ),
         // Example 36.
-        Error::PendingSubscription => with(T::Auth, C::NotAuthorized, "pending-subscription", text),
+        Error::PendingSubscription => with(T::Auth, C::NotAuthorized, P::PendingSubscription, text),
         // Example 110.
-        Error::InvalidPayload => with(T::Modify, C::BadRequest, "invalid-payload", text),
+        Error::InvalidPayload => with(T::Modify, C::BadRequest, P::InvalidPayload, text),
         // Examples 111, 122.
         Error::ItemRequired | Error::ItemIdRequired => {
-            with(T::Modify, C::BadRequest, "item-required", text)
+            with(T::Modify, C::BadRequest, P::ItemRequired, text)
         }
         // Example 112.
-        Error::PayloadRequired => with(T::Modify, C::BadRequest, "payload-required", text),
+        Error::PayloadRequired => with(T::Modify, C::BadRequest, P::PayloadRequired, text),
         // Example 113.
-        Error::ItemForbidden => with(T::Modify, C::BadRequest, "item-forbidden", text),
+        Error::ItemForbidden => with(T::Modify, C::BadRequest, P::ItemForbidden, text),
         // Example 109.
-        Error::PayloadTooBig { .. } => with(T::Modify, C::NotAcceptable, "payload-too-big", text),
+        Error::PayloadTooBig { .. } => with(T::Modify, C::NotAcceptable, P::PayloadTooBig, text),
         // §7.1.5.
         Error::PreconditionNotMet { .. } => {
-            with(T::Cancel, C::Conflict, "precondition-not-met", text)
+            with(T::Cancel, C::Conflict, P::PreconditionNotMet, text)
         }
         // Example 149.
         Error::InvalidConfig(_) => plain(T::Modify, C::NotAcceptable, text),
         // Example 66.
-        Error::InvalidOptions(_) => with(T::Modify, C::BadRequest, "invalid-options", text),
+        Error::InvalidOptions(_) => with(T::Modify, C::BadRequest, P::InvalidOptions, text),
         // Roost's content filters (`x-roost#filter`, feature `urn:roost:filter:0`): the
         // text is the parser's "at N: why".
         Error::InvalidFilter(_) => plain(T::Modify, C::NotAcceptable, text),
         // Examples 19, 39, 126, 205.
         Error::Unsupported(feature) => unsupported(feature),
         // Example 136.
-        Error::UnsupportedAccessModel => with(
-            T::Modify,
-            C::NotAcceptable,
-            "unsupported-access-model",
-            text,
-        ),
+        Error::UnsupportedAccessModel => {
+            with(T::Modify, C::NotAcceptable, P::UnsupportedAccessModel, text)
+        }
         // Example 128.
         Error::CreateForbidden => plain(T::Auth, C::Forbidden, text),
         // Example 38 for subscriptions; see above for other caps.
         Error::LimitReached(what) if what.contains("subscription") => {
-            with(T::Wait, C::PolicyViolation, "too-many-subscriptions", text)
+            with(T::Wait, C::PolicyViolation, P::TooManySubscriptions, text)
         }
         Error::LimitReached(_) => plain(T::Cancel, C::PolicyViolation, text),
         // §16.4.4 (pubsub#max_items above the service's cap).
-        Error::MaxItemsExceeded => with(T::Modify, C::NotAcceptable, "max-items-exceeded", text),
+        Error::MaxItemsExceeded => with(T::Modify, C::NotAcceptable, P::MaxItemsExceeded, text),
         // Examples 123, 168.
         Error::NotPersistent => unsupported("persistent-items"),
         Error::BadRequest(_) => plain(T::Modify, C::BadRequest, text),
@@ -129,12 +205,10 @@ pub(crate) fn unsupported(feature: &str) -> StanzaError {
         format!("unsupported feature {feature}"),
     );
     e.other = Some(
-        attr(
-            Element::builder("unsupported", NS_PUBSUB_ERRORS),
-            "feature",
-            feature,
-        )
-        .build(),
+        P::Unsupported {
+            feature: feature.to_owned(),
+        }
+        .into(),
     );
     e
 }
@@ -146,7 +220,7 @@ pub(crate) fn bad_request(text: impl Into<String>) -> StanzaError {
 
 /// `bad-request` with a pubsub#errors child, for parse-level failures such as
 /// `jid-required` (example 59) that have no engine error.
-pub(crate) fn bad_request_with(condition: &str, text: impl Into<String>) -> StanzaError {
+pub(crate) fn bad_request_with(condition: P, text: impl Into<String>) -> StanzaError {
     with(T::Modify, C::BadRequest, condition, text.into())
 }
 
@@ -154,16 +228,18 @@ fn plain(type_: T, condition: C, text: String) -> StanzaError {
     StanzaError::new(type_, condition, "en", text)
 }
 
-fn with(type_: T, condition: C, pubsub_condition: &str, text: String) -> StanzaError {
+fn with(type_: T, condition: C, pubsub_condition: P, text: String) -> StanzaError {
     let mut e = plain(type_, condition, text);
-    e.other = Some(Element::bare(pubsub_condition, NS_PUBSUB_ERRORS));
+    e.other = Some(pubsub_condition.into());
     e
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minidom::Element;
     use roost_nodes::StoreError;
+    use xmpp_parsers::ns::PUBSUB_ERRORS as NS_PUBSUB_ERRORS;
 
     fn check(err: Error, type_: T, cond: C, child: Option<&str>) {
         let e = stanza_error(&err);
@@ -340,6 +416,38 @@ mod tests {
             let o = e.other.unwrap();
             assert!(o.is("unsupported", NS_PUBSUB_ERRORS));
             assert_eq!(o.attr("feature"), Some(feature));
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (Refusal::RateLimited, T::Wait, C::ResourceConstraint),
+            (Refusal::Recovering, T::Wait, C::InternalServerError),
+            (Refusal::NotDurable, T::Wait, C::InternalServerError),
+            (
+                Refusal::NotHandled("urn:x".into()),
+                T::Cancel,
+                C::ServiceUnavailable,
+            ),
+            (Refusal::TooDeep(128), T::Modify, C::PolicyViolation),
+            (Refusal::PayloadCount(2), T::Modify, C::BadRequest),
+            (Refusal::Malformed("x".into()), T::Modify, C::BadRequest),
+            (Refusal::ServiceArchive, T::Cancel, C::ServiceUnavailable),
+            (
+                Refusal::MamNotOffered("flip-page is not offered"),
+                T::Cancel,
+                C::FeatureNotImplemented,
+            ),
+        ];
+        for (r, type_, cond) in cases {
+            let e = refusal(&r);
+            assert_eq!(
+                (e.type_.clone(), e.defined_condition.clone()),
+                (type_, cond),
+                "{r:?}"
+            );
+            assert!(e.other.is_none(), "{r:?}");
         }
     }
 

@@ -1,0 +1,102 @@
+//! Subscription options (§6.3, §16.4.2 `pubsub#subscribe_options`): the form, and a
+//! submitted one as a patch.
+
+use roost_nodes::{Error, Show, SubOptions, SubOptionsPatch};
+use xmpp_parsers::data_forms::{DataForm, DataFormType, FieldType, Option_};
+
+use super::super::codec::{format_datetime, parse_datetime, NS_SUBSCRIBE_OPTIONS};
+use super::{boolean, form, labelled, parse_bool, parse_enum, parse_u64, single, submitted, text};
+
+/// The subscription options form (§6.3.2 example 56, §16.4.2).
+pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm {
+    let mut show = labelled(
+        "pubsub#show-values",
+        FieldType::ListMulti,
+        "Select the presence types which are allowed to receive event notifications",
+    );
+    show.options = [
+        (Show::Chat, "Want to Chat"),
+        (Show::Online, "Available"),
+        (Show::Away, "Away"),
+        (Show::Xa, "Extended Away"),
+        (Show::Dnd, "Do Not Disturb"),
+    ]
+    .iter()
+    .map(|(s, l)| Option_ {
+        label: Some((*l).to_owned()),
+        value: s.as_str().to_owned(),
+    })
+    .collect();
+    show.values = o
+        .show_values
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let fields = vec![
+        boolean("pubsub#deliver", "Enable delivery?", o.deliver),
+        boolean(
+            "pubsub#digest",
+            "Receive digest notifications (approx. one per day)?",
+            o.digest,
+        ),
+        text(
+            "pubsub#digest_frequency",
+            "Minimum number of milliseconds between sending any two notification digests",
+            &o.digest_frequency.to_string(),
+        ),
+        text(
+            "pubsub#expire",
+            "Requested lease expiration (XEP-0082 DateTime; empty: none)",
+            &o.expire.map(format_datetime).unwrap_or_default(),
+        ),
+        boolean(
+            "pubsub#include_body",
+            "Receive message body in addition to payload?",
+            o.include_body,
+        ),
+        show,
+    ];
+    form(type_, NS_SUBSCRIBE_OPTIONS, fields)
+}
+
+/// A submitted `pubsub#subscribe_options` form (§6.3.5, §6.3.7) as a patch. Anything Roost
+/// cannot honour is `invalid-options` (example 66).
+pub(crate) fn parse_sub_options(form: &DataForm) -> Result<SubOptionsPatch, Error> {
+    let fields = submitted(form, NS_SUBSCRIBE_OPTIONS, false).map_err(Error::InvalidOptions)?;
+    let mut patch = SubOptionsPatch::default();
+    for (var, f) in fields {
+        let bad = |e: String| Error::InvalidOptions(format!("{var}: {e}"));
+        match var {
+            "pubsub#show-values" => {
+                let shows = f
+                    .values
+                    .iter()
+                    .map(|v| parse_enum::<Show>(v.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                patch.show_values = Some(shows);
+            }
+            _ => {
+                let v = single(f).map_err(bad)?;
+                match var {
+                    "pubsub#deliver" => patch.deliver = Some(parse_bool(v).map_err(bad)?),
+                    "pubsub#digest" => patch.digest = Some(parse_bool(v).map_err(bad)?),
+                    "pubsub#digest_frequency" => {
+                        patch.digest_frequency = Some(parse_u64(v).map_err(bad)?)
+                    }
+                    "pubsub#include_body" => patch.include_body = Some(parse_bool(v).map_err(bad)?),
+                    // A lease end as DateTime; empty removes it. `presence` leases (§12.18)
+                    // are not implemented.
+                    "pubsub#expire" if v.is_empty() => patch.expire = Some(None),
+                    "pubsub#expire" => {
+                        let at = parse_datetime(v)
+                            .ok_or_else(|| bad(format!("{v:?} is not an XEP-0082 DateTime")))?;
+                        patch.expire = Some(Some(at));
+                    }
+                    _ => {} // not implemented by Roost: ignored, see the module doc
+                }
+            }
+        }
+    }
+    Ok(patch)
+}

@@ -402,6 +402,23 @@ mod tests {
     }
 
     #[test]
+    fn invalid_filter_says_where_and_why() {
+        let parse = roost_nodes::filter::Filter::parse("@level = ").unwrap_err();
+        let why = parse.to_string();
+        assert!(why.starts_with("at 9: "), "{why}");
+        check(
+            Error::InvalidFilter(parse),
+            T::Modify,
+            C::NotAcceptable,
+            None,
+        );
+        let e = stanza_error(&Error::InvalidFilter(
+            roost_nodes::filter::Filter::parse("@level = ").unwrap_err(),
+        ));
+        assert!(e.texts.values().any(|t| t == &why), "{:?}", e.texts);
+    }
+
+    #[test]
     fn unsupported_carries_feature() {
         for (err, feature) in [
             (

@@ -10,6 +10,7 @@ of a leaf node.
 Self-contained (its own small helpers), like test_advanced.py.
 """
 
+import asyncio
 import itertools
 import os
 import xml.etree.ElementTree as ET
@@ -254,3 +255,56 @@ async def test_filtered_subscriptions(ctx):
         await a.publish(node, "e8", log("error", "db-8", "anything"))
         m = await inbox.wait(event_of(node, "item", "e8"), 5, "item to the unfiltered subscription")
         check(shim_subids(m) in ([], [web]), f"e8 SubIDs {shim_subids(m)}")
+
+
+async def test_filter_with_the_example_programs(ctx):
+    """roost-subscribe --filter selects by the attributes roost-publish --attr puts on its
+    entries; a filter that does not parse is refused with the place and the reason."""
+    import subprocess
+
+    from logship import PLAIN, PUBLISH, SUBSCRIBE, build
+
+    await asyncio.to_thread(build)
+    env = dict(os.environ, ROOST_PASSWORD="pw", RUST_LOG="warn")
+    base = ["--server", f"127.0.0.1:{ctx.env['C2S_PORT']}", PLAIN, "--service", ctx.service]
+    node = new_node("fexample")
+    alice, bob = ctx.jid("alice"), ctx.jid("bob")
+
+    def run(argv):
+        p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = await asyncio.to_thread(run, [PUBLISH, "--jid", alice, *base, "--node", node,
+                                                 "--create", "--attr", "level=info", "created"])
+    check(rc == 0, f"roost-publish --create: {rc} {err}")
+    rc, out, err = await asyncio.to_thread(run, [SUBSCRIBE, "--jid", bob, *base, "--node", node,
+                                                 "--filter", "@level = ", "--count", "1"])
+    check(rc != 0 and "not-acceptable" in err and "at 9" in err, f"invalid filter: rc={rc} {err!r}")
+
+    sub = subprocess.Popen([SUBSCRIBE, "--jid", bob, *base, "--node", node, "--count", "1",
+                            "--filter", "@level = 'error' and @host ^= 'web-'"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until it says it is subscribed (with its subid), then publish.
+        line = await asyncio.to_thread(sub.stderr.readline)
+        while line and "subscription to" not in line:
+            line = await asyncio.to_thread(sub.stderr.readline)
+        check("subid" in line and "subscribed" in line, f"roost-subscribe: {line!r}")
+        for attrs, text in [(["level=error", "host=db-1"], "not this one"),
+                            (["level=warn", "host=web-1"], "nor this one"),
+                            (["level=error", "host=web-2"], "this one")]:
+            argv = [PUBLISH, "--jid", alice, *base, "--node", node, text]
+            for a in attrs:
+                argv[-1:-1] = ["--attr", a]
+            rc, out, err = await asyncio.to_thread(run, argv)
+            check(rc == 0, f"roost-publish {attrs}: {rc} {err}")
+        out, err = await asyncio.to_thread(sub.communicate, timeout=30)
+        printed = [l.split(" ", 2) for l in out.strip().splitlines()]
+        check(sub.returncode == 0 and len(printed) == 1 and printed[0][0] == node
+              and printed[0][2:] == ["this one"],
+              f"roost-subscribe --filter printed {out!r} (rc {sub.returncode}, {err!r})")
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait(5)

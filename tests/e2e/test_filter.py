@@ -16,7 +16,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from harness import (NS_DATA, NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, Inbox, check, iq_type,
-                     pubsub_error, raw_iq, send_available)
+                     pubsub_error, raw_iq, send_available, timeout)
 
 FEATURE = "urn:roost:filter:0"
 FIELD = "x-roost#filter"
@@ -257,6 +257,9 @@ async def test_filtered_subscriptions(ctx):
         check(shim_subids(m) in ([], [web]), f"e8 SubIDs {shim_subids(m)}")
 
 
+# Like test_logs: the programs are built by scripts/test's examples step; build() here only
+# makes sure, and may compile them when run alone.
+@timeout(600)
 async def test_filter_with_the_example_programs(ctx):
     """roost-subscribe --filter selects by the attributes roost-publish --attr puts on its
     entries; a filter that does not parse is refused with the place and the reason."""

@@ -117,8 +117,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn subscribe_and_print(session: &mut Session, args: &Args) -> anyhow::Result<()> {
     let (state, subid) =
         subscribe(session, &args.service, &args.node, args.filter.as_deref()).await?;
+    // Scripts look for "subscription to NODE: STATE"; the subid comes after it.
     match subid {
-        Some(subid) => eprintln!("subscription to {} (subid {subid}): {state}", args.node),
+        Some(subid) => eprintln!("subscription to {}: {state} (subid {subid})", args.node),
         None => eprintln!("subscription to {}: {state}", args.node),
     }
     if state == "pending" || state == "unconfigured" {

@@ -42,6 +42,19 @@ def proc_status(pid):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system CPU time the process used so far (its threads included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 class Arrivals:
     """Arrival time (monotonic) of the first notification carrying each marker."""
 
@@ -95,10 +108,10 @@ async def main():
                 "--secret", env["SECRET"], "--data-dir", a.data_dir, "--log", "info",
                 "--rate-limit", "0"]
         logf = open(a.log, "ab")
+        result = {"loadavg_start": loadavg()}
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-        result = {}
         try:
             polls = 0
             while True:
@@ -117,10 +130,12 @@ async def main():
                 await asyncio.sleep(0.01)
             startup = time.monotonic() - t0
             result["startup_s"] = round(startup, 3)
+            # CPU time to ready: what start-up costs whatever else runs on the machine.
+            result["startup_cpu_s"] = round(cpu_seconds(proc.pid), 2)
             st = proc_status(proc.pid)
             result["rss_ready_mb"], result["hwm_ready_mb"] = st["VmRSS"], st["VmHWM"]
-            print(f"scale-measure: ready after {startup:.2f} s, RSS {st['VmRSS']} MB "
-                  f"(peak {st['VmHWM']} MB)", file=sys.stderr)
+            print(f"scale-measure: ready after {startup:.2f} s ({result['startup_cpu_s']} s of CPU), "
+                  f"RSS {st['VmRSS']} MB (peak {st['VmHWM']} MB)", file=sys.stderr)
             # Give the start-up's loose ends (presence probes, sled's threads) a moment.
             await asyncio.sleep(2)
             st = proc_status(proc.pid)
@@ -154,6 +169,7 @@ async def main():
             result["ack_ms_upper_bound"] = [round(x) for x in acks]
             st = proc_status(proc.pid)
             result["rss_end_mb"], result["hwm_end_mb"] = st["VmRSS"], st["VmHWM"]
+            result["loadavg_end"] = loadavg()
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 //! Precedence: flag, then environment, then file, then default. Every setting exists in all
 //! three forms, so the same names appear in `--help`, the README and `roost.toml`.
 
+use crate::guard::StanzaLimits;
 use crate::quota::RateLimit;
 use crate::relay::RelaySpec;
 use clap::Parser;
@@ -17,6 +18,9 @@ use std::time::Duration;
 #[derive(Debug, Parser, Default)]
 #[command(name = "roost", version, about, long_about = None)]
 pub struct Cli {
+    /// An offline tool instead of the service (`roost export`, `import`, `check`).
+    #[command(subcommand)]
+    pub tool: Option<crate::tools::Tool>,
     /// TOML file with any of the settings below (flags and environment variables win).
     #[arg(long, env = "ROOST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -72,6 +76,14 @@ pub struct Cli {
     /// Largest item payload accepted, in bytes [default: 262144].
     #[arg(long, env = "ROOST_MAX_PAYLOAD_SIZE", value_name = "BYTES")]
     pub max_payload_size: Option<u64>,
+    /// Largest stanza read from the server, in bytes; a larger one gets `policy-violation`
+    /// [default: 1048576, or 2 × max_payload_size if that is more].
+    #[arg(long, env = "ROOST_MAX_STANZA_SIZE", value_name = "BYTES")]
+    pub max_stanza_size: Option<u64>,
+    /// Deepest element nesting accepted in a stanza (the stanza itself is level 1); a deeper
+    /// one gets `policy-violation` [default: 128, at most 1024].
+    #[arg(long, env = "ROOST_MAX_STANZA_DEPTH", value_name = "LEVELS")]
+    pub max_stanza_depth: Option<u64>,
     /// Nodes one JID may own [default: 1000].
     #[arg(long, env = "ROOST_MAX_NODES_PER_JID", value_name = "N")]
     pub max_nodes_per_jid: Option<u64>,
@@ -94,6 +106,16 @@ pub struct Cli {
     /// Requests one bare JID may send in a burst above the rate [default: 2 × rate_limit].
     #[arg(long, env = "ROOST_RATE_BURST", value_name = "N")]
     pub rate_burst: Option<u64>,
+    /// Children one collection (XEP-0248) may hold at most; what a collection's
+    /// `pubsub#children_max = max` means [default: 10000].
+    #[arg(long, env = "ROOST_MAX_CHILDREN", value_name = "N")]
+    pub max_children: Option<u64>,
+    /// Topic hierarchies from node names: with a separator such as `/`, creating
+    /// `logs/web/nginx` also creates the collections `logs/web` and `logs` when missing
+    /// (owned by the creator, with the new node's access model) and associates each name
+    /// with the one above it. Empty: names are flat [default: empty].
+    #[arg(long, env = "ROOST_HIERARCHY", value_name = "SEPARATOR")]
+    pub hierarchy: Option<String>,
     /// Relay nodes: local node LOCAL mirrors node NODE of pubsub service SERVICE
     /// (comma-separated, e.g. `logs=pubsub.a.example/logs`). The service subscribes upstream
     /// once and republishes locally.
@@ -104,6 +126,17 @@ pub struct Cli {
         value_name = "LOCAL=SERVICE/NODE,…"
     )]
     pub relays: Option<Vec<String>>,
+    /// Serve Prometheus metrics at /metrics and the health at /health on this address,
+    /// e.g. 127.0.0.1:9100 [default: off].
+    #[arg(long, env = "ROOST_METRICS_LISTEN", value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+}
+
+impl Cli {
+    /// The command line and environment as at start-up, parsed again (for a reload).
+    pub fn try_parse_from_env() -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::env::args_os())
+    }
 }
 
 /// The TOML file: the same settings, with the same names in snake_case.
@@ -122,6 +155,8 @@ struct FileConfig {
     create_nodes: Option<String>,
     max_items_per_node: Option<u64>,
     max_payload_size: Option<u64>,
+    max_stanza_size: Option<u64>,
+    max_stanza_depth: Option<u64>,
     max_nodes_per_jid: Option<u64>,
     max_subscriptions_per_node: Option<u64>,
     max_subscriptions_per_jid: Option<u64>,
@@ -129,7 +164,10 @@ struct FileConfig {
     max_filter_predicates: Option<u64>,
     rate_limit: Option<u64>,
     rate_burst: Option<u64>,
+    max_children: Option<u64>,
+    hierarchy: Option<String>,
     relays: Option<Vec<String>>,
+    metrics_listen: Option<String>,
 }
 
 /// The resolved configuration.
@@ -151,10 +189,14 @@ pub struct Config {
     pub durable: bool,
     /// What the engine enforces.
     pub policy: Policy,
+    /// What one stanza read from the link may be.
+    pub limits: StanzaLimits,
     /// Per-JID request rate; `None` when turned off.
     pub rate_limit: Option<RateLimit>,
     /// Relay nodes (see [`crate::relay`]).
     pub relays: Vec<RelaySpec>,
+    /// Where the metrics endpoint listens; `None`: no endpoint.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A configuration problem, phrased as one line that names the field.
@@ -277,10 +319,18 @@ impl Config {
             }
             policy.filter_limits.max_predicates = size(v);
         }
+        cap!(max_children);
+        policy.hierarchy = pick!(hierarchy).filter(|s| !s.is_empty());
         policy.default_config.max_payload_size = policy
             .default_config
             .max_payload_size
             .min(policy.max_payload_size);
+
+        let limits = stanza_limits(
+            pick!(max_stanza_depth),
+            pick!(max_stanza_size),
+            policy.max_payload_size,
+        )?;
 
         let rate_limit = match pick!(rate_limit).unwrap_or(10_000) {
             0 => None,
@@ -315,6 +365,16 @@ impl Config {
             policy.admins.push(jid.clone());
         }
 
+        let metrics_listen = match pick!(metrics_listen).filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(a) => Some(a.trim().parse().map_err(|e| {
+                bad(
+                    "metrics_listen",
+                    format!("{a:?}: {e} (give an IP address and port, e.g. 127.0.0.1:9100)"),
+                )
+            })?),
+        };
+
         Ok(Config {
             server,
             jid,
@@ -324,8 +384,10 @@ impl Config {
             keepalive: Duration::from_secs(keepalive),
             durable: pick!(durable).unwrap_or(true),
             policy,
+            limits,
             rate_limit,
             relays,
+            metrics_listen,
         })
     }
 
@@ -335,6 +397,40 @@ impl Config {
         let d = self.jid.domain().as_str();
         d.split_once('.').map(|(_, p)| p).unwrap_or(d).to_owned()
     }
+}
+
+/// The stanza limits, checked against the largest payload: a stanza limit below it would
+/// refuse with `policy-violation` payloads the node would take, and answer payloads a little
+/// over it the same way instead of with `payload-too-big` (XEP-0060 §7.1.3.4).
+fn stanza_limits(
+    depth: Option<u64>,
+    size: Option<u64>,
+    max_payload: u64,
+) -> Result<StanzaLimits, ConfigError> {
+    let max_depth = depth.unwrap_or(StanzaLimits::DEFAULT_DEPTH as u64);
+    if !(1..=StanzaLimits::MAX_DEPTH as u64).contains(&max_depth) {
+        return Err(bad(
+            "max_stanza_depth",
+            format!(
+                "{max_depth} is not between 1 and {} (parsing costs a stanza's size times its depth)",
+                StanzaLimits::MAX_DEPTH
+            ),
+        ));
+    }
+    let max_bytes = match size {
+        Some(b) if b <= max_payload => {
+            return Err(bad(
+                "max_stanza_size",
+                format!("{b} must be larger than max_payload_size ({max_payload}): raise it, or lower max_payload_size"),
+            ))
+        }
+        Some(b) => b,
+        None => (StanzaLimits::DEFAULT_BYTES as u64).max(max_payload.saturating_mul(2)),
+    };
+    Ok(StanzaLimits {
+        max_depth: max_depth as usize,
+        max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -425,6 +521,30 @@ mod tests {
     }
 
     #[test]
+    fn hierarchy_and_max_children() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let c = Config::resolve(cli(&base)).unwrap();
+        assert_eq!(c.policy.hierarchy, None);
+        assert_eq!(c.policy.max_children, 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(
+            &p,
+            "jid = \"pubsub.example.org\"\nsecret = \"f\"\nhierarchy = \"/\"\nmax_children = 5\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap();
+        assert_eq!(c.policy.hierarchy.as_deref(), Some("/"));
+        assert_eq!(c.policy.max_children, 5);
+        let mut empty = base.to_vec();
+        empty.extend(["--hierarchy", ""]);
+        assert_eq!(Config::resolve(cli(&empty)).unwrap().policy.hierarchy, None);
+        let mut zero = base.to_vec();
+        zero.extend(["--max-children", "0"]);
+        assert!(Config::resolve(cli(&zero)).is_err());
+    }
+
+    #[test]
     fn unknown_file_key_names_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("roost.toml");
@@ -491,6 +611,49 @@ mod tests {
         let plain = Config::resolve(cli(&["--jid", "pubsub.localhost", "--secret", "s"])).unwrap();
         assert!(plain.relays.is_empty());
         assert!(!plain.policy.is_admin(&"pubsub.localhost".parse().unwrap()));
+    }
+
+    #[test]
+    fn stanza_limits_default_and_follow_the_payload_cap() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            Config::resolve(cli(&a))
+        };
+        assert_eq!(with(&[]).unwrap().limits, StanzaLimits::default());
+        let big = with(&["--max-payload-size", "4000000"]).unwrap();
+        assert_eq!(big.limits.max_bytes, 8_000_000);
+        let set = with(&["--max-stanza-size", "300000", "--max-stanza-depth", "16"]).unwrap();
+        assert_eq!(
+            set.limits,
+            StanzaLimits {
+                max_depth: 16,
+                max_bytes: 300_000
+            }
+        );
+        for (extra, field) in [
+            (&["--max-stanza-size", "262144"][..], "max_stanza_size"),
+            (&["--max-stanza-depth", "0"][..], "max_stanza_depth"),
+            (&["--max-stanza-depth", "5000"][..], "max_stanza_depth"),
+        ] {
+            let e = with(extra).unwrap_err();
+            assert!(e.0.contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_checked() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        assert_eq!(Config::resolve(cli(&base)).unwrap().metrics_listen, None);
+        let mut on = base.to_vec();
+        on.extend(["--metrics-listen", "127.0.0.1:9100"]);
+        let c = Config::resolve(cli(&on)).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let mut bad = base.to_vec();
+        bad.extend(["--metrics-listen", "localhost"]);
+        let e = Config::resolve(cli(&bad)).unwrap_err();
+        assert!(e.0.contains("metrics_listen"), "{e}");
     }
 
     #[test]

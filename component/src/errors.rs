@@ -27,6 +27,8 @@ pub enum Refusal {
     NotHandled(String),
     /// A stanza nested deeper than the limit (the limit).
     TooDeep(usize),
+    /// A stanza larger than the limit (the limit, in bytes).
+    TooLarge(usize),
     /// An IQ get or set with other than exactly one payload (how many).
     PayloadCount(usize),
     /// A stanza that does not parse (why).
@@ -44,7 +46,8 @@ pub enum Refusal {
 /// - `Recovering`, `NotDurable`: `wait`/`internal-server-error`, as an engine storage failure.
 /// - `NotHandled`: `cancel`/`service-unavailable` (RFC 6120 §8.4: a namespace nobody here
 ///   understands); `ServiceArchive` likewise (XEP-0313 §5: the service archives no messages).
-/// - `TooDeep`: `modify`/`policy-violation`; `PayloadCount` and `Malformed`:
+/// - `TooDeep`, `TooLarge`: `modify`/`policy-violation` (RFC 6120 §8.3.3.12: a local
+///   policy, the limit named in the text); `PayloadCount` and `Malformed`:
 ///   `modify`/`bad-request` (RFC 6120 §8.3.1).
 /// - `MamNotOffered`: `cancel`/`feature-not-implemented`.
 pub fn refusal(r: &Refusal) -> StanzaError {
@@ -73,6 +76,11 @@ pub fn refusal(r: &Refusal) -> StanzaError {
             T::Modify,
             C::PolicyViolation,
             format!("XML nested deeper than {max} levels is refused"),
+        ),
+        Refusal::TooLarge(max) => plain(
+            T::Modify,
+            C::PolicyViolation,
+            format!("a stanza larger than {max} bytes is refused"),
         ),
         Refusal::PayloadCount(n) => bad_request(format!(
             "an iq get/set carries exactly one payload, not {n}"
@@ -185,6 +193,16 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::MaxItemsExceeded => with(T::Modify, C::NotAcceptable, P::MaxItemsExceeded, text),
         // Examples 123, 168.
         Error::NotPersistent => unsupported("persistent-items"),
+        // XEP-0248 examples 27, 30, 31, 41.
+        Error::InvalidCollection(_) => with(T::Cancel, C::NotAllowed, P::InvalidOptions, text),
+        // XEP-0248 examples 29, 40.
+        Error::MaxNodesExceeded(_) => with(T::Cancel, C::NotAllowed, P::MaxNodesExceeded, text),
+        // XEP-0248 example 44.
+        Error::NotAssociated { .. } => plain(T::Modify, C::BadRequest, text),
+        // XEP-0248 example 36.
+        Error::RootNode => plain(T::Cancel, C::NotAllowed, text),
+        // XEP-0248 example 15.
+        Error::SubscriptionExists(_) => plain(T::Cancel, C::Conflict, text),
         Error::BadRequest(_) => plain(T::Modify, C::BadRequest, text),
         Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
@@ -448,6 +466,7 @@ mod tests {
                 C::ServiceUnavailable,
             ),
             (Refusal::TooDeep(128), T::Modify, C::PolicyViolation),
+            (Refusal::TooLarge(1 << 20), T::Modify, C::PolicyViolation),
             (Refusal::PayloadCount(2), T::Modify, C::BadRequest),
             (Refusal::Malformed("x".into()), T::Modify, C::BadRequest),
             (Refusal::ServiceArchive, T::Cancel, C::ServiceUnavailable),

@@ -1,5 +1,6 @@
-//! Checks on a raw element from the link before anything is parsed further: nesting depth,
-//! stanza kind, the payload count of an IQ request, and conversion to a typed stanza.
+//! Checks on a raw element from the link before anything is parsed further: the stanza
+//! limits (enforced by [`crate::guard`] while reading, answered here), stanza kind, the
+//! payload count of an IQ request, and conversion to a typed stanza.
 //!
 //! A stanza that breaks the rules gets an error where it has an id and a sender and is not
 //! itself an error or a result (RFC 6120 §8.3.1).
@@ -13,13 +14,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 
 use crate::errors::{refusal, Refusal};
-
-/// Deepest element nesting accepted in a stanza (the stanza itself is level 1). Real payloads
-/// stay far below; the limit exists because parsing, cloning, printing and dropping a
-/// minidom tree all recurse once per level, so a client sending 10 000 nested elements
-/// (well within the servers' stanza size limits) would otherwise overflow the stack and abort
-/// the process.
-pub const MAX_DEPTH: usize = 128;
+use crate::guard::{self, Exceeded};
 
 /// What becomes of a raw element.
 // Both stanza variants are large; they are moved once, straight to their handler.
@@ -42,11 +37,14 @@ impl Admission {
 
 /// What to do with `el`; `me` is the service, the sender of any error reply.
 pub fn admit(el: Element, me: &Jid) -> Admission {
-    if nested_deeper_than(&el, MAX_DEPTH) {
+    if let Some(exceeded) = guard::limit_of(&el) {
         let head = Head::of(&el);
-        dismantle(el);
-        warn!(from = ?head.from, "<{}/> nested deeper than {MAX_DEPTH} levels refused", head.name);
-        return Admission::refused(head.refuse(me, Refusal::TooDeep(MAX_DEPTH)));
+        let why = match exceeded {
+            Exceeded::Depth(max) => Refusal::TooDeep(max),
+            Exceeded::Size(max) => Refusal::TooLarge(max),
+        };
+        warn!(from = ?head.from, "<{}/> refused: {why:?}", head.name);
+        return Admission::refused(head.refuse(me, why));
     }
     let name = el.name();
     if el.ns() != xmpp_parsers::ns::COMPONENT || !matches!(name, "iq" | "message" | "presence") {
@@ -136,30 +134,6 @@ impl Head {
     }
 }
 
-/// True if `el` nests deeper than `max` levels; iterative, for the reason above.
-fn nested_deeper_than(el: &Element, max: usize) -> bool {
-    let mut stack = vec![(el, 1usize)];
-    while let Some((e, depth)) = stack.pop() {
-        if depth > max {
-            return true;
-        }
-        stack.extend(e.children().map(|c| (c, depth + 1)));
-    }
-    false
-}
-
-/// Drop a tree without recursion (minidom's drop recurses once per level).
-fn dismantle(el: Element) {
-    let mut stack = vec![el];
-    while let Some(mut e) = stack.pop() {
-        for node in e.take_nodes() {
-            if let minidom::Node::Element(child) = node {
-                stack.push(child);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,22 +155,74 @@ mod tests {
         }
     }
 
+    /// `stanza` as the parser gets it once it has gone through the guard.
+    fn guarded(stanza: &str, limits: guard::StanzaLimits) -> Element {
+        let mut scanner = guard::Scanner::new(limits);
+        let mut out = Vec::new();
+        scanner.feed(
+            b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
+            &mut out,
+        );
+        let header = out.len();
+        scanner.feed(stanza.as_bytes(), &mut out);
+        std::str::from_utf8(&out[header..])
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     #[test]
-    fn deep_nesting_is_refused_without_recursion() {
-        // Built inside out, so that building it does not recurse either.
-        let mut payload = Element::bare("a", "urn:x");
-        for _ in 0..100_000 {
-            payload = Element::builder("a", "urn:x").append(payload).build();
+    fn a_stanza_beyond_the_limits_is_refused_with_policy_violation() {
+        let iq = |payload: &str| {
+            format!(
+                "<iq xmlns='jabber:component:accept' type='set' id='big' \
+                 from='alice@localhost/r' to='pubsub.localhost'>{payload}</iq>"
+            )
+        };
+        let limits = guard::StanzaLimits {
+            max_depth: 8,
+            max_bytes: 4096,
+        };
+        let deep = iq(&format!(
+            "{}{}",
+            "<a xmlns='urn:x'>".repeat(8),
+            "</a>".repeat(8)
+        ));
+        let large = iq(&format!("<a xmlns='urn:x'>{}</a>", "z".repeat(5000)));
+        for (xml, text) in [
+            (deep, "deeper than 8 levels"),
+            (large, "larger than 4096 bytes"),
+        ] {
+            match admit(guarded(&xml, limits), &me()) {
+                Admission::Refuse(Stanza::Iq(Iq::Error { id, error, .. })) => {
+                    assert_eq!(id, "big");
+                    assert_eq!(error.defined_condition, DefinedCondition::PolicyViolation);
+                    let t = error.texts.values().next().unwrap();
+                    assert!(t.contains(text), "{t}");
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        let mut iq: Element = "<iq xmlns='jabber:component:accept' type='set' id='deep' \
-                               from='alice@localhost/r' to='pubsub.localhost'/>"
+        // Within the limits it is handled (here: a pubsub request with an unknown payload).
+        let fine = iq(&format!(
+            "{}{}",
+            "<a xmlns='urn:x'>".repeat(7),
+            "</a>".repeat(7)
+        ));
+        assert!(matches!(
+            admit(guarded(&fine, limits), &me()),
+            Admission::Handle(_)
+        ));
+    }
+
+    #[test]
+    fn a_marker_sent_by_a_client_is_just_a_payload() {
+        let iq: Element = "<iq xmlns='jabber:component:accept' type='get' id='f' \
+                           from='alice@localhost/r' to='pubsub.localhost'>\
+                           <depth xmlns='urn:x-roost:limit:0123456789abcdef' max='1'/></iq>"
             .parse()
             .unwrap();
-        iq.append_child(payload);
-        assert_eq!(
-            condition(admit(iq, &me())),
-            Some(DefinedCondition::PolicyViolation)
-        );
+        assert!(matches!(admit(iq, &me()), Admission::Handle(_)));
     }
 
     #[test]

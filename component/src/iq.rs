@@ -14,8 +14,10 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::StanzaError;
 use xmpp_parsers::version::VersionResult;
 
+use crate::admin;
 use crate::effects::Effects;
 use crate::errors::{refusal, stanza_error, Refusal};
+use crate::metrics::{Kind, Metrics, Outcome};
 use crate::outbox::Ids;
 use crate::presence;
 use crate::pubsub::{self, IqKind};
@@ -51,6 +53,8 @@ pub struct Context<'a> {
     pub as_of: Millis,
     /// The time now.
     pub now: Millis,
+    /// Where requests are counted.
+    pub metrics: &'a Metrics,
 }
 
 /// How an IQ was handled.
@@ -63,28 +67,88 @@ pub enum Handled {
     NeedsRosters(Vec<BareJid>),
 }
 
-/// Handle `iq` on `svc`.
+/// Handle `iq` on `svc`, counting it in the metrics by kind and outcome once it is
+/// answered (a request waiting for rosters is counted when decided again).
 pub fn handle<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -> Handled {
-    if let Some(answer) = service_level(&iq.kind, &iq.payload, cx.me, cx.roster_granted) {
-        return Handled::Done(Effects::stanza(reply(cx.me, iq, answer)));
+    let metrics = cx.metrics;
+    let (kind, handled) = decide(svc, cx, iq);
+    if let Handled::Done(fx) = &handled {
+        count(metrics, kind, fx);
+    }
+    handled
+}
+
+/// Count a request by the IQ answering it: the first IQ of its effects (archive result
+/// messages may come before it).
+pub fn count(metrics: &Metrics, kind: Kind, fx: &Effects) {
+    let answer = fx.stanzas.iter().find_map(|st| match st {
+        Stanza::Iq(Iq::Result { .. }) => Some(Outcome::Ok),
+        Stanza::Iq(Iq::Error { error, .. }) => Some(Outcome::Error(&error.defined_condition)),
+        _ => None,
+    });
+    if let Some(outcome) = answer {
+        metrics.requests.count(kind, outcome);
+        if kind == Kind::Publish && matches!(outcome, Outcome::Ok) {
+            metrics.publishes.inc();
+        }
+    }
+}
+
+fn decide<S: Store>(svc: &mut Service<S>, cx: Context<'_>, iq: &IqRequest) -> (Kind, Handled) {
+    let done = |fx| (Kind::Other, Handled::Done(fx));
+    let admin = svc.policy().is_admin(&iq.from.to_bare());
+    if let Some(answer) = service_level(&iq.kind, &iq.payload, cx.me, cx.roster_granted, admin) {
+        let fx = Effects::stanza(reply(cx.me, iq, answer));
+        return (Kind::Service, Handled::Done(fx));
     }
     // Until the engine is rebuilt from the store, its memory may hold changes the disk
     // lost: serve nothing from it.
     if cx.degraded {
-        return Handled::Done(Effects::stanza(refuse(
+        return done(Effects::stanza(refuse(
             cx.me,
             iq,
             refusal(&Refusal::Recovering),
         )));
     }
+    let ask = admin::Ask {
+        from: &iq.from,
+        kind: iq.kind,
+        payload: &iq.payload,
+        now: cx.as_of,
+        metrics: cx.metrics,
+    };
+    if let Some(answer) = admin::handle(svc, &ask) {
+        let fx = match answer {
+            Ok((command, mut fx)) => {
+                fx.stanzas.insert(0, reply(cx.me, iq, Some(command)));
+                fx
+            }
+            Err((error, mut fx)) => {
+                fx.stanzas.insert(0, refuse(cx.me, iq, error));
+                fx
+            }
+        };
+        return (Kind::Admin, Handled::Done(fx));
+    }
     let req = match pubsub::parse_request(iq.kind, &iq.payload, &iq.from) {
         None => {
             let why = Refusal::NotHandled(iq.payload.ns());
-            return Handled::Done(Effects::stanza(refuse(cx.me, iq, refusal(&why))));
+            return done(Effects::stanza(refuse(cx.me, iq, refusal(&why))));
         }
-        Some(Err(e)) => return Handled::Done(Effects::stanza(refuse(cx.me, iq, e))),
+        Some(Err(e)) => return done(Effects::stanza(refuse(cx.me, iq, e))),
         Some(Ok(req)) => req,
     };
+    let kind = Kind::of(&req);
+    (kind, engine(svc, cx, iq, req))
+}
+
+/// A parsed request through the engine.
+fn engine<S: Store>(
+    svc: &mut Service<S>,
+    cx: Context<'_>,
+    iq: &IqRequest,
+    req: roost_nodes::Request,
+) -> Handled {
     let owner_ns = pubsub::owner_namespace(&req);
     let from = &iq.from;
     match svc.handle_streamed(from, req, cx.as_of) {
@@ -137,11 +201,12 @@ fn service_level(
     payload: &Element,
     me: &Jid,
     roster_granted: bool,
+    admin: bool,
 ) -> Option<Option<Element>> {
     if !matches!(kind, IqKind::Get) {
         return None;
     }
-    if let Some(answer) = pubsub::command_disco(payload, me) {
+    if let Some(answer) = pubsub::command_disco(payload, me, admin) {
         return Some(Some(answer));
     }
     if payload.is("query", ns::DISCO_INFO) && payload.attr("node").is_none() {

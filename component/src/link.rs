@@ -19,11 +19,13 @@ use xmpp_parsers::component::Handshake;
 use xmpp_parsers::stream_error::{DefinedCondition, StreamError};
 
 use crate::encoder::StanzaEncoder;
+use crate::guard::{Guarded, StanzaLimits};
 
 /// The established link. It yields raw elements rather than typed stanzas: RFC 6120 rules
 /// that the typed parsers let through (an IQ with two payloads) must be checked on the raw
 /// element, and a stanza that fails to convert still needs its attributes for the reply.
-pub type Link = XmlStream<BufStream<SharedTcp>, Element>;
+/// What it reads goes through the [`Guarded`] stanza limits before the XML parser.
+pub type Link = XmlStream<BufStream<Guarded<SharedTcp>>, Element>;
 
 /// The TCP socket of a link, shared between the [`Link`] (which reads, and writes the
 /// handshake and the closing footer) and the [`LinkWriter`] (which writes every stanza while
@@ -148,6 +150,7 @@ pub enum LinkError {
 }
 
 /// Connect to `server`, open a `jabber:component:accept` stream to `domain` and authenticate.
+/// Every stanza read is held to `limits`.
 ///
 /// Returns the stream (to read, and to close) and the writer for stanzas. Anything written
 /// through the stream itself must be flushed before the writer is used, and the other way
@@ -157,6 +160,7 @@ pub async fn connect(
     domain: &str,
     secret: &str,
     keepalive: Duration,
+    limits: StanzaLimits,
 ) -> Result<(Link, LinkWriter), LinkError> {
     let tcp = TcpStream::connect(server)
         .await
@@ -175,7 +179,7 @@ pub async fn connect(
         response_timeout: keepalive.max(Duration::from_secs(10)),
     };
     let mut pending = initiate_stream(
-        BufStream::new(SharedTcp(tcp)),
+        BufStream::new(Guarded::new(SharedTcp(tcp), limits)),
         xmpp_parsers::ns::COMPONENT,
         StreamHeader {
             to: Some(Cow::Borrowed(domain)),

@@ -3,7 +3,7 @@
 //! and signals.
 
 use clap::Parser;
-use roost_component::{config, recovery, roost::Roost, session, Config};
+use roost_component::{backup, config, metrics, recovery, reload, roost::Roost, session, Config};
 use roost_nodes::Service;
 use roost_storage::Reopenable;
 use std::process::ExitCode;
@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let mut cli = config::Cli::parse();
+    if let Some(tool) = cli.tool.take() {
+        return roost_component::tools::run(tool);
+    }
     let check_only = cli.check_config;
     let cfg = match Config::resolve(cli) {
         Ok(c) => c,
@@ -37,11 +40,21 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    use tracing_subscriber::prelude::*;
+    // The filter sits behind a reload handle so that SIGHUP can change it (reload.rs).
+    let (filter, log_handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    let set_log = move |f: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+        log_handle.reload(filter).map_err(|e| e.to_string())
+    };
 
     // One thread is enough: the engine is driven by one task, and sled flushes on its own.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -54,14 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The XML parser under tokio-xmpp builds each stanza's tree recursively, one call per
-    // nesting level, before Roost can look at it; a client's deeply nested payload (bounded
-    // only by the XMPP server's stanza size limit) would overflow the default 8 MiB stack
-    // and abort the process. The reservation is virtual: only pages touched are resident.
+    // Building, cloning, printing and dropping a stanza's tree each recurse once per nesting
+    // level (about 3.4 KiB a level in a debug build). The guard (guard.rs) bounds the depth
+    // at max_stanza_depth, at most 1024; a spawned thread's default 2 MiB would not hold
+    // that many levels, this reservation holds far more. It is virtual: only pages touched
+    // are resident.
     let worker = std::thread::Builder::new()
         .name("roost".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || rt.block_on(run(cfg)));
+        .spawn(move || rt.block_on(run(cfg, set_log)));
     match worker.map(|w| w.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => ExitCode::FAILURE,
@@ -75,7 +89,10 @@ fn main() -> ExitCode {
 /// Stack of the service thread; see the comment where it is spawned.
 const STACK_BYTES: usize = 1 << 30;
 
-async fn run(cfg: Config) -> ExitCode {
+async fn run(
+    cfg: Config,
+    set_log: impl Fn(&str) -> Result<(), String> + Send + 'static,
+) -> ExitCode {
     info!(data_dir = %cfg.data_dir.display(), "opening the store");
     let store = match Reopenable::open(&cfg.data_dir, cfg.durable) {
         Ok(s) => {
@@ -85,10 +102,7 @@ async fn run(cfg: Config) -> ExitCode {
             s
         }
         Err(e) => {
-            error!(
-                "cannot open the store in {}: {e} (is another roost using it? is the directory writable?)",
-                cfg.data_dir.display()
-            );
+            error!("cannot open the store in {}: {e}", cfg.data_dir.display());
             return ExitCode::FAILURE;
         }
     };
@@ -99,11 +113,32 @@ async fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut roost = Roost::new(service, &cfg).with_recovery(recovery::reopen(
-        cfg.data_dir.clone(),
-        cfg.durable,
-        cfg.policy.clone(),
-    ));
+    let backups = backup::Requests::default();
+    if let Err(e) = backups.on_sigusr1() {
+        error!("cannot listen for SIGUSR1 ({e}); online backups are off");
+    }
+    let mut roost = Roost::new(service, &cfg)
+        .with_recovery(recovery::reopen(
+            cfg.data_dir.clone(),
+            cfg.durable,
+            cfg.policy.clone(),
+        ))
+        .with_between_batches(backup::hook(cfg.data_dir.clone(), backups));
+
+    if let Some(addr) = cfg.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                info!(%addr, "metrics at http://{addr}/metrics, health at /health");
+                tokio::spawn(metrics::http::serve(l, roost.metrics().clone()));
+            }
+            Err(e) => {
+                error!("cannot listen on metrics_listen {addr}: {e} (is the port in use?)");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (reload_tx, reload_rx) = watch::channel(std::sync::Arc::new(cfg.clone()));
+    tokio::spawn(reload::on_sighup(cfg.clone(), reload_tx, set_log));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -112,7 +147,7 @@ async fn run(cfg: Config) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
-    let result = session::run(&cfg, &mut roost, stop_rx).await;
+    let result = session::run(&cfg, &mut roost, stop_rx, reload_rx).await;
     let flushed = roost.service_mut().store_mut().flush();
     match (result, flushed) {
         (Ok(()), Ok(())) => {

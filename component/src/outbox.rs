@@ -104,7 +104,8 @@ impl Outbox {
     /// or the queue is empty; notifications are sent from `me` and get their message ids from
     /// `ids` here. A fan-out is walked in `svc` [`WALK_CHUNK`] recipients at a time as its
     /// messages are rendered, so the first chunk goes out before the last recipients are even
-    /// looked up. A stanza that cannot be serialized is logged and left out.
+    /// looked up. A stanza that cannot be serialized is logged and left out. Returns how
+    /// many notifications were rendered.
     pub fn fill<S: Store>(
         &mut self,
         svc: &Service<S>,
@@ -113,11 +114,12 @@ impl Outbox {
         enc: &mut StanzaEncoder,
         buf: &mut Vec<u8>,
         budget: usize,
-    ) {
+    ) -> u64 {
         let mut walked = Vec::new();
+        let mut rendered = 0;
         while buf.len() < budget {
             match self.queue.front_mut() {
-                None => return,
+                None => break,
                 Some(Outgoing::Notifications(ns)) => {
                     while buf.len() < budget {
                         match ns.front() {
@@ -136,8 +138,11 @@ impl Outbox {
                         for n in walked.drain(..) {
                             let id = ids.next_id();
                             trace!(to = %n.to, node = %n.node, id, "out notification");
-                            if let Err(e) = self.renderer.render(&n, me, &id, enc, buf) {
-                                error!(to = %n.to, "notification not sent, it cannot be serialized: {e}");
+                            match self.renderer.render(&n, me, &id, enc, buf) {
+                                Ok(_) => rendered += 1,
+                                Err(e) => {
+                                    error!(to = %n.to, "notification not sent, it cannot be serialized: {e}")
+                                }
                             }
                         }
                     }
@@ -155,6 +160,7 @@ impl Outbox {
                 }
             }
         }
+        rendered
     }
 }
 
@@ -210,6 +216,7 @@ mod tests {
             name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Purge),
         }
     }

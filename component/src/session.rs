@@ -9,6 +9,7 @@
 //! reply and its notifications are sent only after that, and a failed sync sends neither
 //! (the engine is rebuilt from what is on disk).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -43,10 +44,12 @@ enum SessionEnd {
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(4);
 
 /// Keep the link up until `shutdown` turns true: connect, serve, reconnect with backoff.
+/// A configuration sent on `reload` is applied between batches ([`Roost::reload`]).
 pub async fn run<S: Store>(
     cfg: &Config,
     roost: &mut Roost<S>,
     mut shutdown: watch::Receiver<bool>,
+    mut reload: watch::Receiver<Arc<Config>>,
 ) -> Result<(), RunError> {
     let domain = cfg.jid.to_string();
     let mut backoff = Backoff::new(Duration::from_secs(5));
@@ -67,7 +70,7 @@ pub async fn run<S: Store>(
         attempt += 1;
         info!(attempt, server = %cfg.server, "connecting as {domain}");
         let connected = tokio::select! {
-            r = link::connect(&cfg.server, &domain, &cfg.secret, cfg.keepalive) => r,
+            r = link::connect(&cfg.server, &domain, &cfg.secret, cfg.keepalive, cfg.limits) => r,
             _ = shutdown.changed() => return Ok(()),
         };
         let (mut link, mut writer) = match connected {
@@ -89,6 +92,10 @@ pub async fn run<S: Store>(
                 continue;
             }
         };
+        if ever_connected {
+            roost.metrics().reconnects.inc();
+        }
+        roost.metrics().set_linked(true);
         ever_connected = true;
         backoff.reset();
         attempt = 0;
@@ -104,7 +111,17 @@ pub async fn run<S: Store>(
         }
         let mut outbox = Outbox::default();
         outbox.push(hello);
-        match serve(&mut link, &mut writer, roost, outbox, &mut shutdown).await {
+        let ended = serve(
+            &mut link,
+            &mut writer,
+            roost,
+            outbox,
+            &mut shutdown,
+            &mut reload,
+        )
+        .await;
+        roost.metrics().set_linked(false);
+        match ended {
             SessionEnd::Shutdown => {
                 info!("closing the stream");
                 // Best effort: the process exits next either way.
@@ -223,6 +240,7 @@ async fn serve<S: Store>(
     roost: &mut Roost<S>,
     mut out: Outbox,
     shutdown: &mut watch::Receiver<bool>,
+    reload: &mut watch::Receiver<Arc<Config>>,
 ) -> SessionEnd {
     let mut stats = BatchStats::default();
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -231,6 +249,11 @@ async fn serve<S: Store>(
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => return SessionEnd::Shutdown,
+            Ok(()) = reload.changed() => {
+                let cfg = reload.borrow_and_update().clone();
+                roost.reload(&cfg);
+                None
+            }
             _ = ticker.tick() => {
                 out.push(roost.tick());
                 None
@@ -258,7 +281,13 @@ async fn serve<S: Store>(
         let sync = if roost.is_degraded() {
             Ok(())
         } else {
-            roost.service_mut().store_mut().sync()
+            let r = roost.service_mut().store_mut().sync();
+            if handled > 0 {
+                let m = roost.metrics();
+                m.sync_seconds.observe(t1.elapsed().as_secs_f64());
+                m.batch_size.observe(handled as f64);
+            }
+            r
         };
         let synced = match sync {
             Ok(()) => true,
@@ -273,6 +302,7 @@ async fn serve<S: Store>(
         // Both checked every batch: each clears what it reports.
         let calls_ok = !out.take_storage_failed();
         roost.after_batch(synced && calls_ok);
+        roost.metrics().set_store_ok(!roost.is_degraded());
         let t2 = std::time::Instant::now();
         // The batch is serialized into one buffer and written at once: one system call (and
         // one TCP segment train) per batch instead of one per stanza. A batch larger than

@@ -7,8 +7,9 @@
 //! distinct JIDs and the rest spread round-robin over the other nodes by `--users` JIDs
 //! (default 100 000), all bare, default options, 16-hex-digit subids.
 //!
-//! It opens a `Service` twice on an in-memory snapshot handed over whole (the store keeps
-//! no copy): once with the nodes and affiliations only, once with the subscriptions too.
+//! It opens a `Service` twice on a store that generates the rows as it hands them over (it
+//! keeps nothing): once with the nodes and affiliations only, once with the subscriptions
+//! too.
 //! The difference, divided by the number of subscriptions, is what one subscription costs
 //! (its entries in every map and index, and its share of the interned JIDs); the first
 //! figure is what the nodes cost without any. Prints one JSON line.
@@ -18,13 +19,12 @@
 //! cargo run --release -p roost-nodes --example memory -- --nodes 1000 --subs 20000 --big 5000
 //! ```
 
-use roost_nodes::store::{Snapshot, StoreError};
+use roost_nodes::store::{Loader, StoreError, SubRow};
 use roost_nodes::{
-    Affiliation, BareJid, ChangeSet, Item, ItemCounters, Jid, NodeConfig, NodeRecord, Policy,
-    Service, Store, SubOptions, Subscription, SubscriptionState,
+    Affiliation, BareJid, ChangeSet, Item, ItemCounters, NodeConfig, NodeRecord, Policy, Service,
+    Store, SubscriptionState,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -67,13 +67,68 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// A store that hands its snapshot over once and keeps nothing: what remains allocated
-/// after `Service::open` is the engine's.
-struct Handover(Option<Snapshot>);
+/// A store that generates the data set's rows as it hands them over and keeps nothing,
+/// as a real store hands over rows borrowed from its own bytes: what remains allocated
+/// after `Service::open` is the engine's, and the peak while opening is the engine's own.
+struct Synthetic {
+    args: Args,
+    with_subs: bool,
+}
 
-impl Store for Handover {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        Ok(self.0.take().unwrap_or_default())
+impl Store for Synthetic {
+    fn load_into(&mut self, l: &mut dyn Loader) -> Result<(), StoreError> {
+        let a = &self.args;
+        l.last_uid(a.nodes);
+        for k in 0..a.nodes {
+            let creator = BareJid::new(&format!("u{}@localhost", k % a.users)).expect("jid");
+            let rec = NodeRecord {
+                name: node_name(k),
+                uid: k + 1,
+                creator,
+                created: 0,
+                config: NodeConfig::default(),
+            };
+            l.node(rec, ItemCounters::default())?;
+        }
+        for k in 0..a.nodes {
+            l.affiliation(
+                &node_name(k),
+                &format!("u{}@localhost", k % a.users),
+                Affiliation::Owner,
+            )?;
+        }
+        if !self.with_subs {
+            return Ok(());
+        }
+        // The big node's subscribers, then the rest round-robin over the other nodes: by
+        // node, as a store hands them over.
+        let rows = |node: u64| -> Vec<(String, String)> {
+            if node == 0 {
+                (0..a.big)
+                    .map(|i| (format!("u{i}@localhost"), subid(i)))
+                    .collect()
+            } else {
+                let others = a.nodes - 1;
+                (0..)
+                    .map(|r| node - 1 + r * others)
+                    .take_while(|j| *j < a.subs - a.big)
+                    .map(|j| (format!("u{}@localhost", j % a.users), subid(a.big + j)))
+                    .collect()
+            }
+        };
+        for k in 0..a.nodes {
+            let owned = rows(k);
+            let mut it = owned.iter().map(|(jid, subid)| {
+                Ok(SubRow {
+                    jid,
+                    subid,
+                    state: SubscriptionState::Subscribed,
+                    options: None,
+                })
+            });
+            l.subscriptions(&node_name(k), &mut it)?;
+        }
+        Ok(())
     }
     fn commit(&mut self, _: &ChangeSet) -> Result<(), StoreError> {
         Ok(())
@@ -89,6 +144,7 @@ impl Store for Handover {
     }
 }
 
+#[derive(Clone)]
 struct Args {
     nodes: u64,
     subs: u64,
@@ -142,57 +198,16 @@ fn node_name(k: u64) -> String {
     }
 }
 
-fn snapshot(a: &Args, with_subs: bool) -> Snapshot {
-    let mut s = Snapshot {
-        last_uid: a.nodes,
-        ..Snapshot::default()
-    };
-    for k in 0..a.nodes {
-        let creator = BareJid::new(&format!("u{}@localhost", k % a.users)).expect("jid");
-        let rec = NodeRecord {
-            name: node_name(k),
-            uid: k + 1,
-            creator: creator.clone(),
-            created: 0,
-            config: NodeConfig::default(),
-        };
-        s.nodes.insert(node_name(k), (rec, ItemCounters::default()));
-        s.affiliations.insert(
-            node_name(k),
-            BTreeMap::from([(creator, Affiliation::Owner)]),
-        );
-    }
-    if !with_subs {
-        return s;
-    }
-    let mut put = |node: u64, jid: String, n: u64| {
-        let sub = Subscription {
-            jid: Jid::new(&jid).expect("jid"),
-            subid: subid(n),
-            state: SubscriptionState::Subscribed,
-            options: SubOptions::default(),
-        };
-        s.subscriptions
-            .entry(node_name(node))
-            .or_default()
-            .insert(sub.subid.clone(), sub);
-    };
-    for i in 0..a.big {
-        put(0, format!("u{i}@localhost"), i);
-    }
-    for j in 0..a.subs - a.big {
-        let node = 1 + j % (a.nodes - 1);
-        put(node, format!("u{}@localhost", j % a.users), a.big + j);
-    }
-    s
-}
-
-/// Bytes allocated once a service is opened on `snap` (which it consumes), the peak while
-/// opening (snapshot included), and the seconds opening took.
-fn open(snap: Snapshot) -> (usize, usize, f64) {
+/// Bytes allocated once a service is opened on the data set (with or without the
+/// subscriptions), the peak while opening, and the seconds opening took.
+fn open(args: &Args, with_subs: bool) -> (usize, usize, f64) {
     PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
     let t = Instant::now();
-    let svc = Service::open(Handover(Some(snap)), Policy::default()).expect("open");
+    let store = Synthetic {
+        args: args.clone(),
+        with_subs,
+    };
+    let svc = Service::open(store, Policy::default()).expect("open");
     let secs = t.elapsed().as_secs_f64();
     let held = LIVE.load(Ordering::Relaxed);
     let peak = PEAK.load(Ordering::Relaxed);
@@ -203,8 +218,8 @@ fn open(snap: Snapshot) -> (usize, usize, f64) {
 fn main() {
     let a = args();
     let base = LIVE.load(Ordering::Relaxed);
-    let (nodes_only, _, _) = open(snapshot(&a, false));
-    let (all, peak, secs) = open(snapshot(&a, true));
+    let (nodes_only, _, _) = open(&a, false);
+    let (all, peak, secs) = open(&a, true);
     let nodes_only = nodes_only - base;
     let all = all - base;
     let per_sub = (all - nodes_only) as f64 / a.subs.max(1) as f64;

@@ -22,7 +22,7 @@
 //! Who may create nodes is service policy ([`crate::policy::Policy::may_create`]); the
 //! service asks it through the same gate.
 
-use crate::model::{AccessModel, Affiliation, NodeConfig, PublishModel};
+use crate::model::{AccessModel, Affiliation, AssociationPolicy, NodeConfig, PublishModel};
 use crate::roster::RosterStanding;
 use crate::{BareJid, Error};
 
@@ -72,6 +72,10 @@ pub enum Question {
     BeSubscribedByOwner,
     /// May the entity create a node (§8.1)? Service policy.
     CreateNode,
+    /// May the entity associate a node with this collection (XEP-0248
+    /// `pubsub#children_association_policy`)? Owners may; others as the policy says.
+    /// Whether it may change the child is asked apart (it must own it).
+    AssociateChild,
 }
 
 impl From<Action> for Question {
@@ -212,6 +216,8 @@ pub struct Facts<'a> {
     /// and `roster` models, and `None` without roster access, which shuts out everyone not
     /// affiliated.
     pub roster: Option<RosterStanding>,
+    /// The JID is on the node's `pubsub#children_association_whitelist` (XEP-0248).
+    pub association_whitelisted: bool,
 }
 
 /// The one access decision (see the module's rules). [`Question::CreateNode`] is the
@@ -231,6 +237,7 @@ pub fn decide(question: Question, f: &Facts<'_>) -> Decision {
         SeeNode => see_node(f),
         BeSubscribedByOwner if f.aff == Affiliation::Outcast => Decision::Deny(Error::Outcast),
         BeSubscribedByOwner => Decision::Allow,
+        AssociateChild => associate_child(f),
         // Deliveries on nodes whose model asks no rosters: holding the subscription is the
         // admission (a change of model or affiliation removes the subscriptions it shuts
         // out). Rosters change after subscribing, so presence and roster nodes ask again.
@@ -274,6 +281,26 @@ pub fn decide(question: Question, f: &Facts<'_>) -> Decision {
         // Rule 3.
         Do(action) if allowed(f.aff, action) => Decision::Allow,
         Do(_) => Decision::Deny(Error::Forbidden),
+    }
+}
+
+/// Who may associate children with a collection (XEP-0248
+/// `pubsub#children_association_policy`): owners always, outcasts never, others as the
+/// policy says.
+fn associate_child(f: &Facts<'_>) -> Decision {
+    let ok = match f.aff {
+        Affiliation::Owner => true,
+        Affiliation::Outcast => return Decision::Deny(Error::Outcast),
+        _ => match f.config.children_association_policy {
+            AssociationPolicy::Owners => false,
+            AssociationPolicy::Whitelist => f.association_whitelisted,
+            AssociationPolicy::All => true,
+        },
+    };
+    if ok {
+        Decision::Allow
+    } else {
+        Decision::Deny(Error::Forbidden)
     }
 }
 

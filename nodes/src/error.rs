@@ -120,6 +120,32 @@ pub enum Error {
     /// Purge on a node that does not persist items (`feature-not-implemented` + `persistent-items`).
     #[error("node does not persist items")]
     NotPersistent,
+    /// A collection configuration XEP-0248 forbids: children on a leaf, a cycle, a
+    /// collection turned into a leaf, a parent that is no collection or does not exist
+    /// (`not-allowed` + `invalid-options`).
+    #[error("collection refused: {0}")]
+    InvalidCollection(String),
+    /// A collection would have more children than its `pubsub#children_max` (or the
+    /// service's cap) allows (`not-allowed` + `max-nodes-exceeded`).
+    #[error("too many children for collection {0}")]
+    MaxNodesExceeded(String),
+    /// A dissociation of a node that is not a child of the collection (XEP-0248
+    /// §error-dissoc-not-assoc: `bad-request`).
+    #[error("{node} is not a child of {collection}")]
+    NotAssociated {
+        /// The collection named.
+        collection: String,
+        /// The node named.
+        node: String,
+    },
+    /// The root collection cannot be deleted or configured (XEP-0248 §delete-root-node,
+    /// §root: `not-allowed`).
+    #[error("the root collection belongs to the service")]
+    RootNode,
+    /// A second subscription of the same JID to a collection for the same kind of news
+    /// (XEP-0248 §subscribe-errors: `conflict`).
+    #[error("already subscribed to this collection for {0}")]
+    SubscriptionExists(&'static str),
     /// The request is malformed beyond the cases above (`bad-request`).
     #[error("bad request: {0}")]
     BadRequest(String),

@@ -44,8 +44,10 @@ pub use request::{
     Event, HistoryFilter, NodeMeta, NodeSummary, Notification, Outcome, PagedList, Reply, Request,
     RsmPage, RsmQuery, SubscriptionChange,
 };
-pub use service::{Dispatch, Fanout, Service, Streamed};
-pub use store::{Change, ChangeSet, Expiry, ItemRange, MemStore, Snapshot, Store, StoreError};
+pub use service::{Dispatch, Fanout, NodeStats, Service, ServiceStats, Streamed};
+pub use store::{
+    Change, ChangeSet, Expiry, ItemRange, Loader, MemStore, Snapshot, Store, StoreError, SubRow,
+};
 
 pub use jid::{BareJid, FullJid, Jid};
 

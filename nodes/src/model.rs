@@ -109,6 +109,92 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Whether a node holds items or other nodes (`pubsub#node_type`, XEP-0248).
+    NodeType {
+        Leaf = "leaf",
+        Collection = "collection",
+    }
+}
+
+wire_enum! {
+    /// Who may associate children with a collection
+    /// (`pubsub#children_association_policy`, XEP-0248 §configure-collection).
+    AssociationPolicy {
+        /// Only the collection's owners.
+        Owners = "owners",
+        /// Owners and the JIDs of `pubsub#children_association_whitelist`.
+        Whitelist = "whitelist",
+        /// Anyone not banned from the collection.
+        All = "all",
+    }
+}
+
+wire_enum! {
+    /// What a subscription to a collection hears of (`pubsub#subscription_type`,
+    /// XEP-0248 §subscribe): items published in its nodes, the nodes themselves (created,
+    /// deleted, configured, associated, dissociated), or both.
+    SubscriptionType {
+        Items = "items",
+        Nodes = "nodes",
+        All = "all",
+    }
+}
+
+impl SubscriptionType {
+    /// Whether it hears of items (published, retracted, purged).
+    pub fn items(self) -> bool {
+        self != SubscriptionType::Nodes
+    }
+
+    /// Whether it hears of nodes (created, deleted, configured, associated, dissociated).
+    pub fn nodes(self) -> bool {
+        self != SubscriptionType::Items
+    }
+}
+
+/// How far below a collection a subscription reaches (`pubsub#subscription_depth`,
+/// XEP-0248 §subscribe): `Depth(1)` is the collection's children, `All` every descendant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriptionDepth {
+    /// Nodes at most this many associations below the collection.
+    Depth(u64),
+    /// Every node below the collection.
+    All,
+}
+
+impl SubscriptionDepth {
+    /// Whether a node `distance` associations below reaches the subscription.
+    pub fn reaches(self, distance: u64) -> bool {
+        match self {
+            SubscriptionDepth::Depth(d) => distance <= d,
+            SubscriptionDepth::All => true,
+        }
+    }
+}
+
+impl fmt::Display for SubscriptionDepth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubscriptionDepth::Depth(d) => write!(f, "{d}"),
+            SubscriptionDepth::All => f.write_str("all"),
+        }
+    }
+}
+
+impl FromStr for SubscriptionDepth {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        match s {
+            "all" => Ok(SubscriptionDepth::All),
+            n => n
+                .parse()
+                .map(SubscriptionDepth::Depth)
+                .map_err(|_| UnknownValue(s.to_owned())),
+        }
+    }
+}
+
+wire_enum! {
     /// A resource's presence `show`, as `pubsub#show-values` lists them; `Online` is plain available.
     Show {
         Away = "away",
@@ -138,7 +224,8 @@ impl MaxItems {
     }
 }
 
-/// The configuration of a leaf node: the §16.4.4 fields Roost supports.
+/// The configuration of a node: the XEP-0060 §16.4.4 fields Roost supports, and the
+/// XEP-0248 fields of collections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     /// `pubsub#title`.
@@ -182,6 +269,22 @@ pub struct NodeConfig {
     pub itemreply: ItemReply,
     /// `pubsub#max_payload_size`, in bytes of serialized XML.
     pub max_payload_size: u64,
+    /// `pubsub#node_type` (XEP-0248): a leaf holds items, a collection other nodes.
+    pub node_type: NodeType,
+    /// `pubsub#collection` (XEP-0248): the collections this node is a child of, in
+    /// NodeID order. The association is stored here, on the child, and only here.
+    pub collection: Vec<String>,
+    /// `pubsub#children` (XEP-0248): the nodes whose `collection` names this one, in
+    /// NodeID order. Derived: the engine keeps it from the other nodes' `collection`
+    /// and hands it out with the configuration; stores need not keep it.
+    pub children: Vec<String>,
+    /// `pubsub#children_max` (XEP-0248): at most this many children; `None` is `max`,
+    /// the service's cap.
+    pub children_max: Option<u64>,
+    /// `pubsub#children_association_policy` (XEP-0248).
+    pub children_association_policy: AssociationPolicy,
+    /// `pubsub#children_association_whitelist` (XEP-0248), with policy `whitelist`.
+    pub children_association_whitelist: Vec<BareJid>,
 }
 
 impl NodeConfig {
@@ -217,7 +320,20 @@ impl Default for NodeConfig {
             notification_type: NotificationType::Headline,
             itemreply: ItemReply::Owner,
             max_payload_size: 64 * 1024,
+            node_type: NodeType::Leaf,
+            collection: Vec::new(),
+            children: Vec::new(),
+            children_max: None,
+            children_association_policy: AssociationPolicy::Owners,
+            children_association_whitelist: Vec::new(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// Whether the node is a collection (XEP-0248).
+    pub fn is_collection(&self) -> bool {
+        self.node_type == NodeType::Collection
     }
 }
 
@@ -265,6 +381,18 @@ pub struct NodeConfigPatch {
     pub itemreply: Option<ItemReply>,
     #[allow(missing_docs)]
     pub max_payload_size: Option<u64>,
+    #[allow(missing_docs)]
+    pub node_type: Option<NodeType>,
+    /// The new set of parents; the root collection (an empty NodeID) means none.
+    pub collection: Option<Vec<String>>,
+    /// The new set of children.
+    pub children: Option<Vec<String>>,
+    /// `Some(None)` is `max`.
+    pub children_max: Option<Option<u64>>,
+    #[allow(missing_docs)]
+    pub children_association_policy: Option<AssociationPolicy>,
+    #[allow(missing_docs)]
+    pub children_association_whitelist: Option<Vec<BareJid>>,
 }
 
 impl NodeConfigPatch {
@@ -294,6 +422,12 @@ pub struct SubOptions {
     /// last items and digests reach the subscription only when the filter matches the
     /// item; news of the node (purge, configuration, deletion) reaches it whatever it says.
     pub filter: Option<String>,
+    /// `pubsub#subscription_type` (XEP-0248): what a subscription to a collection hears
+    /// of. Meaningless on a leaf.
+    pub subscription_type: SubscriptionType,
+    /// `pubsub#subscription_depth` (XEP-0248): how far below a collection it reaches.
+    /// Meaningless on a leaf.
+    pub subscription_depth: SubscriptionDepth,
 }
 
 impl Default for SubOptions {
@@ -306,6 +440,9 @@ impl Default for SubOptions {
             include_body: false,
             show_values: vec![Show::Online, Show::Chat, Show::Away, Show::Xa, Show::Dnd],
             filter: None,
+            // XEP-0248 §subscribe: "nodes" and "1" are the defaults it recommends.
+            subscription_type: SubscriptionType::Nodes,
+            subscription_depth: SubscriptionDepth::Depth(1),
         }
     }
 }
@@ -329,6 +466,10 @@ pub struct SubOptionsPatch {
     /// [`crate::Error::InvalidFilter`]) and keeps its canonical text; empty or blank
     /// removes the filter.
     pub filter: Option<String>,
+    #[allow(missing_docs)]
+    pub subscription_type: Option<SubscriptionType>,
+    #[allow(missing_docs)]
+    pub subscription_depth: Option<SubscriptionDepth>,
 }
 
 /// One subscription of one JID (bare or full) to one node.
@@ -336,7 +477,9 @@ pub struct SubOptionsPatch {
 pub struct Subscription {
     /// The subscribed JID, exactly as it subscribed (bare or full).
     pub jid: Jid,
-    /// Service-assigned id, unique per node.
+    /// Service-assigned id, unique per node; the engine also never gives one subscriber
+    /// the same subid twice across the service, so the subids that meet in one
+    /// notification (a leaf's and its collections', XEP-0248) are distinct.
     pub subid: String,
     /// Subscribed, pending or unconfigured.
     pub state: SubscriptionState,

@@ -37,6 +37,12 @@ pub struct Policy {
     /// Bounds on a subscription's content filter (`x-roost#filter`): length, predicates,
     /// nesting.
     pub filter_limits: Limits,
+    /// Hard cap on a collection's children; what `pubsub#children_max = max` means.
+    pub max_children: u64,
+    /// Topic hierarchies from names: with a separator (e.g. `/`), creating `a/b/c`
+    /// creates the collections `a/b` and `a` when missing and associates `a/b/c` with
+    /// `a/b` and `a/b` with `a` (see `Service::create`). `None`: names are flat.
+    pub hierarchy: Option<String>,
 }
 
 impl Default for Policy {
@@ -51,6 +57,8 @@ impl Default for Policy {
             max_subscriptions_per_node: 1_000_000,
             max_subscriptions_per_jid: 10_000,
             filter_limits: Limits::default(),
+            max_children: 10_000,
+            hierarchy: None,
         }
     }
 }
@@ -59,6 +67,15 @@ impl Policy {
     /// True if `jid` is a service admin.
     pub fn is_admin(&self, jid: &BareJid) -> bool {
         self.admins.contains(jid)
+    }
+
+    /// The collection a name belongs in under the hierarchy setting: `a/b` for `a/b/c`
+    /// with separator `/`. `None` without the setting, for top-level names, and for
+    /// names whose prefix before the last separator is empty (`/a`).
+    pub fn name_parent<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let sep = self.hierarchy.as_deref().filter(|s| !s.is_empty())?;
+        let (parent, _) = name.rsplit_once(sep)?;
+        (!parent.is_empty()).then_some(parent)
     }
 
     /// True if `jid` may create nodes at all (caps are checked separately).

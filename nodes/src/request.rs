@@ -8,11 +8,13 @@ use crate::{BareJid, Jid, Millis};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     // §5 entity use cases
-    /// disco#items on the service (or a collection): the nodes the actor may see.
+    /// disco#items on the service, the root collection: the nodes without a parent
+    /// (XEP-0248 §disco-nodes) that the actor may see.
     DiscoNodes,
     /// disco#info on a node: existence, type and the `pubsub#meta-data` form.
     NodeMetadata { node: String },
-    /// disco#items on a node: the ItemIDs the actor may see.
+    /// disco#items on a node: on a leaf the ItemIDs the actor may see, on a collection its
+    /// children (XEP-0248 §disco-nodes).
     DiscoItems { node: String },
     /// The actor's own subscriptions, on all nodes or one (§5.6).
     Subscriptions { node: Option<String> },
@@ -82,8 +84,8 @@ pub enum Request {
         node: String,
         config: NodeConfigPatch,
     },
-    /// The default node configuration (§8.3).
-    DefaultConfig,
+    /// The default configuration of a node of `node_type` (§8.3; XEP-0248 §owner-default).
+    DefaultConfig { node_type: NodeType },
     /// Delete a node, optionally pointing subscribers elsewhere (§8.4).
     Delete {
         node: String,
@@ -98,6 +100,10 @@ pub enum Request {
         node: String,
         changes: Vec<SubscriptionChange>,
     },
+    /// Associate `node` with the collection `collection` (XEP-0248 §associate-node).
+    Associate { collection: String, node: String },
+    /// Dissociate `node` from the collection `collection` (XEP-0248 §dissociate).
+    Dissociate { collection: String, node: String },
     /// List all affiliations of a node (§8.9.1).
     GetAffiliations { node: String },
     /// Change affiliations of a node (§8.9.2).
@@ -158,7 +164,8 @@ pub struct HistoryFilter {
 pub enum PagedList {
     /// disco#items on the service: visible nodes, in NodeID order (the RSM UID is the NodeID).
     Nodes,
-    /// disco#items on a node: ItemIDs in publish order.
+    /// disco#items on a node: ItemIDs in publish order; on a collection its children, in
+    /// NodeID order.
     ItemIds { node: String },
     /// Item retrieval (§6.5.4): items in publish order.
     Items { node: String, subid: Option<String> },
@@ -228,6 +235,13 @@ pub enum Reply {
     },
     /// Visible nodes (disco#items); `page` when the request was paged.
     Nodes {
+        nodes: Vec<NodeSummary>,
+        page: Option<RsmPage>,
+    },
+    /// A collection's children that the actor may see (disco#items on it), in NodeID
+    /// order; `page` when the request was paged.
+    Children {
+        node: String,
         nodes: Vec<NodeSummary>,
         page: Option<RsmPage>,
     },
@@ -315,12 +329,17 @@ pub struct Notification {
     pub kind: NotificationType,
     /// Add a `<body/>` summary (`pubsub#include_body`).
     pub include_body: bool,
+    /// The collections it comes through (XEP-0248 §notify: SHIM `Collection` headers), in
+    /// NodeID order, the root being the empty NodeID; empty when it comes only through
+    /// the node's own subscriptions.
+    pub collections: Vec<String>,
     /// What happened; shared by every recipient of the same event (a fan-out to many
     /// subscribers copies no payload).
     pub event: std::sync::Arc<Event>,
 }
 
-/// What a notification reports (§7.1.2, §7.2.2, §8.2.5.5, §8.4.2, §8.5.2, §8.8.4).
+/// What a notification reports (§7.1.2, §7.2.2, §8.2.5.5, §8.4.2, §8.5.2, §8.8.4;
+/// XEP-0248 §notify-nodes and §notify-associate-dissociate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Published items; payloads stripped to empty strings when `deliver_payloads` is off.
@@ -337,6 +356,11 @@ pub enum Event {
     Purge,
     /// The node was deleted.
     Delete { redirect: Option<String> },
+    /// The node was created (to the collections above it).
+    Create,
+    /// `child` was associated with the notification's node, a collection (`associate`),
+    /// or dissociated from it.
+    Collection { child: String, associate: bool },
     /// The node was reconfigured; the configuration is included when `deliver_payloads` is on.
     Configuration { config: Option<NodeConfig> },
     /// A subscription changed state. When the state is `pending` and the recipient is an

@@ -1,7 +1,8 @@
 //! The storage contract the engine needs, and an in-memory store for tests.
 //!
 //! The engine keeps node records, affiliations and subscriptions in memory (loaded once
-//! through [`Store::load`]) and reads items on demand, since a node's history can be large.
+//! through [`Store::load_into`], row by row: see [`load`]) and reads items on demand, since
+//! a node's history can be large.
 //! Every request's changes reach the store as one [`ChangeSet`] through [`Store::commit`],
 //! which must apply all of it or none of it. A change is durable once the [`Store::sync`]
 //! that follows its commit returns `Ok`; its reply and its notifications are sent only after
@@ -10,6 +11,9 @@
 use crate::model::*;
 use crate::{BareJid, Jid, Millis};
 use std::collections::{BTreeMap, BTreeSet};
+
+pub mod load;
+pub use load::{Loader, Snapshot, SubRow, SubRows};
 
 /// A storage failure. The message is for operators; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,19 +83,6 @@ impl ChangeSet {
     }
 }
 
-/// Everything the engine keeps in memory, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Node records with their item counters, by NodeID.
-    pub nodes: BTreeMap<String, (NodeRecord, ItemCounters)>,
-    /// Affiliations other than `none`, by NodeID.
-    pub affiliations: BTreeMap<String, BTreeMap<BareJid, Affiliation>>,
-    /// Subscriptions, by NodeID then subid.
-    pub subscriptions: BTreeMap<String, BTreeMap<String, Subscription>>,
-    /// The highest node uid ever handed out (uids are never reused).
-    pub last_uid: u64,
-}
-
 /// A slice of a node's items in publish (`seq`) order, for paging (XEP-0059): the items
 /// with `after < seq < before` (each bound exclusive, `None` unbounded), then `skip` of
 /// them dropped and at most `limit` kept, both counted from the oldest end, or from the
@@ -144,8 +135,17 @@ impl ItemRange {
 
 /// The storage contract. `roost-storage` implements it on sled; [`MemStore`] in memory.
 pub trait Store {
-    /// Read everything the engine keeps in memory.
-    fn load(&mut self) -> Result<Snapshot, StoreError>;
+    /// Hand everything the engine keeps in memory to `loader`, in the order [`Loader`]
+    /// asks for, borrowing from the store's own bytes where it can.
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError>;
+
+    /// Everything the engine keeps in memory, as one owned value (for tests and tools:
+    /// the engine loads through [`Store::load_into`]).
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        let mut snap = Snapshot::default();
+        self.load_into(&mut snap)?;
+        Ok(snap)
+    }
 
     /// Apply `changes` atomically: after `Err` none of them is visible. A change is durable
     /// once the [`Store::sync`] that follows its commit returns `Ok`; its reply and its
@@ -224,12 +224,31 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        let mut snap = self.snapshot.clone();
-        for (rec, counters) in snap.nodes.values_mut() {
-            *counters = self.counters.get(&rec.uid).copied().unwrap_or_default();
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        /// The snapshot's nodes carry default counters: the real ones are by uid.
+        struct WithCounters<'a> {
+            inner: &'a mut dyn Loader,
+            counters: &'a BTreeMap<u64, ItemCounters>,
         }
-        Ok(snap)
+        impl Loader for WithCounters<'_> {
+            fn last_uid(&mut self, uid: u64) {
+                self.inner.last_uid(uid)
+            }
+            fn node(&mut self, rec: NodeRecord, _: ItemCounters) -> Result<(), StoreError> {
+                let c = self.counters.get(&rec.uid).copied().unwrap_or_default();
+                self.inner.node(rec, c)
+            }
+            fn affiliation(&mut self, n: &str, j: &str, a: Affiliation) -> Result<(), StoreError> {
+                self.inner.affiliation(n, j, a)
+            }
+            fn subscriptions(&mut self, n: &str, rows: SubRows<'_, '_>) -> Result<(), StoreError> {
+                self.inner.subscriptions(n, rows)
+            }
+        }
+        self.snapshot.feed(&mut WithCounters {
+            inner: loader,
+            counters: &self.counters,
+        })
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

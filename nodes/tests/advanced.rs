@@ -897,8 +897,8 @@ fn digests_batch_items_per_period() {
 fn store_without_expiry_index_fails_tick_loudly() {
     struct NoIndex(MemStore);
     impl Store for NoIndex {
-        fn load(&mut self) -> Result<Snapshot, StoreError> {
-            self.0.load()
+        fn load_into(&mut self, l: &mut dyn Loader) -> Result<(), StoreError> {
+            self.0.load_into(l)
         }
         fn commit(&mut self, c: &ChangeSet) -> Result<(), StoreError> {
             self.0.commit(c)

@@ -416,7 +416,13 @@ fn s8_2_5_switch_to_whitelist_drops_unlisted_subscribers() {
 #[test]
 fn s8_3_default_config_is_the_policy_default() {
     let mut svc = service();
-    let out = ok(&mut svc, ALICE, Request::DefaultConfig);
+    let out = ok(
+        &mut svc,
+        ALICE,
+        Request::DefaultConfig {
+            node_type: NodeType::Leaf,
+        },
+    );
     assert_eq!(
         out.reply,
         Reply::Config {

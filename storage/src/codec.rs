@@ -11,9 +11,10 @@
 //! [`StoreError`], never a panic.
 
 use roost_nodes::{
-    AccessModel, Affiliation, BareJid, Item, ItemCounters, ItemReply, Jid, MaxItems, NodeConfig,
-    NodeRecord, NotificationType, PublishModel, SendLastPublished, Show, StoreError, SubOptions,
-    Subscription, SubscriptionState,
+    AccessModel, Affiliation, AssociationPolicy, BareJid, Item, ItemCounters, ItemReply, Jid,
+    MaxItems, NodeConfig, NodeRecord, NodeType, NotificationType, PublishModel, SendLastPublished,
+    Show, StoreError, SubOptions, SubRow, Subscription, SubscriptionDepth, SubscriptionState,
+    SubscriptionType,
 };
 use std::str::FromStr;
 
@@ -54,6 +55,14 @@ impl Writer {
                 self.u8(1);
                 self.u64(v);
             }
+        }
+    }
+
+    /// A count, then each string.
+    fn strs<'a>(&mut self, v: impl ExactSizeIterator<Item = &'a str>) {
+        self.u64(v.len() as u64);
+        for s in v {
+            self.str(s);
         }
     }
 }
@@ -129,6 +138,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A count, then each string; the count is bounded by what remains, so a corrupt one
+    /// fails on the missing bytes rather than allocating.
+    fn strs(&mut self) -> Result<Vec<String>, StoreError> {
+        let n = self.u64()?;
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(self.rest.len()));
+        for _ in 0..n {
+            out.push(self.str()?);
+        }
+        Ok(out)
+    }
+
     fn wire<T: FromStr>(&mut self) -> Result<T, StoreError> {
         let s = self.str_ref()?;
         s.parse()
@@ -196,6 +216,13 @@ fn config(w: &mut Writer, c: &NodeConfig) {
         notification_type,
         itemreply,
         max_payload_size,
+        node_type,
+        collection,
+        // Derived from the children's `collection`: not stored.
+        children: _,
+        children_max,
+        children_association_policy,
+        children_association_whitelist,
     } = c;
     w.str(title);
     w.str(description);
@@ -222,13 +249,24 @@ fn config(w: &mut Writer, c: &NodeConfig) {
     w.str(notification_type.as_str());
     w.str(itemreply.as_str());
     w.u64(*max_payload_size);
-    // Appended last, and only when non-empty, so records without roster groups keep the
-    // exact bytes they had before this field existed and older records decode unchanged.
-    if !roster_groups_allowed.is_empty() {
-        w.u64(roster_groups_allowed.len() as u64);
-        for g in roster_groups_allowed {
-            w.str(g);
-        }
+    // Appended last, each section only when it or a later one differs from the defaults,
+    // so records of leaves that use neither keep the exact bytes they had before these
+    // fields existed, and older records decode unchanged.
+    let d = NodeConfig::default();
+    let collections = *node_type != d.node_type
+        || !collection.is_empty()
+        || *children_max != d.children_max
+        || *children_association_policy != d.children_association_policy
+        || !children_association_whitelist.is_empty();
+    if !roster_groups_allowed.is_empty() || collections {
+        w.strs(roster_groups_allowed.iter().map(String::as_str));
+    }
+    if collections {
+        w.str(node_type.as_str());
+        w.strs(collection.iter().map(String::as_str));
+        w.opt_u64(*children_max);
+        w.str(children_association_policy.as_str());
+        w.strs(children_association_whitelist.iter().map(|j| j.as_str()));
     }
 }
 
@@ -269,11 +307,19 @@ pub fn decode_node(name: String, v: &[u8]) -> Result<NodeRecord, StoreError> {
         notification_type: r.wire::<NotificationType>()?,
         itemreply: r.wire::<ItemReply>()?,
         max_payload_size: r.u64()?,
+        ..NodeConfig::default()
     };
     if !r.at_end() {
-        let n = r.u64()?;
-        for _ in 0..n {
-            config.roster_groups_allowed.push(r.str()?);
+        config.roster_groups_allowed = r.strs()?;
+    }
+    if !r.at_end() {
+        config.node_type = r.wire::<NodeType>()?;
+        config.collection = r.strs()?;
+        config.children_max = r.opt_u64()?;
+        config.children_association_policy = r.wire::<AssociationPolicy>()?;
+        for j in r.strs()? {
+            let j = BareJid::new(&j).map_err(|e| r.err(&format!("bad bare JID {j:?}: {e}")))?;
+            config.children_association_whitelist.push(j);
         }
     }
     r.end()?;
@@ -387,6 +433,8 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
         expire,
         include_body,
         show_values,
+        subscription_type,
+        subscription_depth,
         filter,
     } = &s.options;
     w.bool(*deliver);
@@ -398,10 +446,23 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     for v in show_values {
         w.str(v.as_str());
     }
-    // The content filter (`x-roost#filter`, canonical text) comes last, and only when
-    // there is one: a subscription without a filter keeps the exact bytes it had before
-    // filters existed, so records written by earlier Roosts decode unchanged and the
-    // schema version stays.
+    // The record's tail: optional sections after the fixed fields, each present only when
+    // it or a later one is needed, so a subscription without them keeps the bytes it had
+    // before they existed and a record ends after any section (schema version unchanged):
+    // 1. the collection options (XEP-0248), when not the defaults or a filter follows;
+    // 2. the content filter (`x-roost#filter`, canonical text), when there is one.
+    // Records written before filters existed (with or without section 1) decode unchanged.
+    let d = SubOptions::default();
+    if *subscription_type != d.subscription_type
+        || *subscription_depth != d.subscription_depth
+        || filter.is_some()
+    {
+        w.str(subscription_type.as_str());
+        w.opt_u64(match subscription_depth {
+            SubscriptionDepth::Depth(n) => Some(*n),
+            SubscriptionDepth::All => None,
+        });
+    }
     if let Some(f) = filter {
         w.str(f);
     }
@@ -413,6 +474,32 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
 pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, StoreError> {
     let mut r = Reader::new("subscription", v)?;
     let jid = r.jid()?;
+    let (state, options) = sub_rest(r)?;
+    Ok(Subscription {
+        jid,
+        subid,
+        state,
+        options,
+    })
+}
+
+/// Decodes a subscription stored under `subid` as a row borrowed from the record: the
+/// JID is left as stored text, for the engine to parse once per distinct JID, and
+/// options are `None` when they are the defaults, so that most rows allocate nothing.
+pub fn decode_sub_row<'a>(subid: &'a str, v: &'a [u8]) -> Result<SubRow<'a>, StoreError> {
+    let mut r = Reader::new("subscription", v)?;
+    let jid = r.str_ref()?;
+    let (state, options) = sub_rest(r)?;
+    Ok(SubRow {
+        jid,
+        subid,
+        state,
+        options: (options != SubOptions::default()).then_some(options),
+    })
+}
+
+/// The fields of a subscription record after its JID.
+fn sub_rest(mut r: Reader<'_>) -> Result<(SubscriptionState, SubOptions), StoreError> {
     let state: SubscriptionState = r.wire()?;
     let deliver = r.bool()?;
     let digest = r.bool()?;
@@ -425,22 +512,28 @@ pub fn decode_subscription(subid: String, v: &[u8]) -> Result<Subscription, Stor
     for _ in 0..n {
         show_values.push(r.wire::<Show>()?);
     }
-    let filter = if r.at_end() { None } else { Some(r.str()?) };
+    let mut options = SubOptions {
+        deliver,
+        digest,
+        digest_frequency,
+        expire,
+        include_body,
+        show_values,
+        ..SubOptions::default()
+    };
+    // The tail's sections in order (see `subscription`).
+    if !r.at_end() {
+        options.subscription_type = r.wire::<SubscriptionType>()?;
+        options.subscription_depth = match r.opt_u64()? {
+            Some(n) => SubscriptionDepth::Depth(n),
+            None => SubscriptionDepth::All,
+        };
+    }
+    if !r.at_end() {
+        options.filter = Some(r.str()?);
+    }
     r.end()?;
-    Ok(Subscription {
-        jid,
-        subid,
-        state,
-        options: SubOptions {
-            deliver,
-            digest,
-            digest_frequency,
-            expire,
-            include_body,
-            show_values,
-            filter,
-        },
-    })
+    Ok((state, options))
 }
 
 /// Encodes an item; the seq lives in the key.
@@ -510,28 +603,110 @@ mod tests {
     }
 
     #[test]
-    fn filters_round_trip_and_are_absent_from_records_without_them() {
+    fn collection_fields_round_trip_and_are_absent_from_plain_leaves() {
+        let mut r = rec();
+        let plain = node(&r);
+        r.config.node_type = NodeType::Collection;
+        r.config.collection = vec!["a".into(), "b/c".into()];
+        r.config.children_max = Some(7);
+        r.config.children_association_policy = AssociationPolicy::Whitelist;
+        r.config.children_association_whitelist = vec![BareJid::new("w@example.org").unwrap()];
+        let coll = node(&r);
+        assert_eq!(decode_node("n".into(), &coll).unwrap(), r);
+        // A leaf without them keeps the old bytes; one with them has both sections.
+        assert!(coll.starts_with(&plain));
+        r.config.roster_groups_allowed = vec!["Friends".into()];
+        assert_eq!(decode_node("n".into(), &node(&r)).unwrap(), r);
+        // Children are derived, never stored.
+        r.config.children = vec!["x".into()];
+        let back = decode_node("n".into(), &node(&r)).unwrap();
+        assert!(back.config.children.is_empty());
+        let v = node(&r);
+        for n in 0..v.len() {
+            // A record cut exactly before a section is an older, shorter record.
+            let _ = decode_node("n".into(), &v[..n]);
+        }
         let mut s = Subscription {
+            jid: Jid::new("a@b").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Subscribed,
+            options: SubOptions::default(),
+        };
+        let plain = subscription(&s);
+        s.options.subscription_type = SubscriptionType::Items;
+        s.options.subscription_depth = SubscriptionDepth::All;
+        let v = subscription(&s);
+        assert!(v.starts_with(&plain));
+        assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
+        s.options.subscription_depth = SubscriptionDepth::Depth(3);
+        let v = subscription(&s);
+        assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
+        assert!(decode_subscription("s".into(), &v[..v.len() - 1]).is_err());
+    }
+
+    /// The subscription record's tail in each combination of its sections: none,
+    /// collection options only, filter only, both. The first two are the bytes Roost wrote
+    /// before filters existed (spelled out here with the writer, as that encoder did), so
+    /// such records decode unchanged.
+    #[test]
+    fn subscription_tail_sections_in_every_combination() {
+        let base = Subscription {
             jid: Jid::new("a@b/c").unwrap(),
             subid: "s".into(),
             state: SubscriptionState::Subscribed,
             options: SubOptions::default(),
         };
-        let without = subscription(&s);
-        s.options.filter = Some("@level = 'error' and host ^= \"wéb-\"".into());
-        let with = subscription(&s);
-        assert_eq!(decode_subscription("s".into(), &with).unwrap(), s);
-        // A record without a filter is a prefix: what older Roosts wrote still decodes.
-        assert!(with.starts_with(&without));
-        for n in without.len() + 1..with.len() {
-            assert!(
-                decode_subscription("s".into(), &with[..n]).is_err(),
-                "len {n}"
-            );
+        let fixed = subscription(&base);
+        let filter = "@level = 'error' and host ^= \"wéb-\"";
+        let mut coll_tail = Writer::new();
+        coll_tail.str(SubscriptionType::Items.as_str());
+        coll_tail.opt_u64(Some(3));
+        let coll_tail = coll_tail.0[1..].to_vec(); // without the format byte
+        let coll_len = coll_tail.len();
+        let mut default_coll_tail = Writer::new();
+        default_coll_tail.str(SubOptions::default().subscription_type.as_str());
+        default_coll_tail.opt_u64(Some(1));
+        let default_coll_tail = default_coll_tail.0[1..].to_vec();
+        let mut filter_tail = Writer::new();
+        filter_tail.str(filter);
+        let filter_tail = filter_tail.0[1..].to_vec();
+
+        let cases: [(bool, bool, Vec<u8>); 4] = [
+            (false, false, Vec::new()),
+            (true, false, coll_tail.clone()),
+            // A filter alone is preceded by the default collection options.
+            (
+                false,
+                true,
+                [default_coll_tail, filter_tail.clone()].concat(),
+            ),
+            (true, true, [coll_tail, filter_tail].concat()),
+        ];
+        for (coll, filtered, tail) in cases {
+            let mut s = base.clone();
+            if coll {
+                s.options.subscription_type = SubscriptionType::Items;
+                s.options.subscription_depth = SubscriptionDepth::Depth(3);
+            }
+            if filtered {
+                s.options.filter = Some(filter.into());
+            }
+            let want = [fixed.clone(), tail].concat();
+            assert_eq!(subscription(&s), want, "coll {coll} filter {filtered}");
+            assert_eq!(decode_subscription("s".into(), &want).unwrap(), s);
+            // Cut inside a section, or with a byte too many: an error. (Cut exactly
+            // before a section it is an older, shorter record, as for nodes.)
+            let boundaries = [fixed.len(), fixed.len() + coll_len];
+            for n in fixed.len()..want.len() {
+                if !boundaries.contains(&n) {
+                    let cut = decode_subscription("s".into(), &want[..n]);
+                    assert!(cut.is_err(), "coll {coll} filter {filtered} len {n}");
+                }
+            }
+            let mut longer = want.clone();
+            longer.push(0);
+            assert!(decode_subscription("s".into(), &longer).is_err());
         }
-        let mut longer = with.clone();
-        longer.push(0);
-        assert!(decode_subscription("s".into(), &longer).is_err());
     }
 
     #[test]
@@ -553,7 +728,28 @@ mod tests {
         assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
         for n in 0..v.len() {
             assert!(decode_subscription("s".into(), &v[..n]).is_err());
+            assert!(decode_sub_row("s", &v[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn a_sub_row_is_the_subscription_with_default_options_left_out() {
+        let mut s = Subscription {
+            jid: Jid::new("a@b/c").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Pending,
+            options: SubOptions::default(),
+        };
+        let v = subscription(&s);
+        let row = decode_sub_row("s", &v).unwrap();
+        assert_eq!((row.jid, row.options.as_ref()), ("a@b/c", None));
+        assert_eq!(row.to_subscription().unwrap(), s);
+        s.options.digest = true;
+        s.options.show_values = vec![Show::Away];
+        let v = subscription(&s);
+        let row = decode_sub_row("s", &v).unwrap();
+        assert_eq!(row.options.as_ref(), Some(&s.options));
+        assert_eq!(row.to_subscription().unwrap(), s);
     }
 
     #[test]
@@ -569,6 +765,7 @@ mod tests {
             }
             let _ = decode_node("n".into(), &v);
             let _ = decode_subscription("s".into(), &v);
+            let _ = decode_sub_row("s", &v);
             let _ = decode_item(1, &v);
             let _ = decode_counters(&v);
             let _ = decode_affiliation(&v);

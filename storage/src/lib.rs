@@ -15,21 +15,27 @@
 //! sled's flush completed by an `fdatasync` of its log.
 
 pub mod apply;
+pub mod backup;
+pub mod bulk;
+pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod layout;
 mod load;
+pub mod lock;
 pub mod migrate;
 pub mod ops;
 pub mod packed;
+pub mod progress;
 mod reopen;
+mod scan;
 pub mod v1;
 
 pub use reopen::Reopenable;
 
 use ops::OpCounts;
 use packed::Pending;
-use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError};
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 /// How long opening waits for the directory's lock.
@@ -71,8 +77,12 @@ pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             // tells it apart.
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_PATIENCE {
-                    return Err(StoreError(format!(
-                        "sled: {e} (is another roost using this data directory?)"
+                    let dir = config.get_path();
+                    // The data directory is the parent of `v2/`.
+                    let data_dir = dir.parent().unwrap_or(&dir);
+                    return Err(StoreError(lock::in_use_message(
+                        data_dir,
+                        lock::holder(&dir),
                     )));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -253,8 +263,8 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        load::snapshot(&self.tree, &self.ops)
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        load::load_into(&self.tree, &self.ops, loader)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

@@ -1,36 +1,53 @@
-//! Reading: the snapshot the engine loads at start-up, and walks over a node's items.
+//! Reading: what the engine loads at start-up, and walks over a node's items.
 
 use crate::codec;
 use crate::keys;
 use crate::ops::OpCounts;
 use crate::packed;
-use roost_nodes::{Affiliation, ItemCounters, Snapshot, StoreError};
-use std::collections::{BTreeMap, HashMap};
+use roost_nodes::{ItemCounters, Loader, StoreError};
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::mpsc;
 
 fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
 
-/// Everything the engine keeps in memory. Node records, counters and affiliations are
-/// read on one thread while subscriptions (most of the rows) are decoded on another.
-/// Strings are decoded from the buckets' bytes in place: the only allocations are the
-/// snapshot's own strings.
-pub fn snapshot(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot, StoreError> {
-    let (head, subs) = std::thread::scope(|s| {
-        let subs = s.spawn(|| subscriptions(tree, ops));
-        let head = nodes_and_affiliations(tree, ops);
-        let subs = subs
+/// Feeds everything the engine keeps in memory to `loader`. Subscriptions (most of the
+/// rows) are read from sled on a second thread, grouped by node, while node records,
+/// counters and affiliations are read and handed over on this one; each node's buckets
+/// are then decoded in place, rows borrowing from the buckets' bytes.
+pub fn load_into(
+    tree: &sled::Tree,
+    ops: &OpCounts,
+    loader: &mut dyn Loader,
+) -> Result<(), StoreError> {
+    std::thread::scope(|s| {
+        // Bounded, so that a slow loader holds back the reader rather than memory.
+        let (tx, rx) = mpsc::sync_channel(256);
+        let reader = s.spawn(move || read_subscriptions(tree, ops, &tx));
+        nodes_and_affiliations(tree, ops, loader)?;
+        for group in rx {
+            let (node, buckets) = group?;
+            let mut rows = buckets.iter().flat_map(|b| packed::entries(b)).map(|e| {
+                let (subid, sub) = e?;
+                let subid = std::str::from_utf8(subid)
+                    .map_err(|_| StoreError(format!("corrupt subid {subid:02x?}")))?;
+                codec::decode_sub_row(subid, sub)
+            });
+            loader.subscriptions(&node, &mut rows)?;
+        }
+        reader
             .join()
-            .unwrap_or_else(|_| Err(StoreError("loading subscriptions panicked".into())));
-        (head, subs)
-    });
-    let mut snap = head?;
-    snap.subscriptions = subs?;
-    Ok(snap)
+            .unwrap_or_else(|_| Err(StoreError("reading subscriptions panicked".into())))
+    })
 }
 
-fn nodes_and_affiliations(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot, StoreError> {
+fn nodes_and_affiliations(
+    tree: &sled::Tree,
+    ops: &OpCounts,
+    loader: &mut dyn Loader,
+) -> Result<(), StoreError> {
     let mut counters: HashMap<u64, ItemCounters> = HashMap::new();
     for kv in tree.scan_prefix([keys::COUNTERS]) {
         ops.read(1);
@@ -38,71 +55,73 @@ fn nodes_and_affiliations(tree: &sled::Tree, ops: &OpCounts) -> Result<Snapshot,
         counters.insert(keys::decode_counters(&k)?, codec::decode_head(&v)?.counters);
     }
 
-    let mut snap = Snapshot::default();
     for kv in tree.scan_prefix([keys::NODE]) {
         ops.read(1);
         let (k, v) = kv.map_err(sled_err)?;
         let rec = codec::decode_node(keys::decode_node(&k)?.to_owned(), &v)?;
         let c = counters.get(&rec.uid).copied().unwrap_or_default();
-        snap.last_uid = snap.last_uid.max(rec.uid);
-        snap.nodes.insert(rec.name.clone(), (rec, c));
+        loader.node(rec, c)?;
     }
 
     for kv in tree.scan_prefix([keys::AFFS]) {
         ops.read(1);
         let (k, v) = kv.map_err(sled_err)?;
         let (node, _) = keys::decode_node_bucket(keys::AFFS, &k)?;
-        let affs = match snap.affiliations.get_mut(node) {
-            Some(m) => m,
-            None => snap.affiliations.entry(node.to_owned()).or_default(),
-        };
         for e in packed::entries(&v) {
             let (jid, a) = e?;
             let jid = std::str::from_utf8(jid)
                 .map_err(|_| StoreError(format!("corrupt affiliation key {jid:02x?}")))?;
-            let jid = codec::parse_bare_jid(jid)?;
-            let a = codec::decode_affiliation(a)?;
-            // `none` is never written; should one appear it means exactly "no row".
-            if a != Affiliation::None {
-                affs.insert(jid, a);
-            }
-        }
-        if affs.is_empty() {
-            snap.affiliations.remove(node);
+            loader.affiliation(node, jid, codec::decode_affiliation(a)?)?;
         }
     }
 
     if let Some(v) = tree.get(keys::last_uid()).map_err(sled_err)? {
-        let stored = keys::decode_u64_value("last_uid", &v)?;
-        snap.last_uid = snap.last_uid.max(stored);
+        loader.last_uid(keys::decode_u64_value("last_uid", &v)?);
     }
-    Ok(snap)
+    Ok(())
 }
 
-type Subs = BTreeMap<String, BTreeMap<String, roost_nodes::Subscription>>;
+/// One node's subscription buckets, in key order.
+type Group = Result<(String, Vec<sled::IVec>), StoreError>;
 
-fn subscriptions(tree: &sled::Tree, ops: &OpCounts) -> Result<Subs, StoreError> {
-    let mut out = Subs::new();
+/// Sends the subscription buckets node by node; stops at the first error (sent on) or
+/// when the receiver has gone (it failed).
+fn read_subscriptions(
+    tree: &sled::Tree,
+    ops: &OpCounts,
+    tx: &mpsc::SyncSender<Group>,
+) -> Result<(), StoreError> {
+    let mut node = String::new();
+    let mut buckets = Vec::new();
     for kv in tree.scan_prefix([keys::SUBS]) {
         ops.read(1);
-        let (k, v) = kv.map_err(sled_err)?;
-        let (node, _) = keys::decode_node_bucket(keys::SUBS, &k)?;
-        let subs = match out.get_mut(node) {
-            Some(m) => m,
-            None => out.entry(node.to_owned()).or_default(),
+        let (k, v) = match kv.map_err(sled_err) {
+            Ok(kv) => kv,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return Ok(());
+            }
         };
-        for e in packed::entries(&v) {
-            let (subid, sub) = e?;
-            let subid = std::str::from_utf8(subid)
-                .map_err(|_| StoreError(format!("corrupt subid {subid:02x?}")))?;
-            let sub = codec::decode_subscription(subid.to_owned(), sub)?;
-            subs.insert(sub.subid.clone(), sub);
+        let this = match keys::decode_node_bucket(keys::SUBS, &k) {
+            Ok((this, _)) => this,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return Ok(());
+            }
+        };
+        if this != node {
+            let done = (std::mem::replace(&mut node, this.to_owned()), buckets);
+            buckets = Vec::new();
+            if !done.1.is_empty() && tx.send(Ok(done)).is_err() {
+                return Ok(());
+            }
         }
-        if subs.is_empty() {
-            out.remove(node);
-        }
+        buckets.push(v);
     }
-    Ok(out)
+    if !buckets.is_empty() {
+        let _ = tx.send(Ok((node, buckets)));
+    }
+    Ok(())
 }
 
 /// A node's live items between two seqs, in either direction, bucket by bucket: yields

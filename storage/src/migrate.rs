@@ -13,21 +13,19 @@
 //! seconds (the items, most of the work, by node uid out of the highest uid).
 
 use crate::apply::{AFF_BUCKET, ID_BUCKET, ITEM_BUCKET, SUB_BUCKET};
+use crate::bulk::Writer;
 use crate::codec::{self, Head};
+use crate::progress::Progress;
 use crate::v1::{self, V1Store};
-use crate::{keys, layout, packed, SledStore};
+use crate::{keys, layout, SledStore};
 use roost_nodes::{ItemCounters, StoreError};
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn sled_err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
-
-/// Bytes written per sled batch: large enough that per-batch costs vanish.
-const BATCH_BYTES: usize = 8 << 20;
 
 /// What a migration carried over.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,113 +74,9 @@ pub fn v1_to_v2(dir: &Path, to: &Path) -> Result<Report, StoreError> {
     Ok(report)
 }
 
-/// Writes batches of about [`BATCH_BYTES`].
-struct Writer<'a> {
-    tree: &'a sled::Tree,
-    batch: sled::Batch,
-    bytes: usize,
-    keys: u64,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) -> Result<(), StoreError> {
-        self.bytes += k.len() + v.len();
-        self.keys += 1;
-        self.batch.insert(k, v);
-        if self.bytes >= BATCH_BYTES {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn put_map(
-        &mut self,
-        prefix: &[u8],
-        entries: &mut [(Vec<u8>, Vec<u8>)],
-        cap: usize,
-    ) -> Result<(), StoreError> {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        for (lower, bucket) in packed::pack(entries.iter().map(|(k, v)| (&k[..], &v[..])), cap) {
-            let mut k = prefix.to_vec();
-            k.extend_from_slice(&lower);
-            self.put(k, bucket)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let batch = std::mem::take(&mut self.batch);
-        self.bytes = 0;
-        self.tree.apply_batch(batch).map_err(sled_err)
-    }
-}
-
-/// Progress: a bar on a terminal, log lines otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    what: &'static str,
-    total: u64,
-    last: Instant,
-    started: Instant,
-}
-
-impl Progress {
-    fn new(what: &'static str, total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "migrating {msg}: [{bar:40}] {pos}/{len} ({eta} left)",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b.set_message(what);
-            b
-        });
-        Progress {
-            bar,
-            what,
-            total,
-            last: Instant::now(),
-            started: Instant::now(),
-        }
-    }
-
-    fn at(&mut self, pos: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(pos);
-        } else if self.last.elapsed() >= Duration::from_secs(3) {
-            self.last = Instant::now();
-            let pct = 100.0 * pos as f64 / self.total.max(1) as f64;
-            let secs = self.started.elapsed().as_secs_f64();
-            let left = if pct > 0.0 {
-                secs * (100.0 - pct) / pct
-            } else {
-                0.0
-            };
-            tracing::info!(
-                "migrating {}: {pos}/{} ({pct:.0} %), about {left:.0} s left",
-                self.what,
-                self.total
-            );
-        }
-    }
-
-    fn done(self) {
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
 /// Reads the version-1 tree `from` and writes the version-2 tree `to`.
 pub fn copy(from: &sled::Tree, to: &sled::Tree) -> Result<Report, StoreError> {
-    let mut w = Writer {
-        tree: to,
-        batch: sled::Batch::default(),
-        bytes: 0,
-        keys: 0,
-    };
+    let mut w = Writer::new(to.clone());
     let mut report = Report::default();
 
     let mut last_uid = 0;
@@ -212,7 +106,7 @@ pub fn copy(from: &sled::Tree, to: &sled::Tree) -> Result<Report, StoreError> {
         (v1::keys::AFF, "affiliations"),
         (v1::keys::SUB, "subscriptions"),
     ] {
-        let mut p = Progress::new(what, report.nodes);
+        let mut p = Progress::new("migrating", what, report.nodes);
         let mut node: Option<String> = None;
         let mut group: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut nodes_done = 0;
@@ -262,7 +156,7 @@ pub fn copy(from: &sled::Tree, to: &sled::Tree) -> Result<Report, StoreError> {
     }
 
     // Items: one node at a time, in seq order; its id index is rebuilt from them.
-    let mut p = Progress::new("items (by node uid)", last_uid);
+    let mut p = Progress::new("migrating", "items (by node uid)", last_uid);
     let mut uid: Option<u64> = None;
     let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut ids: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

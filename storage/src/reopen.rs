@@ -3,7 +3,7 @@
 //! `fdatasync` of its log.
 
 use crate::SledStore;
-use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Millis, Snapshot, Store, StoreError};
+use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Millis, Store, StoreError};
 use std::path::Path;
 
 /// The sled store, closable so that it can be reopened in the same process. Every `Store`
@@ -71,6 +71,12 @@ impl Reopenable {
             .ok_or_else(|| StoreError("the store is closed for recovery".into()))
     }
 
+    /// Copies the database into the new data directory `dir` (see
+    /// [`SledStore::backup_to`]); call it only between commits.
+    pub fn backup_to(&self, dir: &Path) -> Result<crate::backup::BackupReport, StoreError> {
+        self.get()?.backup_to(dir)
+    }
+
     /// Waits until everything committed so far is on disk, e.g. on shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.get()?.flush()
@@ -78,8 +84,8 @@ impl Reopenable {
 }
 
 impl Store for Reopenable {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.get_mut()?.load()
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        self.get_mut()?.load_into(loader)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.get_mut()?.commit(changes)?;

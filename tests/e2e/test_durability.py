@@ -7,6 +7,7 @@ publishes in flight each.  Numbers per round are printed as "# durability: ..." 
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -14,7 +15,8 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
-from harness import RoostProcess, check, timeout
+import logship
+from harness import PASSWORD, RoostProcess, check, timeout
 from loadclient import (NS_DATA, NS_PUBSUB, NS_PUBSUB_OWNER, LinkDown, PublishLoad, RawClient,
                         create_node_body, error_of, item_ids, items_body, publish_body)
 
@@ -154,6 +156,47 @@ async def test_crash_loses_nothing_acknowledged(ctx):
         finally:
             await alice.close()
             await bob.close()
+
+
+@timeout(150)
+async def test_crash_rust_load(ctx):
+    """The kill -9 test of scripts/crash, short: roost-load (Rust) runs roost itself, 2
+    publishers x 64 in flight, SIGKILL 0.5-1.5 s into the load, 3 rounds; every
+    acknowledged item must be in the node's history after the restart."""
+    await asyncio.to_thread(logship.build)
+    users = [f"crash{i}" for i in range(3)]
+    for u in users:
+        await asyncio.to_thread(ctx.server.register, u, PASSWORD)
+    orig = ctx.roost
+    orig.stop()
+    log = os.path.join(ctx.tmp, "crash-rust.log")
+    mine = RoostProcess(ctx.roost_bin, ctx.env, os.path.join(ctx.tmp, "crash-rust-data"), log,
+                        keepalive=ctx.keepalive, extra_args=LOAD_ARGS, log_filter=ctx.roost_log_filter)
+    os.makedirs(mine.data_dir, exist_ok=True)
+    argv = [logship.LOAD, "--server", f"127.0.0.1:{ctx.env['C2S_PORT']}", logship.PLAIN,
+            "--domain", ctx.domain, "--service", ctx.service, "--users-prefix", "crash",
+            "--users", "3", "--password", PASSWORD, "--size", "128",
+            "crash", "--publishers", "2", "--window", "64", "--rounds", "3",
+            "--kill-min", "0.5", "--kill-max", "1.5", "--roost-log", log, "--", *mine.argv()]
+    try:
+        p = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(p.communicate(), 120)
+        except asyncio.TimeoutError:
+            p.kill()
+            out, err = await p.communicate()
+        for line in err.decode(errors="replace").splitlines():
+            note(line)
+        check(p.returncode == 0, f"roost-load crash failed (rc {p.returncode}): "
+                                 f"{err.decode(errors='replace')[-1500:]}\n---- {log} (tail)\n"
+                                 f"{mine.log_tail(20)}")
+        r = json.loads(out.decode().strip().splitlines()[-1])
+        check(r["lost"] == 0 and all(x["acked"] > 0 for x in r["rounds"]), f"crash rounds: {r['rounds']}")
+        note(f"crash (Rust load) {ctx.kind}: {len(r['rounds'])} rounds, {r['acked']} acked, "
+             f"{r['acked_per_s_mean']:.0f} acked/s mean, 0 lost")
+    finally:
+        orig.start()
+        await ctx.wait_ready(30)
 
 
 @timeout(120)

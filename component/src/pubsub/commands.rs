@@ -1,7 +1,9 @@
-//! XEP-0050 discovery of the service's one ad-hoc command, get-pending (§8.7): the command
-//! list (disco#items on the fixed node `http://jabber.org/protocol/commands`, XEP-0050 §2.2)
-//! and disco#info on that node and on the command's node. Running the command is a pubsub
-//! request (see `parse`).
+//! XEP-0050 discovery of the service's ad-hoc commands: get-pending (§8.7), for everyone,
+//! and the admins' commands ([`ADMIN_COMMANDS`], listed to admins only, as XEP-0050 §2.2
+//! allows a responder to tailor the list to the requester): the command list (disco#items
+//! on the fixed node `http://jabber.org/protocol/commands`) and disco#info on that node and
+//! on each command's node. Running get-pending is a pubsub request (see `parse`); running
+//! an admin command is `crate::admin`'s.
 
 use minidom::Element;
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
@@ -14,19 +16,38 @@ use crate::xml::commands::NS_COMMANDS;
 /// The name of get-pending in the command list.
 const GET_PENDING_NAME: &str = "Get pending subscription requests";
 
-/// The answer to a disco#info or disco#items get about the command nodes of `service`;
-/// `None` for any other payload (a node of that name would be a pubsub node).
-pub fn command_disco(payload: &Element, service: &Jid) -> Option<Element> {
+/// The admins' commands (in the spirit of XEP-0133): node, and name in the command list.
+pub const ADMIN_COMMANDS: &[(&str, &str)] = &[
+    ("urn:roost:admin:0#list-nodes", "List nodes"),
+    ("urn:roost:admin:0#node-summary", "Node summary"),
+    ("urn:roost:admin:0#delete-node", "Delete a node"),
+    ("urn:roost:admin:0#purge-node", "Purge a node's items"),
+    (
+        "urn:roost:admin:0#list-subscribers",
+        "List a node's subscriptions",
+    ),
+    ("urn:roost:admin:0#statistics", "Service statistics"),
+];
+
+/// The answer to a disco#info or disco#items get about the command nodes of `service`,
+/// asked by an admin or not; `None` for any other payload (a node of that name would be a
+/// pubsub node).
+pub fn command_disco(payload: &Element, service: &Jid, admin: bool) -> Option<Element> {
     let node = payload.attr("node")?;
+    let admin_commands = ADMIN_COMMANDS.iter().filter(|_| admin);
     if payload.is("query", ns::DISCO_ITEMS) && node == NS_COMMANDS {
+        let commands = [(GET_PENDING_NODE, GET_PENDING_NAME)].into_iter();
         return Some(
             DiscoItemsResult {
                 node: Some(NS_COMMANDS.to_owned()),
-                items: vec![DiscoItem {
-                    jid: service.clone(),
-                    node: Some(GET_PENDING_NODE.to_owned()),
-                    name: Some(GET_PENDING_NAME.to_owned()),
-                }],
+                items: commands
+                    .chain(admin_commands.copied())
+                    .map(|(node, name)| DiscoItem {
+                        jid: service.clone(),
+                        node: Some(node.to_owned()),
+                        name: Some(name.to_owned()),
+                    })
+                    .collect(),
                 rsm: None,
             }
             .into(),
@@ -51,7 +72,14 @@ pub fn command_disco(payload: &Element, service: &Jid) -> Option<Element> {
             Identity::new("automation", "command-node", "en", GET_PENDING_NAME),
             vec![NS_COMMANDS, ns::DATA_FORMS],
         ),
-        _ => return None,
+        _ => {
+            let mut admin_commands = admin_commands;
+            let (_, name) = admin_commands.find(|(n, _)| *n == node)?;
+            (
+                Identity::new("automation", "command-node", "en", *name),
+                vec![NS_COMMANDS, ns::DATA_FORMS],
+            )
+        }
     };
     Some(
         DiscoInfoResult {
@@ -80,14 +108,14 @@ mod tests {
 
     #[test]
     fn xep0050_2_2_command_list_and_command_info() {
-        let e = command_disco(&query(ns::DISCO_ITEMS, NS_COMMANDS), &service()).unwrap();
+        let e = command_disco(&query(ns::DISCO_ITEMS, NS_COMMANDS), &service(), false).unwrap();
         let items = DiscoItemsResult::try_from(e).unwrap();
         assert_eq!(items.node.as_deref(), Some(NS_COMMANDS));
         assert_eq!(items.items.len(), 1);
         assert_eq!(items.items[0].jid, service());
         assert_eq!(items.items[0].node.as_deref(), Some(GET_PENDING_NODE));
 
-        let e = command_disco(&query(ns::DISCO_INFO, GET_PENDING_NODE), &service()).unwrap();
+        let e = command_disco(&query(ns::DISCO_INFO, GET_PENDING_NODE), &service(), false).unwrap();
         let info = DiscoInfoResult::try_from(e).unwrap();
         assert_eq!(info.node.as_deref(), Some(GET_PENDING_NODE));
         assert_eq!(
@@ -100,9 +128,24 @@ mod tests {
         assert!(info.features.contains(NS_COMMANDS));
         assert!(info.features.contains(ns::DATA_FORMS));
 
-        let e = command_disco(&query(ns::DISCO_INFO, NS_COMMANDS), &service()).unwrap();
+        let e = command_disco(&query(ns::DISCO_INFO, NS_COMMANDS), &service(), false).unwrap();
         let info = DiscoInfoResult::try_from(e).unwrap();
         assert_eq!(info.identities[0].type_, "command-list");
+    }
+
+    #[test]
+    fn admin_commands_are_listed_to_admins_only() {
+        let list = |admin| {
+            let e = command_disco(&query(ns::DISCO_ITEMS, NS_COMMANDS), &service(), admin);
+            DiscoItemsResult::try_from(e.unwrap()).unwrap().items.len()
+        };
+        assert_eq!(list(false), 1);
+        assert_eq!(list(true), 1 + ADMIN_COMMANDS.len());
+        let (node, name) = ADMIN_COMMANDS[0];
+        let e = command_disco(&query(ns::DISCO_INFO, node), &service(), true).unwrap();
+        let info = DiscoInfoResult::try_from(e).unwrap();
+        assert_eq!(info.identities[0].name.as_deref(), Some(name));
+        assert!(command_disco(&query(ns::DISCO_INFO, node), &service(), false).is_none());
     }
 
     #[test]
@@ -112,10 +155,10 @@ mod tests {
             (ns::DISCO_ITEMS, "princely_musings"),
             (ns::DISCO_ITEMS, GET_PENDING_NODE),
         ] {
-            assert!(command_disco(&query(ns, node), &service()).is_none());
+            assert!(command_disco(&query(ns, node), &service(), true).is_none());
         }
         let no_node = Element::bare("query", ns::DISCO_INFO);
-        assert!(command_disco(&no_node, &service()).is_none());
+        assert!(command_disco(&no_node, &service(), true).is_none());
     }
 
     /// Through the service: disco#info on the service claims what it implements, and the

@@ -10,14 +10,14 @@
 //!   (or the stanza error the request deserves, from [`crate::errors`]);
 //! - `reply`: [`roost_nodes::Reply`] → IQ result payload;
 //! - `notify`: [`roost_nodes::Notification`] → `<message/>`;
-//! - `commands`: XEP-0050 discovery of the get-pending command.
+//! - `commands`: XEP-0050 discovery of the ad-hoc commands (get-pending, and the admins').
 //!
 //! xmpp-parsers types are used wherever they exist; the few elements built or read by hand
 //! say why where they are.
 
-mod codec;
+pub(crate) mod codec;
 mod commands;
-mod forms;
+pub(crate) mod forms;
 mod mam;
 mod notify;
 mod parse;
@@ -28,8 +28,8 @@ mod schema_tests;
 pub use crate::errors::stanza_error;
 pub(crate) use codec::serialize_payload;
 pub use codec::IqKind;
-pub use commands::command_disco;
-pub(crate) use forms::offer_roster_models;
+pub use commands::{command_disco, ADMIN_COMMANDS};
+pub(crate) use forms::{metadata_form, node_config_form, offer_roster_models};
 pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};
@@ -41,16 +41,17 @@ pub use reply::{owner_namespace, reply_payload};
 /// `access-presence` and `access-roster` are not here: they work only on a connection whose
 /// server grants roster access (XEP-0356), so the service adds [`ROSTER_FEATURES`] then.
 /// Deliberately absent until they work: `presence-subscribe` (XEP-0060 §9.1
-/// auto-subscription from entity capabilities), `auto-subscribe`, `collections`,
-/// `multi-collection`, `auto-create`, `filtered-notifications`, `publish-node-full` (no
+/// auto-subscription from entity capabilities), `auto-subscribe`, `auto-create`, `filtered-notifications`, `publish-node-full` (no
 /// `pubsub#publish_node_full` option: a full node always drops its oldest item) and
 /// `last-published` (the default `send_last_published_item` is `never`).
 pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-authorize",
     "http://jabber.org/protocol/pubsub#access-open",
     "http://jabber.org/protocol/pubsub#access-whitelist",
+    // XEP-0248: collection nodes, the root collection, associations, node news.
+    "http://jabber.org/protocol/pubsub#collections",
     "http://jabber.org/protocol/pubsub#config-node",
-    // `max` for pubsub#max_items and pubsub#item_expire (there is no pubsub#children_max).
+    // `max` for pubsub#max_items, pubsub#item_expire and pubsub#children_max.
     "http://jabber.org/protocol/pubsub#config-node-max",
     "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
@@ -64,6 +65,7 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#member-affiliation",
     "http://jabber.org/protocol/pubsub#meta-data",
     "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#multi-collection",
     "http://jabber.org/protocol/pubsub#multi-items",
     "http://jabber.org/protocol/pubsub#multi-subscribe",
     "http://jabber.org/protocol/pubsub#outcast-affiliation",
@@ -101,7 +103,7 @@ pub const OTHER_FEATURES: &[&str] = &[
 
 /// Roost's content-based subscriptions (XEP-0060 §12 "Content-Based Pubsub Systems"): the
 /// `x-roost#filter` subscription option (`forms/options.rs`). Advertised by the service and
-/// by every leaf node, whose notifications it selects.
+/// by every node, whose notifications it selects (a collection's: among its leaves' items).
 pub const FILTER_FEATURE: &str = "urn:roost:filter:0";
 
 /// The access models that need the owners' rosters (§4.5), advertised only while the server

@@ -18,6 +18,7 @@ use xmpp_parsers::pubsub::{ItemId, NodeName, Subscription, SubscriptionId};
 use super::codec::{format_datetime, payload_element};
 use super::forms::{node_config_form, subscribe_authorization_form};
 use crate::encoder::StanzaEncoder;
+use crate::xml::collections::{EventAssociation, NodeChange, NodeEvent};
 use crate::xml::shim::Headers;
 
 /// Serializes notifications for the wire, building and serializing each distinct
@@ -41,6 +42,7 @@ struct Template {
     node: String,
     kind: NotificationType,
     include_body: bool,
+    collections: Vec<String>,
     event: std::sync::Arc<Event>,
     /// `<message` and its other attributes, up to the start tag's `>` (excluded).
     head: Vec<u8>,
@@ -53,6 +55,7 @@ impl Template {
         self.kind == n.kind
             && self.include_body == n.include_body
             && self.node == n.node
+            && self.collections == n.collections
             && (std::sync::Arc::ptr_eq(&self.event, &n.event) || self.event == n.event)
     }
 }
@@ -109,6 +112,7 @@ impl NotificationRenderer {
             node: n.node.clone(),
             kind: n.kind,
             include_body: n.include_body,
+            collections: n.collections.clone(),
             event: n.event.clone(),
             head: bytes,
             rest,
@@ -188,10 +192,10 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
     if n.include_body {
         m.bodies.insert(Lang::default(), summary(n));
     }
-    let mut event: Element = PsEvent {
-        payload: event_payload(&n.node, &n.event),
-    }
-    .into();
+    let mut event: Element = match event_payload(&n.node, &n.event) {
+        Some(payload) => PsEvent { payload }.into(),
+        None => node_event(&n.node, &n.event),
+    };
     if let Event::Delete { redirect: None } = *n.event {
         // xmpp-parsers 0.23 always emits <redirect/>, even with no uri: drop the empty one.
         if let Some(d) = event.get_child_mut("delete", ns::PUBSUB_EVENT) {
@@ -213,10 +217,10 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         }
     }
     m.payloads.push(event);
-    if names_subids(n) {
-        // Example 104.
+    if names_subids(n) || !n.collections.is_empty() {
+        // XEP-0248 example 7; XEP-0060 example 104.
         m.payloads
-            .push(Headers::subids(n.subids.iter().map(String::as_str)).into());
+            .push(Headers::notification(&n.collections, &n.subids, names_subids(n)).into());
     }
     m
 }
@@ -227,9 +231,33 @@ fn names_subids(n: &Notification) -> bool {
     n.subids.len() > 1 || n.name_subids
 }
 
-fn event_payload(node: &str, event: &Event) -> Payload {
+/// The XEP-0248 events xmpp-parsers 0.23's `Payload` has no variant for: `<create/>`
+/// (§notify-nodes) and `<collection/>` (§notify-associate-dissociate).
+fn node_event(node: &str, event: &Event) -> Element {
+    let change = match event {
+        Event::Collection { child, associate } => NodeChange::Collection {
+            node: NodeName(node.to_owned()),
+            change: if *associate {
+                EventAssociation::Associate {
+                    node: NodeName(child.clone()),
+                }
+            } else {
+                EventAssociation::Dissociate {
+                    node: NodeName(child.clone()),
+                }
+            },
+        },
+        _ => NodeChange::Create {
+            node: NodeName(node.to_owned()),
+        },
+    };
+    NodeEvent { change }.into()
+}
+
+/// The event as xmpp-parsers' `Payload`; `None` for those it has none for.
+fn event_payload(node: &str, event: &Event) -> Option<Payload> {
     let node = NodeName(node.to_owned());
-    match event {
+    Some(match event {
         // Examples 100, 101, 226.
         Event::Items {
             items,
@@ -284,7 +312,8 @@ fn event_payload(node: &str, event: &Event) -> Payload {
             subid: subid.clone().map(SubscriptionId),
             subscription: Subscription::from_str(state.as_str()).ok(),
         },
-    }
+        Event::Create | Event::Collection { .. } => return None,
+    })
 }
 
 /// The §8.6 approval request to an owner (example 189): a `pubsub#subscribe_authorization`
@@ -329,6 +358,15 @@ fn summary(n: &Notification) -> String {
             redirect: Some(uri),
         } => format!("Node {node} was deleted; it moved to {uri}"),
         Event::Configuration { .. } => format!("The configuration of node {node} changed"),
+        Event::Create => format!("Node {node} was created"),
+        Event::Collection {
+            child,
+            associate: true,
+        } => format!("Node {child} joined collection {node}"),
+        Event::Collection {
+            child,
+            associate: false,
+        } => format!("Node {child} left collection {node}"),
         Event::Subscription { jid, state, .. } => {
             format!("The subscription of {jid} to node {node} is now {state}")
         }
@@ -353,6 +391,7 @@ mod tests {
             name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(event),
         }
     }
@@ -585,6 +624,7 @@ mod tests {
             name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Subscription {
                 jid: subscriber.clone(),
                 state: SubscriptionState::Pending,

@@ -34,6 +34,10 @@ const REQUIRED: &[(&str, &str, &[&str])] = &[
         "subscription",
         &["subscription", "jid"],
     ),
+    (xmpp_parsers::ns::PUBSUB_EVENT, "associate", &["node"]),
+    // XEP-0060's schema spells it `disassociate`; XEP-0248 (examples 10, 52), the
+    // collections spec, `dissociate`, which Roost follows.
+    (xmpp_parsers::ns::PUBSUB_EVENT, "dissociate", &["node"]),
     (xmpp_parsers::ns::PUBSUB_EVENT, "delete", &["node"]),
     (xmpp_parsers::ns::PUBSUB_EVENT, "items", &["node"]),
     (xmpp_parsers::ns::PUBSUB_EVENT, "purge", &["node"]),
@@ -235,6 +239,15 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
         Event::Configuration {
             config: Some(NodeConfig::default()),
         },
+        Event::Create,
+        Event::Collection {
+            child: "c".into(),
+            associate: true,
+        },
+        Event::Collection {
+            child: "c".into(),
+            associate: false,
+        },
         Event::Subscription {
             jid: jid.clone(),
             state: SubscriptionState::None,
@@ -251,6 +264,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
                 name_subids: false,
                 kind: NotificationType::Headline,
                 include_body: true,
+                collections: Vec::new(),
                 event: std::sync::Arc::new(event.clone()),
             },
             &service,

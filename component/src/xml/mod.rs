@@ -2,7 +2,9 @@
 //! crate) the way xmpp-parsers declares its own. Each module round-trips its elements on the
 //! examples of the XEP that defines them.
 
+pub mod collections;
 pub mod commands;
+pub mod dump;
 pub mod mam;
 pub mod privilege;
 pub mod pubsub;

@@ -4,7 +4,16 @@
 //! ```text
 //! roost-log-sink --jid bob@localhost --password pw \
 //!     --service pubsub.localhost --node logs --out collected.log
+//! roost-log-sink ... --node logs --out-dir collected/   # one file per shipper and node
 //! ```
+//!
+//! * The node may be a collection (XEP-0248), e.g. `logs` above `logs/web/nginx` and
+//!   `logs/db/pg` on a service with topic hierarchies: the sink then finds the leaves
+//!   below it (disco#items, recursively), subscribes to the collection for items at any
+//!   depth, and catches up from each leaf's history in turn; a leaf that appears later
+//!   comes live, and its earlier lines with the next catch-up (a gap in its numbering
+//!   triggers one). With `--out-dir` each (node, shipper) gets its own file,
+//!   `DIR/NODE/SHIPPER.log`; with `--out` every line goes to one file, in arrival order.
 //!
 //! * It subscribes its *full* JID (`--resource`), so notifications come straight to this
 //!   session whatever its presence, and no offline copies pile up while it is away.
@@ -23,13 +32,11 @@
 //!   it was in flight: requests it had not read yet are lost, nobody bounces them) is
 //!   sent again, and so is a subscribe that failed because the service was away.
 //! * The state file (`--state`, default `OUT.state`) holds, fsync'd right after the
-//!   output is flushed and fsync'd, the output size and the last line number per shipper.
-//!   On start the output is cut back to that size, so a crash between the two writes
-//!   repeats nothing.
+//!   output is flushed and fsync'd, the output size(s) and the last line number per
+//!   shipper (and node). On start the output is cut back to that size, so a crash between
+//!   the two writes repeats nothing (see `roost_examples::sink`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,10 +45,8 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use minidom::Element;
 use roost_examples::connect::ConnectArgs;
-use roost_examples::{
-    decode, describe_error, init_logging, is_transient, load_state, open_append, save_state,
-    shipper_of, Incoming, Session, Unit,
-};
+use roost_examples::sink::{Dest, Output, Source};
+use roost_examples::{describe_error, init_logging, is_transient, shipper_of, Incoming, Session};
 use tokio_xmpp::Stanza;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -50,6 +55,9 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
+const DISCO_INFO_NS: &str = "http://jabber.org/protocol/disco#info";
+const DISCO_ITEMS_NS: &str = "http://jabber.org/protocol/disco#items";
+const DATA_NS: &str = "jabber:x:data";
 const EVENT_NS: &str = "http://jabber.org/protocol/pubsub#event";
 const MAM_NS: &str = "urn:xmpp:mam:2";
 const RSM_NS: &str = "http://jabber.org/protocol/rsm";
@@ -60,8 +68,8 @@ const CLIENT_NS: &str = "jabber:client";
 const PAGE: u32 = 250;
 /// How long items may wait behind a gap before the history is asked for it.
 const GAP_PATIENCE: Duration = Duration::from_secs(3);
-/// Items waiting behind gaps, at most; beyond, they are dropped and refetched.
-const MAX_WAITING: usize = 100_000;
+/// How long a discovery request (finding the leaves of a collection) may take.
+const DISCO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a subscribe or history query may go without an answer (for a query: without
 /// a result arriving) before it is given up and sent again. A request in flight when the
 /// service restarts may never be answered; without this the sink would wait forever.
@@ -90,15 +98,19 @@ struct Args {
     #[arg(long, default_value = "pubsub.localhost")]
     service: Jid,
 
-    /// Node to collect from.
+    /// Node to collect from: a leaf, or a collection (every leaf below it).
     #[arg(long)]
     node: String,
 
-    /// Output file (appended to).
-    #[arg(long)]
-    out: PathBuf,
+    /// Output file (appended to), for every line.
+    #[arg(long, required_unless_present = "out_dir", conflicts_with = "out_dir")]
+    out: Option<PathBuf>,
 
-    /// State file; defaults to OUT.state.
+    /// Output directory: one file per node and shipper, DIR/NODE/SHIPPER.log.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+
+    /// State file; defaults to OUT.state (or DIR.state).
     #[arg(long)]
     state: Option<PathBuf>,
 
@@ -124,194 +136,46 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The output and what was written to it.
-struct Output {
-    file: BufWriter<std::fs::File>,
-    state_path: PathBuf,
-    /// Bytes written (flushed or not).
-    size: u64,
-    /// Last line number written, per shipper.
-    last: BTreeMap<String, u64>,
-    /// The item that brought the newest line: where catching up resumes.
-    last_item: Option<String>,
-    /// Items waiting behind a gap, by (shipper, first line number).
-    waiting: BTreeMap<(String, u64), Vec<Unit>>,
-    /// Since when something has been waiting.
-    waiting_since: Option<Instant>,
-    dirty: bool,
-}
-
-impl Output {
-    /// Take one item: write what follows on from the shipper's last line, keep what is
-    /// ahead of a gap, drop what was written already. Returns the item's first line
-    /// number (`None` when it is not a log batch).
-    fn deliver(&mut self, id: &str, payload: &Element) -> std::io::Result<Option<u64>> {
-        let (Some(shipper), Some((first, units))) = (shipper_of(id), decode(payload)) else {
-            tracing::warn!(id, "item is not a roost-log-ship batch; ignored");
-            return Ok(None);
-        };
-        if units.is_empty() {
-            return Ok(Some(first));
-        }
-        if self.apply(shipper, first, &units)? {
-            self.last_item = Some(id.to_owned());
-            self.drain_waiting(shipper)?;
-        } else if first > self.last.get(shipper).copied().unwrap_or(0) + 1
-            && self.waiting.len() < MAX_WAITING
-        {
-            let slot = self.waiting.entry((shipper.to_owned(), first)).or_default();
-            if units.len() > slot.len() {
-                *slot = units;
-            }
-        }
-        self.waiting_since = match (self.waiting.is_empty(), self.waiting_since) {
-            (true, _) => None,
-            (false, None) => Some(Instant::now()),
-            (false, since) => since,
-        };
-        Ok(Some(first))
-    }
-
-    /// Write whatever waited for the lines of `shipper` written so far.
-    fn drain_waiting(&mut self, shipper: &str) -> std::io::Result<()> {
-        loop {
-            let next = self.last.get(shipper).copied().unwrap_or(0) + 1;
-            let ready: Vec<(String, u64)> = self
-                .waiting
-                .range((shipper.to_owned(), 0)..=(shipper.to_owned(), next))
-                .map(|(k, _)| k.clone())
-                .collect();
-            if ready.is_empty() {
-                return Ok(());
-            }
-            for k in ready {
-                if let Some(u) = self.waiting.remove(&k) {
-                    self.apply(shipper, k.1, &u)?;
-                }
-            }
-        }
-    }
-
-    /// Write the units numbered after the shipper's last line, if they follow on from
-    /// it; true when something was written.
-    fn apply(&mut self, shipper: &str, first: u64, units: &[Unit]) -> std::io::Result<bool> {
-        let last = self.last.get(shipper).copied().unwrap_or(0);
-        let end = first + units.len() as u64 - 1;
-        if first > last + 1 || end <= last {
-            return Ok(false);
-        }
-        for u in &units[(last + 1 - first) as usize..] {
-            let bytes = u.to_log_bytes();
-            self.file.write_all(&bytes)?;
-            self.size += bytes.len() as u64;
-        }
-        self.last.insert(shipper.to_owned(), end);
-        self.dirty = true;
-        Ok(true)
-    }
-
-    /// After reading the whole history: give up on the lines it no longer has, those
-    /// before `oldest[shipper]`, the first line of the shipper's oldest item in it (older
-    /// items were dropped for `max_items`). A gap *after* that is not skipped: the lines
-    /// are late, not gone (a publish being retried while later ones went through, as
-    /// around a Roost restart), and come live or with a later read. Returns whether a gap
-    /// remains.
-    fn skip_expired(&mut self, oldest: &BTreeMap<String, u64>) -> std::io::Result<bool> {
-        for (shipper, &h) in oldest {
-            let last = self.last.get(shipper).copied().unwrap_or(0);
-            if h > last + 1 {
-                eprintln!(
-                    "roost-log-sink: lines {}..{} of shipper {shipper} are no longer in the \
-                     node's history; skipped",
-                    last + 1,
-                    h - 1
-                );
-                self.last.insert(shipper.clone(), h - 1);
-                self.dirty = true;
-                self.drain_waiting(shipper)?;
-            }
-        }
-        if self.waiting.is_empty() {
-            self.waiting_since = None;
-        }
-        Ok(!self.waiting.is_empty())
-    }
-
-    /// Make the output durable, then record it: the state never claims unwritten lines.
-    fn commit(&mut self) -> anyhow::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        self.file.flush()?;
-        self.file.get_ref().sync_data()?;
-        let mut st = BTreeMap::new();
-        st.insert("size".to_owned(), self.size.to_string());
-        if let Some(id) = &self.last_item {
-            st.insert("last_item".to_owned(), id.clone());
-        }
-        for (s, n) in &self.last {
-            st.insert(format!("line.{s}"), n.to_string());
-        }
-        save_state(&self.state_path, &st).context("saving state")?;
-        self.dirty = false;
-        Ok(())
-    }
-}
-
-/// A history query in progress.
+/// A history query in progress, and the reads of the same round still to come.
 struct CatchUp {
     iq: String,
     queryid: String,
-    /// Reading the whole history (the resume point was gone, or a gap remained).
+    /// The leaf whose history is read.
+    node: String,
+    /// Reading its whole history (no resume point, it was gone, or a gap remained).
     from_start: bool,
     /// When it was sent or last brought a result: for [`REQUEST_TIMEOUT`].
     progress: Instant,
-    /// Per shipper, the first line of its oldest item seen in this read (over all pages).
-    oldest: BTreeMap<String, u64>,
+    /// Per source, the first line of its oldest item seen in this round (over all pages
+    /// and leaves).
+    oldest: BTreeMap<Source, u64>,
+    /// The leaves to read next, each with whether from its start.
+    queue: VecDeque<(String, bool)>,
+    /// Every read of this round is from the start: what it did not find is gone.
+    whole: bool,
+}
+
+/// What the sink's node is, as found on (re)connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    /// A leaf: its own history, its own items.
+    Leaf,
+    /// A collection, with the leaves below it.
+    Collection(Vec<String>),
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let (dest, base) = match (&args.out, &args.out_dir) {
+        (Some(f), _) => (Dest::File(f.clone()), f.clone()),
+        (None, Some(d)) => (Dest::Dir(d.clone()), d.clone()),
+        (None, None) => bail!("--out or --out-dir is required"),
+    };
     let state_path = args.state.clone().unwrap_or_else(|| {
-        let mut s = args.out.clone().into_os_string();
+        let mut s = base.into_os_string();
         s.push(".state");
         PathBuf::from(s)
     });
-    let st = load_state(&state_path)
-        .with_context(|| format!("reading state file {}", state_path.display()))?;
-    let size: u64 = st.get("size").and_then(|v| v.parse().ok()).unwrap_or(0);
-    {
-        // Lines written after the last commit are not recorded: cut them, they come again.
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&args.out)
-            .with_context(|| format!("opening {}", args.out.display()))?;
-        let len = f.metadata()?.len();
-        if len < size {
-            bail!(
-                "{} has {len} bytes but {size} were written to it: it was changed behind \
-                 the sink's back (remove {} to start over)",
-                args.out.display(),
-                state_path.display()
-            );
-        }
-        f.set_len(size)?;
-        f.sync_all()?;
-    }
-    let mut out = Output {
-        file: BufWriter::with_capacity(1 << 16, open_append(&args.out)?),
-        state_path,
-        size,
-        last: st
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("line.")?.to_owned(), v.parse().ok()?)))
-            .collect(),
-        last_item: st.get("last_item").cloned(),
-        waiting: BTreeMap::new(),
-        waiting_since: None,
-        dirty: false,
-    };
+    let mut out = Output::open(dest, &args.node, state_path)?;
 
     let jid: Jid = format!("{}/{}", args.jid.to_bare(), args.resource)
         .parse()
@@ -321,20 +185,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("roost-log-sink: connected as {}", s.bound);
 
     let mut catchup: Option<CatchUp> = None;
-    // When to subscribe and catch up again, after the node was found missing.
+    // When to subscribe and catch up again, after the node was found missing or the
+    // service away.
     let mut restart_at: Option<Instant> = None;
     // Subscribe requests in flight, by IQ id, with when they were sent.
     let mut subscribe_iq: HashMap<String, Instant> = HashMap::new();
     let mut queries = 0u64;
-    start(
-        &mut s,
-        &args,
-        &mut subscribe_iq,
-        &mut catchup,
-        &out,
-        &mut queries,
-    )
-    .await;
+    // What the node is (a leaf, or a collection and its leaves): found by `start`.
+    let mut shape = Shape::Leaf;
+    let mut sink = Sink {
+        args: &args,
+        subscribe_iq: &mut subscribe_iq,
+        catchup: &mut catchup,
+        queries: &mut queries,
+        shape: &mut shape,
+        restart_at: &mut restart_at,
+    };
+    sink.start(&mut s, &out).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut stop = Box::pin(shutdown());
 
@@ -344,15 +211,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 None => bail!("connection closed"),
                 Some(Incoming::Reconnected) => {
                     eprintln!("roost-log-sink: reconnected; catching up");
-                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    sink.start(&mut s, &out).await?;
                 }
                 Some(Incoming::Stanza(st)) => match *st {
-                    Stanza::Message(m) => on_message(&m, &args, &mut catchup, &mut out)?,
+                    Stanza::Message(m) => on_message(&m, &args, sink.catchup, sink.shape, &mut out)?,
                     Stanza::Iq(Iq::Result { id, payload, .. }) => {
-                        if subscribe_iq.remove(&id).is_some() {
+                        if sink.subscribe_iq.remove(&id).is_some() {
                             continue;
                         }
-                        let Some(c) = catchup.take_if(|c| c.iq == id) else { continue };
+                        let Some(c) = sink.catchup.take_if(|c| c.iq == id) else { continue };
                         let fin = payload.filter(|p| p.is("fin", MAM_NS));
                         let complete = fin.as_ref().map_or(true, |f| {
                             matches!(f.attr("complete"), Some("true") | Some("1"))
@@ -364,63 +231,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             .map(|l| l.text());
                         out.commit()?;
                         if !complete && last.is_some() {
-                            query(&mut s, &args, &mut catchup, last, c.from_start, &mut queries).await;
-                            if let Some(n) = catchup.as_mut() {
-                                n.oldest = c.oldest;
-                            }
-                        } else if !out.waiting.is_empty() {
-                            if c.from_start {
-                                if out.skip_expired(&c.oldest)? {
-                                    // Late lines: give them time to arrive live before the
-                                    // history is read again.
-                                    out.waiting_since = Some(Instant::now() + LATE_PATIENCE);
-                                    eprintln!("roost-log-sink: waiting for late lines");
-                                } else {
-                                    eprintln!("roost-log-sink: caught up; following live");
-                                }
-                                out.commit()?;
-                            } else {
-                                // Something is missing between where we resumed and the
-                                // waiting items: read the whole history once.
-                                query(&mut s, &args, &mut catchup, None, true, &mut queries).await;
-                            }
+                            let (node, from_start) = (c.node.clone(), c.from_start);
+                            sink.query(&mut s, c, node, last, from_start).await;
                         } else {
-                            eprintln!("roost-log-sink: caught up; following live");
+                            sink.next_read(&mut s, c, &mut out).await?;
                         }
                     }
                     Stanza::Iq(Iq::Error { id, error, .. }) => {
-                        if subscribe_iq.remove(&id).is_some() {
+                        if sink.subscribe_iq.remove(&id).is_some() {
+                            if error.defined_condition == DefinedCondition::Conflict {
+                                // Subscribed to the collection already (XEP-0248: one
+                                // subscription per kind of news): that one serves.
+                                continue;
+                            }
                             if error.defined_condition == DefinedCondition::ItemNotFound {
-                                // The shipper has not created the node yet: wait for it.
-                                if restart_at.is_none() {
-                                    eprintln!("roost-log-sink: node {} does not exist (yet); waiting", args.node);
-                                }
-                                restart_at = Some(Instant::now() + Duration::from_secs(1));
-                                catchup = None;
+                                // Deleted meanwhile: find out again shortly.
+                                sink.later(1);
                                 continue;
                             }
                             if is_transient(&error) {
                                 // Roost is away: subscribe (and catch up) again shortly;
                                 // without a subscription nothing live would come.
                                 tracing::info!("subscribe failed: {}", describe_error(&error));
-                                restart_at = Some(Instant::now() + Duration::from_secs(1));
-                                catchup = None;
+                                sink.later(1);
                                 continue;
                             }
                             bail!("subscribing to {} failed: {}", args.node, describe_error(&error));
                         }
-                        let Some(c) = catchup.take_if(|c| c.iq == id) else { continue };
-                        if error.defined_condition == DefinedCondition::ItemNotFound && c.from_start {
-                            // No such node: the subscribe error above schedules the retry.
-                        } else if error.defined_condition == DefinedCondition::ItemNotFound {
+                        let Some(c) = sink.catchup.take_if(|c| c.iq == id) else { continue };
+                        if error.defined_condition == DefinedCondition::ItemNotFound && !c.from_start {
                             // The item we resumed after is gone (expired or replaced).
-                            query(&mut s, &args, &mut catchup, None, true, &mut queries).await;
+                            let node = c.node.clone();
+                            sink.query(&mut s, c, node, None, true).await;
+                        } else if error.defined_condition == DefinedCondition::ItemNotFound {
+                            // The leaf is gone: on with the others.
+                            sink.next_read(&mut s, c, &mut out).await?;
                         } else if is_transient(&error) {
                             // Retried by the gap timer below, or on the next item.
                             tracing::info!("history query failed: {}", describe_error(&error));
                             out.waiting_since.get_or_insert_with(Instant::now);
                         } else {
-                            bail!("reading the history of {} failed: {}", args.node, describe_error(&error));
+                            bail!("reading the history of {} failed: {}", c.node, describe_error(&error));
                         }
                     }
                     _ => {}
@@ -430,26 +281,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 out.commit()?;
                 // Stuck behind a gap (a notification lost while Roost restarted, say), or a
                 // history query that failed: ask the history again.
-                if restart_at.is_some_and(|t| Instant::now() >= t) {
-                    restart_at = None;
-                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                if sink.restart_at.is_some_and(|t| Instant::now() >= t) {
+                    *sink.restart_at = None;
+                    sink.start(&mut s, &out).await?;
                     continue;
                 }
                 // A request lost on the way (the service restarted while it was in flight):
                 // subscribe and catch up again, from where the output stands.
-                let lost_query = catchup.as_ref().is_some_and(|c| c.progress.elapsed() >= REQUEST_TIMEOUT);
-                let lost_subscribe = subscribe_iq.values().any(|t| t.elapsed() >= REQUEST_TIMEOUT);
+                let lost_query = sink.catchup.as_ref().is_some_and(|c| c.progress.elapsed() >= REQUEST_TIMEOUT);
+                let lost_subscribe = sink.subscribe_iq.values().any(|t| t.elapsed() >= REQUEST_TIMEOUT);
                 if lost_query || lost_subscribe {
                     eprintln!("roost-log-sink: no answer from the service for {}s; subscribing and catching up again",
                         REQUEST_TIMEOUT.as_secs());
-                    subscribe_iq.clear();
-                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    sink.start(&mut s, &out).await?;
                     continue;
                 }
                 let stuck = out.waiting_since.is_some_and(|t| t.elapsed() >= GAP_PATIENCE);
-                if catchup.is_none() && restart_at.is_none() && stuck {
+                if sink.catchup.is_none() && sink.restart_at.is_none() && stuck {
                     out.waiting_since = Some(Instant::now());
-                    start(&mut s, &args, &mut subscribe_iq, &mut catchup, &out, &mut queries).await;
+                    sink.start(&mut s, &out).await?;
                 }
             }
             _ = &mut stop => break,
@@ -460,75 +310,293 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Subscribe (again: a subscription that exists is simply confirmed) and catch up.
-async fn start(
-    s: &mut Session,
-    args: &Args,
-    subscribe_iq: &mut HashMap<String, Instant>,
-    catchup: &mut Option<CatchUp>,
-    out: &Output,
-    queries: &mut u64,
-) {
-    // Presence is not needed for delivery to a full JID; it only makes the session
-    // look normal to the server.
-    s.send(Presence::new(PresenceType::None)).await;
-    let sub: Element = Element::builder("pubsub", PUBSUB_NS)
-        .append(
+/// The sink's requests: discovery, subscription, history reads.
+struct Sink<'a> {
+    args: &'a Args,
+    subscribe_iq: &'a mut HashMap<String, Instant>,
+    catchup: &'a mut Option<CatchUp>,
+    queries: &'a mut u64,
+    shape: &'a mut Shape,
+    restart_at: &'a mut Option<Instant>,
+}
+
+impl Sink<'_> {
+    /// Try again in `secs` seconds.
+    fn later(&mut self, secs: u64) {
+        *self.catchup = None;
+        *self.restart_at = Some(Instant::now() + Duration::from_secs(secs));
+    }
+
+    /// Find out what the node is (and, for a collection, its leaves), subscribe (again: a
+    /// subscription that exists is simply confirmed) and catch up. When the node is not
+    /// there yet or the service is away, try again shortly.
+    async fn start(&mut self, s: &mut Session, out: &Output) -> anyhow::Result<()> {
+        let args = self.args;
+        self.subscribe_iq.clear();
+        *self.catchup = None;
+        // Presence is not needed for delivery to a full JID; it only makes the session
+        // look normal to the server.
+        s.send(Presence::new(PresenceType::None)).await;
+        let shape = match discover(s, &args.service, &args.node).await? {
+            Found::Shape(shape) => shape,
+            Found::Missing => {
+                if *self.shape == Shape::Leaf && self.restart_at.is_none() {
+                    eprintln!(
+                        "roost-log-sink: node {} does not exist (yet); waiting",
+                        args.node
+                    );
+                }
+                self.later(1);
+                return Ok(());
+            }
+            Found::Away(why) => {
+                tracing::info!("discovery failed: {why}");
+                self.later(1);
+                return Ok(());
+            }
+        };
+        let mut subscribe = Element::builder("pubsub", PUBSUB_NS).append(
             Element::builder("subscribe", PUBSUB_NS)
                 .attr(name("node"), args.node.as_str())
                 .attr(name("jid"), s.bound.to_string()),
-        )
-        .build();
-    let id = s.new_id();
-    subscribe_iq.insert(id.clone(), Instant::now());
-    s.send(Iq::Set {
-        from: None,
-        to: Some(args.service.clone()),
-        id,
-        payload: sub,
-    })
-    .await;
-    let after = out.last_item.clone();
-    let from_start = after.is_none();
-    query(s, args, catchup, after, from_start, queries).await;
+        );
+        let leaves = match &shape {
+            Shape::Leaf => vec![args.node.clone()],
+            Shape::Collection(leaves) => {
+                // Items from every leaf below, at any depth (XEP-0248 §subscribe).
+                subscribe = subscribe
+                    .append(Element::builder("options", PUBSUB_NS).append(collection_options()));
+                leaves.clone()
+            }
+        };
+        if let Shape::Collection(l) = &shape {
+            if *self.shape != shape {
+                eprintln!(
+                    "roost-log-sink: {} is a collection of {} leaves",
+                    args.node,
+                    l.len()
+                );
+            }
+        }
+        *self.shape = shape;
+        let id = s.new_id();
+        self.subscribe_iq.insert(id.clone(), Instant::now());
+        s.send(Iq::Set {
+            from: None,
+            to: Some(args.service.clone()),
+            id,
+            payload: subscribe.build(),
+        })
+        .await;
+        let mut queue: VecDeque<(String, bool)> = leaves
+            .into_iter()
+            .map(|l| {
+                let from_start = !out.last_item.contains_key(&l);
+                (l, from_start)
+            })
+            .collect();
+        let whole = queue.iter().all(|(_, f)| *f);
+        let Some((node, from_start)) = queue.pop_front() else {
+            eprintln!(
+                "roost-log-sink: no leaf below {} yet; following live",
+                args.node
+            );
+            return Ok(());
+        };
+        let c = CatchUp {
+            iq: String::new(),
+            queryid: String::new(),
+            node: node.clone(),
+            from_start,
+            progress: Instant::now(),
+            oldest: BTreeMap::new(),
+            queue,
+            whole,
+        };
+        let after = if from_start {
+            None
+        } else {
+            out.last_item.get(&node).cloned()
+        };
+        self.query(s, c, node, after, from_start).await;
+        Ok(())
+    }
+
+    /// Ask for the page of `node`'s history after `after` (from the start when `None`),
+    /// as the next step of the round `c`.
+    async fn query(
+        &mut self,
+        s: &mut Session,
+        mut c: CatchUp,
+        node: String,
+        after: Option<String>,
+        from_start: bool,
+    ) {
+        *self.queries += 1;
+        let queryid = format!("catchup-{}", self.queries);
+        let mut set = Element::builder("set", RSM_NS)
+            .append(Element::builder("max", RSM_NS).append(PAGE.to_string()));
+        if let Some(a) = after {
+            set = set.append(Element::builder("after", RSM_NS).append(a));
+        }
+        let q = Element::builder("query", MAM_NS)
+            .attr(name("node"), node.as_str())
+            .attr(name("queryid"), queryid.as_str())
+            .append(set)
+            .build();
+        let iq = s.new_id();
+        c.iq = iq.clone();
+        c.queryid = queryid;
+        c.node = node;
+        c.from_start = from_start;
+        c.progress = Instant::now();
+        *self.catchup = Some(c);
+        s.send(Iq::Set {
+            from: None,
+            to: Some(self.args.service.clone()),
+            id: iq,
+            payload: q,
+        })
+        .await;
+    }
+
+    /// A leaf's history was read to its end: read the next one of the round, or, at the
+    /// end of the round, settle what is still missing.
+    async fn next_read(
+        &mut self,
+        s: &mut Session,
+        mut c: CatchUp,
+        out: &mut Output,
+    ) -> anyhow::Result<()> {
+        if let Some((node, from_start)) = c.queue.pop_front() {
+            let after = if from_start {
+                None
+            } else {
+                out.last_item.get(&node).cloned()
+            };
+            self.query(s, c, node, after, from_start).await;
+            return Ok(());
+        }
+        if out.waiting.is_empty() {
+            eprintln!("roost-log-sink: caught up; following live");
+            return Ok(());
+        }
+        if c.whole {
+            if out.skip_expired(&c.oldest)? {
+                // Late lines: give them time to arrive live before the history is read
+                // again.
+                out.waiting_since = Some(Instant::now() + LATE_PATIENCE);
+                eprintln!("roost-log-sink: waiting for late lines");
+            } else {
+                eprintln!("roost-log-sink: caught up; following live");
+            }
+            out.commit()?;
+            return Ok(());
+        }
+        // Something is missing between where we resumed and the waiting items: read the
+        // whole history of the leaves concerned once.
+        let nodes: BTreeSet<String> = out
+            .waiting
+            .keys()
+            .map(|(src, _)| src.node.clone())
+            .collect();
+        let mut queue: VecDeque<(String, bool)> = nodes.into_iter().map(|n| (n, true)).collect();
+        let (node, _) = queue.pop_front().expect("something waits");
+        let round = CatchUp {
+            oldest: BTreeMap::new(),
+            queue,
+            whole: true,
+            ..c
+        };
+        self.query(s, round, node, None, true).await;
+        Ok(())
+    }
 }
 
-/// Ask for the page of history after `after` (from the start when `None`).
-async fn query(
-    s: &mut Session,
-    args: &Args,
-    catchup: &mut Option<CatchUp>,
-    after: Option<String>,
-    from_start: bool,
-    queries: &mut u64,
-) {
-    *queries += 1;
-    let queryid = format!("catchup-{queries}");
-    let mut set = Element::builder("set", RSM_NS)
-        .append(Element::builder("max", RSM_NS).append(PAGE.to_string()));
-    if let Some(a) = after {
-        set = set.append(Element::builder("after", RSM_NS).append(a));
+/// What discovery found.
+enum Found {
+    Shape(Shape),
+    /// The node does not exist (yet).
+    Missing,
+    /// The service did not answer, or answered with a transient error.
+    Away(String),
+}
+
+/// What `node` is: a leaf, or a collection and every leaf below it (disco#info for the
+/// type, disco#items for a collection's children, recursively).
+async fn discover(s: &mut Session, service: &Jid, node: &str) -> anyhow::Result<Found> {
+    let mut leaves = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![node.to_owned()];
+    let mut top = None;
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        let info = Element::builder("query", DISCO_INFO_NS)
+            .attr(name("node"), n.as_str())
+            .build();
+        let collection = match s.request(service, false, info, DISCO_TIMEOUT).await {
+            Err(e) => return Ok(Found::Away(e.to_string())),
+            Ok(Err(e)) if e.defined_condition == DefinedCondition::ItemNotFound => {
+                if n == node {
+                    return Ok(Found::Missing);
+                }
+                continue; // deleted meanwhile
+            }
+            Ok(Err(e)) if is_transient(&e) => return Ok(Found::Away(describe_error(&e))),
+            Ok(Err(e)) => bail!("discovering {n} failed: {}", describe_error(&e)),
+            Ok(Ok(p)) => p.is_some_and(|q| {
+                q.children().any(|c| {
+                    c.is("identity", DISCO_INFO_NS)
+                        && c.attr("category") == Some("pubsub")
+                        && c.attr("type") == Some("collection")
+                })
+            }),
+        };
+        top.get_or_insert(collection);
+        if !collection {
+            leaves.insert(n);
+            continue;
+        }
+        let items = Element::builder("query", DISCO_ITEMS_NS)
+            .attr(name("node"), n.as_str())
+            .build();
+        match s.request(service, false, items, DISCO_TIMEOUT).await {
+            Err(e) => return Ok(Found::Away(e.to_string())),
+            Ok(Err(e)) if is_transient(&e) => return Ok(Found::Away(describe_error(&e))),
+            Ok(Err(_)) => continue, // gone meanwhile, or hidden from us
+            Ok(Ok(p)) => todo.extend(
+                p.iter()
+                    .flat_map(|q| q.children())
+                    .filter(|c| c.is("item", DISCO_ITEMS_NS))
+                    .filter_map(|c| c.attr("node").map(str::to_owned)),
+            ),
+        }
     }
-    let q = Element::builder("query", MAM_NS)
-        .attr(name("node"), args.node.as_str())
-        .attr(name("queryid"), queryid.as_str())
-        .append(set)
-        .build();
-    let iq = s.new_id();
-    *catchup = Some(CatchUp {
-        iq: iq.clone(),
-        queryid,
-        from_start,
-        progress: Instant::now(),
-        oldest: BTreeMap::new(),
-    });
-    s.send(Iq::Set {
-        from: None,
-        to: Some(args.service.clone()),
-        id: iq,
-        payload: q,
-    })
-    .await;
+    Ok(Found::Shape(if top == Some(true) {
+        Shape::Collection(leaves.into_iter().collect())
+    } else {
+        Shape::Leaf
+    }))
+}
+
+/// The subscription options of a collection sink: items, at any depth (XEP-0248).
+fn collection_options() -> Element {
+    let field = |var: &str, value: &str| {
+        Element::builder("field", DATA_NS)
+            .attr(name("var"), var)
+            .append(Element::builder("value", DATA_NS).append(value))
+    };
+    Element::builder("x", DATA_NS)
+        .attr(name("type"), "submit")
+        .append(field(
+            "FORM_TYPE",
+            "http://jabber.org/protocol/pubsub#subscribe_options",
+        ))
+        .append(field("pubsub#subscription_type", "items"))
+        .append(field("pubsub#subscription_depth", "all"))
+        .build()
 }
 
 /// Live notifications and history results, both from the service, both delivered.
@@ -536,6 +604,7 @@ fn on_message(
     m: &Message,
     args: &Args,
     catchup: &mut Option<CatchUp>,
+    shape: &Shape,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     if m.from.as_ref() != Some(&args.service) {
@@ -560,16 +629,29 @@ fn on_message(
         let Some(items) = event.and_then(|e| e.get_child("items", EVENT_NS)) else {
             continue;
         };
-        if items.attr("node") != Some(args.node.as_str()) {
+        // A history result is of the leaf queried; a live item of the node itself or, for
+        // a collection, of any leaf below it (this full JID subscribes to nothing else).
+        let Some(node) = items.attr("node") else {
+            continue;
+        };
+        let ours = match shape {
+            Shape::Leaf => node == args.node,
+            Shape::Collection(_) => node != args.node,
+        };
+        if !ours {
             continue;
         }
         for item in items.children().filter(|i| i.is("item", EVENT_NS)) {
             if let (Some(id), Some(payload)) = (item.attr("id"), item.children().next()) {
-                let first = out.deliver(id, payload)?;
+                let first = out.deliver(node, id, payload)?;
                 if let (true, Some(first), Some(shipper), Some(c)) =
                     (from_history, first, shipper_of(id), catchup.as_mut())
                 {
-                    let o = c.oldest.entry(shipper.to_owned()).or_insert(first);
+                    let src = Source {
+                        node: node.to_owned(),
+                        shipper: shipper.to_owned(),
+                    };
+                    let o = c.oldest.entry(src).or_insert(first);
                     *o = (*o).min(first);
                 }
             }

@@ -8,7 +8,10 @@
 //! broadcast through the node's [`FilterIndex`](crate::filter::FilterIndex), so that an
 //! item costs in proportion to what it matches, not to the number of filters; for one
 //! subscriber or one subscription by evaluating their few filters. The node's own
-//! unfiltered subscriptions come from [`super::OwnSubscriptions`].
+//! unfiltered subscriptions come from [`super::OwnSubscriptions`]; the filtered
+//! subscriptions of the collections above the node (XEP-0248) from
+//! [`super::collections::Ancestors`], which evaluates their filters on the same subject
+//! (a collection's filter selects among the items of every leaf below it).
 
 use super::{deliver, Candidate, Matcher, Occurrence, Scope};
 use crate::filter::Filter;
@@ -96,12 +99,13 @@ impl Matcher for ContentFilters {
         let (true, Some(subject)) = (occ.occasion.concerns_items(), occ.subject) else {
             return Box::new(std::iter::empty());
         };
-        if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
+        if !deliver::node_notifies(&node.rec.config, &occ.occasion, false) {
             return Box::new(std::iter::empty());
         }
         let cand = move |sub: Sub<'s>| Candidate {
             node,
             sub,
+            depth: 0,
             matched: true,
         };
         let accepted = move |sub: &Sub<'s>| {
@@ -120,6 +124,8 @@ impl Matcher for ContentFilters {
                 let start = after.map_or(0, |j| keys.partition_point(|k| k.jid <= *j));
                 Box::new(keys[start..].iter().filter_map(|k| node.sub(k)).map(cand))
             }
+            // A collection's subscriptions are evaluated by `super::collections::Ancestors`.
+            Scope::Via { .. } => Box::new(std::iter::empty()),
         }
     }
 }

@@ -11,17 +11,39 @@
 //! - Presence-bound delivery (`pubsub#presence_based_delivery`, or `pubsub#show-values`
 //!   narrower than every show) goes to each available resource whose show is accepted,
 //!   never to the bare JID, so the server stores nothing offline.
+//!
+//! Through collections (XEP-0248), a subscription to a collection hears of what happens
+//! below it:
+//! - only news of the kind its `pubsub#subscription_type` asks for (`items`: published,
+//!   retracted, purged; `nodes`: created, deleted, configured, associated, dissociated)
+//!   and only from within its `pubsub#subscription_depth`;
+//! - the delivery options are those of the node where it happened, not the collection's
+//!   (§notify): its `deliver_notifications` and `notify_retract`, its presence-based
+//!   delivery, its notification type; the subscription's own options (`deliver`,
+//!   `digest`, `show-values`, `include_body`) hold as on a leaf;
+//! - news of a node reaches `nodes` subscribers whatever the node's `notify_config` and
+//!   `notify_delete` say (those are for the node's own subscribers): subscribing to
+//!   node news is the request for it;
+//! - access is the node's: items only to who may retrieve the node's items, news of a
+//!   node only to who may see it (§security: an open collection over a whitelist, an
+//!   authorize or a presence leaf discloses nothing of it).
+//! - a content filter on a collection subscription selects among the items of every leaf
+//!   below it, as on a leaf it selects among the leaf's items; news of nodes reaches it
+//!   whatever its filter.
 
-use super::{Candidate, Context, Occasion};
+use super::{Candidate, Context, Occasion, Occurrence};
 use crate::model::*;
 use crate::presence::PresenceTable;
 use crate::state::Sub;
 use crate::Jid;
 
 /// Whether the node lets its subscribers hear of `occasion` at all: its
-/// `deliver_notifications`, `notify_*` and `send_last_published_item` switches.
-pub(crate) fn node_notifies(cfg: &NodeConfig, occasion: &Occasion<'_>) -> bool {
+/// `deliver_notifications`, `notify_*` and `send_last_published_item` switches; `via`:
+/// for the subscribers of the collections above it (see the module).
+pub(crate) fn node_notifies(cfg: &NodeConfig, occasion: &Occasion<'_>, via: bool) -> bool {
     match occasion {
+        Occasion::Create | Occasion::Collection { .. } => true,
+        Occasion::Delete | Occasion::Configure if via => true,
         Occasion::Publish | Occasion::Digest => cfg.deliver_notifications,
         Occasion::Retract { requested } => {
             cfg.deliver_notifications && (*requested || cfg.notify_retract)
@@ -39,28 +61,58 @@ pub(crate) fn node_notifies(cfg: &NodeConfig, occasion: &Occasion<'_>) -> bool {
     }
 }
 
-/// The one predicate: is `cand` delivered for `occasion`? If so, its recipient JIDs are
+/// The one predicate: is `cand` delivered for `occ`? If so, its recipient JIDs are
 /// pushed to `to` (none, when presence-bound and nobody suitable is online).
 pub(crate) fn deliver(
     ctx: &impl Context,
+    occ: &Occurrence<'_>,
     cand: &Candidate<'_>,
-    occasion: &Occasion<'_>,
     to: &mut Vec<Jid>,
 ) -> bool {
-    let (sub, cfg) = (&cand.sub, &cand.node.rec.config);
+    let occasion = &occ.occasion;
+    // The options of the node where it happened (XEP-0248 §notify).
+    let (sub, cfg) = (&cand.sub, &occ.node.rec.config);
     let options = sub.options();
-    if !node_notifies(cfg, occasion) || !options.deliver {
+    let via = cand.via_collection();
+    // How far below the subscription's node the node the news is about lies.
+    let distance = cand.depth + occasion.offset();
+    if distance > 0 {
+        let kind = options.subscription_type;
+        let wanted = if occasion.about_items() {
+            kind.items()
+        } else {
+            kind.nodes()
+        };
+        if !wanted || !options.subscription_depth.reaches(distance) {
+            return false;
+        }
+    }
+    if !node_notifies(cfg, occasion, via) || !options.deliver {
+        return false;
+    }
+    // A filtered subscription hears of an item only when its filter matched it (a matcher
+    // that evaluated the filter says so), whichever matcher offers it.
+    if occasion.concerns_items() && sub.filter().is_some() && !cand.matched {
         return false;
     }
     // A new subscription was admitted by the gate a moment ago and is not applied yet;
     // every other one must be subscribed and still admitted (rosters change).
-    if *occasion != Occasion::Subscribed
+    if !matches!(occasion, Occasion::Subscribed)
         && (sub.state() != SubscriptionState::Subscribed || !ctx.admitted(cand.node, sub.bare()))
     {
         return false;
     }
+    if distance > 0 {
+        let about = match occasion {
+            Occasion::Collection { child, .. } => *child,
+            _ => occ.node,
+        };
+        if !ctx.reaches(about, sub.bare(), occasion.about_items()) {
+            return false;
+        }
+    }
     // Digest subscriptions get published items batched by the tick, once it runs.
-    if *occasion == Occasion::Publish && options.digest && ctx.clock_running() {
+    if matches!(occasion, Occasion::Publish) && options.digest && ctx.clock_running() {
         return false;
     }
     match occasion {

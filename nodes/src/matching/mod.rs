@@ -7,10 +7,12 @@
 //! 1. the use case says what happened as an [`Occurrence`]: the node, the [`Occasion`] and
 //!    whose subscriptions are asked about ([`Scope`]);
 //! 2. the [`Matcher`]s find the candidate subscriptions. The node's own subscriptions
-//!    ([`OwnSubscriptions`]) are the first matcher, content filters
-//!    ([`content::ContentFilters`]: the filtered subscriptions whose filter matches the
-//!    item, found through the node's index) the second; subscriptions of ancestor
-//!    collection nodes (XEP-0248) plug in beside them, without any use case changing;
+//!    ([`OwnSubscriptions`]) are the first matcher; content filters
+//!    ([`content::ContentFilters`]: the node's filtered subscriptions whose filter matches
+//!    the item, found through the node's index) the second; the subscriptions of the
+//!    collections above the node (XEP-0248, [`collections::Ancestors`], their filters
+//!    evaluated on the item) the third; a new matcher plugs in beside them, without any
+//!    use case changing;
 //! 3. the one predicate, [`deliver::deliver`], decides for each candidate whether it is
 //!    delivered and at which JIDs;
 //! 4. [`recipients`] groups what is delivered into one [`Recipient`] per JID, with the
@@ -18,6 +20,7 @@
 //!    so a subscriber reached through several matchers (a leaf and its ancestors, several
 //!    filters) still gets one notification.
 
+pub(crate) mod collections;
 pub(crate) mod content;
 pub(crate) mod deliver;
 
@@ -28,11 +31,11 @@ use crate::{BareJid, FullJid, Jid};
 
 pub(crate) use content::Subject;
 
-pub(crate) use deliver::needs_presence;
+pub(crate) use deliver::{needs_presence, presence_bound};
 
 /// Why subscribers may hear of something: it decides which node switches and which
 /// subscription options apply (see [`deliver::deliver`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Occasion<'a> {
     /// Items were published (§7.1.2). Digest subscriptions get them batched instead, once
     /// the clock runs.
@@ -58,9 +61,47 @@ pub(crate) enum Occasion<'a> {
     /// A digest falling due: the items of a period, to one digest subscription
     /// (`pubsub#digest`).
     Digest,
+    /// The node was created (XEP-0248 §notify-nodes: to the collections above it).
+    Create,
+    /// `child` was associated with the node, a collection, or dissociated from it
+    /// (XEP-0248 §notify-associate-dissociate; the event says which).
+    Collection { child: &'a NodeState },
 }
 
 impl Occasion<'_> {
+    /// Whether it is news of items (published, retracted, purged; XEP-0248
+    /// `subscription_type` `items`) rather than of nodes (`nodes`).
+    pub(crate) fn about_items(&self) -> bool {
+        match self {
+            Occasion::Publish
+            | Occasion::Retract { .. }
+            | Occasion::Purge
+            | Occasion::Subscribed
+            | Occasion::Online { .. }
+            | Occasion::Digest => true,
+            Occasion::Delete
+            | Occasion::Configure
+            | Occasion::Create
+            | Occasion::Collection { .. } => false,
+        }
+    }
+
+    /// How far below the occurrence's node the node the news is about lies: 1 for an
+    /// association (it is about a child), else 0.
+    pub(crate) fn offset(&self) -> u64 {
+        u64::from(matches!(self, Occasion::Collection { .. }))
+    }
+
+    /// Whether the subscriptions of the collections above the node hear of it: not of a
+    /// new subscription's or a resource's last item, nor of a digest (which asks about
+    /// one subscription, [`Scope::Via`]).
+    pub(crate) fn reaches_collections(&self) -> bool {
+        !matches!(
+            self,
+            Occasion::Subscribed | Occasion::Online { .. } | Occasion::Digest
+        )
+    }
+
     /// Whether it is about particular items (published, retracted, a last item, a
     /// digest's), which content filters select; purge, deletion and configuration are
     /// news of the node and reach every subscription whatever its filter.
@@ -71,7 +112,11 @@ impl Occasion<'_> {
             | Occasion::Subscribed
             | Occasion::Online { .. }
             | Occasion::Digest => true,
-            Occasion::Purge | Occasion::Delete | Occasion::Configure => false,
+            Occasion::Purge
+            | Occasion::Delete
+            | Occasion::Configure
+            | Occasion::Create
+            | Occasion::Collection { .. } => false,
         }
     }
 }
@@ -85,6 +130,12 @@ pub(crate) enum Scope<'a> {
     Subscriber(&'a BareJid),
     /// One subscription, which need not be applied yet (the one a subscribe creates).
     One(Sub<'a>),
+    /// One subscription of a collection `depth` above the node (a collection digest).
+    Via {
+        sub: Sub<'a>,
+        collection: &'a NodeState,
+        depth: u64,
+    },
 }
 
 /// Something that happened on a node, as the matching stage sees it.
@@ -110,10 +161,20 @@ pub(crate) struct Candidate<'a> {
     pub node: &'a NodeState,
     /// The subscription.
     pub sub: Sub<'a>,
-    /// Its content filter matched the occurrence's item: set by [`content::ContentFilters`]
-    /// only. The predicate refuses a filtered subscription any item not so matched,
-    /// whichever matcher offers it.
+    /// How far `node` is above the occurrence's node: 0 for the node's own subscriptions.
+    pub depth: u64,
+    /// Its content filter matched the occurrence's item: set by the matchers that
+    /// evaluate filters ([`content::ContentFilters`], [`collections::Ancestors`]). The
+    /// predicate refuses a filtered subscription any item not so matched, whichever
+    /// matcher offers it.
     pub matched: bool,
+}
+
+impl Candidate<'_> {
+    /// Whether it reaches the occurrence through a collection (XEP-0248).
+    pub(crate) fn via_collection(&self) -> bool {
+        self.depth > 0
+    }
 }
 
 /// A source of the subscriptions an occurrence may reach.
@@ -156,12 +217,13 @@ impl Matcher for OwnSubscriptions {
         after: Option<&JidRef>,
     ) -> Box<dyn Iterator<Item = Candidate<'s>> + 's> {
         let node = occ.node;
-        if !deliver::node_notifies(&node.rec.config, &occ.occasion) {
+        if !deliver::node_notifies(&node.rec.config, &occ.occasion, false) {
             return Box::new(std::iter::empty());
         }
         let cand = move |sub: Sub<'s>| Candidate {
             node,
             sub,
+            depth: 0,
             matched: false,
         };
         // Filtered subscriptions hear of items through the content matcher only.
@@ -174,6 +236,7 @@ impl Matcher for OwnSubscriptions {
             // apart: an item's walk never passes them.
             Scope::Everyone if items => Box::new(node.plain_subs_after(after).map(cand)),
             Scope::Everyone => Box::new(node.subs_after(after).map(cand)),
+            Scope::Via { .. } => Box::new(std::iter::empty()),
         }
     }
 }
@@ -185,6 +248,10 @@ pub(crate) trait Context {
     fn presence(&self) -> &PresenceTable;
     /// Whether the access gate still lets `subscriber` receive `node`'s notifications.
     fn admitted(&self, node: &NodeState, subscriber: &BareJid) -> bool;
+    /// Whether `subscriber` may hear of `node` through a collection: read its items
+    /// (`items`), or see it (news of the node itself). The collection's access model
+    /// decides who subscribes to the collection; what reaches them is the node's to say.
+    fn reaches(&self, node: &NodeState, subscriber: &BareJid, items: bool) -> bool;
     /// Whether something runs the clock: until then digests cannot fall due.
     fn clock_running(&self) -> bool;
 }
@@ -201,6 +268,10 @@ pub struct Recipient {
     /// Name the subids (SHIM headers) even when there is one: a content filter matched,
     /// and its subscriber needs to know which.
     pub name_subids: bool,
+    /// The collections it reaches the recipient through (XEP-0248: SHIM `Collection`
+    /// headers), in NodeID order; the root collection is the empty NodeID. Empty when
+    /// it reaches it only through the node's own subscriptions.
+    pub collections: Vec<String>,
 }
 
 /// The matching stage: its matchers, in order.
@@ -210,7 +281,9 @@ impl Default for Matchers {
     fn default() -> Self {
         Matchers(vec![
             Box::new(OwnSubscriptions),
+            Box::new(OwnSubscriptions),
             Box::new(content::ContentFilters),
+            Box::new(collections::Ancestors),
         ])
     }
 }
@@ -269,7 +342,7 @@ impl Matchers {
         let mut given = 0;
         let mut group: Vec<Candidate<'_>> = Vec::new();
         let mut to = Vec::new();
-        let mut hits: Vec<Hit> = Vec::new();
+        let mut hits: Vec<Hit<'_>> = Vec::new();
         loop {
             if given >= max {
                 return streams.iter_mut().all(|s| s.peek().is_none());
@@ -292,13 +365,17 @@ impl Matchers {
             hits.clear();
             for cand in &group {
                 to.clear();
-                if deliver::deliver(ctx, cand, &occ.occasion, &mut to) {
+                if deliver::deliver(ctx, occ, cand, &mut to) {
                     let include_body = cand.sub.options().include_body;
-                    let (subid, filtered) = (cand.sub.subid(), cand.matched);
-                    hits.extend(
-                        to.drain(..)
-                            .map(|j| (j, subid.clone(), include_body, filtered)),
-                    );
+                    let collection = (cand.node.rec.uid != occ.node.rec.uid)
+                        .then_some(cand.node.rec.name.as_str());
+                    hits.extend(to.drain(..).map(|to| Hit {
+                        to,
+                        subid: cand.sub.subid(),
+                        include_body,
+                        collection,
+                        filtered: cand.matched,
+                    }));
                 }
             }
             given += group_by_recipient(&mut hits, out);
@@ -307,39 +384,62 @@ impl Matchers {
     }
 }
 
-/// One delivery: recipient, subid, include_body, reached through a content filter.
-type Hit = (Jid, String, bool, bool);
+/// One delivered subscription: where to, its subid, whether it wants a body, the
+/// collection it is a subscription to when not to the occurrence's node, and whether a
+/// content filter selected it.
+struct Hit<'a> {
+    to: Jid,
+    subid: String,
+    include_body: bool,
+    collection: Option<&'a str>,
+    filtered: bool,
+}
 
 /// One subscriber's deliveries as one [`Recipient`] per JID, in JID order, subids in
-/// order, handed to `out`. Returns how many.
-fn group_by_recipient(hits: &mut Vec<Hit>, out: &mut dyn FnMut(Recipient)) -> usize {
-    hits.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+/// order (each once), collections in order (each once), handed to `out`. Returns how many.
+fn group_by_recipient(hits: &mut Vec<Hit<'_>>, out: &mut dyn FnMut(Recipient)) -> usize {
+    hits.sort_by(|a, b| (&a.to, &a.subid).cmp(&(&b.to, &b.subid)));
     let mut given = 0;
     let mut pending: Option<Recipient> = None;
-    for (to, subid, include_body, filtered) in hits.drain(..) {
+    let mut emit = |r: Recipient, given: &mut usize| {
+        out(finish(r));
+        *given += 1;
+    };
+    for hit in hits.drain(..) {
         match &mut pending {
-            Some(r) if r.to == to => {
-                r.subids.push(subid);
-                r.include_body |= include_body;
-                r.name_subids |= filtered;
+            Some(r) if r.to == hit.to => {
+                if r.subids.last() != Some(&hit.subid) {
+                    r.subids.push(hit.subid);
+                }
+                r.include_body |= hit.include_body;
+                r.name_subids |= hit.filtered;
+                r.collections.extend(hit.collection.map(str::to_owned));
             }
             _ => {
                 if let Some(r) = pending.take() {
-                    out(r);
-                    given += 1;
+                    emit(r, &mut given);
                 }
                 pending = Some(Recipient {
-                    to,
-                    subids: vec![subid],
-                    include_body,
-                    name_subids: filtered,
+                    to: hit.to,
+                    subids: vec![hit.subid],
+                    include_body: hit.include_body,
+                    name_subids: hit.filtered,
+                    collections: hit.collection.map(str::to_owned).into_iter().collect(),
                 });
             }
         }
     }
     if let Some(r) = pending {
-        out(r);
-        given += 1;
+        emit(r, &mut given);
     }
     given
+}
+
+/// A recipient's collections in order, each once.
+fn finish(mut r: Recipient) -> Recipient {
+    if r.collections.len() > 1 {
+        r.collections.sort();
+        r.collections.dedup();
+    }
+    r
 }

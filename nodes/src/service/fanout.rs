@@ -56,19 +56,34 @@ pub struct Streamed {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Broadcast {
     Publish,
-    Retract { requested: bool },
+    Retract {
+        requested: bool,
+    },
     Purge,
     Configure,
+    /// The node was created (XEP-0248: news for the collections above it).
+    Create,
+    /// The node with uid `child` was associated with the node, or dissociated from it
+    /// (the event says which).
+    Collection {
+        child: u64,
+    },
 }
 
 impl Broadcast {
-    fn occasion(self) -> Occasion<'static> {
-        match self {
+    /// The occasion, as of `state`; `None` when it no longer has one (the child of an
+    /// association was deleted by a later request before the walk: nobody hears of it).
+    fn occasion(self, state: &State) -> Option<Occasion<'_>> {
+        Some(match self {
             Broadcast::Publish => Occasion::Publish,
             Broadcast::Retract { requested } => Occasion::Retract { requested },
             Broadcast::Purge => Occasion::Purge,
             Broadcast::Configure => Occasion::Configure,
-        }
+            Broadcast::Create => Occasion::Create,
+            Broadcast::Collection { child, .. } => Occasion::Collection {
+                child: state.node_by_uid(child)?,
+            },
+        })
     }
 }
 
@@ -117,6 +132,7 @@ impl Fanout {
             name_subids: r.name_subids,
             kind: self.kind,
             include_body: r.include_body,
+            collections: r.collections,
             event: self.event.clone(),
         }
     }
@@ -143,10 +159,13 @@ impl<S: Store> Service<S> {
         if !w.settled.is_empty() || w.done {
             let take = max.min(w.settled.len());
             out.extend(w.settled.drain(..take).map(|r| fanout.notification(r)));
-        } else if let Some(n) = self.state.node_by_uid(w.uid) {
+        } else if let (Some(n), Some(occasion)) = (
+            self.state.node_by_uid(w.uid),
+            w.broadcast.occasion(&self.state),
+        ) {
             let occ = Occurrence {
                 node: n,
-                occasion: w.broadcast.occasion(),
+                occasion,
                 scope: Scope::Everyone,
                 subject: w.subject.as_ref(),
             };
@@ -179,12 +198,12 @@ impl<S: Store> Service<S> {
         out
     }
 
-    /// A broadcast of `event` on `n`, to be walked once the change is applied; its
-    /// messages of type `kind` (the node's, or the new one of a reconfiguration); about
-    /// `subject` for content filters.
+    /// A broadcast of `event` on node `n` (which may be one the same request creates), to
+    /// be walked once the change is applied; its messages of type `kind` (the node's, or
+    /// the new one of a reconfiguration); about `subject` for content filters.
     pub(super) fn fanout(
         &self,
-        n: &NodeState,
+        n: &NodeRecord,
         kind: NotificationType,
         broadcast: Broadcast,
         event: Event,
@@ -192,11 +211,11 @@ impl<S: Store> Service<S> {
     ) -> Dispatch {
         Dispatch::Fanout(Fanout {
             engine: self.id,
-            node: n.rec.name.clone(),
+            node: n.name.clone(),
             kind,
             event: Arc::new(event),
             walk: Arc::new(Mutex::new(Walk {
-                uid: n.rec.uid,
+                uid: n.uid,
                 broadcast,
                 cursor: None,
                 done: false,
@@ -228,13 +247,16 @@ impl<S: Store> Service<S> {
             if w.done {
                 continue;
             }
-            let Some(n) = self.state.node_by_uid(w.uid) else {
+            let (Some(n), Some(occasion)) = (
+                self.state.node_by_uid(w.uid),
+                w.broadcast.occasion(&self.state),
+            ) else {
                 w.done = true;
                 continue;
             };
             let occ = Occurrence {
                 node: n,
-                occasion: w.broadcast.occasion(),
+                occasion,
                 scope: Scope::Everyone,
                 subject: w.subject.as_ref(),
             };

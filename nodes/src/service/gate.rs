@@ -108,6 +108,8 @@ impl<S: Store> Service<S> {
                 config,
                 subscribed,
                 roster,
+                association_whitelisted: ask.question == Question::AssociateChild
+                    && config.children_association_whitelist.contains(who),
             },
         )
     }

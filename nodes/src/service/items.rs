@@ -23,16 +23,10 @@ impl<S: Store> Service<S> {
         })))
     }
 
-    /// The nodes `me` may see, in NodeID order.
+    /// The top-level nodes (the root collection's children, XEP-0248 §disco-nodes) `me`
+    /// may see, in NodeID order.
     pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
-        self.state
-            .nodes()
-            .filter(|n| self.gate(Ask::new(me, Question::SeeNode, n)).is_allowed())
-            .map(|n| NodeSummary {
-                node: n.rec.name.clone(),
-                title: n.rec.config.title.clone(),
-            })
-            .collect()
+        self.visible_children(me, self.state.node("").expect("the root"))
     }
 
     /// The node, if `me` may retrieve its items (§6.5.9–§6.5.12), with the subid check
@@ -45,6 +39,7 @@ impl<S: Store> Service<S> {
     ) -> Result<&NodeState, Error> {
         let n = self.node(node)?;
         self.check(me, Action::RetrieveItems, n)?;
+        Self::no_items(n, "retrieve-items")?;
         if let Some(subid) = subid.filter(|s| !s.is_empty()) {
             let sub = self
                 .state
@@ -76,6 +71,23 @@ impl<S: Store> Service<S> {
                     count: all.len() as u64,
                 };
                 Ok(Plan::read(Reply::Nodes {
+                    nodes,
+                    page: Some(page),
+                }))
+            }
+            PagedList::ItemIds { node } if self.is_collection(&node) => {
+                let n = self.node(&node)?;
+                self.check(me, Question::SeeNode, n)?;
+                let all = self.visible_children(me, n);
+                let (start, end) = page_bounds(&all, rsm, |n| n.node.as_str())?;
+                let nodes = all[start..end].to_vec();
+                let page = RsmPage {
+                    first: nodes.first().map(|n| (n.node.clone(), start as u64)),
+                    last: nodes.last().map(|n| n.node.clone()),
+                    count: all.len() as u64,
+                };
+                Ok(Plan::read(Reply::Children {
+                    node,
                     nodes,
                     page: Some(page),
                 }))
@@ -191,6 +203,15 @@ impl<S: Store> Service<S> {
     }
 
     pub(super) fn disco_items(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
+        if self.is_collection(&node) {
+            let n = self.node(&node)?;
+            self.check(me, Question::SeeNode, n)?;
+            return Ok(Plan::read(Reply::Children {
+                nodes: self.visible_children(me, n),
+                node,
+                page: None,
+            }));
+        }
         let n = self.retrievable(me, &node, None)?;
         let ids = self
             .store
@@ -203,6 +224,15 @@ impl<S: Store> Service<S> {
             ids,
             page: None,
         }))
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// Whether `node` names a collection (the root included).
+    fn is_collection(&self, node: &str) -> bool {
+        self.state
+            .node(node)
+            .is_some_and(|n| n.rec.config.is_collection())
     }
 }
 

@@ -4,8 +4,10 @@
 //! 1. `plan` reads the in-memory state (and items from the store) and computes the reply,
 //!    the [`ChangeSet`] and the notifications, changing nothing;
 //! 2. the change set is committed to the store;
-//! 3. only if the commit succeeded, the same change set is applied to memory by `apply`,
-//!    which is also how the snapshot is loaded in [`Service::open`].
+//! 3. only if the commit succeeded, the same change set is applied to memory by `apply`.
+//!
+//! [`Service::open`] builds memory from the store's rows into the state that applying
+//! them would give (`state/load.rs`).
 //!
 //! So a failed commit leaves memory as it was and notifies no one, and memory cannot
 //! drift from what the store holds.
@@ -46,11 +48,13 @@ use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod collections;
 mod fanout;
 mod gate;
 mod history;
 mod items;
 mod notify;
+mod operator;
 mod owner;
 mod presence;
 mod publisher;
@@ -59,10 +63,12 @@ mod state;
 mod subscriber;
 mod timers;
 use crate::matching::{Context, Matchers, Occasion, Occurrence, Recipient, Scope, Subject};
+use collections::{Fresh, Relate};
 use fanout::Broadcast;
 pub use fanout::{Dispatch, Fanout, Streamed};
 use gate::Ask;
 pub use history::MAX_HISTORY_PAGE;
+pub use operator::{NodeStats, ServiceStats};
 pub use owner::{patch_config, precondition_mismatch};
 use publisher::items_event;
 pub use subscriber::patch_options;
@@ -127,45 +133,22 @@ const EXPIRE_BATCH: usize = 512;
 impl<S: Store> Service<S> {
     /// Load the service's state from `store`.
     pub fn open(mut store: S, policy: Policy) -> Result<Self, Error> {
-        let snapshot = store.load()?;
+        // The store feeds the engine's builder row by row (`state/load.rs`): no snapshot
+        // of owned values is built and thrown away. Loading asks nobody for presence: the
+        // component probes all of `presence_wanted` on connect.
+        let state = State::load(&mut store)?;
         let mut svc = Service {
             store,
             policy,
             presence: PresenceTable::new(),
             rosters: RosterTable::new(),
-            state: State::new(snapshot.last_uid),
+            state,
             matchers: Matchers::default(),
             id: fanout::engine_id(),
             walking: Vec::new(),
             counter: Cell::new(0),
             clock_running: false,
         };
-        // Loading is applying the snapshot as if it were one big change set, so there is
-        // a single code path that builds the in-memory maps and indexes. The snapshot is
-        // consumed as it goes (nothing is copied), so that at a million subscriptions the
-        // memory freed by the snapshot is reused by the maps built from it.
-        for (_, (rec, counters)) in snapshot.nodes {
-            let uid = rec.uid;
-            svc.state.apply_one(&Change::PutNode(rec));
-            svc.state.apply_one(&Change::PutCounters { uid, counters });
-        }
-        for (node, affs) in snapshot.affiliations {
-            for (jid, affiliation) in affs {
-                svc.state.apply_one(&Change::PutAffiliation {
-                    node: node.clone(),
-                    jid,
-                    affiliation,
-                });
-            }
-        }
-        for (node, subs) in snapshot.subscriptions {
-            for (_, sub) in subs {
-                svc.state.put_subscription(&node, &sub);
-            }
-        }
-        svc.state.compact();
-        // Loading asks nobody: the component probes all of `presence_wanted` on connect.
-        svc.state.presence_requests.clear();
         svc.matchers.loaded(&svc.state);
         Ok(svc)
     }
@@ -282,13 +265,15 @@ impl<S: Store> Service<S> {
             Request::Create { node, config } => self.create(me, node, config, now),
             Request::GetConfig { node } => self.get_config(me, node),
             Request::SetConfig { node, config } => self.set_config(me, node, config),
-            Request::DefaultConfig => self.default_config(),
+            Request::DefaultConfig { node_type } => self.default_config(node_type),
             Request::Delete { node, redirect } => self.delete(me, node, redirect),
             Request::Purge { node } => self.purge(me, node),
             Request::GetSubscriptions { node } => self.get_subscriptions(me, node),
             Request::SetSubscriptions { node, changes } => {
                 self.set_subscriptions(me, node, changes, now)
             }
+            Request::Associate { collection, node } => self.associate(me, collection, node),
+            Request::Dissociate { collection, node } => self.dissociate(me, collection, node),
             Request::GetAffiliations { node } => self.get_affiliations(me, node),
             Request::SetAffiliations { node, changes } => self.set_affiliations(me, node, changes),
             Request::AuthorizeSubscription {

@@ -11,6 +11,15 @@ impl<S: Store> Context for Service<S> {
         self.gate(Ask::new(subscriber, Question::ReceiveItems, node)) == Decision::Allow
     }
 
+    fn reaches(&self, node: &NodeState, subscriber: &BareJid, items: bool) -> bool {
+        let question = if items {
+            Question::Do(Action::RetrieveItems)
+        } else {
+            Question::SeeNode
+        };
+        self.gate(Ask::new(subscriber, question, node)).is_allowed()
+    }
+
     fn clock_running(&self) -> bool {
         self.clock_running
     }
@@ -44,7 +53,7 @@ impl<S: Store> Service<S> {
         occasion: Occasion<'_>,
         scope: Scope<'_>,
     ) -> Result<Vec<Notification>, Error> {
-        if !crate::matching::deliver::node_notifies(&n.rec.config, &occasion) {
+        if !crate::matching::deliver::node_notifies(&n.rec.config, &occasion, false) {
             return Ok(Vec::new());
         }
         let Some(mut last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() else {
@@ -77,6 +86,7 @@ impl<S: Store> Service<S> {
                 name_subids: r.name_subids,
                 kind: n.rec.config.notification_type,
                 include_body: r.include_body,
+                collections: r.collections,
                 event: event.clone(),
             })
             .collect()
@@ -85,12 +95,25 @@ impl<S: Store> Service<S> {
     /// `event` to everyone `broadcast` on `n` reaches, walked once the change is applied.
     /// News of the node: no content filter applies.
     pub(super) fn broadcast(&self, n: &NodeState, broadcast: Broadcast, event: Event) -> Dispatch {
-        self.fanout(n, n.rec.config.notification_type, broadcast, event, None)
+        self.fanout(
+            &n.rec,
+            n.rec.config.notification_type,
+            broadcast,
+            event,
+            None,
+        )
+    }
+
+    /// Whether a content filter may select among `n`'s items: a filtered subscription to
+    /// `n` or to a collection above it (XEP-0248).
+    pub(super) fn filters_reach(&self, n: &NodeState) -> bool {
+        n.has_filters() || self.state.ancestors(n).iter().any(|(a, _)| a.has_filters())
     }
 
     /// `event` about the item whose payload is `payload` to everyone `broadcast` on `n`
-    /// reaches: its filtered subscriptions when their filter matches the item. The payload
-    /// is kept for the walk only when the node has filtered subscriptions.
+    /// reaches: filtered subscriptions (to `n` or to a collection above it) when their
+    /// filter matches the item. The payload is kept for the walk only when a filter may
+    /// select among the node's items.
     pub(super) fn item_broadcast(
         &self,
         n: &NodeState,
@@ -98,14 +121,22 @@ impl<S: Store> Service<S> {
         event: Event,
         payload: &str,
     ) -> Dispatch {
-        let subject = n.has_filters().then(|| Subject::new(payload.to_owned()));
-        self.fanout(n, n.rec.config.notification_type, broadcast, event, subject)
+        let subject = self
+            .filters_reach(n)
+            .then(|| Subject::new(payload.to_owned()));
+        self.fanout(
+            &n.rec,
+            n.rec.config.notification_type,
+            broadcast,
+            event,
+            subject,
+        )
     }
 
     /// The retraction of `items` from `n` (by request, or expired), to everyone it
-    /// reaches. On a node with filtered subscriptions each item is its own notification,
-    /// so that a filtered subscription hears of exactly the items its filter matched;
-    /// elsewhere one notification lists them all.
+    /// reaches. Where a content filter may select among the node's items each item is its
+    /// own notification, so that a filtered subscription hears of exactly the items its
+    /// filter matched; elsewhere one notification lists them all.
     pub(super) fn retractions(
         &self,
         n: &NodeState,
@@ -113,7 +144,7 @@ impl<S: Store> Service<S> {
         items: Vec<Item>,
     ) -> Vec<Dispatch> {
         let broadcast = Broadcast::Retract { requested };
-        if !n.has_filters() {
+        if !self.filters_reach(n) {
             let ids = items.into_iter().map(|i| i.id).collect();
             return vec![self.broadcast(n, broadcast, Event::Retract { ids })];
         }
@@ -137,6 +168,7 @@ impl<S: Store> Service<S> {
                 name_subids: false,
                 kind: n.rec.config.notification_type,
                 include_body: false,
+                collections: Vec::new(),
                 event: event.clone(),
             })
             .collect()
@@ -188,6 +220,7 @@ impl<S: Store> Service<S> {
                 name_subids: false,
                 kind: NotificationType::Normal,
                 include_body: false,
+                collections: Vec::new(),
                 event: std::sync::Arc::new(event),
             }],
             None => self.to_owners(n, event),
@@ -213,6 +246,7 @@ impl<S: Store> Service<S> {
             name_subids: false,
             kind: n.rec.config.notification_type,
             include_body: false,
+            collections: Vec::new(),
             event: std::sync::Arc::new(Event::Subscription {
                 jid: sub.jid.clone(),
                 state,

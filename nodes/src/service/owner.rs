@@ -42,44 +42,99 @@ impl<S: Store> Service<S> {
                 }
             },
         };
+        let mut config = match &patch {
+            Some(p) => patch_config(&self.policy.default_config, p),
+            None => self.policy.default_config.clone(),
+        };
+        self.validate_config(&config)?;
+        // Topic hierarchies: the collections the name implies, created when missing.
+        let (fresh, existing) = self.missing_prefixes(&name);
+        if let Some(p) = fresh.last().map(|f| &f.name).or(existing.as_ref()) {
+            config.collection.push(p.clone());
+        }
         if !self.is_admin(me) {
             let owned = self
                 .state
                 .affiliations_of(me)
                 .filter(|(_, a)| *a == Affiliation::Owner)
                 .count() as u64;
-            if owned >= self.policy.max_nodes_per_jid {
+            if owned + 1 + fresh.len() as u64 > self.policy.max_nodes_per_jid {
                 return Err(Error::LimitReached("nodes per JID"));
             }
         }
-        let config = match &patch {
-            Some(p) => patch_config(&self.policy.default_config, p),
-            None => self.policy.default_config.clone(),
-        };
-        self.validate_config(&config)?;
-        let uid = self.state.last_uid + 1;
         let mut changes = ChangeSet::default();
-        changes.push(Change::PutNode(NodeRecord {
+        let mut news: Vec<Dispatch> = Vec::new();
+        let mut uid = self.state.last_uid;
+        let put = |changes: &mut ChangeSet, news: &mut Vec<Dispatch>, rec: NodeRecord| {
+            news.push(self.fanout(
+                &rec,
+                rec.config.notification_type,
+                Broadcast::Create,
+                Event::Create,
+                None,
+            ));
+            let (uid, node) = (rec.uid, rec.name.clone());
+            changes.push(Change::PutNode(rec));
+            changes.push(Change::PutCounters {
+                uid,
+                counters: ItemCounters::default(),
+            });
+            changes.push(Change::PutAffiliation {
+                node,
+                jid: me.clone(),
+                affiliation: Affiliation::Owner,
+            });
+        };
+        for f in &fresh {
+            uid += 1;
+            let mut rec = NodeRecord {
+                name: f.name.clone(),
+                uid,
+                creator: me.clone(),
+                created: now,
+                config: self.hierarchy_config(&config, f),
+            };
+            let relate = Relate {
+                rec: &mut rec,
+                old: &NodeConfig::default(),
+                creating: true,
+                fresh: &fresh,
+            };
+            self.relate(me, relate, &mut changes, &mut news)?;
+            put(&mut changes, &mut news, rec);
+        }
+        uid += 1;
+        let mut rec = NodeRecord {
             name: name.clone(),
             uid,
             creator: me.clone(),
             created: now,
             config,
-        }));
-        changes.push(Change::PutCounters {
-            uid,
-            counters: ItemCounters::default(),
-        });
-        changes.push(Change::PutAffiliation {
-            node: name.clone(),
-            jid: me.clone(),
-            affiliation: Affiliation::Owner,
-        });
-        Ok(Plan {
-            reply: Reply::Created { node: name },
-            changes,
-            notifications: Vec::new(),
-        })
+        };
+        let relate = Relate {
+            rec: &mut rec,
+            old: &NodeConfig::default(),
+            creating: true,
+            fresh: &fresh,
+        };
+        self.relate(me, relate, &mut changes, &mut news)?;
+        put(&mut changes, &mut news, rec);
+        Ok(Plan::with(Reply::Created { node: name }, changes, news))
+    }
+
+    /// The configuration of a collection created for a hierarchical name (`f`) on the
+    /// way to a node configured `leaf`: a collection with the leaf's access model (so
+    /// that the names above a closed node are as closed as it is) and roster groups,
+    /// open to associations (names decide them), otherwise the service's defaults.
+    fn hierarchy_config(&self, leaf: &NodeConfig, f: &Fresh) -> NodeConfig {
+        NodeConfig {
+            node_type: NodeType::Collection,
+            access_model: leaf.access_model,
+            roster_groups_allowed: leaf.roster_groups_allowed.clone(),
+            collection: f.parents.clone(),
+            children_association_policy: AssociationPolicy::All,
+            ..self.policy.default_config.clone()
+        }
     }
 
     pub(super) fn set_config(
@@ -89,11 +144,37 @@ impl<S: Store> Service<S> {
         patch: NodeConfigPatch,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
+        if node.is_empty() {
+            return Err(Error::RootNode);
+        }
         self.check(me, Action::ConfigureNode, n)?;
         let config = patch_config(&n.rec.config, &patch);
         self.validate_config(&config)?;
         let mut changes = ChangeSet::default();
         let mut notifications: Vec<Dispatch> = Vec::new();
+        let mut rec = NodeRecord {
+            config,
+            ..n.rec.clone()
+        };
+        let relate = Relate {
+            rec: &mut rec,
+            old: &n.rec.config,
+            creating: false,
+            fresh: &[],
+        };
+        self.relate(me, relate, &mut changes, &mut notifications)?;
+        let config = rec.config;
+        // XEP-0248 §change-to-collection: a leaf that becomes a collection loses its items.
+        if config.is_collection() && !n.rec.config.is_collection() {
+            changes.push(Change::PurgeItems { uid: n.rec.uid });
+            changes.push(Change::PutCounters {
+                uid: n.rec.uid,
+                counters: ItemCounters {
+                    count: 0,
+                    last_seq: n.counters.last_seq,
+                },
+            });
+        }
         // Subscribers that the new access model shuts out lose their subscriptions.
         if config.access_model != n.rec.config.access_model {
             for sub in n.subs() {
@@ -123,7 +204,7 @@ impl<S: Store> Service<S> {
             config: config.deliver_payloads.then(|| config.clone()),
         };
         let kind = config.notification_type;
-        notifications.push(self.fanout(n, kind, Broadcast::Configure, event, None));
+        notifications.push(self.fanout(&n.rec, kind, Broadcast::Configure, event, None));
         Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
@@ -221,7 +302,7 @@ impl<S: Store> Service<S> {
                 let target = row.jid.to_bare();
                 self.gate(Ask::new(&target, Question::BeSubscribedByOwner, n))
                     .check()?;
-                let subid = self.fresh_subid(n, &work, now);
+                let subid = self.fresh_subid(n, &target, &work, now);
                 let sub = Subscription {
                     jid: row.jid.clone(),
                     subid: subid.clone(),
@@ -276,6 +357,9 @@ impl<S: Store> Service<S> {
         rows: Vec<(BareJid, Affiliation)>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
+        if node.is_empty() {
+            return Err(Error::RootNode);
+        }
         self.check(me, Action::ManageAffiliations, n)?;
         let mut work: BTreeMap<BareJid, Affiliation> = BTreeMap::new();
         for (jid, aff) in rows {
@@ -331,10 +415,13 @@ impl<S: Store> Service<S> {
         }))
     }
 
-    pub(super) fn default_config(&self) -> Result<Plan, Error> {
+    pub(super) fn default_config(&self, node_type: NodeType) -> Result<Plan, Error> {
         Ok(Plan::read(Reply::Config {
             node: None,
-            config: self.policy.default_config.clone(),
+            config: NodeConfig {
+                node_type,
+                ..self.policy.default_config.clone()
+            },
         }))
     }
 
@@ -345,8 +432,17 @@ impl<S: Store> Service<S> {
         redirect: Option<String>,
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
+        if node.is_empty() {
+            return Err(Error::RootNode);
+        }
         self.check(me, Action::DeleteNode, n)?;
         let mut changes = ChangeSet::default();
+        // Its children are dissociated, not deleted (see `collections`).
+        for c in self.state.children(n) {
+            let mut rec = c.rec.clone();
+            rec.config.collection.retain(|p| *p != node);
+            changes.push(Change::PutNode(rec));
+        }
         changes.push(Change::DeleteNode {
             name: node,
             uid: n.rec.uid,
@@ -361,6 +457,7 @@ impl<S: Store> Service<S> {
     pub(super) fn purge(&self, me: &BareJid, node: String) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         self.check(me, Action::PurgeNode, n)?;
+        Self::no_items(n, "persistent-items")?;
         if !n.rec.config.persist_items {
             return Err(Error::NotPersistent);
         }
@@ -470,6 +567,12 @@ macro_rules! config_fields {
             notification_type = "pubsub#notification_type",
             itemreply = "pubsub#itemreply",
             max_payload_size = "pubsub#max_payload_size",
+            node_type = "pubsub#node_type",
+            collection = "pubsub#collection",
+            children = "pubsub#children",
+            children_max = "pubsub#children_max",
+            children_association_policy = "pubsub#children_association_policy",
+            children_association_whitelist = "pubsub#children_association_whitelist",
         }
     };
 }

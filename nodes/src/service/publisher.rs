@@ -15,6 +15,7 @@ impl<S: Store> Service<S> {
         let n = self.node(&node)?;
         let cfg = &n.rec.config;
         self.check(me, Action::PublishItems, n)?;
+        Self::no_items(n, "publish")?;
         if let Some(p) = &preconditions {
             if let Some(field) = precondition_mismatch(cfg, p) {
                 return Err(Error::PreconditionNotMet {
@@ -124,6 +125,7 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         let n = self.node(&node)?;
         self.check(me, Action::DeleteOwnItem, n)?;
+        Self::no_items(n, "persistent-items")?;
         let mut seen = BTreeSet::new();
         let ids: Vec<String> = ids
             .into_iter()

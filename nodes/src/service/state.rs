@@ -71,18 +71,21 @@ impl<S: Store> Service<S> {
         z ^ (z >> 31)
     }
 
-    /// A subid no subscription of `n` (nor one in `taken`, planned by the same request)
-    /// has.
+    /// A subid for a new subscription of `who` to `n`: one that no subscription of `n`
+    /// (nor one in `taken`, planned by the same request) has, nor any subscription on the
+    /// other nodes `who` subscribes to (see [`crate::Subscription::subid`]).
     pub(super) fn fresh_subid(
         &self,
         n: &NodeState,
+        who: &BareJid,
         taken: &BTreeMap<String, (Jid, Option<Subscription>)>,
         now: Millis,
     ) -> String {
         loop {
             let num = self.fresh_num(now);
             let id = format_subid(num);
-            if !n.has_subid_num(num) && !taken.contains_key(&id) {
+            if !n.has_subid_num(num) && !taken.contains_key(&id) && !self.state.subid_near(who, num)
+            {
                 return id;
             }
         }

@@ -41,10 +41,23 @@ impl<S: Store> Service<S> {
             Some(p) => self.checked_options(&SubOptions::default(), p, now)?,
             None => SubOptions::default(),
         };
+        if n.rec.config.is_collection() && opts.filter.is_none() {
+            // XEP-0248 §subscribe-errors: one subscription per kind of news. Filtered
+            // subscriptions each select other items (XEP-0060 §12): as on a leaf, a JID
+            // may hold several, so only unfiltered ones count as the same again.
+            let want = opts.subscription_type;
+            let overlaps =
+                |t: SubscriptionType| (t.items() && want.items()) || (t.nodes() && want.nodes());
+            if self.state.jid_subs(n, &bare).any(|s| {
+                s.key.is(&jid) && s.filter().is_none() && overlaps(s.options().subscription_type)
+            }) {
+                return Err(Error::SubscriptionExists(want.as_str()));
+            }
+        }
         let needs_approval = decision == Decision::Pending;
         let sub = Subscription {
             jid: jid.clone(),
-            subid: self.fresh_subid(n, &BTreeMap::new(), now),
+            subid: self.fresh_subid(n, &bare, &BTreeMap::new(), now),
             state: if needs_approval {
                 SubscriptionState::Pending
             } else {
@@ -224,6 +237,12 @@ pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
     if let Some(v) = &patch.filter {
         // As submitted; the engine keeps the canonical text (`checked_options`).
         out.filter = Some(v.clone()).filter(|f| !f.trim().is_empty());
+    }
+    if let Some(v) = patch.subscription_type {
+        out.subscription_type = v;
+    }
+    if let Some(v) = patch.subscription_depth {
+        out.subscription_depth = v;
     }
     out
 }

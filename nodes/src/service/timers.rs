@@ -27,17 +27,7 @@ impl<S: Store> Service<S> {
         if !self.clock_running {
             self.clock_running = true;
             // Until now digest subscribers got items one by one: start their digests here.
-            let state = &mut self.state;
-            let last: Vec<(u64, u64)> = state
-                .digests
-                .keys()
-                .filter_map(|(uid, _)| Some((*uid, state.node_by_uid(*uid)?.counters.last_seq)))
-                .collect();
-            for ((uid, _), d) in state.digests.iter_mut() {
-                if let Some((_, seq)) = last.iter().find(|(u, _)| u == uid) {
-                    d.after_seq = *seq;
-                }
-            }
+            self.state.restart_digests();
         }
         let mut changes = ChangeSet::default();
         let mut notifications: Vec<Dispatch> = Vec::new();
@@ -112,13 +102,15 @@ impl<S: Store> Service<S> {
     }
 
     /// Sends the digests that are due and schedules the next ones. Only memory changes.
+    /// A digest of a subscription to a collection is one message per leaf with items in
+    /// the period (a notification names one node), each through the collection.
     pub(super) fn release_digests(&mut self, now: Millis) -> Result<Vec<Notification>, Error> {
         let mut out = Vec::new();
         let keys: Vec<(u64, SubKey)> = self.state.digests.keys().cloned().collect();
         for key in keys {
             let (Some(n), Some(d)) = (
                 self.state.node_by_uid(key.0),
-                self.state.digests.get(&key).copied(),
+                self.state.digests.get(&key).cloned(),
             ) else {
                 continue;
             };
@@ -135,49 +127,75 @@ impl<S: Store> Service<S> {
             if due > now {
                 continue;
             }
-            let range = ItemRange {
-                after: Some(d.after_seq),
-                before: None,
-                skip: 0,
-                limit: u64::MAX,
-                from_end: false,
-            };
             let last_seq = n.counters.last_seq;
-            let (recipients, items) = match Selection::of(&sub) {
-                Selection::All => {
-                    let recipients = self.recipients(n, Occasion::Digest, Scope::One(sub), None);
-                    let items = if recipients.is_empty() {
-                        Vec::new()
-                    } else {
-                        self.store.items_range(n.rec.uid, &range)?
+            if n.rec.config.is_collection() {
+                let reach = self.state.descendants(n, sub.options().subscription_depth);
+                for (leaf_uid, after) in &d.leaves {
+                    let Some((leaf, depth)) = reach.iter().find(|(c, _)| c.rec.uid == *leaf_uid)
+                    else {
+                        continue; // deleted or dissociated meanwhile
                     };
-                    (recipients, items)
-                }
-                // A filtered subscription's digest holds the items its filter matches,
-                // and goes out only if there is one: the first stands for them all.
-                selection => {
-                    let mut items = self.store.items_range(n.rec.uid, &range)?;
-                    items.retain(|i| selection.accepts(&i.payload));
-                    let recipients = match items.first() {
-                        Some(i) => {
-                            let subject = Subject::new(i.payload.clone());
-                            let scope = Scope::One(sub);
-                            self.recipients(n, Occasion::Digest, scope, Some(&subject))
-                        }
-                        None => Vec::new(),
+                    let scope = Scope::Via {
+                        sub,
+                        collection: n,
+                        depth: *depth,
                     };
-                    (recipients, items)
+                    out.extend(self.digest(leaf, sub, scope, *after)?);
                 }
-            };
-            if !items.is_empty() {
-                let event = items_event(&n.rec.config, items);
-                out.extend(self.notifications(n, recipients, event));
+            } else {
+                out.extend(self.digest(n, sub, Scope::One(sub), d.after_seq)?);
             }
+            let leaves = self.state.leaf_seqs(n, sub.options());
             if let Some(d) = self.state.digests.get_mut(&key) {
                 d.after_seq = last_seq;
+                d.leaves = leaves;
                 d.due = Some(now.saturating_add(period));
             }
         }
         Ok(out)
+    }
+
+    /// The digest of the items of `n` after seq `after` for `sub`, the one subscription
+    /// `scope` names, if the predicate delivers it. A filtered subscription's digest holds
+    /// the items its filter matches, and goes out only if there is one: the first stands
+    /// for them all before the predicate.
+    fn digest(
+        &self,
+        n: &NodeState,
+        sub: Sub<'_>,
+        scope: Scope<'_>,
+        after: u64,
+    ) -> Result<Vec<Notification>, Error> {
+        let range = ItemRange {
+            after: Some(after),
+            before: None,
+            skip: 0,
+            limit: u64::MAX,
+            from_end: false,
+        };
+        let (recipients, items) = match Selection::of(&sub) {
+            Selection::All => {
+                let recipients = self.recipients(n, Occasion::Digest, scope, None);
+                if recipients.is_empty() {
+                    return Ok(Vec::new());
+                }
+                (recipients, self.store.items_range(n.rec.uid, &range)?)
+            }
+            selection => {
+                let mut items = self.store.items_range(n.rec.uid, &range)?;
+                items.retain(|i| selection.accepts(&i.payload));
+                let Some(first) = items.first() else {
+                    return Ok(Vec::new());
+                };
+                let subject = Subject::new(first.payload.clone());
+                let recipients = self.recipients(n, Occasion::Digest, scope, Some(&subject));
+                (recipients, items)
+            }
+        };
+        if recipients.is_empty() || items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let event = items_event(&n.rec.config, items);
+        Ok(self.notifications(n, recipients, event))
     }
 }

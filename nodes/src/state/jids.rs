@@ -6,6 +6,8 @@
 //! subscriptions are found without scanning nodes.
 
 use crate::model::Affiliation;
+use crate::store::load::parse_bare_jid;
+use crate::store::StoreError;
 use crate::BareJid;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -80,6 +82,14 @@ impl Borrow<BareJid> for JidRef {
     }
 }
 
+// `BareJid` compares, orders and hashes as its string, so its text is an equivalent key:
+// loading finds a stored JID by its text without parsing it.
+impl Borrow<str> for JidRef {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
 /// What one JID holds across the service.
 #[derive(Debug, Default)]
 pub(crate) struct PerJid {
@@ -112,6 +122,15 @@ impl Jids {
         r
     }
 
+    /// The interned reference for the bare JID stored as `text`, parsing it only when no
+    /// interned JID is spelled exactly so (stored JIDs are normalized: most are found).
+    pub(crate) fn intern_stored(&mut self, text: &str) -> Result<JidRef, StoreError> {
+        if let Some((r, _)) = self.0.get_key_value(text) {
+            return Ok(r.clone());
+        }
+        Ok(self.intern(&parse_bare_jid(text)?))
+    }
+
     /// `jid`'s reference and holdings, if it holds anything.
     pub(crate) fn get(&self, jid: &BareJid) -> Option<(&JidRef, &PerJid)> {
         self.0.get_key_value(jid)
@@ -127,6 +146,12 @@ impl Jids {
         if self.0.get(jid).is_some_and(PerJid::is_empty) {
             self.0.remove(jid);
         }
+    }
+
+    /// Every interned JID with its holdings, in no particular order.
+    #[cfg(test)]
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&JidRef, &PerJid)> {
+        self.0.iter()
     }
 
     /// Give back the spare capacity of every JID's lists (after loading).

@@ -1,6 +1,7 @@
 //! The engine's in-memory state: nodes with their affiliations and subscriptions, and the
-//! indexes over them. Changed only by applying committed [`Change`]s, which is also how the
-//! snapshot is loaded, so memory cannot drift from what the store holds.
+//! indexes over them. Changed only by applying committed [`Change`]s, and built at start-up
+//! from the store's rows ([`load`]) into the same state applying them would give, so
+//! memory cannot drift from what the store holds.
 //!
 //! The representation is compact (`docs/benchmarks.md`, "Engine memory"): bare JIDs are
 //! interned ([`jids`]), subids are numbers and default options are shared ([`subs`]); the
@@ -12,7 +13,9 @@ use crate::store::Change;
 use crate::{BareJid, Jid, Millis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod graph;
 mod jids;
+mod load;
 mod subs;
 
 pub(crate) use jids::JidRef;
@@ -101,17 +104,24 @@ impl NodeState {
 }
 
 /// Where a digest subscription stands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Digest {
     /// Items with a higher seq go into the next digest. Set when the subscription is
     /// applied, and by the first tick (items before it went out one by one).
     pub(crate) after_seq: u64,
     /// When the next digest is due; `None` until the first tick schedules it.
     pub(crate) due: Option<Millis>,
+    /// For a subscription to a collection: the leaves it reached when the period began,
+    /// by uid, each with its `after_seq`. A leaf associated during a period joins at the
+    /// next one. Empty for a leaf's own subscriptions.
+    pub(crate) leaves: BTreeMap<u64, u64>,
 }
 
+/// The uid of the root collection (XEP-0248 §root); node uids start at 1.
+pub(crate) const ROOT_UID: u64 = 0;
+
 /// Everything the engine keeps in memory about nodes, and the indexes over it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
     /// Bare JIDs whose presence became needed by an applied change (a subscription to a
     /// node that delivers by presence, or such a configuration): the component asks them
@@ -119,6 +129,15 @@ pub(crate) struct State {
     /// set from the subscriptions.
     pub(crate) presence_requests: BTreeSet<BareJid>,
     nodes: BTreeMap<String, NodeState>,
+    /// The root collection (XEP-0248 §root): the service itself, NodeID empty, uid
+    /// [`ROOT_UID`]. Not among `nodes`: it is never listed, created, configured or
+    /// deleted; it holds only subscriptions (stored under the empty NodeID). Every node
+    /// without a parent is its child.
+    root: NodeState,
+    /// Collection NodeID → the NodeIDs whose `pubsub#collection` names it: where each
+    /// collection's derived `pubsub#children` comes from (kept also for collections not
+    /// loaded yet while loading).
+    children_of: HashMap<String, BTreeSet<String>>,
     /// Node uid → NodeID, for changes keyed by uid.
     uids: HashMap<u64, String>,
     /// Every JID holding a subscription or an affiliation, interned, with what it holds.
@@ -133,12 +152,31 @@ pub(crate) struct State {
     pub(crate) digests: BTreeMap<(u64, SubKey), Digest>,
 }
 
+impl Default for State {
+    fn default() -> Self {
+        State::new(0)
+    }
+}
+
 impl State {
     /// An empty state whose uids continue after `last_uid`.
     pub(crate) fn new(last_uid: u64) -> Self {
         State {
+            presence_requests: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+            root: NodeState {
+                rec: graph::root_record(),
+                counters: ItemCounters::default(),
+                affs: BTreeMap::new(),
+                subs: SubTable::default(),
+                subscribed: 0,
+            },
+            children_of: HashMap::new(),
+            uids: HashMap::new(),
+            jids: Jids::default(),
             last_uid,
-            ..State::default()
+            leases: BTreeSet::new(),
+            digests: BTreeMap::new(),
         }
     }
 
@@ -174,31 +212,40 @@ impl State {
     }
 
     fn put_node(&mut self, rec: &NodeRecord) {
-        self.last_uid = self.last_uid.max(rec.uid);
-        if let Some(n) = self.nodes.get_mut(&rec.name) {
-            if n.rec.uid == rec.uid {
-                n.rec = rec.clone();
-                for sub in n.subs.iter() {
-                    if needs_presence(&n.rec.config, sub.state(), sub.options()) {
-                        self.presence_requests.insert(sub.bare().clone());
-                    }
-                }
-                return;
-            }
-            // A different node under the same name replaces the old one whole.
-            self.remove_node(&rec.name.clone());
+        if rec.name.is_empty() {
+            return; // the root is the service's own: never stored
         }
-        self.uids.insert(rec.uid, rec.name.clone());
-        self.nodes.insert(
-            rec.name.clone(),
-            NodeState {
-                rec: rec.clone(),
-                counters: ItemCounters::default(),
-                affs: BTreeMap::new(),
-                subs: SubTable::default(),
-                subscribed: 0,
-            },
-        );
+        self.last_uid = self.last_uid.max(rec.uid);
+        let mut rec = rec.clone();
+        // `pubsub#children` is derived from the children's records, never taken as given.
+        rec.config.children = self.children_list(&rec.name);
+        let old_parents = match self.nodes.get(&rec.name) {
+            Some(n) if n.rec.uid == rec.uid => n.rec.config.collection.clone(),
+            Some(_) => {
+                // A different node under the same name replaces the old one whole.
+                self.remove_node(&rec.name.clone());
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        self.relink(&rec.name, &old_parents, &rec.config.collection);
+        let name = rec.name.clone();
+        if let Some(n) = self.nodes.get_mut(&name) {
+            n.rec = rec;
+        } else {
+            self.uids.insert(rec.uid, name.clone());
+            self.nodes.insert(
+                name.clone(),
+                NodeState {
+                    rec,
+                    counters: ItemCounters::default(),
+                    affs: BTreeMap::new(),
+                    subs: SubTable::default(),
+                    subscribed: 0,
+                },
+            );
+        }
+        self.ask_presence(&name);
     }
 
     fn put_affiliation(&mut self, node: &str, jid: &BareJid, aff: Affiliation) {
@@ -226,7 +273,7 @@ impl State {
 
     /// `Change::PutSubscription`.
     pub(crate) fn put_subscription(&mut self, node: &str, sub: &Subscription) {
-        let Some(n) = self.nodes.get_mut(node) else {
+        let Some(n) = pick(&mut self.root, &mut self.nodes, node) else {
             return;
         };
         let uid = n.rec.uid;
@@ -261,20 +308,35 @@ impl State {
         }
         if sub.options.digest {
             let last_seq = n.counters.last_seq;
-            self.digests.entry((uid, key.clone())).or_insert(Digest {
-                after_seq: last_seq,
-                due: None,
-            });
+            let fresh = !self.digests.contains_key(&(uid, key.clone()));
+            if fresh {
+                let leaves = self
+                    .node(node)
+                    .map(|n| self.leaf_seqs(n, &sub.options))
+                    .unwrap_or_default();
+                self.digests.insert(
+                    (uid, key.clone()),
+                    Digest {
+                        after_seq: last_seq,
+                        due: None,
+                        leaves,
+                    },
+                );
+            }
         } else if !self.digests.is_empty() {
             self.digests.remove(&(uid, key.clone()));
         }
-        if needs_presence(&n.rec.config, sub.state, &sub.options) {
-            self.presence_requests.insert(key.jid.bare().clone());
+        let bare = key.jid.bare().clone();
+        if self
+            .node(node)
+            .is_some_and(|n| self.sub_needs_presence(n, sub.state, &sub.options))
+        {
+            self.presence_requests.insert(bare);
         }
     }
 
     fn delete_subscription(&mut self, node: &str, jid: &Jid, subid: &str) {
-        let Some(n) = self.nodes.get_mut(node) else {
+        let Some(n) = pick(&mut self.root, &mut self.nodes, node) else {
             return;
         };
         let owner = self.jids.get(&jid.to_bare()).map(|(r, _)| r.clone());
@@ -321,6 +383,10 @@ impl State {
         let Some(n) = self.nodes.remove(name) else {
             return;
         };
+        // Its children were dissociated by the same change set (`Service::delete`); what
+        // is left of the relation is its own parents' lists.
+        self.relink(name, &n.rec.config.collection, &[]);
+        self.children_of.remove(name);
         let uid = n.rec.uid;
         self.uids.remove(&uid);
         for jid in n.affs.keys() {
@@ -342,23 +408,21 @@ impl State {
         }
     }
 
-    /// After loading: pack the maps built while loading (see [`SubTable::compact`]).
-    pub(crate) fn compact(&mut self) {
-        for n in self.nodes.values_mut() {
-            n.subs.compact();
-        }
-        self.jids.shrink();
-    }
-
     // ------------------------------------------------------------------------- lookups
 
-    /// The node named `name`.
+    /// The node named `name`; the empty NodeID is the root collection.
     pub(crate) fn node(&self, name: &str) -> Option<&NodeState> {
+        if name.is_empty() {
+            return Some(&self.root);
+        }
         self.nodes.get(name)
     }
 
-    /// The node whose uid is `uid`.
+    /// The node whose uid is `uid` ([`ROOT_UID`]: the root collection).
     pub(crate) fn node_by_uid(&self, uid: u64) -> Option<&NodeState> {
+        if uid == ROOT_UID {
+            return Some(&self.root);
+        }
         self.nodes.get(self.uids.get(&uid)?)
     }
 
@@ -372,7 +436,7 @@ impl State {
         self.uids.contains_key(&uid)
     }
 
-    /// Every node, in NodeID order.
+    /// Every node, in NodeID order (the root collection is not one).
     pub(crate) fn nodes(&self) -> impl Iterator<Item = &NodeState> {
         self.nodes.values()
     }
@@ -433,6 +497,13 @@ impl State {
             .flat_map(move |(_, h)| h.nodes.iter().filter_map(move |u| self.node_by_uid(*u)))
     }
 
+    /// Whether subid number `num` is in use on a node `bare` (or one of its full JIDs)
+    /// subscribes to: a new subscription of `bare` must not get it, so that the subids
+    /// meeting in one notification (XEP-0248: a leaf's and its collections') differ.
+    pub(crate) fn subid_near(&self, bare: &BareJid, num: SubNum) -> bool {
+        self.nodes_subscribed_by(bare).any(|n| n.has_subid_num(num))
+    }
+
     /// How many subscriptions `bare` (and its full JIDs) holds across the service.
     pub(crate) fn subscription_count(&self, bare: &BareJid) -> u64 {
         self.jids.get(bare).map_or(0, |(_, h)| u64::from(h.subs))
@@ -476,9 +547,9 @@ impl State {
     /// Every bare JID whose presence some subscription needs.
     pub(crate) fn presence_wanted(&self) -> BTreeSet<BareJid> {
         let mut out = BTreeSet::new();
-        for n in self.nodes.values() {
+        for n in self.nodes.values().chain(std::iter::once(&self.root)) {
             for sub in n.subs.iter() {
-                if needs_presence(&n.rec.config, sub.state(), sub.options()) {
+                if self.sub_needs_presence(n, sub.state(), sub.options()) {
                     out.insert(sub.bare().clone());
                 }
             }
@@ -489,6 +560,20 @@ impl State {
     /// Whether some subscription of `bare` (or of one of its full JIDs) needs its presence.
     pub(crate) fn wants_presence(&self, bare: &BareJid) -> bool {
         self.subscriptions_of(bare)
-            .any(|(n, s)| needs_presence(&n.rec.config, s.state(), s.options()))
+            .any(|(n, s)| self.sub_needs_presence(n, s.state(), s.options()))
+    }
+}
+
+/// The node named `name` among `nodes`, or `root` for the empty NodeID: borrows the two
+/// fields only, so the caller may update the indexes beside it.
+fn pick<'a>(
+    root: &'a mut NodeState,
+    nodes: &'a mut BTreeMap<String, NodeState>,
+    name: &str,
+) -> Option<&'a mut NodeState> {
+    if name.is_empty() {
+        Some(root)
+    } else {
+        nodes.get_mut(name)
     }
 }

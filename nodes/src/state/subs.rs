@@ -113,6 +113,14 @@ impl SubVal {
         }
     }
 
+    /// A value from its parts, `None` options meaning the defaults.
+    pub(crate) fn new(state: SubscriptionState, options: Option<SubOptions>) -> Self {
+        SubVal {
+            state,
+            options: options.filter(|o| o != default_options()).map(Box::new),
+        }
+    }
+
     /// The options.
     pub(crate) fn options(&self) -> &SubOptions {
         self.options.as_deref().unwrap_or(default_options())
@@ -304,6 +312,32 @@ impl<'a, I: Iterator<Item = Sub<'a>>, J: Iterator<Item = Sub<'a>>> Iterator for 
 }
 
 impl SubTable {
+    /// A table of subscriptions whose subids are all of the engine's form: `entries` sorted
+    /// by key, `nums` their subid numbers, sorted, without repeats. Built from sorted runs,
+    /// the maps' nodes are full, as [`SubTable::compact`] leaves them. Filtered
+    /// subscriptions go apart into their map and the node's filter index, as
+    /// [`SubTable::put`] files them.
+    pub(crate) fn from_sorted(entries: Vec<(SubKey, SubVal)>, nums: Vec<SubNum>) -> Self {
+        let filtered = |v: &SubVal| v.options().filter.is_some();
+        let mut table = SubTable {
+            by_key: BTreeMap::new(),
+            nums: nums.into_iter().collect(),
+            legacy: None,
+            filtered: None,
+        };
+        if !entries.iter().any(|(_, v)| filtered(v)) {
+            // The usual case: no second pass, no second vector.
+            table.by_key = entries.into_iter().collect();
+            return table;
+        }
+        let (with, without): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, v)| filtered(v));
+        table.by_key = without.into_iter().collect();
+        for (key, val) in with {
+            table.insert(key, val);
+        }
+        table
+    }
+
     /// How many subscriptions there are.
     pub(crate) fn len(&self) -> usize {
         self.by_key.len() + self.filtered.as_ref().map_or(0, |f| f.by_key.len())

@@ -132,6 +132,13 @@ fn odd_config() -> NodeConfig {
         notification_type: NotificationType::Normal,
         itemreply: ItemReply::Publisher,
         max_payload_size: 1 << 40,
+        node_type: NodeType::Collection,
+        collection: vec!["parent".into(), "other/parent".into()],
+        // Derived by the engine, not a store's to keep: a store may drop it.
+        children: Vec::new(),
+        children_max: Some(12),
+        children_association_policy: AssociationPolicy::Whitelist,
+        children_association_whitelist: vec![bare("w@example.org")],
     }
 }
 
@@ -168,6 +175,8 @@ fn sub(j: &str, subid: &str) -> Subscription {
             include_body: true,
             show_values: vec![Show::Dnd, Show::Chat],
             filter: None,
+            subscription_type: SubscriptionType::All,
+            subscription_depth: SubscriptionDepth::All,
         },
     }
 }

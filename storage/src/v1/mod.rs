@@ -13,7 +13,7 @@ use crate::codec;
 use crate::ops::OpCounts;
 
 use roost_nodes::{
-    Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Snapshot, Store, StoreError,
+    Affiliation, Change, ChangeSet, Expiry, Item, ItemRange, Loader, Snapshot, Store, StoreError,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,6 +168,11 @@ impl V1Store {
 }
 
 impl Store for V1Store {
+    // A version-1 store is only read to be migrated: a whole snapshot is what that wants.
+    fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        self.load()?.feed(loader)
+    }
+
     fn load(&mut self) -> Result<Snapshot, StoreError> {
         let mut counters = BTreeMap::new();
         for kv in self.tree.scan_prefix([keys::COUNTERS]) {

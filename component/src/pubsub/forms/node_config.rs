@@ -7,8 +7,8 @@
 
 use roost_nodes::request::NodeMeta;
 use roost_nodes::{
-    AccessModel, Error, ItemReply, MaxItems, NodeConfig, NodeConfigPatch, NotificationType,
-    PublishModel, SendLastPublished,
+    AccessModel, AssociationPolicy, BareJid, Error, ItemReply, MaxItems, NodeConfig,
+    NodeConfigPatch, NodeType, NotificationType, PublishModel, SendLastPublished,
 };
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_};
 use xmpp_parsers::ns;
@@ -48,10 +48,6 @@ enum Value {
         type_: FieldType,
         get: fn(&NodeConfig) -> Vec<String>,
         set: fn(&mut NodeConfigPatch, &[String]) -> Result<(), String>,
-    },
-    /// Read in submitted forms, never shown: the value must be one Roost accepts as it is.
-    Accepted {
-        check: fn(&str) -> Result<(), String>,
     },
 }
 
@@ -319,15 +315,121 @@ const NODE_CONFIG: &[ConfigField] = &[
             set: |p, v| p.max_payload_size = Some(v),
         },
     },
+    // XEP-0248 §configure and §owner-default (example 62): a collection's fields.
     ConfigField {
         var: NODE_TYPE,
         label: "Whether the node is a leaf (default) or a collection",
+        meta_label: Some("Whether the node is a leaf or a collection"),
+        value: Value::Choice {
+            get: |c| c.node_type.as_str(),
+            options: |_| {
+                vec![
+                    ("leaf", Some("The node is a leaf node (default)")),
+                    ("collection", Some("The node is a collection node")),
+                ]
+            },
+            set: |p, v| {
+                p.node_type = Some(parse_enum::<NodeType>(v)?);
+                Ok(())
+            },
+        },
+    },
+    ConfigField {
+        var: "pubsub#collection",
+        label: "The collections of which this node is a child",
+        meta_label: Some("The collections of which this node is a child"),
+        value: Value::Custom {
+            type_: FieldType::TextMulti,
+            get: |c| c.collection.clone(),
+            set: |p, values| {
+                p.collection = Some(node_ids(values));
+                Ok(())
+            },
+        },
+    },
+    ConfigField {
+        var: "pubsub#children",
+        label: "The child nodes (leaf or collection) associated with a collection",
         meta_label: None,
-        // Every Roost node is a leaf.
-        value: Value::Accepted {
-            check: |v| match v {
-                "" | "leaf" => Ok(()),
-                _ => Err("only leaf nodes are supported".to_owned()),
+        value: Value::Custom {
+            type_: FieldType::TextMulti,
+            get: |c| c.children.clone(),
+            set: |p, values| {
+                p.children = Some(node_ids(values));
+                Ok(())
+            },
+        },
+    },
+    ConfigField {
+        var: "pubsub#children_association_policy",
+        label: "Who may associate leaf nodes with a collection",
+        meta_label: None,
+        value: Value::Choice {
+            get: |c| c.children_association_policy.as_str(),
+            options: |_| {
+                vec![
+                    (
+                        "owners",
+                        Some("Only the owners of this node may associate other nodes to this collection"),
+                    ),
+                    (
+                        "whitelist",
+                        Some(
+                            "Only those on the children association whitelist may associate \
+                             other nodes to this collection",
+                        ),
+                    ),
+                    ("all", Some("Anyone may associate nodes with this collection")),
+                ]
+            },
+            set: |p, v| {
+                p.children_association_policy = Some(parse_enum::<AssociationPolicy>(v)?);
+                Ok(())
+            },
+        },
+    },
+    ConfigField {
+        var: "pubsub#children_association_whitelist",
+        label: "The list of JIDs that may associate leaf nodes with a collection",
+        meta_label: None,
+        value: Value::Custom {
+            type_: FieldType::JidMulti,
+            get: |c| {
+                c.children_association_whitelist
+                    .iter()
+                    .map(|j| j.to_string())
+                    .collect()
+            },
+            set: |p, values| {
+                let jids = values
+                    .iter()
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| {
+                        v.parse::<BareJid>()
+                            .map_err(|_| format!("{v:?} is not a bare JID"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                p.children_association_whitelist = Some(jids);
+                Ok(())
+            },
+        },
+    },
+    ConfigField {
+        var: "pubsub#children_max",
+        label: "The maximum number of child nodes that can be associated with a collection",
+        meta_label: None,
+        value: Value::Custom {
+            type_: FieldType::TextSingle,
+            get: |c| vec![c.children_max.map_or("max".to_owned(), |n| n.to_string())],
+            set: |p, values| {
+                let v = one(values)?;
+                p.children_max = Some(if v.is_empty() || v == "max" {
+                    None
+                } else {
+                    Some(parse_u64(v)?)
+                });
+                Ok(())
             },
         },
     },
@@ -385,6 +487,19 @@ fn plain<T: Copy>(all: &[T], s: impl Fn(T) -> &'static str) -> Options {
     all.iter().map(|v| (s(*v), None)).collect()
 }
 
+/// The NodeIDs of a text-multi field (`pubsub#collection`, `pubsub#children`), without
+/// blank lines, in order and without repeats.
+fn node_ids(values: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = values
+        .iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// The one value of a single-valued field; none reads as empty.
 fn one(values: &[String]) -> Result<&str, String> {
     match values {
@@ -432,7 +547,6 @@ impl ConfigField {
                 f.values = get(c);
                 f
             }
-            Value::Accepted { .. } => return None,
         };
         Some(f)
     }
@@ -445,7 +559,6 @@ impl ConfigField {
             Value::Count { set, .. } => set(patch, parse_u64(single(f)?)?),
             Value::Choice { set, .. } => set(patch, single(f)?)?,
             Value::Custom { set, .. } => set(patch, &f.values)?,
-            Value::Accepted { check } => check(single(f)?)?,
         }
         Ok(())
     }
@@ -513,9 +626,6 @@ pub(crate) fn parse_node_config(form: &DataForm) -> Result<NodeConfigPatch, Erro
     let fields = submitted(form, ns::PUBSUB_CONFIGURE, false).map_err(Error::BadRequest)?;
     let mut patch = NodeConfigPatch::default();
     for (var, f) in fields {
-        if var == NODE_TYPE && !matches!(single(f), Ok("" | "leaf")) {
-            return Err(Error::Unsupported("collections"));
-        }
         if let Some(field) = ConfigField::find(var) {
             field
                 .apply(&mut patch, f)

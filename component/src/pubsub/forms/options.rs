@@ -2,7 +2,7 @@
 //! submitted one as a patch.
 
 use roost_nodes::{Error, Show, SubOptions, SubOptionsPatch};
-use xmpp_parsers::data_forms::{DataForm, DataFormType, FieldType, Option_};
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_};
 
 use super::super::codec::{format_datetime, parse_datetime, NS_SUBSCRIBE_OPTIONS};
 use super::{boolean, form, labelled, parse_bool, parse_enum, parse_u64, single, submitted, text};
@@ -59,6 +59,23 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
             o.include_body,
         ),
         show,
+        // XEP-0248 §subscribe (examples 11, 12): what a subscription to a collection
+        // hears of, and how deep.
+        choice(
+            "pubsub#subscription_type",
+            "What kind of notifications to receive from a collection",
+            o.subscription_type.as_str(),
+            &[
+                ("items", "Receive notification of items only"),
+                ("nodes", "Receive notification of nodes only"),
+                ("all", "Receive notification of both items and nodes"),
+            ],
+        ),
+        text(
+            "pubsub#subscription_depth",
+            "How far to traverse the node graph for notifications (a number, or `all`)",
+            &o.subscription_depth.to_string(),
+        ),
         // Roost's content filter (feature `urn:roost:filter:0`); `x-` as XEP-0068 §3.4
         // asks of a field not registered with the XMPP Registrar.
         text(
@@ -68,6 +85,19 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
         ),
     ];
     form(type_, NS_SUBSCRIBE_OPTIONS, fields)
+}
+
+/// A list-single field with labelled options.
+fn choice(var: &str, label: &str, value: &str, options: &[(&str, &str)]) -> Field {
+    let mut f = labelled(var, FieldType::ListSingle, label).with_value(value);
+    f.options = options
+        .iter()
+        .map(|(v, l)| Option_ {
+            label: Some((*l).to_owned()),
+            value: (*v).to_owned(),
+        })
+        .collect();
+    f
 }
 
 /// A submitted `pubsub#subscribe_options` form (§6.3.5, §6.3.7) as a patch. Anything Roost
@@ -103,6 +133,12 @@ pub(crate) fn parse_sub_options(form: &DataForm) -> Result<SubOptionsPatch, Erro
                         patch.digest_frequency = Some(parse_u64(v).map_err(bad)?)
                     }
                     "pubsub#include_body" => patch.include_body = Some(parse_bool(v).map_err(bad)?),
+                    "pubsub#subscription_type" => {
+                        patch.subscription_type = Some(parse_enum(v).map_err(bad)?)
+                    }
+                    "pubsub#subscription_depth" => {
+                        patch.subscription_depth = Some(parse_enum(v).map_err(bad)?)
+                    }
                     // A lease end as DateTime; empty removes it. `presence` leases (§12.18)
                     // are not implemented.
                     "pubsub#expire" if v.is_empty() => patch.expire = Some(None),

@@ -27,10 +27,9 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
     if expected.is_some_and(|k| k != kind) {
         return Err(wrong_kind(name, kind));
     }
-    if matches!(
-        name,
-        "publish" | "retract" | "items" | "subscribe" | "unsubscribe" | "options"
-    ) {
+    // Without a node, `<subscribe/>`, `<unsubscribe/>` and `<options/>` are about the root
+    // collection (see `subscription_node`).
+    if matches!(name, "publish" | "retract" | "items") {
         node_attr(&first)?;
     }
     match name {
@@ -39,7 +38,7 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
             if !rest.is_empty() {
                 return Err(bad_request(format!("unexpected element after <{name}/>")));
             }
-            let node = node_attr(&first)?;
+            let node = subscription_node(&first);
             let jid = jid_attr(&first)?;
             let subid = subid_attr(&first);
             return match (name, kind) {
@@ -202,9 +201,15 @@ fn create_config(form: &DataForm) -> Result<NodeConfigPatch, StanzaError> {
     parse_node_config(form).map_err(err)
 }
 
+/// The node of a `<subscribe/>`, `<unsubscribe/>` or `<options/>`: without one, the root
+/// collection, the service itself (XEP-0248 §root, example 62), whose NodeID is empty.
+fn subscription_node(e: &Element) -> String {
+    e.attr("node").unwrap_or_default().to_owned()
+}
+
 /// `<subscribe/>`, optionally followed by `<options/>` with a form (§6.1.1, §6.3.7).
 fn parse_subscribe(subscribe: &Element, rest: &[Element]) -> Parsed {
-    let node = node_attr(subscribe)?;
+    let node = subscription_node(subscribe);
     let jid = jid_attr(subscribe)?;
     let options = match rest {
         [] => None,

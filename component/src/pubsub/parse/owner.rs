@@ -3,7 +3,7 @@
 
 use minidom::Element;
 use roost_nodes::request::SubscriptionChange;
-use roost_nodes::{Affiliation, NodeConfigPatch, Request, SubscriptionState};
+use roost_nodes::{Affiliation, NodeConfigPatch, NodeType, Request, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::owner::{Owner, Payload as OwnerPayload};
@@ -13,6 +13,7 @@ use super::super::codec::IqKind;
 use super::super::forms::parse_node_config;
 use super::{err, jid_attr, node_attr, verb, wrong_kind, Parsed};
 use crate::errors::{bad_request, unsupported};
+use crate::xml::collections::{OwnerAssociation, OwnerCollection};
 use crate::xml::pubsub::OwnerAffiliations;
 
 /// A `<pubsub xmlns='…#owner'/>` payload.
@@ -25,7 +26,7 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
     );
     let set_ok = matches!(
         name,
-        "configure" | "delete" | "purge" | "subscriptions" | "affiliations"
+        "configure" | "delete" | "purge" | "subscriptions" | "affiliations" | "collection"
     );
     if !get_ok && !set_ok {
         return Err(unsupported(name));
@@ -41,6 +42,20 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
     }
     if name == "affiliations" {
         return parse_owner_affiliations(kind, &first);
+    }
+    if name == "collection" {
+        return parse_association(first);
+    }
+    if name == "default" {
+        // XEP-0248 example 61: `type='collection'` asks for a collection's defaults.
+        // xmpp-parsers' `<default/>` has no `type`, hence read here.
+        let node_type = match first.attr("type") {
+            None => NodeType::Leaf,
+            Some(t) => t
+                .parse::<NodeType>()
+                .map_err(|_| bad_request(format!("<default type='{t}'/>: not a node type")))?,
+        };
+        return Ok(Request::DefaultConfig { node_type });
     }
 
     let owner = Owner::try_from(payload.clone()).map_err(|e| bad_request(e.to_string()))?;
@@ -61,7 +76,9 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
             };
             Ok(Request::SetConfig { node, config })
         }
-        (OwnerPayload::Default { .. }, _) => Ok(Request::DefaultConfig),
+        (OwnerPayload::Default { .. }, _) => Ok(Request::DefaultConfig {
+            node_type: NodeType::Leaf,
+        }),
         (OwnerPayload::Delete { node, redirect_uri }, _) => Ok(Request::Delete {
             node: node.0,
             redirect: redirect_uri.filter(|u| !u.is_empty()),
@@ -131,4 +148,21 @@ fn affiliation(a: AffiliationAttribute) -> Affiliation {
         AffiliationAttribute::None => Affiliation::None,
         AffiliationAttribute::Outcast => Affiliation::Outcast,
     }
+}
+
+/// XEP-0248 §owner-associate, §owner-dissociate (examples 47, 52): `<collection node='…'>`
+/// with one `<associate node='…'/>` or `<dissociate node='…'/>`.
+fn parse_association(collection: Element) -> Parsed {
+    let c = OwnerCollection::try_from(collection).map_err(|e| bad_request(e.to_string()))?;
+    let collection = c.node.0;
+    Ok(match c.change {
+        OwnerAssociation::Associate { node } => Request::Associate {
+            collection,
+            node: node.0,
+        },
+        OwnerAssociation::Dissociate { node } => Request::Dissociate {
+            collection,
+            node: node.0,
+        },
+    })
 }

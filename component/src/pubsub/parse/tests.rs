@@ -828,7 +828,12 @@ fn examples_152_157_158_163_owner() {
   </pubsub>
 </iq>",
     );
-    assert_eq!(r, Request::DefaultConfig);
+    assert_eq!(
+        r,
+        Request::DefaultConfig {
+            node_type: roost_nodes::NodeType::Leaf
+        }
+    );
     let r = req("<iq type='set' from='hamlet@denmark.lit/elsinore' to='pubsub.shakespeare.lit' id='delete1'>
   <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
 <delete node='princely_musings'/>
@@ -1019,4 +1024,75 @@ fn unknown_verbs_are_unsupported() {
         .unwrap_err();
     assert_eq!(e.defined_condition, C::FeatureNotImplemented);
     assert_eq!(pubsub_cond(&e).as_deref(), Some("unsupported"));
+}
+
+#[test]
+fn xep0248_examples_47_52_61_collections() {
+    let r = req(
+        "<iq type='get' from='hamlet@denmark.lit/elsinore' to='pubsub.shakespeare.lit' id='def1'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
+    <default type='collection'/>
+  </pubsub>
+</iq>",
+    );
+    assert_eq!(
+        r,
+        Request::DefaultConfig {
+            node_type: roost_nodes::NodeType::Collection
+        }
+    );
+    let e = error(
+        "<iq type='get' from='hamlet@denmark.lit/elsinore' to='pubsub.shakespeare.lit' id='def1'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><default type='tree'/></pubsub>
+</iq>",
+    );
+    assert_eq!(e.defined_condition, C::BadRequest);
+    let r = req("<iq type='set' from='francisco@denmark.lit/barracks' to='pubsub.shakespeare.lit' id='assoc1'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
+    <collection node='some-collection'>
+      <associate node='new-child-node'/>
+    </collection>
+  </pubsub>
+</iq>");
+    assert_eq!(
+        r,
+        Request::Associate {
+            collection: "some-collection".into(),
+            node: "new-child-node".into()
+        }
+    );
+    let r = req("<iq type='set' from='francisco@denmark.lit/barracks' to='pubsub.shakespeare.lit' id='dissoc1'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
+    <collection node='some-collection'>
+      <dissociate node='old-child-node'/>
+    </collection>
+  </pubsub>
+</iq>");
+    assert_eq!(
+        r,
+        Request::Dissociate {
+            collection: "some-collection".into(),
+            node: "old-child-node".into()
+        }
+    );
+    // Neither associate nor dissociate: bad-request.
+    let e = error(
+        "<iq type='set' from='francisco@denmark.lit/barracks' to='pubsub.shakespeare.lit' id='a2'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><collection node='c'/></pubsub>
+</iq>",
+    );
+    assert_eq!(e.defined_condition, C::BadRequest);
+}
+
+#[test]
+fn xep0248_example_62_subscribing_to_the_root() {
+    let r = req("<iq type='set' from='francisco@denmark.lit/barracks' to='pubsub.shakespeare.lit' id='root1'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub'>
+    <subscribe jid='francisco@denmark.lit'/>
+  </pubsub>
+</iq>");
+    let Request::Subscribe { node, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(node, "");
 }

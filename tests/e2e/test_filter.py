@@ -4,8 +4,9 @@ subscribe-and-configure (§6.3.7) and changed with the options form (§6.3.5), i
 and items that do not, two filtered subscriptions of one JID told apart by SHIM SubID headers,
 an invalid filter refused (`not-acceptable` with the parser's text) changing nothing, the last
 published item filtered, retractions only to the subscriptions the item matched, and all of it
-after a Roost restart. Also the feature `urn:roost:filter:0` in disco#info of the service and
-of a leaf node.
+after a Roost restart; a filter on a subscription to a collection (XEP-0248) selecting among
+its leaves' items. Also the feature `urn:roost:filter:0` in disco#info of the service and of
+nodes.
 
 Self-contained (its own small helpers), like test_advanced.py.
 """
@@ -255,6 +256,58 @@ async def test_filtered_subscriptions(ctx):
         await a.publish(node, "e8", log("error", "db-8", "anything"))
         m = await inbox.wait(event_of(node, "item", "e8"), 5, "item to the unfiltered subscription")
         check(shim_subids(m) in ([], [web]), f"e8 SubIDs {shim_subids(m)}")
+
+
+def shim_collections(m):
+    h = m.find(q("headers", NS_SHIM))
+    if h is None:
+        return []
+    return [x.text for x in h.findall(q("header", NS_SHIM)) if x.get("name") == "Collection"]
+
+
+async def test_filtered_subscription_to_a_collection(ctx):
+    """A filter on a subscription to a collection (XEP-0248) selects among the items of
+    every leaf below it: one notification per item it matches, with the Collection header
+    and the subscription's SubID; items it does not match are not sent; two subscriptions
+    of one JID (leaf and collection) that both match give one message naming both."""
+    async with ctx.client("alice") as ca, ctx.client("bob") as cb:
+        send_available(cb)
+        inbox = Inbox(cb)
+        a, b = PS(ctx, ca), PS(ctx, cb)
+        coll, web, db = new_node("fcoll"), new_node("fweb"), new_node("fdb")
+        await a.create(coll, {"pubsub#node_type": "collection"})
+        await a.create(web, {"pubsub#collection": coll})
+        await a.create(db, {"pubsub#collection": coll})
+        check(FEATURE in await disco_features(ca, ctx.service, coll), "collection disco#info lacks the filter feature")
+        form = options_form({"pubsub#subscription_type": "items", "pubsub#subscription_depth": "all",
+                             FIELD: "@level = 'error'"})
+        r = await b.ok("set", f"<subscribe node='{coll}' jid='{b.jid}'/><options>{form}</options>",
+                       what="filtered subscribe to the collection")
+        sub = r.find(f"{q('pubsub', NS_PUBSUB)}/{q('subscription', NS_PUBSUB)}")
+        errors = sub.get("subid") if sub is not None else None
+        check(errors, f"subscribe reply: {xml(r)}")
+
+        for leaf in (web, db):
+            await a.publish(leaf, "e", log("error", leaf, "failed"))
+            m = await inbox.wait(event_of(leaf, "item", "e"), 5, f"error item on {leaf} via the collection")
+            check(shim_collections(m) == [coll], f"Collection headers {shim_collections(m)} != [{coll}]: {xml(m)}")
+            check(shim_subids(m) == [errors], f"SubIDs {shim_subids(m)} != [{errors}]: {xml(m)}")
+        await a.publish(web, "i", log("info", web, "fine"))
+        await inbox.quiet(event_of(web, "item", "i"), 1.5, "info item through an error filter")
+
+        # A filtered subscription to the leaf as well: an item both match is one message.
+        both = await b.subscribe(web, "@host = '%s'" % web)
+        await a.publish(web, "e2", log("error", web, "again"))
+        m = await inbox.wait(event_of(web, "item", "e2"), 5, "item both filters match")
+        check(shim_collections(m) == [coll], f"Collection headers {shim_collections(m)}")
+        check(shim_subids(m) == sorted([errors, both]), f"SubIDs {shim_subids(m)}")
+        await asyncio.sleep(0.5)
+        check(inbox.count(event_of(web, "item", "e2")) == 1, "e2 came more than once")
+        # Only the leaf's filter matches: no Collection header, the leaf subscription's SubID.
+        await a.publish(web, "w3", log("warn", web, "slow"))
+        m = await inbox.wait(event_of(web, "item", "w3"), 5, "item only the leaf filter matches")
+        check(shim_collections(m) == [], f"Collection headers {shim_collections(m)} on a leaf-only match")
+        check(shim_subids(m) == [both], f"SubIDs {shim_subids(m)} != [{both}]")
 
 
 # Like test_logs: the programs are built by scripts/test's examples step; build() here only

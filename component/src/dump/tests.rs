@@ -353,6 +353,25 @@ fn bad_dumps_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_content_filter_that_does_not_parse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = SledStore::open(&dir.path().join("a")).unwrap();
+    fill(&mut src);
+    let (xml, _) = export_bytes(&mut src);
+    let text = String::from_utf8(xml).unwrap();
+    assert_eq!(
+        text.matches("severity").count(),
+        1,
+        "the filter-only subscription's filter"
+    );
+    let broken = text.replace("severity", "(severity");
+    let e = import(broken.as_bytes(), &dir.path().join("b"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x-roost#filter") && e.contains("s5"), "{e}");
+}
+
+#[test]
 fn check_finds_a_broken_index() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SledStore::open(dir.path()).unwrap();

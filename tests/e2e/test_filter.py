@@ -364,3 +364,57 @@ async def test_filter_with_the_example_programs(ctx):
         if sub.poll() is None:
             sub.kill()
             sub.wait(5)
+
+
+@timeout(600)
+async def test_log_ship_attrs_select_a_stream(ctx):
+    """roost-log-ship --attr puts its attributes on every <lines/> payload: a subscription
+    filtering on them gets one shipper's stream of two, every item of it, and nothing of the
+    other."""
+    import subprocess
+    import tempfile
+
+    from logship import PLAIN, SHIP, build
+
+    await asyncio.to_thread(build)
+    env = dict(os.environ, ROOST_PASSWORD="pw", RUST_LOG="warn")
+    base = ["--server", f"127.0.0.1:{ctx.env['C2S_PORT']}", PLAIN, "--service", ctx.service]
+    node = new_node("fship")
+    log_ns = "urn:roost:log:0"
+    async with ctx.client("alice") as ca, ctx.client("bob") as cb:
+        send_available(cb)
+        inbox = Inbox(cb)
+        a, b = PS(ctx, ca), PS(ctx, cb)
+        await a.create(node, {"pubsub#max_items": "100"})
+        web = await b.subscribe(node, "@host = 'web-1' and @app = 'nginx'")
+        with tempfile.TemporaryDirectory() as d:
+            def ship(id_, host, n):
+                path = os.path.join(d, f"{id_}.log")
+                with open(path, "w") as f:
+                    f.writelines(f"{id_} line {i}\n" for i in range(1, n + 1))
+                argv = [SHIP, "--jid", ctx.jid("alice"), *base, "--node", node, "--id", id_,
+                        "--state", os.path.join(d, f"{id_}.state"), "--max-lines", "1",
+                        "--attr", f"host={host}", "--attr", "app=nginx", "--exit-at-eof", path]
+                return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, timeout=120)
+
+            for id_, host, n in (("web", "web-1", 5), ("db", "db-1", 4)):
+                p = await asyncio.to_thread(ship, id_, host, n)
+                check(p.returncode == 0, f"roost-log-ship {id_}: {p.returncode} {p.stderr}")
+            p = subprocess.run([SHIP, "--jid", ctx.jid("alice"), *base, "--node", node,
+                                "--attr", "first=7", "-"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60, input="")
+            check(p.returncode != 0 and "first" in p.stderr, f"--attr first=7: {p.returncode} {p.stderr!r}")
+        # Every web line, one item each (--max-lines 1), numbered 1..5, with the SubID.
+        got = [await inbox.wait(event_of(node, "item"), 10, "a web item") for _ in range(5)]
+        lines_seen = []
+        for m in got:
+            check(shim_subids(m) == [web], f"SubIDs {shim_subids(m)} != [{web}]")
+            for it in m.iter(q("item", NS_PUBSUB_EVENT)):
+                ls = it.find(q("lines", log_ns))
+                check(ls is not None and ls.get("host") == "web-1" and ls.get("app") == "nginx",
+                      f"payload attributes: {xml(it)}")
+                lines_seen += [ln.text for ln in ls.findall(q("line", log_ns))]
+        check(sorted(lines_seen) == [f"web line {i}" for i in range(1, 6)], f"web lines: {lines_seen}")
+        # Nothing more: the db stream's items do not match.
+        await inbox.quiet(event_of(node, "item"), 1.5, "an item of the db stream")

@@ -79,7 +79,7 @@ struct Args {
 
     /// An attribute of every entry, e.g. `--attr host=web-1 --attr level=error`, for
     /// content filters to select on (`@host = 'web-1'`).
-    #[arg(long = "attr", value_name = "NAME=VALUE", value_parser = parse_attr)]
+    #[arg(long = "attr", value_name = "NAME=VALUE", value_parser = roost_examples::parse_attr)]
     attrs: Vec<(NcName, String)>,
 
     /// Seconds to wait for login and for each reply from the service.
@@ -159,19 +159,6 @@ async fn create_node(session: &mut Session, service: &Jid, node: &str) -> anyhow
         Err(e) => bail!("creating node {node} failed: {}", describe_error(&e)),
     }
     Ok(())
-}
-
-/// `NAME=VALUE` of `--attr`; NAME must be an XML name without a prefix.
-fn parse_attr(s: &str) -> Result<(NcName, String), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
-    if name == "xmlns" {
-        return Err("xmlns is the payload's namespace, not an attribute to set".to_owned());
-    }
-    let name = NcName::try_from(name)
-        .map_err(|e| format!("{name:?} is not an XML attribute name: {e}"))?;
-    Ok((name, value.to_owned()))
 }
 
 /// Publish one Atom entry and print the item id the service returned.

@@ -93,6 +93,12 @@ pub struct Cli {
     /// Subscriptions one JID may hold [default: 10000].
     #[arg(long, env = "ROOST_MAX_SUBSCRIPTIONS_PER_JID", value_name = "N")]
     pub max_subscriptions_per_jid: Option<u64>,
+    /// Longest content filter (`x-roost#filter`) accepted, in bytes [default: 1024].
+    #[arg(long, env = "ROOST_MAX_FILTER_LENGTH", value_name = "BYTES")]
+    pub max_filter_length: Option<u64>,
+    /// Most predicates in one content filter [default: 32].
+    #[arg(long, env = "ROOST_MAX_FILTER_PREDICATES", value_name = "N")]
+    pub max_filter_predicates: Option<u64>,
     /// Requests per second one bare JID may sustain; above it requests get
     /// `resource-constraint` (wait). 0 turns the limit off [default: 10000].
     #[arg(long, env = "ROOST_RATE_LIMIT", value_name = "N")]
@@ -154,6 +160,8 @@ struct FileConfig {
     max_nodes_per_jid: Option<u64>,
     max_subscriptions_per_node: Option<u64>,
     max_subscriptions_per_jid: Option<u64>,
+    max_filter_length: Option<u64>,
+    max_filter_predicates: Option<u64>,
     rate_limit: Option<u64>,
     rate_burst: Option<u64>,
     max_children: Option<u64>,
@@ -297,6 +305,20 @@ impl Config {
         cap!(max_nodes_per_jid);
         cap!(max_subscriptions_per_node);
         cap!(max_subscriptions_per_jid);
+        // The filter limits are the engine's `usize`s; a value beyond it is no limit.
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        if let Some(v) = pick!(max_filter_length) {
+            if v == 0 {
+                return Err(bad("max_filter_length", "must be at least 1"));
+            }
+            policy.filter_limits.max_len = size(v);
+        }
+        if let Some(v) = pick!(max_filter_predicates) {
+            if v == 0 {
+                return Err(bad("max_filter_predicates", "must be at least 1"));
+            }
+            policy.filter_limits.max_predicates = size(v);
+        }
         cap!(max_children);
         policy.hierarchy = pick!(hierarchy).filter(|s| !s.is_empty());
         policy.default_config.max_payload_size = policy
@@ -477,6 +499,25 @@ mod tests {
         assert_eq!(c.secret, "flag");
         assert_eq!(c.policy.max_items_per_node, 5);
         assert_eq!(c.policy.admins.len(), 1);
+    }
+
+    #[test]
+    fn filter_limits_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roost.toml");
+        std::fs::write(&p, "jid = \"pubsub.example.org\"\nsecret = \"f\"\nmax_filter_length = 200\nmax_filter_predicates = 4\n").unwrap();
+        let path = p.to_str().unwrap();
+        let c = Config::resolve(cli(&["--config", path])).unwrap();
+        assert_eq!(c.policy.filter_limits.max_len, 200);
+        assert_eq!(c.policy.filter_limits.max_predicates, 4);
+        let c = Config::resolve(cli(&["--config", path, "--max-filter-predicates", "9"])).unwrap();
+        assert_eq!(c.policy.filter_limits.max_predicates, 9);
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let c = Config::resolve(cli(&base)).unwrap();
+        assert_eq!(c.policy.filter_limits.max_len, 1024);
+        let mut zero = base.to_vec();
+        zero.extend(["--max-filter-length", "0"]);
+        assert!(Config::resolve(cli(&zero)).is_err());
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub fn stanza_error(err: &Error) -> StanzaError {
         Error::InvalidConfig(_) => plain(T::Modify, C::NotAcceptable, text),
         // Example 66.
         Error::InvalidOptions(_) => with(T::Modify, C::BadRequest, P::InvalidOptions, text),
+        // Roost's content filters (`x-roost#filter`, feature `urn:roost:filter:0`): the
+        // text is the parser's "at N: why".
+        Error::InvalidFilter(_) => plain(T::Modify, C::NotAcceptable, text),
         // Examples 19, 39, 126, 205.
         Error::Unsupported(feature) => unsupported(feature),
         // Example 136.
@@ -414,6 +417,23 @@ mod tests {
             C::InternalServerError,
             None,
         );
+    }
+
+    #[test]
+    fn invalid_filter_says_where_and_why() {
+        let parse = roost_nodes::filter::Filter::parse("@level = ").unwrap_err();
+        let why = parse.to_string();
+        assert!(why.starts_with("at 9: "), "{why}");
+        check(
+            Error::InvalidFilter(parse),
+            T::Modify,
+            C::NotAcceptable,
+            None,
+        );
+        let e = stanza_error(&Error::InvalidFilter(
+            roost_nodes::filter::Filter::parse("@level = ").unwrap_err(),
+        ));
+        assert!(e.texts.values().any(|t| t == &why), "{:?}", e.texts);
     }
 
     #[test]

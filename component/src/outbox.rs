@@ -213,6 +213,7 @@ mod tests {
             to: jid("b@localhost"),
             node: "n".into(),
             subids: Vec::new(),
+            name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
             collections: Vec::new(),

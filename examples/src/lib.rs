@@ -32,6 +32,7 @@ pub mod sink;
 
 use connect::ConnectArgs;
 use futures::StreamExt;
+use minidom::rxml::NcName;
 use minidom::Element;
 use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as StreamState};
 use tokio_xmpp::Stanza;
@@ -107,9 +108,28 @@ pub fn units_of(line: &[u8], newline: bool) -> Vec<Unit> {
         .collect()
 }
 
-/// The `<lines/>` payload for units numbered from `first`.
-pub fn encode(first: u64, units: &[Unit]) -> Element {
+/// `NAME=VALUE` of a program's `--attr`: an attribute to put on every payload element,
+/// for content filters to select on (`@host = 'web-1'`). NAME must be an XML name without
+/// a prefix, and not `xmlns`.
+pub fn parse_attr(s: &str) -> Result<(NcName, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    if name == "xmlns" {
+        return Err("xmlns is the payload's namespace, not an attribute to set".to_owned());
+    }
+    let name = NcName::try_from(name)
+        .map_err(|e| format!("{name:?} is not an XML attribute name: {e}"))?;
+    Ok((name, value.to_owned()))
+}
+
+/// The `<lines/>` payload for units numbered from `first`, with the extra attributes
+/// `attrs` (`roost-log-ship --attr`; `first` is the payload's own, refused by the shipper).
+pub fn encode(first: u64, units: &[Unit], attrs: &[(NcName, String)]) -> Element {
     let mut b = Element::builder("lines", LOG_NS).attr(ncname("first"), first.to_string());
+    for (name, value) in attrs {
+        b = b.attr(name.clone(), value.as_str());
+    }
     for u in units {
         let mut line = Element::builder("line", LOG_NS);
         if !u.newline {
@@ -435,10 +455,24 @@ mod tests {
         units.extend(units_of(b"", true));
         units.extend(units_of(&vec![b'x'; MAX_UNIT * 2 + 3], true));
         units.extend(units_of(b"unterminated", false));
-        let e = encode(42, &units);
+        let e = encode(42, &units, &[]);
         let text = String::from(&e);
         let back: Element = text.parse().unwrap();
         assert_eq!(decode(&back), Some((42, units.clone())));
+        // Attributes for content filters ride along and change nothing for the reader.
+        let attrs = [
+            parse_attr("host=web-1").unwrap(),
+            parse_attr("app=a'b").unwrap(),
+        ];
+        let e = encode(42, &units, &attrs);
+        assert_eq!(
+            (e.attr("host"), e.attr("app")),
+            (Some("web-1"), Some("a'b"))
+        );
+        let back: Element = String::from(&e).parse().unwrap();
+        assert_eq!(decode(&back), Some((42, units.clone())));
+        assert!(parse_attr("xmlns=x").is_err() && parse_attr("a b=1").is_err());
+        assert!(parse_attr("novalue").is_err());
         let log: Vec<u8> = units.iter().flat_map(|u| u.to_log_bytes()).collect();
         let mut want = b"plain <&> \"text\"\t\ncrlf\r\n\xff\x00a\n\n".to_vec();
         want.extend(vec![b'x'; MAX_UNIT * 2 + 3]);

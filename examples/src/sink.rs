@@ -478,13 +478,21 @@ mod tests {
         let mut out = Output::open(Dest::Dir(out_dir.clone()), "logs", state.clone()).unwrap();
         let nginx = "logs/web/nginx";
         // Two shippers on one leaf, one with the same id on another leaf.
-        out.deliver(nginx, &item_id("a", 1), &encode(1, &units(&["a1", "a2"])))
-            .unwrap();
-        out.deliver(nginx, &item_id("b", 2), &encode(2, &units(&["b2"])))
+        out.deliver(
+            nginx,
+            &item_id("a", 1),
+            &encode(1, &units(&["a1", "a2"]), &[]),
+        )
+        .unwrap();
+        out.deliver(nginx, &item_id("b", 2), &encode(2, &units(&["b2"]), &[]))
             .unwrap(); // ahead of a gap: waits
-        out.deliver("logs/db", &item_id("a", 1), &encode(1, &units(&["x1"])))
-            .unwrap();
-        out.deliver(nginx, &item_id("b", 1), &encode(1, &units(&["b1"])))
+        out.deliver(
+            "logs/db",
+            &item_id("a", 1),
+            &encode(1, &units(&["x1"]), &[]),
+        )
+        .unwrap();
+        out.deliver(nginx, &item_id("b", 1), &encode(1, &units(&["b1"]), &[]))
             .unwrap();
         out.commit().unwrap();
         let read = |p: &str| fs::read_to_string(out_dir.join(p)).unwrap();
@@ -492,7 +500,7 @@ mod tests {
         assert_eq!(read("logs/web/nginx/b.log"), "b1\nb2\n");
         assert_eq!(read("logs/db/a.log"), "x1\n");
         // Written but not committed, then a crash: cut back, and the line comes again.
-        out.deliver(nginx, &item_id("a", 3), &encode(3, &units(&["a3"])))
+        out.deliver(nginx, &item_id("a", 3), &encode(3, &units(&["a3"]), &[]))
             .unwrap();
         out.files.values_mut().for_each(|f| f.file.flush().unwrap());
         drop(out);
@@ -502,8 +510,12 @@ mod tests {
             out.last_item.get(nginx).map(String::as_str),
             Some(&*item_id("b", 1))
         );
-        out.deliver(nginx, &item_id("a", 2), &encode(2, &units(&["a2", "a3"])))
-            .unwrap();
+        out.deliver(
+            nginx,
+            &item_id("a", 2),
+            &encode(2, &units(&["a2", "a3"]), &[]),
+        )
+        .unwrap();
         out.commit().unwrap();
         assert_eq!(read("logs/web/nginx/a.log"), "a1\na2\na3\n");
         // A file the state never recorded (created, then a crash before the commit) is
@@ -532,7 +544,7 @@ mod tests {
         .unwrap();
         fs::write(&file, "l1\n").unwrap();
         let mut out = Output::open(Dest::File(file.clone()), "logs", state.clone()).unwrap();
-        out.deliver("logs", &item_id("app", 2), &encode(2, &units(&["l2"])))
+        out.deliver("logs", &item_id("app", 2), &encode(2, &units(&["l2"]), &[]))
             .unwrap();
         out.commit().unwrap();
         let st = load_state(&state).unwrap();

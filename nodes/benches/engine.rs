@@ -12,6 +12,13 @@
 //! and write the first chunk. `publish_walk_100k`: the streamed publish walked to the end in
 //! chunks of 64, as the component walks it (`WALK_CHUNK`).
 //!
+//! `publish_walk_100k_filtered`: a streamed publish walked in chunks of 64 on a node with
+//! 100 000 subscriptions that all have a content filter (`filter.rs`'s: a host out of
+//! 1 000 and a set of levels), each item a log line of a random host and level (about 54
+//! subscriptions match it): the item reaches them through the node's filter index.
+//! `publish_walk_100k_plus_1_filtered`: `publish_walk_100k`'s node with one filtered
+//! subscription more, which the item does not match: what one filter costs a big node.
+//!
 //! `subscribe_unsubscribe/S`: subscribe then unsubscribe one JID on a node that already holds
 //! S subscriptions (up to 1 000 000), in memory: whether the engine's cost depends on S. The
 //! S subscriptions are committed to the store as the same `PutSubscription` changes a
@@ -21,6 +28,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use roost_nodes::filter::Filter;
 use roost_nodes::{
     Change, ChangeSet, Dispatch, Fanout, Jid, MemStore, NewItem, Policy, Request, Service, Store,
     SubOptions, Subscription, SubscriptionState,
@@ -218,11 +226,132 @@ fn publish_fanout_100k(c: &mut Criterion) {
     g.finish();
 }
 
+/// A log item of `roost-log-ship --attr host=… --attr level=…`.
+fn log_payload(host: u64, level: &str) -> String {
+    let lines: String = (0..4)
+        .map(|j| {
+            format!("<line>2026-12-04T20:00:{j:02}Z {level} request served by worker {j}</line>")
+        })
+        .collect();
+    format!("<lines xmlns='urn:roost:log:0' first='1' host='host-{host:03}' level='{level}'>{lines}</lines>")
+}
+
+/// A service whose node "bench" holds `plain` unfiltered subscriptions and `filtered`
+/// ones with `filter.rs`'s filters (`@host = 'host-042' and (@level = …)`).
+fn service_with_filters(plain: usize, filtered: usize) -> (Service<MemStore>, Jid) {
+    let (mut svc, owner) = service_with_subscribers(0);
+    let mut store = std::mem::take(svc.store_mut());
+    let mut load = ChangeSet::default();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for i in 0..plain + filtered {
+        let mut options = SubOptions::default();
+        if i >= plain {
+            let levels = 1 + next() % 15;
+            let set: Vec<String> = (0..4)
+                .filter(|b| levels & (1 << b) != 0)
+                .map(|b| format!("@level = '{}'", LEVELS[b]))
+                .collect();
+            let text = format!(
+                "@host = 'host-{:03}' and ({})",
+                next() % 1_000,
+                set.join(" or ")
+            );
+            options.filter = Some(Filter::parse(&text).expect("filter").to_string());
+        }
+        load.push(Change::PutSubscription {
+            node: "bench".into(),
+            sub: Subscription {
+                jid: Jid::new(&format!("user{i}@localhost")).expect("jid"),
+                subid: format!("{i:016x}"),
+                state: SubscriptionState::Subscribed,
+                options,
+            },
+        });
+    }
+    store.commit(&load).expect("commit");
+    (
+        Service::open(store, Policy::default()).expect("open"),
+        owner,
+    )
+}
+
+const LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
+
+/// Publish one log item after another and walk each fan-out in chunks of 64; returns how
+/// many notifications the walks gave, over `rounds` items.
+fn publish_walk_logs(
+    svc: &mut Service<MemStore>,
+    owner: &Jid,
+    now: &mut u64,
+    rounds: u64,
+) -> usize {
+    let mut walked = 0;
+    for _ in 0..rounds {
+        *now += 1;
+        let payload = log_payload(*now * 7919 % 1_000, LEVELS[(*now % 4) as usize]);
+        let req = Request::Publish {
+            node: "bench".into(),
+            item: Some(NewItem {
+                id: None,
+                payload: Some(payload),
+            }),
+            options: None,
+        };
+        let out = svc.handle_streamed(owner, req, *now).expect("publish");
+        let Some(Dispatch::Fanout(f)) = out.dispatches.into_iter().next() else {
+            panic!("a publish is one fan-out");
+        };
+        let mut out = Vec::with_capacity(64);
+        loop {
+            out.clear();
+            let done = svc.walk(&f, 64, &mut out);
+            walked += out.len();
+            if done {
+                break;
+            }
+        }
+    }
+    walked
+}
+
+fn publish_walk_filtered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine");
+    let mut now = 1;
+    {
+        let (mut svc, owner) = service_with_filters(0, 100_000);
+        // Check the walk finds the matches: about 54 an item on average.
+        let n = publish_walk_logs(&mut svc, &owner, &mut now, 100);
+        assert!(
+            (2_000..10_000).contains(&n),
+            "{n} notifications for 100 items"
+        );
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("publish_walk_100k_filtered", |b| {
+            b.iter(|| publish_walk_logs(&mut svc, &owner, &mut now, 1))
+        });
+    }
+    {
+        let (mut svc, owner) = service_with_filters(100_000, 1);
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(100_000));
+        g.bench_function("publish_walk_100k_plus_1_filtered", |b| {
+            b.iter(|| publish_walk_logs(&mut svc, &owner, &mut now, 1))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = publish_fanout, publish_fanout_100k, subscribe_unsubscribe
+    targets = publish_fanout, publish_fanout_100k, publish_walk_filtered, subscribe_unsubscribe
 }
 criterion_main!(benches);

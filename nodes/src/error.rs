@@ -95,6 +95,10 @@ pub enum Error {
     /// Subscription options are invalid (`bad-request` + `invalid-options`).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// The content filter (`x-roost#filter`) does not parse (`not-acceptable`); the text
+    /// says where and why.
+    #[error("{0}")]
+    InvalidFilter(crate::filter::ParseError),
     /// The node has no configurable options of this kind (`feature-not-implemented` + `unsupported`).
     #[error("unsupported feature {0}")]
     Unsupported(&'static str),

@@ -417,6 +417,11 @@ pub struct SubOptions {
     pub include_body: bool,
     /// `pubsub#show-values`: deliver only while the resource's show is one of these.
     pub show_values: Vec<Show>,
+    /// `x-roost#filter`: the content filter (Roost feature `urn:roost:filter:0`, see
+    /// [`crate::filter`]), as its canonical text; `None`: every item. Items, retractions,
+    /// last items and digests reach the subscription only when the filter matches the
+    /// item; news of the node (purge, configuration, deletion) reaches it whatever it says.
+    pub filter: Option<String>,
     /// `pubsub#subscription_type` (XEP-0248): what a subscription to a collection hears
     /// of. Meaningless on a leaf.
     pub subscription_type: SubscriptionType,
@@ -434,6 +439,7 @@ impl Default for SubOptions {
             expire: None,
             include_body: false,
             show_values: vec![Show::Online, Show::Chat, Show::Away, Show::Xa, Show::Dnd],
+            filter: None,
             // XEP-0248 §subscribe: "nodes" and "1" are the defaults it recommends.
             subscription_type: SubscriptionType::Nodes,
             subscription_depth: SubscriptionDepth::Depth(1),
@@ -456,6 +462,10 @@ pub struct SubOptionsPatch {
     pub include_body: Option<bool>,
     #[allow(missing_docs)]
     pub show_values: Option<Vec<Show>>,
+    /// `x-roost#filter` as submitted: the engine parses it (an unparsable filter is
+    /// [`crate::Error::InvalidFilter`]) and keeps its canonical text; empty or blank
+    /// removes the filter.
+    pub filter: Option<String>,
     #[allow(missing_docs)]
     pub subscription_type: Option<SubscriptionType>,
     #[allow(missing_docs)]

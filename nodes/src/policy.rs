@@ -1,5 +1,6 @@
 //! Service-wide policy: who may create nodes, who administers, and the caps.
 
+use crate::filter::Limits;
 use crate::model::NodeConfig;
 use crate::BareJid;
 
@@ -33,6 +34,9 @@ pub struct Policy {
     pub max_subscriptions_per_node: u64,
     /// Subscriptions one bare JID may hold across the service.
     pub max_subscriptions_per_jid: u64,
+    /// Bounds on a subscription's content filter (`x-roost#filter`): length, predicates,
+    /// nesting.
+    pub filter_limits: Limits,
     /// Hard cap on a collection's children; what `pubsub#children_max = max` means.
     pub max_children: u64,
     /// Topic hierarchies from names: with a separator (e.g. `/`), creating `a/b/c`
@@ -52,6 +56,7 @@ impl Default for Policy {
             max_nodes_per_jid: 1_000,
             max_subscriptions_per_node: 1_000_000,
             max_subscriptions_per_jid: 10_000,
+            filter_limits: Limits::default(),
             max_children: 10_000,
             hierarchy: None,
         }

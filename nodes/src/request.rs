@@ -319,8 +319,12 @@ pub struct Notification {
     /// The node the event happened on.
     pub node: String,
     /// The subids of `to`'s subscriptions this notification is for (§12.5: SHIM headers
-    /// when more than one).
+    /// when more than one, or when `name_subids`).
     pub subids: Vec<String>,
+    /// Name `subids` in SHIM headers even when there is only one: the notification reached
+    /// a subscription through its content filter (XEP-0060 §12 "Content-Based Pubsub
+    /// Systems": the subscriber learns which of its filters matched).
+    pub name_subids: bool,
     /// `normal` or `headline` message.
     pub kind: NotificationType,
     /// Add a `<body/>` summary (`pubsub#include_body`).

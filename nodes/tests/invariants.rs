@@ -89,6 +89,7 @@ fn a_simple_sequence_passes() {
             jid: 3,
             deliver: None,
             expire: None,
+            filter: None,
         },
         Op::Publish {
             actor: 0,
@@ -123,6 +124,58 @@ fn a_simple_sequence_passes() {
             actor: 0,
             node: 0,
             redirect: false,
+        },
+    ]);
+}
+
+/// Content filters: two filtered subscriptions of one JID beside an unfiltered one, items
+/// matching one, both or neither, a retraction, a filter changed and an unparsable one.
+#[test]
+fn a_sequence_with_filters_passes() {
+    use model::Op;
+    let sub = |actor, filter| Op::Subscribe {
+        actor,
+        node: 0,
+        jid: actor,
+        deliver: None,
+        expire: None,
+        filter,
+    };
+    let publish = |id, payload| Op::Publish {
+        actor: 0,
+        node: 0,
+        item: true,
+        id,
+        payload,
+        precondition: None,
+    };
+    model::run(&[
+        Op::Create {
+            actor: 0,
+            node: 0,
+            cfg: None,
+        },
+        sub(3, Some(2)),
+        sub(3, Some(1)),
+        sub(3, Some(5)),
+        sub(2, None),
+        publish(1, 2),
+        publish(2, 0),
+        Op::SetOptions {
+            actor: 3,
+            node: 0,
+            jid: 3,
+            subid: 2,
+            deliver: None,
+            include_body: None,
+            filter: Some(4),
+        },
+        publish(3, 2),
+        Op::Retract {
+            actor: 0,
+            node: 0,
+            ids: vec![1, 2],
+            notify: true,
         },
     ]);
 }

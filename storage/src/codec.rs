@@ -435,6 +435,7 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
         show_values,
         subscription_type,
         subscription_depth,
+        filter,
     } = &s.options;
     w.bool(*deliver);
     w.bool(*digest);
@@ -445,15 +446,25 @@ pub fn subscription(s: &Subscription) -> Vec<u8> {
     for v in show_values {
         w.str(v.as_str());
     }
-    // Appended only when not the defaults (XEP-0248, subscriptions to collections), so
-    // other subscriptions keep the bytes they had before these options existed.
+    // The record's tail: optional sections after the fixed fields, each present only when
+    // it or a later one is needed, so a subscription without them keeps the bytes it had
+    // before they existed and a record ends after any section (schema version unchanged):
+    // 1. the collection options (XEP-0248), when not the defaults or a filter follows;
+    // 2. the content filter (`x-roost#filter`, canonical text), when there is one.
+    // Records written before filters existed (with or without section 1) decode unchanged.
     let d = SubOptions::default();
-    if *subscription_type != d.subscription_type || *subscription_depth != d.subscription_depth {
+    if *subscription_type != d.subscription_type
+        || *subscription_depth != d.subscription_depth
+        || filter.is_some()
+    {
         w.str(subscription_type.as_str());
         w.opt_u64(match subscription_depth {
             SubscriptionDepth::Depth(n) => Some(*n),
             SubscriptionDepth::All => None,
         });
+    }
+    if let Some(f) = filter {
+        w.str(f);
     }
     w.0
 }
@@ -510,12 +521,16 @@ fn sub_rest(mut r: Reader<'_>) -> Result<(SubscriptionState, SubOptions), StoreE
         show_values,
         ..SubOptions::default()
     };
+    // The tail's sections in order (see `subscription`).
     if !r.at_end() {
         options.subscription_type = r.wire::<SubscriptionType>()?;
         options.subscription_depth = match r.opt_u64()? {
             Some(n) => SubscriptionDepth::Depth(n),
             None => SubscriptionDepth::All,
         };
+    }
+    if !r.at_end() {
+        options.filter = Some(r.str()?);
     }
     r.end()?;
     Ok((state, options))
@@ -627,6 +642,71 @@ mod tests {
         let v = subscription(&s);
         assert_eq!(decode_subscription("s".into(), &v).unwrap(), s);
         assert!(decode_subscription("s".into(), &v[..v.len() - 1]).is_err());
+    }
+
+    /// The subscription record's tail in each combination of its sections: none,
+    /// collection options only, filter only, both. The first two are the bytes Roost wrote
+    /// before filters existed (spelled out here with the writer, as that encoder did), so
+    /// such records decode unchanged.
+    #[test]
+    fn subscription_tail_sections_in_every_combination() {
+        let base = Subscription {
+            jid: Jid::new("a@b/c").unwrap(),
+            subid: "s".into(),
+            state: SubscriptionState::Subscribed,
+            options: SubOptions::default(),
+        };
+        let fixed = subscription(&base);
+        let filter = "@level = 'error' and host ^= \"wéb-\"";
+        let mut coll_tail = Writer::new();
+        coll_tail.str(SubscriptionType::Items.as_str());
+        coll_tail.opt_u64(Some(3));
+        let coll_tail = coll_tail.0[1..].to_vec(); // without the format byte
+        let coll_len = coll_tail.len();
+        let mut default_coll_tail = Writer::new();
+        default_coll_tail.str(SubOptions::default().subscription_type.as_str());
+        default_coll_tail.opt_u64(Some(1));
+        let default_coll_tail = default_coll_tail.0[1..].to_vec();
+        let mut filter_tail = Writer::new();
+        filter_tail.str(filter);
+        let filter_tail = filter_tail.0[1..].to_vec();
+
+        let cases: [(bool, bool, Vec<u8>); 4] = [
+            (false, false, Vec::new()),
+            (true, false, coll_tail.clone()),
+            // A filter alone is preceded by the default collection options.
+            (
+                false,
+                true,
+                [default_coll_tail, filter_tail.clone()].concat(),
+            ),
+            (true, true, [coll_tail, filter_tail].concat()),
+        ];
+        for (coll, filtered, tail) in cases {
+            let mut s = base.clone();
+            if coll {
+                s.options.subscription_type = SubscriptionType::Items;
+                s.options.subscription_depth = SubscriptionDepth::Depth(3);
+            }
+            if filtered {
+                s.options.filter = Some(filter.into());
+            }
+            let want = [fixed.clone(), tail].concat();
+            assert_eq!(subscription(&s), want, "coll {coll} filter {filtered}");
+            assert_eq!(decode_subscription("s".into(), &want).unwrap(), s);
+            // Cut inside a section, or with a byte too many: an error. (Cut exactly
+            // before a section it is an older, shorter record, as for nodes.)
+            let boundaries = [fixed.len(), fixed.len() + coll_len];
+            for n in fixed.len()..want.len() {
+                if !boundaries.contains(&n) {
+                    let cut = decode_subscription("s".into(), &want[..n]);
+                    assert!(cut.is_err(), "coll {coll} filter {filtered} len {n}");
+                }
+            }
+            let mut longer = want.clone();
+            longer.push(0);
+            assert!(decode_subscription("s".into(), &longer).is_err());
+        }
     }
 
     #[test]

@@ -43,6 +43,12 @@
 //! A change to this layout (or to a value encoding) that an older Roost could misread must
 //! bump [`SCHEMA_VERSION`] and add a migration ([`crate::migrate`]). Version 1 is described
 //! in [`crate::v1::keys`].
+//!
+//! Values may gain optional fields at their end without a new version: a node's
+//! `pubsub#roster_groups_allowed`, a subscription's content filter (`x-roost#filter`). Each
+//! is written only when set, so records without it keep their bytes and every record
+//! written before it existed decodes unchanged; an older Roost meeting a record with it
+//! refuses it as corrupt (trailing bytes) rather than misreading it.
 
 use roost_nodes::StoreError;
 

@@ -69,9 +69,8 @@ FEATURE_TESTS = {
                                    "test_advanced.test_authorize_approve_deny_get_pending_and_restart"],
     "multi-items": ["test_retrieve_items", "test_config_node_max"],
     "config-node-max": ["test_config_node_max"],
-    # XEP-0248: the tree by configuration, every subscription type and depth, the root; a
-    # leaf in two collections through an association request.
-    "collections": ["test_collections.test_collections_three_levels",
+    # XEP-0248 (test_collections.py).
+    "collections": ["test_collections.test_collections_three_levels", "test_collections.test_collections_errors",
                     "test_collections.test_collections_access_and_root"],
     "multi-collection": ["test_collections.test_collections_three_levels"],
 }

@@ -158,6 +158,16 @@ fn subscription(node: &str, s: DumpSubscription) -> Result<Subscription, DumpErr
             patch_options(&SubOptions::default(), &patch)
         }
     };
+    // The engine stores only filters that parse; one that does not would silently select
+    // nothing (a damaged or hand-edited dump): refuse it, naming it.
+    if let Some(f) = &options.filter {
+        roost_nodes::filter::Filter::parse_stored(f).map_err(|e| {
+            bad(format!(
+                "node {node:?}, subscription {:?}: x-roost#filter {f:?}: {e}",
+                s.subid
+            ))
+        })?;
+    }
     Ok(Subscription {
         jid: s.jid,
         subid: s.subid,

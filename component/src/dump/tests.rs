@@ -130,6 +130,16 @@ fn fill(store: &mut SledStore) {
         show_values: vec![Show::Dnd, Show::Chat],
         subscription_type: SubscriptionType::Nodes,
         subscription_depth: SubscriptionDepth::All,
+        // Every option at once: collection options and a content filter (both appended
+        // to the record only when set; the filter as the engine stores it, canonical).
+        filter: Some(canonical(
+            "@level = 'error' and (host ^= \"wéb-\" or exists(x/@y))",
+        )),
+    };
+    // A content filter alone, the collection options at their defaults.
+    let filtered_only = SubOptions {
+        filter: Some(canonical("severity >= 3")),
+        ..SubOptions::default()
     };
     for s in [
         sub(
@@ -152,6 +162,12 @@ fn fill(store: &mut SledStore) {
             SubOptions::default(),
         ),
         sub("b@example.net", "s4", SubscriptionState::Pending, leased),
+        sub(
+            "c@example.net",
+            "s5",
+            SubscriptionState::Subscribed,
+            filtered_only,
+        ),
     ] {
         c.push(Change::PutSubscription {
             node: "full".into(),
@@ -273,7 +289,7 @@ fn the_round_trip_is_exact() {
         Totals {
             nodes: 5,
             affiliations: 7,
-            subscriptions: 4,
+            subscriptions: 5,
             items: 603,
             expiries: 3
         }
@@ -337,6 +353,25 @@ fn bad_dumps_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_content_filter_that_does_not_parse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = SledStore::open(&dir.path().join("a")).unwrap();
+    fill(&mut src);
+    let (xml, _) = export_bytes(&mut src);
+    let text = String::from_utf8(xml).unwrap();
+    assert_eq!(
+        text.matches("severity").count(),
+        1,
+        "the filter-only subscription's filter"
+    );
+    let broken = text.replace("severity", "(severity");
+    let e = import(broken.as_bytes(), &dir.path().join("b"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x-roost#filter") && e.contains("s5"), "{e}");
+}
+
+#[test]
 fn check_finds_a_broken_index() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SledStore::open(dir.path()).unwrap();
@@ -377,4 +412,11 @@ fn check_finds_a_broken_index() {
             .any(|p| p.contains("\"full\": the id index has 0 live entries")),
         "{problems:?}"
     );
+}
+
+/// A filter's canonical text, as the engine stores it.
+fn canonical(text: &str) -> String {
+    roost_nodes::filter::Filter::parse(text)
+        .expect("a valid filter")
+        .to_string()
 }

@@ -92,12 +92,19 @@ pub const FEATURES: &[&str] = &[
 /// XEP-0050 ad-hoc commands (get-pending, §8.7; XEP-0050 §2.1), data forms, which it reads
 /// as a direct child of `<message/>` (the §8.6 authorization answer; XEP-0004 §8), and
 /// XEP-0059 result set management (§5 "Determining Support"), on disco#items as well as on
-/// items (for which `pubsub#rsm` says so, §6.5.4).
+/// items (for which `pubsub#rsm` says so, §6.5.4), and Roost's content filters
+/// ([`FILTER_FEATURE`]).
 pub const OTHER_FEATURES: &[&str] = &[
+    FILTER_FEATURE,
     crate::xml::commands::NS_COMMANDS,
     xmpp_parsers::ns::DATA_FORMS,
     xmpp_parsers::ns::RSM,
 ];
+
+/// Roost's content-based subscriptions (XEP-0060 §12 "Content-Based Pubsub Systems"): the
+/// `x-roost#filter` subscription option (`forms/options.rs`). Advertised by the service and
+/// by every node, whose notifications it selects (a collection's: among its leaves' items).
+pub const FILTER_FEATURE: &str = "urn:roost:filter:0";
 
 /// The access models that need the owners' rosters (§4.5), advertised only while the server
 /// grants roster access (XEP-0356).

@@ -122,7 +122,7 @@ impl NotificationRenderer {
 
 /// True if `n` differs from other recipients' notifications of the same event only in `to`.
 fn shares_template(n: &Notification) -> bool {
-    if n.subids.len() > 1 {
+    if names_subids(n) {
         return false;
     }
     !matches!(
@@ -217,12 +217,18 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
         }
     }
     m.payloads.push(event);
-    if n.subids.len() > 1 || !n.collections.is_empty() {
+    if names_subids(n) || !n.collections.is_empty() {
         // XEP-0248 example 7; XEP-0060 example 104.
         m.payloads
-            .push(Headers::notification(&n.collections, &n.subids).into());
+            .push(Headers::notification(&n.collections, &n.subids, names_subids(n)).into());
     }
     m
+}
+
+/// Whether `n` names its subids in SHIM headers: when it is for several subscriptions
+/// (§12.5), or reached one through its content filter (the subscriber learns which).
+fn names_subids(n: &Notification) -> bool {
+    n.subids.len() > 1 || n.name_subids
 }
 
 /// The XEP-0248 events xmpp-parsers 0.23's `Payload` has no variant for: `<create/>`
@@ -382,6 +388,7 @@ mod tests {
             to: "francisco@denmark.lit".parse().unwrap(),
             node: "princely_musings".into(),
             subids: vec![],
+            name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
             collections: Vec::new(),
@@ -614,6 +621,7 @@ mod tests {
             to: "hamlet@denmark.lit".parse().unwrap(),
             node: "princely_musings".into(),
             subids: Vec::new(),
+            name_subids: false,
             kind: NotificationType::Headline,
             include_body: false,
             collections: Vec::new(),

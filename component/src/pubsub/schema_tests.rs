@@ -261,6 +261,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
                 to: jid.clone(),
                 node: n(),
                 subids: vec!["a".into(), "b".into()],
+                name_subids: false,
                 kind: NotificationType::Headline,
                 include_body: true,
                 collections: Vec::new(),

@@ -30,22 +30,24 @@ pub struct Header {
 impl Headers {
     /// One `SubID` header per subscription (XEP-0060 §12.5, example 104).
     pub fn subids<'a>(subids: impl IntoIterator<Item = &'a str>) -> Self {
-        Headers::notification(&[], subids)
+        Headers::notification(&[], subids, true)
     }
 
     /// The headers of a notification: one `Collection` header per collection it comes
     /// through (XEP-0248 §notify, example 7), then one `SubID` header per subscription
-    /// when it is for several (XEP-0060 §12.5, example 104).
+    /// when it is for several (XEP-0060 §12.5, example 104) or `name_subids` (a content
+    /// filter selected it, and its subscriber learns which).
     pub fn notification<'a, S: AsRef<str> + ?Sized + 'a>(
         collections: &[String],
         subids: impl IntoIterator<Item = &'a S>,
+        name_subids: bool,
     ) -> Self {
         let header = |name: &str, value: &str| Header {
             name: name.to_owned(),
             value: value.to_owned(),
         };
         let subids: Vec<&str> = subids.into_iter().map(AsRef::as_ref).collect();
-        let subids = subids.iter().filter(|_| subids.len() > 1);
+        let subids = subids.iter().filter(|_| name_subids || subids.len() > 1);
         Headers {
             headers: collections
                 .iter()
@@ -101,7 +103,18 @@ mod tests {
             "<headers xmlns='http://jabber.org/protocol/shim'>
     <header name='Collection'>blogs</header>
   </headers>",
-            &Headers::notification(&["blogs".to_owned()], &["only-one".to_owned()]),
+            &Headers::notification(&["blogs".to_owned()], &["only-one".to_owned()], false),
+        );
+    }
+
+    #[test]
+    fn collection_then_a_filtered_subscriptions_subid() {
+        round_trip(
+            "<headers xmlns='http://jabber.org/protocol/shim'>
+    <header name='Collection'>logs</header>
+    <header name='SubID'>f1</header>
+  </headers>",
+            &Headers::notification(&["logs".to_owned()], &["f1".to_owned()], true),
         );
     }
 }

@@ -10,6 +10,8 @@
 //!   `--max-bytes` of payload per item under load. The payload format is described in
 //!   the `roost_examples` crate (`<lines xmlns='urn:roost:log:0' first='N'>`).
 //! * Item ids are `<shipper id>-<number of the first line, zero-padded>`.
+//! * `--attr NAME=VALUE` (repeatable) puts attributes on every payload, so that a
+//!   subscriber's content filter (`x-roost#filter`) can select this stream among others.
 //! * At most `--window` publishes are unanswered at a time: when the service is slow
 //!   the shipper stops reading (backpressure) instead of buffering without bound.
 //! * The state file (`--state`) records, fsync'd, how far the file was acknowledged
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use minidom::rxml::NcName;
 use minidom::Element;
 use roost_examples::connect::ConnectArgs;
 use roost_examples::{
@@ -105,6 +108,12 @@ struct Args {
     #[arg(long)]
     exit_at_eof: bool,
 
+    /// An attribute of every payload (`<lines/>`), e.g. `--attr host=web-1 --attr
+    /// app=nginx`, for subscribers' content filters to select this stream on
+    /// (`roost-log-sink --filter "@host = 'web-1'"`). Not `first`, the payload's own.
+    #[arg(long = "attr", value_name = "NAME=VALUE", value_parser = ship_attr)]
+    attrs: Vec<(NcName, String)>,
+
     /// Seconds to wait for login.
     #[arg(long, default_value_t = 15)]
     timeout: u64,
@@ -112,6 +121,15 @@ struct Args {
     /// The file to follow; `-` or nothing reads stdin (which cannot be resumed: a
     /// restart continues with new input only).
     file: Option<PathBuf>,
+}
+
+/// `--attr`: as `roost-publish --attr`, but `first` numbers the payload's lines.
+fn ship_attr(s: &str) -> Result<(NcName, String), String> {
+    let attr = roost_examples::parse_attr(s)?;
+    if attr.0.as_str() == "first" {
+        return Err("first is the payload's own attribute (its first line's number)".to_owned());
+    }
+    Ok(attr)
 }
 
 /// How long a publish may go unanswered before it is sent again.
@@ -370,7 +388,7 @@ async fn send(s: &mut Session, args: &Args, id: &str, b: &mut Batch) {
             items: vec![Item {
                 id: Some(ItemId(item_id(id, b.first))),
                 publisher: None,
-                payload: Some(encode(b.first, &b.units)),
+                payload: Some(encode(b.first, &b.units, &args.attrs)),
             }],
         },
         publish_options: None,

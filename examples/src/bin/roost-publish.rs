@@ -9,6 +9,9 @@
 //! <entry xmlns='http://www.w3.org/2005/Atom'><title>TEXT</title></entry>
 //! ```
 //!
+//! `--attr NAME=VALUE` (repeatable) puts attributes on the entry element, for subscribers
+//! whose content filter selects on them (`roost-subscribe --filter "@host = 'web-1'"`).
+//!
 //! Each publish waits for the service's IQ reply and prints the item id the
 //! service assigned. Any IQ error stops the program with a non-zero exit code
 //! and prints the stanza error condition and text.
@@ -27,6 +30,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use clap::Parser;
 use futures::StreamExt;
+use minidom::rxml::NcName;
 use minidom::Element;
 use roost_examples::connect::{self, ConnectArgs};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -72,6 +76,11 @@ struct Args {
     /// Create the node first (an "already exists" conflict is not an error).
     #[arg(long)]
     create: bool,
+
+    /// An attribute of every entry, e.g. `--attr host=web-1 --attr level=error`, for
+    /// content filters to select on (`@host = 'web-1'`).
+    #[arg(long = "attr", value_name = "NAME=VALUE", value_parser = roost_examples::parse_attr)]
+    attrs: Vec<(NcName, String)>,
 
     /// Seconds to wait for login and for each reply from the service.
     #[arg(long, default_value_t = 15)]
@@ -121,11 +130,11 @@ async fn publish_all(session: &mut Session, args: &Args) -> anyhow::Result<()> {
             if line.trim().is_empty() {
                 continue;
             }
-            publish(session, &args.service, &args.node, &line).await?;
+            publish(session, args, &line).await?;
         }
     } else {
         for text in &args.texts {
-            publish(session, &args.service, &args.node, text).await?;
+            publish(session, args, text).await?;
         }
     }
     Ok(())
@@ -153,13 +162,14 @@ async fn create_node(session: &mut Session, service: &Jid, node: &str) -> anyhow
 }
 
 /// Publish one Atom entry and print the item id the service returned.
-async fn publish(
-    session: &mut Session,
-    service: &Jid,
-    node: &str,
-    text: &str,
-) -> anyhow::Result<()> {
-    let entry = Element::builder("entry", ATOM_NS)
+async fn publish(session: &mut Session, args: &Args, text: &str) -> anyhow::Result<()> {
+    let (service, node) = (&args.service, args.node.as_str());
+    let entry = args
+        .attrs
+        .iter()
+        .fold(Element::builder("entry", ATOM_NS), |e, (name, value)| {
+            e.attr(name.clone(), value.as_str())
+        })
         .append(Element::builder("title", ATOM_NS).append(text))
         .build();
     let request = PubSub::Publish {

@@ -11,6 +11,14 @@
 //!
 //! With `--count N` it exits after N items; otherwise it runs until Ctrl-C.
 //!
+//! With `--filter EXPR` it makes a content-filtered subscription (Roost's
+//! `x-roost#filter` option, feature `urn:roost:filter:0`): only items whose payload
+//! matches EXPR are sent, e.g. `--filter "@level = 'error' and @host ^= 'web-'"` for
+//! items published with `roost-publish --attr level=error --attr host=web-1`. Each
+//! such subscription is a new one with its own subid (printed), so several can run
+//! side by side for one account; a filter that does not parse is refused with the
+//! place and the reason.
+//!
 //! ```text
 //! roost-subscribe --jid bob@localhost --password pw \
 //!     --service pubsub.localhost --node news --count 2
@@ -28,12 +36,13 @@ use minidom::Element;
 use roost_examples::connect::{self, ConnectArgs};
 use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as StreamState};
 use tokio_xmpp::Stanza;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
 use xmpp_parsers::iq::{Iq, IqSetPayload};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::pubsub::event::{Event as PubSubEvent, Payload};
-use xmpp_parsers::pubsub::pubsub::Subscribe;
+use xmpp_parsers::pubsub::pubsub::{Options, Subscribe};
 use xmpp_parsers::pubsub::{NodeName, PubSub};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
@@ -41,6 +50,8 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
 /// XEP-0060 main namespace, used to read the subscribe reply by hand.
 const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
+/// FORM_TYPE of the subscription options form (XEP-0060 §16.4.2).
+const SUBSCRIBE_OPTIONS_NS: &str = "http://jabber.org/protocol/pubsub#subscribe_options";
 
 /// Subscribe to a node of a Roost pubsub service and print its items.
 ///
@@ -67,6 +78,11 @@ struct Args {
     /// Node to subscribe to.
     #[arg(long)]
     node: String,
+
+    /// Only items whose payload matches this content filter (Roost's `x-roost#filter`),
+    /// e.g. "@level = 'error' and (@host = 'web-1' or @host = 'web-2')".
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
 
     /// Exit after this many item notifications (default: run until Ctrl-C).
     #[arg(long, value_name = "N")]
@@ -99,8 +115,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn subscribe_and_print(session: &mut Session, args: &Args) -> anyhow::Result<()> {
-    let state = subscribe(session, &args.service, &args.node).await?;
-    eprintln!("subscription to {}: {state}", args.node);
+    let (state, subid) =
+        subscribe(session, &args.service, &args.node, args.filter.as_deref()).await?;
+    // Scripts look for "subscription to NODE: STATE"; the subid comes after it.
+    match subid {
+        Some(subid) => eprintln!("subscription to {}: {state} (subid {subid})", args.node),
+        None => eprintln!("subscription to {}: {state}", args.node),
+    }
     if state == "pending" || state == "unconfigured" {
         eprintln!("(items arrive only once the subscription is approved/configured)");
     }
@@ -133,16 +154,33 @@ async fn subscribe_and_print(session: &mut Session, args: &Args) -> anyhow::Resu
     Ok(())
 }
 
-/// `<iq type='set'><pubsub><subscribe node='NODE' jid='BARE'/></pubsub></iq>`,
-/// returning the `subscription` state from the reply ("subscribed", ...).
-async fn subscribe(session: &mut Session, service: &Jid, node: &str) -> anyhow::Result<String> {
+/// `<iq type='set'><pubsub><subscribe node='NODE' jid='BARE'/></pubsub></iq>`, with
+/// a filter subscribe-and-configure (XEP-0060 §6.3.7) with `x-roost#filter`, returning
+/// the `subscription` state from the reply ("subscribed", ...) and the subid.
+async fn subscribe(
+    session: &mut Session,
+    service: &Jid,
+    node: &str,
+    filter: Option<&str>,
+) -> anyhow::Result<(String, Option<String>)> {
+    // XEP-0060 §6.1.3: the jid must be our bare JID.
+    let jid = Jid::from(session.bound.to_bare());
+    let options = filter.map(|expr| Options {
+        jid: jid.clone(),
+        node: Some(NodeName(node.to_owned())),
+        subid: None,
+        form: Some(DataForm::new(
+            DataFormType::Submit,
+            SUBSCRIBE_OPTIONS_NS,
+            vec![Field::text_single("x-roost#filter", expr)],
+        )),
+    });
     let request = PubSub::Subscribe {
         subscribe: Some(Subscribe {
-            // XEP-0060 §6.1.3: the jid must be our bare JID.
-            jid: Jid::from(session.bound.to_bare()),
+            jid,
             node: Some(NodeName(node.to_owned())),
         }),
-        options: None,
+        options,
     };
     let payload = match session.iq_set(service, request).await? {
         Ok(payload) => payload,
@@ -153,13 +191,15 @@ async fn subscribe(session: &mut Session, service: &Jid, node: &str) -> anyhow::
     // xmpp-parsers parses it into PubSub::Subscription(SubscriptionElem), but
     // SubscriptionElem's fields are private in 0.23, so we read the
     // attribute straight from the minidom Element instead.
-    let state = payload
+    let sub = payload
         .as_ref()
-        .and_then(|pubsub| pubsub.get_child("subscription", PUBSUB_NS))
+        .and_then(|pubsub| pubsub.get_child("subscription", PUBSUB_NS));
+    let state = sub
         .and_then(|sub| sub.attr("subscription"))
         // An empty result is allowed and means the request succeeded.
         .unwrap_or("subscribed");
-    Ok(state.to_owned())
+    let subid = sub.and_then(|sub| sub.attr("subid")).map(str::to_owned);
+    Ok((state.to_owned(), subid))
 }
 
 /// Print one line per published item in a pubsub event message and return

@@ -145,6 +145,18 @@ impl Filter {
         Filter::parse_with(input, limits).map(Some)
     }
 
+    /// A filter the engine stored (a subscription's canonical text): it passed the limits
+    /// of the day it was accepted, which may have been wider than today's, so only the
+    /// nesting cap (which keeps the parser's recursion bounded) applies.
+    pub fn parse_stored(text: &str) -> Result<Filter, ParseError> {
+        let limits = Limits {
+            max_len: usize::MAX,
+            max_predicates: usize::MAX,
+            max_depth: Limits::DEPTH_CAP,
+        };
+        Filter::parse_with(text, &limits)
+    }
+
     /// The distinct paths the filter reads, in first-use order.
     pub fn paths(&self) -> Vec<&Path> {
         let mut out: Vec<&Path> = Vec::new();

@@ -1,8 +1,13 @@
 //! Collections (XEP-0248) in the matching stage: the subscriptions of every collection
 //! above the node, the root collection included, each with its distance, so that the
 //! predicate applies `pubsub#subscription_type` and `pubsub#subscription_depth`.
+//!
+//! A filtered subscription to a collection (`x-roost#filter`, see [`super::content`])
+//! hears of the leaves' items its filter matches on the occurrence's subject, and of
+//! node news (purge, configuration, creation, association) whatever its filter.
 
-use super::{Candidate, Matcher, Occurrence, Scope};
+use super::content::{Selection, Subject};
+use super::{Candidate, Matcher, Occasion, Occurrence, Scope};
 use crate::state::{JidRef, State};
 use std::iter::Peekable;
 
@@ -16,16 +21,21 @@ impl Matcher for Ancestors {
         occ: &Occurrence<'s>,
         after: Option<&JidRef>,
     ) -> Box<dyn Iterator<Item = Candidate<'s>> + 's> {
+        let (occasion, subject) = (occ.occasion, occ.subject);
         match occ.scope {
             Scope::Via {
                 sub,
                 collection,
                 depth,
-            } => Box::new(std::iter::once(Candidate {
-                node: collection,
-                sub,
-                depth,
-            })),
+            } => Box::new(
+                std::iter::once(Candidate {
+                    node: collection,
+                    sub,
+                    depth,
+                    matched: false,
+                })
+                .filter_map(move |c| selected(c, &occasion, subject)),
+            ),
             Scope::Everyone if occ.occasion.reaches_collections() => {
                 // Nothing of a node's items travels further than its own switches let it.
                 if occ.occasion.about_items()
@@ -40,7 +50,15 @@ impl Matcher for Ancestors {
                     .map(|(node, depth)| {
                         let subs = node.subs_after(after);
                         let it: Box<dyn Iterator<Item = Candidate<'s>> + 's> =
-                            Box::new(subs.map(move |sub| Candidate { node, sub, depth }));
+                            Box::new(subs.filter_map(move |sub| {
+                                let c = Candidate {
+                                    node,
+                                    sub,
+                                    depth,
+                                    matched: false,
+                                };
+                                selected(c, &occasion, subject)
+                            }));
                         it.peekable()
                     })
                     .collect();
@@ -53,6 +71,22 @@ impl Matcher for Ancestors {
             _ => Box::new(std::iter::empty()),
         }
     }
+}
+
+/// `cand` as its content filter leaves it: unchanged when it has none or the news is of
+/// the node; marked matched when its filter matches the item; `None` when it does not, or
+/// when no subject was given (the safe side: less than asked for, never more).
+fn selected<'s>(
+    mut cand: Candidate<'s>,
+    occasion: &Occasion<'_>,
+    subject: Option<&Subject>,
+) -> Option<Candidate<'s>> {
+    if cand.sub.filter().is_none() || !occasion.concerns_items() {
+        return Some(cand);
+    }
+    let subject = subject?;
+    cand.matched = Selection::of(&cand.sub).accepts(subject.payload());
+    cand.matched.then_some(cand)
 }
 
 type Stream<'s> = Peekable<Box<dyn Iterator<Item = Candidate<'s>> + 's>>;

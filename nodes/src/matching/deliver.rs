@@ -27,6 +27,9 @@
 //! - access is the node's: items only to who may retrieve the node's items, news of a
 //!   node only to who may see it (§security: an open collection over a whitelist, an
 //!   authorize or a presence leaf discloses nothing of it).
+//! - a content filter on a collection subscription selects among the items of every leaf
+//!   below it, as on a leaf it selects among the leaf's items; news of nodes reaches it
+//!   whatever its filter.
 
 use super::{Candidate, Context, Occasion, Occurrence};
 use crate::model::*;
@@ -85,6 +88,11 @@ pub(crate) fn deliver(
         }
     }
     if !node_notifies(cfg, occasion, via) || !options.deliver {
+        return false;
+    }
+    // A filtered subscription hears of an item only when its filter matched it (a matcher
+    // that evaluated the filter says so), whichever matcher offers it.
+    if occasion.concerns_items() && sub.filter().is_some() && !cand.matched {
         return false;
     }
     // A new subscription was admitted by the gate a moment ago and is not applied yet;

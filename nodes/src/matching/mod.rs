@@ -7,9 +7,12 @@
 //! 1. the use case says what happened as an [`Occurrence`]: the node, the [`Occasion`] and
 //!    whose subscriptions are asked about ([`Scope`]);
 //! 2. the [`Matcher`]s find the candidate subscriptions. The node's own subscriptions
-//!    ([`OwnSubscriptions`]) are the first matcher; the subscriptions of the collections
-//!    above the node (XEP-0248, [`collections::Ancestors`]) the second; content filters
-//!    (a predicate index per node) plug in beside them, without any use case changing;
+//!    ([`OwnSubscriptions`]) are the first matcher; content filters
+//!    ([`content::ContentFilters`]: the node's filtered subscriptions whose filter matches
+//!    the item, found through the node's index) the second; the subscriptions of the
+//!    collections above the node (XEP-0248, [`collections::Ancestors`], their filters
+//!    evaluated on the item) the third; a new matcher plugs in beside them, without any
+//!    use case changing;
 //! 3. the one predicate, [`deliver::deliver`], decides for each candidate whether it is
 //!    delivered and at which JIDs;
 //! 4. [`recipients`] groups what is delivered into one [`Recipient`] per JID, with the
@@ -18,12 +21,15 @@
 //!    filters) still gets one notification.
 
 pub(crate) mod collections;
+pub(crate) mod content;
 pub(crate) mod deliver;
 
 use crate::presence::PresenceTable;
 use crate::state::{JidRef, NodeState, State, Sub};
 use crate::store::Change;
 use crate::{BareJid, FullJid, Jid};
+
+pub(crate) use content::Subject;
 
 pub(crate) use deliver::{needs_presence, presence_bound};
 
@@ -95,6 +101,24 @@ impl Occasion<'_> {
             Occasion::Subscribed | Occasion::Online { .. } | Occasion::Digest
         )
     }
+
+    /// Whether it is about particular items (published, retracted, a last item, a
+    /// digest's), which content filters select; purge, deletion and configuration are
+    /// news of the node and reach every subscription whatever its filter.
+    pub(crate) fn concerns_items(&self) -> bool {
+        match self {
+            Occasion::Publish
+            | Occasion::Retract { .. }
+            | Occasion::Subscribed
+            | Occasion::Online { .. }
+            | Occasion::Digest => true,
+            Occasion::Purge
+            | Occasion::Delete
+            | Occasion::Configure
+            | Occasion::Create
+            | Occasion::Collection { .. } => false,
+        }
+    }
 }
 
 /// Whose subscriptions an occurrence is asked about.
@@ -123,6 +147,10 @@ pub(crate) struct Occurrence<'a> {
     pub occasion: Occasion<'a>,
     /// Whose subscriptions are asked about.
     pub scope: Scope<'a>,
+    /// The item it is about, for content filters: given when the occasion concerns items
+    /// and a filtered subscription may be among the candidates. Without it no filtered
+    /// subscription hears of the occasion.
+    pub subject: Option<&'a Subject>,
 }
 
 /// A subscription an occurrence may reach, as a matcher found it.
@@ -135,6 +163,11 @@ pub(crate) struct Candidate<'a> {
     pub sub: Sub<'a>,
     /// How far `node` is above the occurrence's node: 0 for the node's own subscriptions.
     pub depth: u64,
+    /// Its content filter matched the occurrence's item: set by the matchers that
+    /// evaluate filters ([`content::ContentFilters`], [`collections::Ancestors`]). The
+    /// predicate refuses a filtered subscription any item not so matched, whichever
+    /// matcher offers it.
+    pub matched: bool,
 }
 
 impl Candidate<'_> {
@@ -191,11 +224,17 @@ impl Matcher for OwnSubscriptions {
             node,
             sub,
             depth: 0,
+            matched: false,
         };
+        // Filtered subscriptions hear of items through the content matcher only.
+        let items = occ.occasion.concerns_items();
+        let plain = move |sub: &Sub<'s>| !items || sub.filter().is_none();
         match occ.scope {
-            Scope::One(sub) => Box::new(std::iter::once(cand(sub))),
-            Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).map(cand)),
-            // A node's subscriptions are kept by subscriber already.
+            Scope::One(sub) => Box::new(std::iter::once(sub).filter(plain).map(cand)),
+            Scope::Subscriber(bare) => Box::new(state.jid_subs(node, bare).filter(plain).map(cand)),
+            // A node's subscriptions are kept by subscriber already, the filtered ones
+            // apart: an item's walk never passes them.
+            Scope::Everyone if items => Box::new(node.plain_subs_after(after).map(cand)),
             Scope::Everyone => Box::new(node.subs_after(after).map(cand)),
             Scope::Via { .. } => Box::new(std::iter::empty()),
         }
@@ -226,6 +265,9 @@ pub struct Recipient {
     pub subids: Vec<String>,
     /// Add a `<body/>` summary (`pubsub#include_body` of any of them).
     pub include_body: bool,
+    /// Name the subids (SHIM headers) even when there is one: a content filter matched,
+    /// and its subscriber needs to know which.
+    pub name_subids: bool,
     /// The collections it reaches the recipient through (XEP-0248: SHIM `Collection`
     /// headers), in NodeID order; the root collection is the empty NodeID. Empty when
     /// it reaches it only through the node's own subscriptions.
@@ -239,6 +281,8 @@ impl Default for Matchers {
     fn default() -> Self {
         Matchers(vec![
             Box::new(OwnSubscriptions),
+            Box::new(OwnSubscriptions),
+            Box::new(content::ContentFilters),
             Box::new(collections::Ancestors),
         ])
     }
@@ -330,6 +374,7 @@ impl Matchers {
                         subid: cand.sub.subid(),
                         include_body,
                         collection,
+                        filtered: cand.matched,
                     }));
                 }
             }
@@ -339,13 +384,15 @@ impl Matchers {
     }
 }
 
-/// One delivered subscription: where to, its subid, whether it wants a body, and the
-/// collection it is a subscription to when not to the occurrence's node.
+/// One delivered subscription: where to, its subid, whether it wants a body, the
+/// collection it is a subscription to when not to the occurrence's node, and whether a
+/// content filter selected it.
 struct Hit<'a> {
     to: Jid,
     subid: String,
     include_body: bool,
     collection: Option<&'a str>,
+    filtered: bool,
 }
 
 /// One subscriber's deliveries as one [`Recipient`] per JID, in JID order, subids in
@@ -365,6 +412,7 @@ fn group_by_recipient(hits: &mut Vec<Hit<'_>>, out: &mut dyn FnMut(Recipient)) -
                     r.subids.push(hit.subid);
                 }
                 r.include_body |= hit.include_body;
+                r.name_subids |= hit.filtered;
                 r.collections.extend(hit.collection.map(str::to_owned));
             }
             _ => {
@@ -375,6 +423,7 @@ fn group_by_recipient(hits: &mut Vec<Hit<'_>>, out: &mut dyn FnMut(Recipient)) -
                     to: hit.to,
                     subids: vec![hit.subid],
                     include_body: hit.include_body,
+                    name_subids: hit.filtered,
                     collections: hit.collection.map(str::to_owned).into_iter().collect(),
                 });
             }

@@ -230,7 +230,7 @@ impl<S: Store> Service<S> {
             associate,
         };
         let broadcast = Broadcast::Collection { child: child.uid };
-        self.fanout(coll, coll.config.notification_type, broadcast, event)
+        self.fanout(coll, coll.config.notification_type, broadcast, event, None)
     }
 
     /// `<collection node='P'><associate node='X'/></collection>` (XEP-0248

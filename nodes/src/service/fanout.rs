@@ -97,6 +97,8 @@ pub(super) struct Walk {
     done: bool,
     /// Recipients found by settling, not yet taken.
     settled: VecDeque<Recipient>,
+    /// The item, for content filters (on nodes with filtered subscriptions).
+    subject: Option<Subject>,
 }
 
 /// One event to every subscriber it reaches: the event once, and a cursor over the
@@ -127,6 +129,7 @@ impl Fanout {
             to: r.to,
             node: self.node.clone(),
             subids: r.subids,
+            name_subids: r.name_subids,
             kind: self.kind,
             include_body: r.include_body,
             collections: r.collections,
@@ -151,7 +154,8 @@ impl<S: Store> Service<S> {
         if fanout.engine != self.id {
             return true;
         }
-        let mut w = fanout.lock();
+        let mut guard = fanout.lock();
+        let w = &mut *guard;
         if !w.settled.is_empty() || w.done {
             let take = max.min(w.settled.len());
             out.extend(w.settled.drain(..take).map(|r| fanout.notification(r)));
@@ -163,6 +167,7 @@ impl<S: Store> Service<S> {
                 node: n,
                 occasion,
                 scope: Scope::Everyone,
+                subject: w.subject.as_ref(),
             };
             if max == usize::MAX {
                 // Walked whole (`handle`): one allocation for the lot, as a collected map had.
@@ -195,13 +200,14 @@ impl<S: Store> Service<S> {
 
     /// A broadcast of `event` on node `n` (which may be one the same request creates), to
     /// be walked once the change is applied; its messages of type `kind` (the node's, or
-    /// the new one of a reconfiguration).
+    /// the new one of a reconfiguration); about `subject` for content filters.
     pub(super) fn fanout(
         &self,
         n: &NodeRecord,
         kind: NotificationType,
         broadcast: Broadcast,
         event: Event,
+        subject: Option<Subject>,
     ) -> Dispatch {
         Dispatch::Fanout(Fanout {
             engine: self.id,
@@ -214,6 +220,7 @@ impl<S: Store> Service<S> {
                 cursor: None,
                 done: false,
                 settled: VecDeque::new(),
+                subject,
             })),
         })
     }
@@ -235,7 +242,8 @@ impl<S: Store> Service<S> {
             let Some(walk) = Weak::upgrade(&weak) else {
                 continue; // dropped: nobody will walk it
             };
-            let mut w = walk.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = walk.lock().unwrap_or_else(|e| e.into_inner());
+            let w = &mut *guard;
             if w.done {
                 continue;
             }
@@ -250,6 +258,7 @@ impl<S: Store> Service<S> {
                 node: n,
                 occasion,
                 scope: Scope::Everyone,
+                subject: w.subject.as_ref(),
             };
             let mut rest = VecDeque::new();
             let mut cursor = w.cursor.take();

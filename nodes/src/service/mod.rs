@@ -21,10 +21,13 @@
 //!   [`Error::InvalidConfig`], which maps to `not-acceptable` as the XEP asks.
 //! - Giving the same entity twice in one affiliations request is [`Error::BadRequest`].
 //! - Multiple subscriptions per JID (§6.1.6): a plain subscribe (no options) by a JID that
-//!   already holds a subscription returns one of them (the lowest subid) unchanged, so a
-//!   repeated subscribe is idempotent; a subscribe that carries options (subscribe-and-configure,
-//!   §6.3.7) always creates a new subscription with its own subid. Requests about one
-//!   subscription then need the subid when the JID holds several (§6.2.3, §6.3.4).
+//!   already holds a subscription without a content filter returns one of those (the
+//!   lowest subid) unchanged, so a repeated subscribe is idempotent; a JID holding only
+//!   filtered subscriptions asked for every item, so it gets a new one. A subscribe that
+//!   carries options (subscribe-and-configure, §6.3.7) always creates a new subscription
+//!   with its own subid: this is how one JID holds several filtered subscriptions
+//!   (XEP-0060 §12 "Content-Based Pubsub Systems"). Requests about one subscription then
+//!   need the subid when the JID holds several (§6.2.3, §6.3.4).
 //! - When a node becomes whitelist, or an affiliation change leaves an entity unable to
 //!   subscribe, its subscriptions are removed and it is told so (state `none`).
 //! - With `pubsub#itemreply=publisher`, items name their publisher by its bare JID, in
@@ -59,7 +62,7 @@ mod rosters;
 mod state;
 mod subscriber;
 mod timers;
-use crate::matching::{Context, Matchers, Occasion, Occurrence, Recipient, Scope};
+use crate::matching::{Context, Matchers, Occasion, Occurrence, Recipient, Scope, Subject};
 use collections::{Fresh, Relate};
 use fanout::Broadcast;
 pub use fanout::{Dispatch, Fanout, Streamed};

@@ -71,6 +71,7 @@ impl<S: Store> Service<S> {
                 rec.config.notification_type,
                 Broadcast::Create,
                 Event::Create,
+                None,
             ));
             let (uid, node) = (rec.uid, rec.name.clone());
             changes.push(Change::PutNode(rec));
@@ -203,7 +204,7 @@ impl<S: Store> Service<S> {
             config: config.deliver_payloads.then(|| config.clone()),
         };
         let kind = config.notification_type;
-        notifications.push(self.fanout(&n.rec, kind, Broadcast::Configure, event));
+        notifications.push(self.fanout(&n.rec, kind, Broadcast::Configure, event, None));
         Ok(Plan::with(Reply::Done, changes, notifications))
     }
 
@@ -447,7 +448,7 @@ impl<S: Store> Service<S> {
             uid: n.rec.uid,
         });
         // Built now: once applied, the node and its subscriptions are gone.
-        let recipients = self.recipients(n, Occasion::Delete, Scope::Everyone);
+        let recipients = self.recipients(n, Occasion::Delete, Scope::Everyone, None);
         let event = Event::Delete { redirect };
         let notifications = self.notifications(n, recipients, event);
         Ok(Plan::with(Reply::Done, changes, notifications))

@@ -104,14 +104,7 @@ impl<S: Store> Service<S> {
             let Some(n) = self.state.node(name) else {
                 continue;
             };
-            let recipients = self.recipients(n, occasion, Scope::Subscriber(&bare));
-            if recipients.is_empty() {
-                continue;
-            }
-            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
-                let event = items_event(&n.rec.config, vec![last]);
-                out.extend(self.notifications(n, recipients, event));
-            }
+            out.extend(self.last_item(n, occasion, Scope::Subscriber(&bare))?);
         }
         Ok(out)
     }

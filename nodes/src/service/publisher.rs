@@ -104,8 +104,11 @@ impl<S: Store> Service<S> {
                 last_seq: seq,
             },
         });
-        let notifications =
-            vec![self.broadcast(n, Broadcast::Publish, items_event(cfg, vec![item]))];
+        // The payload goes to the event (stripped when the node does not deliver payloads)
+        // and, for content filters, to the walk.
+        let payload = item.payload.clone();
+        let event = items_event(cfg, vec![item]);
+        let notifications = vec![self.item_broadcast(n, Broadcast::Publish, event, &payload)];
         Ok(Plan::with(
             Reply::Published { node, id },
             changes,
@@ -133,6 +136,9 @@ impl<S: Store> Service<S> {
             return Err(Error::ItemIdRequired);
         }
         let mut changes = ChangeSet::default();
+        // Read whole: the publisher decides who may retract, and the payload which
+        // filtered subscriptions hear of the retraction.
+        let mut items = Vec::with_capacity(ids.len());
         for id in &ids {
             let item = self.store.item(n.rec.uid, id)?.ok_or(Error::ItemNotFound)?;
             if item.publisher.to_bare() != *me {
@@ -140,9 +146,10 @@ impl<S: Store> Service<S> {
             }
             changes.push(Change::DeleteItem {
                 uid: n.rec.uid,
-                id: item.id,
+                id: item.id.clone(),
                 seq: item.seq,
             });
+            items.push(item);
         }
         changes.push(Change::PutCounters {
             uid: n.rec.uid,
@@ -151,8 +158,7 @@ impl<S: Store> Service<S> {
                 last_seq: n.counters.last_seq,
             },
         });
-        let broadcast = Broadcast::Retract { requested: notify };
-        let notifications = vec![self.broadcast(n, broadcast, Event::Retract { ids })];
+        let notifications = self.retractions(n, notify, items);
         Ok(Plan::with(Reply::Done, changes, notifications))
     }
 }

@@ -2,6 +2,7 @@
 //! subscriptions and affiliations (§5.6, §5.7).
 
 use super::*;
+use crate::filter::Filter;
 
 impl<S: Store> Service<S> {
     pub(super) fn subscribe(
@@ -18,11 +19,11 @@ impl<S: Store> Service<S> {
             .gate(Ask::new(me, Action::Subscribe, n).about(&bare))
             .check()?;
         if options.is_none() {
-            // The lowest subid, as the service's choices say.
+            // The lowest subid without a content filter, as the service's choices say.
             let existing = self
                 .state
                 .jid_subs(n, &bare)
-                .filter(|s| s.key.is(&jid))
+                .filter(|s| s.key.is(&jid) && s.filter().is_none())
                 .map(Sub::to_subscription)
                 .min_by(|a, b| a.subid.cmp(&b.subid));
             if let Some(sub) = existing {
@@ -37,20 +38,19 @@ impl<S: Store> Service<S> {
             return Err(Error::LimitReached("subscriptions per JID"));
         }
         let opts = match &options {
-            Some(p) => patch_options(&SubOptions::default(), p),
+            Some(p) => self.checked_options(&SubOptions::default(), p, now)?,
             None => SubOptions::default(),
         };
-        validate_options(&opts, now)?;
-        if n.rec.config.is_collection() {
-            // XEP-0248 §subscribe-errors: one subscription per kind of news.
+        if n.rec.config.is_collection() && opts.filter.is_none() {
+            // XEP-0248 §subscribe-errors: one subscription per kind of news. Filtered
+            // subscriptions each select other items (XEP-0060 §12): as on a leaf, a JID
+            // may hold several, so only unfiltered ones count as the same again.
             let want = opts.subscription_type;
             let overlaps =
                 |t: SubscriptionType| (t.items() && want.items()) || (t.nodes() && want.nodes());
-            if self
-                .state
-                .jid_subs(n, &bare)
-                .any(|s| s.key.is(&jid) && overlaps(s.options().subscription_type))
-            {
+            if self.state.jid_subs(n, &bare).any(|s| {
+                s.key.is(&jid) && s.filter().is_none() && overlaps(s.options().subscription_type)
+            }) {
                 return Err(Error::SubscriptionExists(want.as_str()));
             }
         }
@@ -79,16 +79,10 @@ impl<S: Store> Service<S> {
                 notifications,
             ));
         }
-        let cfg = &n.rec.config;
         let mut notifications = self.subscription_news(n, &sub, sub.state);
         let planned = Planned::new(&sub);
-        let recipients = self.recipients(n, Occasion::Subscribed, Scope::One(planned.view()));
-        if !recipients.is_empty() {
-            if let Some(last) = self.store.latest_items(n.rec.uid, Some(1))?.pop() {
-                let event = items_event(cfg, vec![last]);
-                notifications.extend(self.notifications(n, recipients, event));
-            }
-        }
+        let scope = Scope::One(planned.view());
+        notifications.extend(self.last_item(n, Occasion::Subscribed, scope)?);
         Ok(Plan::with(
             Reply::Subscription { node, sub },
             changes,
@@ -194,8 +188,7 @@ impl<S: Store> Service<S> {
         let sub = self
             .resolve_sub(n, jid, subid.as_deref())?
             .to_subscription();
-        let new_opts = patch_options(&sub.options, options);
-        validate_options(&new_opts, now)?;
+        let new_opts = self.checked_options(&sub.options, options, now)?;
         let mut new_sub = sub.clone();
         new_sub.options = new_opts;
         let mut changes = ChangeSet::default();
@@ -241,6 +234,10 @@ pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
     if let Some(v) = &patch.show_values {
         out.show_values = v.clone();
     }
+    if let Some(v) = &patch.filter {
+        // As submitted; the engine keeps the canonical text (`checked_options`).
+        out.filter = Some(v.clone()).filter(|f| !f.trim().is_empty());
+    }
     if let Some(v) = patch.subscription_type {
         out.subscription_type = v;
     }
@@ -250,7 +247,29 @@ pub fn patch_options(opts: &SubOptions, patch: &SubOptionsPatch) -> SubOptions {
     out
 }
 
-pub(super) fn validate_options(opts: &SubOptions, now: Millis) -> Result<(), Error> {
+impl<S: Store> Service<S> {
+    /// `opts` patched with `patch`, as they will be stored, or why not: valid, a content
+    /// filter given in the patch parsed under the policy's limits and kept as its
+    /// canonical text (a filter already held is not checked again: it passed the limits
+    /// of its day).
+    pub(super) fn checked_options(
+        &self,
+        opts: &SubOptions,
+        patch: &SubOptionsPatch,
+        now: Millis,
+    ) -> Result<SubOptions, Error> {
+        let mut out = patch_options(opts, patch);
+        validate_options(&out, now)?;
+        if let Some(text) = &patch.filter {
+            let parsed = Filter::parse_option(text, &self.policy.filter_limits)
+                .map_err(Error::InvalidFilter)?;
+            out.filter = parsed.map(|f| f.to_string());
+        }
+        Ok(out)
+    }
+}
+
+fn validate_options(opts: &SubOptions, now: Millis) -> Result<(), Error> {
     if opts.digest && opts.digest_frequency == 0 {
         return Err(Error::InvalidOptions(
             "pubsub#digest_frequency must be positive".to_owned(),

@@ -1,6 +1,7 @@
 //! Everything that happens because time passes: item expiry, subscription leases, digests.
 
 use super::*;
+use crate::matching::content::Selection;
 
 impl<S: Store> Service<S> {
     /// Everything that happens because time passed, as of `now`: items past
@@ -69,9 +70,7 @@ impl<S: Store> Service<S> {
                     last_seq: n.counters.last_seq,
                 },
             });
-            let ids = items.into_iter().map(|i| i.id).collect();
-            let broadcast = Broadcast::Retract { requested: false };
-            notifications.push(self.broadcast(n, broadcast, Event::Retract { ids }));
+            notifications.extend(self.retractions(n, false, items));
         }
 
         // Ended leases: the index is ordered by end time, so only those are read.
@@ -141,10 +140,10 @@ impl<S: Store> Service<S> {
                         collection: n,
                         depth: *depth,
                     };
-                    out.extend(self.digest(leaf, scope, *after)?);
+                    out.extend(self.digest(leaf, sub, scope, *after)?);
                 }
             } else {
-                out.extend(self.digest(n, Scope::One(sub), d.after_seq)?);
+                out.extend(self.digest(n, sub, Scope::One(sub), d.after_seq)?);
             }
             let leaves = self.state.leaf_seqs(n, sub.options());
             if let Some(d) = self.state.digests.get_mut(&key) {
@@ -156,18 +155,17 @@ impl<S: Store> Service<S> {
         Ok(out)
     }
 
-    /// The digest of the items of `n` after seq `after` for the one subscription `scope`
-    /// names, if the predicate delivers it.
+    /// The digest of the items of `n` after seq `after` for `sub`, the one subscription
+    /// `scope` names, if the predicate delivers it. A filtered subscription's digest holds
+    /// the items its filter matches, and goes out only if there is one: the first stands
+    /// for them all before the predicate.
     fn digest(
         &self,
         n: &NodeState,
+        sub: Sub<'_>,
         scope: Scope<'_>,
         after: u64,
     ) -> Result<Vec<Notification>, Error> {
-        let recipients = self.recipients(n, Occasion::Digest, scope);
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
         let range = ItemRange {
             after: Some(after),
             before: None,
@@ -175,8 +173,26 @@ impl<S: Store> Service<S> {
             limit: u64::MAX,
             from_end: false,
         };
-        let items = self.store.items_range(n.rec.uid, &range)?;
-        if items.is_empty() {
+        let (recipients, items) = match Selection::of(&sub) {
+            Selection::All => {
+                let recipients = self.recipients(n, Occasion::Digest, scope, None);
+                if recipients.is_empty() {
+                    return Ok(Vec::new());
+                }
+                (recipients, self.store.items_range(n.rec.uid, &range)?)
+            }
+            selection => {
+                let mut items = self.store.items_range(n.rec.uid, &range)?;
+                items.retain(|i| selection.accepts(&i.payload));
+                let Some(first) = items.first() else {
+                    return Ok(Vec::new());
+                };
+                let subject = Subject::new(first.payload.clone());
+                let recipients = self.recipients(n, Occasion::Digest, scope, Some(&subject));
+                (recipients, items)
+            }
+        };
+        if recipients.is_empty() || items.is_empty() {
             return Ok(Vec::new());
         }
         let event = items_event(&n.rec.config, items);

@@ -204,6 +204,12 @@ mod tests {
                 assert!(n.has_subid_num(sub.key.num));
             }
             assert_eq!(n.subs().count(), n.sub_count());
+            // Filtered subscriptions apart, in the node's filter index (content filters).
+            let plain: Vec<_> = n.plain_subs_after(None).map(|s| s.key.clone()).collect();
+            let _ = writeln!(out, "  plain {plain:?} filters {}", n.has_filters());
+            for payload in PAYLOADS {
+                let _ = writeln!(out, "  matching {payload} {:?}", n.matching(payload));
+            }
             let by_uid = s.node_by_uid(n.rec.uid).map(|m| m.rec.name.clone());
             assert_eq!(by_uid.as_deref(), Some(n.rec.name.as_str()));
         }
@@ -288,6 +294,14 @@ mod tests {
         ]
     }
 
+    /// Canonical filters (as the engine stores them) and payloads some of them match.
+    const FILTERS: [&str; 3] = ["@a = '1'", "exists(b)", "b/@c ^= 'x'"];
+    const PAYLOADS: [&str; 3] = [
+        "<p xmlns='urn:t' a='1'/>",
+        "<p xmlns='urn:t'><b c='xy'/></p>",
+        "<p xmlns='urn:t'/>",
+    ];
+
     fn options() -> impl Strategy<Value = SubOptions> {
         prop_oneof![
             3 => Just(SubOptions::default()),
@@ -299,6 +313,10 @@ mod tests {
                     ..SubOptions::default()
                 }
             ),
+            1 => (0..FILTERS.len()).prop_map(|f| SubOptions {
+                filter: Some(FILTERS[f].to_owned()),
+                ..SubOptions::default()
+            }),
         ]
     }
 

@@ -24,7 +24,7 @@ pub(crate) use subs::{format as format_subid, Planned, Sub, SubKey, SubNum};
 use subs::{SubTable, SubVal};
 
 /// One node as the engine keeps it in memory (its items stay in the store).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct NodeState {
     pub(crate) rec: NodeRecord,
     pub(crate) counters: ItemCounters,
@@ -64,6 +64,27 @@ impl NodeState {
         jid: Option<&JidRef>,
     ) -> impl Iterator<Item = Sub<'a>> + 'a {
         self.subs.after(jid)
+    }
+
+    /// [`NodeState::subs_after`] without the subscriptions that have a content filter:
+    /// those an item reaches are found through [`NodeState::matching`].
+    pub(crate) fn plain_subs_after<'a>(
+        &'a self,
+        jid: Option<&JidRef>,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        self.subs.plain_after(jid)
+    }
+
+    /// Whether some subscription has a content filter.
+    pub(crate) fn has_filters(&self) -> bool {
+        self.subs.has_filters()
+    }
+
+    /// The keys of the subscriptions whose content filter matches `payload` (an item's
+    /// serialized payload), in subscriber order: through the node's filter index, without
+    /// testing every filter.
+    pub(crate) fn matching(&self, payload: &str) -> Vec<SubKey> {
+        self.subs.matching(payload)
     }
 
     /// How many subscriptions the node holds.

@@ -12,15 +12,25 @@
 //! subscriptions of one subscriber are adjacent, and a node's subscriptions can be walked
 //! in JID order, one recipient at a time, without sorting.
 //!
+//! Subscriptions with a content filter (`x-roost#filter`) are kept apart from the others,
+//! with the node's [`FilterIndex`] over their filters ([`SubTable`]'s `filtered`): an item
+//! reaches the unfiltered ones by walking them, and the filtered ones through the index,
+//! so a publish never walks past filtered subscriptions its item does not match. A node
+//! without filters holds no index (one empty pointer).
+//!
 //! Subids the engine generates are 16 lowercase hex digits: the number they spell is the
 //! subid. Data written otherwise (another subid form) keeps working: such a subid is kept
 //! as text beside the table, under a number of its own that no subid of the engine's form
 //! uses on that node ([`SubTable`]'s `legacy` map).
 
 use super::jids::JidRef;
+use crate::filter::{Filter, FilterIndex};
 use crate::model::{SubOptions, Subscription, SubscriptionState};
 use crate::{BareJid, FullJid, Jid};
+use rustc_hash::FxHashMap;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Peekable;
 use std::sync::{Arc, OnceLock};
 
 /// A subid inside the engine.
@@ -181,6 +191,11 @@ impl<'a> Sub<'a> {
         self.val.options()
     }
 
+    /// Its content filter, as stored (canonical text), when it has one.
+    pub(crate) fn filter(&self) -> Option<&'a str> {
+        self.options().filter.as_deref()
+    }
+
     /// The subscription as the API and the store spell it.
     pub(crate) fn to_subscription(self) -> Subscription {
         Subscription {
@@ -225,30 +240,107 @@ impl Planned {
 type Legacy = BTreeMap<SubNum, (Box<str>, SubKey)>;
 
 /// One node's subscriptions.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct SubTable {
+    /// The subscriptions without a content filter.
     by_key: BTreeMap<SubKey, SubVal>,
     /// Every subid number in use, for uniqueness (subids are unique per node).
     nums: BTreeSet<SubNum>,
     /// Subids of another form, by the number standing for them. Almost always absent.
     legacy: Option<Box<Legacy>>,
+    /// The subscriptions with a content filter, and their index; absent when none has one.
+    filtered: Option<Box<Filtered>>,
+}
+
+/// A node's filtered subscriptions.
+#[derive(Debug, Default)]
+struct Filtered {
+    by_key: BTreeMap<SubKey, SubVal>,
+    /// Their filters, by subid number. A stored filter that no longer parses (a corrupt
+    /// record) is not in it: that subscription hears of no item, which errs on the side
+    /// of sending less than the subscriber asked for, never more.
+    index: FilterIndex<SubNum>,
+    /// The key of each subid number in `by_key`, to turn the index's answers into
+    /// subscriptions.
+    keys: FxHashMap<SubNum, SubKey>,
+}
+
+impl Filtered {
+    /// File `key` with value `val` (whose options carry a filter).
+    fn put(&mut self, key: SubKey, val: SubVal) -> Option<SubVal> {
+        match val.options().filter.as_deref().map(Filter::parse_stored) {
+            Some(Ok(f)) => self.index.insert(key.num, &f),
+            _ => {
+                self.index.remove(&key.num);
+            }
+        }
+        self.keys.insert(key.num, key.clone());
+        self.by_key.insert(key, val)
+    }
+
+    fn remove(&mut self, key: &SubKey) -> Option<(SubKey, SubVal)> {
+        let entry = self.by_key.remove_entry(key)?;
+        if self.keys.get(&key.num) == Some(key) {
+            self.keys.remove(&key.num);
+            self.index.remove(&key.num);
+        }
+        Some(entry)
+    }
+}
+
+/// Two iterators of subscriptions in key order, merged into one in key order.
+struct Merge<'a, I: Iterator<Item = Sub<'a>>, J: Iterator<Item = Sub<'a>>>(
+    Peekable<I>,
+    Peekable<J>,
+);
+
+impl<'a, I: Iterator<Item = Sub<'a>>, J: Iterator<Item = Sub<'a>>> Iterator for Merge<'a, I, J> {
+    type Item = Sub<'a>;
+
+    fn next(&mut self) -> Option<Sub<'a>> {
+        let first = match (self.0.peek(), self.1.peek()) {
+            (Some(a), Some(b)) => a.key.cmp(b.key) != Ordering::Greater,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if first {
+            self.0.next()
+        } else {
+            self.1.next()
+        }
+    }
 }
 
 impl SubTable {
     /// A table of subscriptions whose subids are all of the engine's form: `entries` sorted
     /// by key, `nums` their subid numbers, sorted, without repeats. Built from sorted runs,
-    /// the maps' nodes are full, as [`SubTable::compact`] leaves them.
+    /// the maps' nodes are full, as [`SubTable::compact`] leaves them. Filtered
+    /// subscriptions go apart into their map and the node's filter index, as
+    /// [`SubTable::put`] files them.
     pub(crate) fn from_sorted(entries: Vec<(SubKey, SubVal)>, nums: Vec<SubNum>) -> Self {
-        SubTable {
-            by_key: entries.into_iter().collect(),
+        let filtered = |v: &SubVal| v.options().filter.is_some();
+        let mut table = SubTable {
+            by_key: BTreeMap::new(),
             nums: nums.into_iter().collect(),
             legacy: None,
+            filtered: None,
+        };
+        if !entries.iter().any(|(_, v)| filtered(v)) {
+            // The usual case: no second pass, no second vector.
+            table.by_key = entries.into_iter().collect();
+            return table;
         }
+        let (with, without): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, v)| filtered(v));
+        table.by_key = without.into_iter().collect();
+        for (key, val) in with {
+            table.insert(key, val);
+        }
+        table
     }
 
     /// How many subscriptions there are.
     pub(crate) fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_key.len() + self.filtered.as_ref().map_or(0, |f| f.by_key.len())
     }
 
     /// Whether `num` is a subid number in use.
@@ -272,33 +364,85 @@ impl SubTable {
         }
     }
 
+    /// The filtered subscriptions, as a map (empty when there are none).
+    fn filtered_map(&self) -> &BTreeMap<SubKey, SubVal> {
+        static EMPTY: BTreeMap<SubKey, SubVal> = BTreeMap::new();
+        self.filtered.as_ref().map_or(&EMPTY, |f| &f.by_key)
+    }
+
+    /// Both maps' entries in `range`, merged in key order.
+    fn merged<'a, R>(&'a self, range: R) -> impl Iterator<Item = Sub<'a>> + 'a
+    where
+        R: std::ops::RangeBounds<SubKey> + Clone + 'a,
+    {
+        let plain = self.by_key.range(range.clone());
+        let filtered = self.filtered_map().range(range);
+        Merge(
+            plain.map(|(k, v)| self.view(k, v)).peekable(),
+            filtered.map(|(k, v)| self.view(k, v)).peekable(),
+        )
+    }
+
     /// Every subscription, in key order (by subscriber).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Sub<'_>> {
-        self.by_key.iter().map(|(k, v)| self.view(k, v))
+        self.merged::<std::ops::RangeFull>(..)
     }
 
     /// The subscriptions of `jid` (bare, and its full JIDs), in key order.
     pub(crate) fn of<'a>(&'a self, jid: &JidRef) -> impl Iterator<Item = Sub<'a>> + 'a {
         let jid = jid.clone();
-        self.by_key
-            .range(SubKey::first_of(&jid)..)
-            .take_while(move |(k, _)| k.jid == jid)
-            .map(|(k, v)| self.view(k, v))
+        self.merged(SubKey::first_of(&jid)..)
+            .take_while(move |s| s.key.jid == jid)
     }
 
     /// The subscriptions of subscribers after `jid` (all when `None`), in key order.
     pub(crate) fn after<'a>(&'a self, jid: Option<&JidRef>) -> impl Iterator<Item = Sub<'a>> + 'a {
+        let skip = jid.cloned();
+        self.merged(Self::from(jid))
+            .skip_while(move |s| skip.as_ref().is_some_and(|j| s.key.jid == *j))
+    }
+
+    /// [`SubTable::after`] without the filtered subscriptions.
+    pub(crate) fn plain_after<'a>(
+        &'a self,
+        jid: Option<&JidRef>,
+    ) -> impl Iterator<Item = Sub<'a>> + 'a {
+        let skip = jid.cloned();
+        self.by_key
+            .range(Self::from(jid))
+            .skip_while(move |(k, _)| skip.as_ref().is_some_and(|j| k.jid == *j))
+            .map(|(k, v)| self.view(k, v))
+    }
+
+    /// The keys from `jid`'s first on (all when `None`). No key bounds a JID's keys from
+    /// above, so walks after `jid` start here and skip its keys.
+    fn from(jid: Option<&JidRef>) -> (std::ops::Bound<SubKey>, std::ops::Bound<SubKey>) {
         use std::ops::Bound;
-        // Start at `jid`'s first key and skip its keys: no key bounds them from above.
         let start = match jid {
             Some(j) => Bound::Included(SubKey::first_of(j)),
             None => Bound::Unbounded,
         };
-        let skip = jid.cloned();
-        self.by_key
-            .range((start, Bound::Unbounded))
-            .skip_while(move |(k, _)| skip.as_ref().is_some_and(|j| k.jid == *j))
-            .map(|(k, v)| self.view(k, v))
+        (start, Bound::Unbounded)
+    }
+
+    /// Whether some subscription has a content filter.
+    pub(crate) fn has_filters(&self) -> bool {
+        self.filtered.is_some()
+    }
+
+    /// The keys of the filtered subscriptions whose filter matches `payload` (an item's
+    /// serialized payload), in key order.
+    pub(crate) fn matching(&self, payload: &str) -> Vec<SubKey> {
+        let Some(f) = &self.filtered else {
+            return Vec::new();
+        };
+        let mut keys: Vec<SubKey> = f
+            .index
+            .matching(payload)
+            .filter_map(|num| f.keys.get(&num).cloned())
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// The number that stands for `subid` on this node, if some subscription could have it.
@@ -322,14 +466,20 @@ impl SubTable {
             full: jid.try_as_full().ok().map(|f| Arc::new(f.clone())),
             num: self.num_of(subid)?,
         };
-        let (k, v) = self.by_key.get_key_value(&key)?;
-        Some(self.view(k, v))
+        self.get(&key)
     }
 
     /// The subscription whose key is `key`.
     pub(crate) fn get<'a>(&'a self, key: &SubKey) -> Option<Sub<'a>> {
-        let (k, v) = self.by_key.get_key_value(key)?;
+        let (k, v) = self
+            .by_key
+            .get_key_value(key)
+            .or_else(|| self.filtered_map().get_key_value(key))?;
         Some(self.view(k, v))
+    }
+
+    fn contains_key(&self, key: &SubKey) -> bool {
+        self.by_key.contains_key(key) || self.filtered_map().contains_key(key)
     }
 
     /// Store `sub` under `jid` (its interned bare JID). Returns its key, what it replaced
@@ -344,12 +494,14 @@ impl SubTable {
         let num = self.num_for(&sub.subid);
         let key = SubKey { jid, full, num };
         let fresh = self.nums.insert(num);
-        let displaced = if !fresh && !self.by_key.contains_key(&key) {
-            self.by_key
-                .iter()
-                .find(|(k, _)| k.num == num)
-                .map(|(k, _)| k.clone())
-                .and_then(|k| self.by_key.remove_entry(&k))
+        let displaced = if !fresh && !self.contains_key(&key) {
+            let other = self
+                .by_key
+                .keys()
+                .chain(self.filtered_map().keys())
+                .find(|k| k.num == num)
+                .cloned();
+            other.and_then(|k| self.take(&k))
         } else {
             None
         };
@@ -358,8 +510,35 @@ impl SubTable {
                 .get_or_insert_with(Default::default)
                 .insert(num, (sub.subid.as_str().into(), key.clone()));
         }
-        let old = self.by_key.insert(key.clone(), SubVal::of(sub));
+        // Its filter may have come or gone: it is in one map or the other, never both.
+        let old = self.take(&key).map(|(_, v)| v);
+        self.insert(key.clone(), SubVal::of(sub));
         (key, old, displaced)
+    }
+
+    /// File `val` under `key` in the map its filter says.
+    fn insert(&mut self, key: SubKey, val: SubVal) {
+        if val.options().filter.is_some() {
+            self.filtered
+                .get_or_insert_with(Default::default)
+                .put(key, val);
+        } else {
+            self.by_key.insert(key, val);
+        }
+    }
+
+    /// Take `key`'s entry out of whichever map holds it (its number stays in use).
+    fn take(&mut self, key: &SubKey) -> Option<(SubKey, SubVal)> {
+        if let Some(entry) = self.by_key.remove_entry(key) {
+            return Some(entry);
+        }
+        let f = self.filtered.as_deref_mut()?;
+        let entry = f.remove(key);
+        if f.by_key.is_empty() {
+            // No filter left: the node is back to costing nothing.
+            self.filtered = None;
+        }
+        entry
     }
 
     /// The number `subid` is stored under: its own for the engine's form (moving a text
@@ -385,13 +564,10 @@ impl SubTable {
 
     /// A subid of the engine's form needs number `n`, which a text subid holds: renumber it.
     fn move_legacy_off(&mut self, n: SubNum) {
-        let Some(legacy) = self.legacy.as_deref_mut() else {
+        let Some((text, key)) = self.legacy.as_deref_mut().and_then(|l| l.remove(&n)) else {
             return;
         };
-        let Some((text, key)) = legacy.remove(&n) else {
-            return;
-        };
-        let Some(val) = self.by_key.remove(&key) else {
+        let Some((_, val)) = self.take(&key) else {
             return;
         };
         self.nums.remove(&n);
@@ -400,9 +576,11 @@ impl SubTable {
             m = m.wrapping_add(1);
         }
         let moved = SubKey { num: m, ..key };
-        legacy.insert(m, (text, moved.clone()));
+        if let Some(l) = self.legacy.as_deref_mut() {
+            l.insert(m, (text, moved.clone()));
+        }
         self.nums.insert(m);
-        self.by_key.insert(moved, val);
+        self.insert(moved, val);
     }
 
     /// Remove the subscription of exactly `jid` (interned as `owner`) with subid `subid`;
@@ -419,16 +597,21 @@ impl SubTable {
             full: jid.try_as_full().ok().map(|f| Arc::new(f.clone())),
             num,
         });
-        let key = match exact.filter(|k| self.by_key.contains_key(k)) {
+        let key = match exact.filter(|k| self.contains_key(k)) {
             Some(k) => k,
-            None => self.by_key.keys().find(|k| k.num == num)?.clone(),
+            None => self
+                .by_key
+                .keys()
+                .chain(self.filtered_map().keys())
+                .find(|k| k.num == num)?
+                .clone(),
         };
         self.remove_key(&key)
     }
 
     /// Remove the subscription whose key is `key`.
     pub(crate) fn remove_key(&mut self, key: &SubKey) -> Option<(SubKey, SubVal)> {
-        let entry = self.by_key.remove_entry(key)?;
+        let entry = self.take(key)?;
         self.nums.remove(&key.num);
         if let Some(l) = self.legacy.as_deref_mut() {
             if l.get(&key.num).is_some_and(|(_, k)| k == key) {
@@ -447,6 +630,9 @@ impl SubTable {
     pub(crate) fn compact(&mut self) {
         self.by_key = std::mem::take(&mut self.by_key).into_iter().collect();
         self.nums = std::mem::take(&mut self.nums).into_iter().collect();
+        if let Some(f) = self.filtered.as_deref_mut() {
+            f.by_key = std::mem::take(&mut f.by_key).into_iter().collect();
+        }
     }
 }
 
@@ -556,5 +742,62 @@ mod tests {
             .map(|s| s.jid().to_string())
             .collect();
         assert_eq!(after_b, ["c@x"]);
+    }
+
+    fn filtered(jid: &str, subid: &str, f: &str) -> Subscription {
+        let mut s = sub(jid, subid);
+        s.options.filter = Some(f.to_owned());
+        s
+    }
+
+    #[test]
+    fn filtered_subscriptions_are_kept_apart_but_listed_together() {
+        let mut t = SubTable::default();
+        t.put(owner("b@x"), &sub("b@x", &format(1)));
+        t.put(owner("a@x"), &filtered("a@x", &format(2), "@l = 'e'"));
+        t.put(owner("b@x"), &filtered("b@x", &format(3), "@l = 'w'"));
+        t.put(owner("c@x"), &sub("c@x", &format(4)));
+        assert_eq!(t.len(), 4);
+        let all: Vec<String> = t.iter().map(|s| s.subid()).collect();
+        assert_eq!(all, [format(2), format(1), format(3), format(4)]);
+        let of_b: Vec<String> = t.of(&owner("b@x")).map(|s| s.subid()).collect();
+        assert_eq!(of_b, [format(1), format(3)]);
+        let after_a: Vec<String> = t.after(Some(&owner("a@x"))).map(|s| s.subid()).collect();
+        assert_eq!(after_a, [format(1), format(3), format(4)]);
+        let plain: Vec<String> = t.plain_after(None).map(|s| s.subid()).collect();
+        assert_eq!(plain, [format(1), format(4)]);
+        let hit = t.matching("<x xmlns='u' l='w'/>");
+        assert_eq!(hit.len(), 1);
+        assert_eq!(t.get(&hit[0]).unwrap().subid(), format(3));
+
+        // A filter removed moves the subscription back; the last one gone, no index is left.
+        t.put(owner("b@x"), &sub("b@x", &format(3)));
+        assert!(t.matching("<x xmlns='u' l='w'/>").is_empty());
+        assert_eq!(t.plain_after(None).count(), 3);
+        let a = owner("a@x");
+        t.remove(Some(&a), &Jid::new("a@x").unwrap(), &format(2));
+        assert!(!t.has_filters());
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn a_filter_that_no_longer_parses_matches_nothing() {
+        let mut t = SubTable::default();
+        t.put(owner("a@x"), &filtered("a@x", &format(1), "@l = "));
+        assert!(t.has_filters());
+        assert!(t.matching("<x xmlns='u' l=''/>").is_empty());
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_renumbered_text_subid_keeps_its_filter() {
+        let mut t = SubTable::default();
+        t.put(owner("a@x"), &filtered("a@x", "text", "@l = 'e'"));
+        let n = t.num_of("text").unwrap();
+        t.put(owner("b@x"), &sub("b@x", &format(n)));
+        let hit = t.matching("<x xmlns='u' l='e'/>");
+        assert_eq!(hit.len(), 1);
+        assert_eq!(t.get(&hit[0]).unwrap().subid(), "text");
+        assert_ne!(hit[0].num, n);
     }
 }

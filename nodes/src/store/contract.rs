@@ -24,6 +24,7 @@ pub fn run_all<S: Store>(mut make: impl FnMut() -> S, reopen: Reopen<'_, S>) {
         ("counters", counters::<S>),
         ("affiliations", affiliations::<S>),
         ("subscriptions", subscriptions::<S>),
+        ("subscription_filters", subscription_filters::<S>),
         ("items", items::<S>),
         ("replace_item", replace_item::<S>),
         ("purge_items", purge_items::<S>),
@@ -173,6 +174,7 @@ fn sub(j: &str, subid: &str) -> Subscription {
             expire: Some(1_800_000_000_000),
             include_body: true,
             show_values: vec![Show::Dnd, Show::Chat],
+            filter: None,
             subscription_type: SubscriptionType::All,
             subscription_depth: SubscriptionDepth::All,
         },
@@ -438,6 +440,54 @@ fn subscriptions<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
     let snap = load(&mut s);
     assert!(!snap.subscriptions.contains_key("b"));
     assert_eq!(snap.subscriptions.len(), 1);
+    s
+}
+
+/// A subscription's content filter (`x-roost#filter`, canonical text) is stored with it,
+/// replaced and removed with its options, and survives a reopen; subscriptions without one
+/// read back without one.
+fn subscription_filters<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
+    let mut f1 = sub("alice@example.org", "f-1");
+    f1.options.filter = Some(r#"@level = 'error' and (host ^= "web-" or msg *= 'ü ''x')"#.into());
+    let mut f2 = sub("alice@example.org", "f-2");
+    f2.options = SubOptions {
+        filter: Some("exists(a/b/@c)".into()),
+        ..SubOptions::default()
+    };
+    let plain = sub("bob@example.org", "p-1");
+    let put = |sub: &Subscription| Change::PutSubscription {
+        node: "a".into(),
+        sub: sub.clone(),
+    };
+    commit(
+        &mut s,
+        vec![
+            Change::PutNode(node("a", 1)),
+            put(&f1),
+            put(&f2),
+            put(&plain),
+        ],
+    );
+    let check = |s: &mut S, subs: &[&Subscription]| {
+        let snap = load(s);
+        assert_eq!(snap.subscriptions["a"].len(), subs.len());
+        for sub in subs {
+            assert_eq!(&snap.subscriptions["a"][&sub.subid], *sub);
+        }
+    };
+    check(&mut s, &[&f1, &f2, &plain]);
+    let mut s = cycle(s, r);
+    check(&mut s, &[&f1, &f2, &plain]);
+
+    // A filter replaced, a filter removed, a filter given to an unfiltered subscription.
+    f1.options.filter = Some("n >= 10".into());
+    f2.options.filter = None;
+    let mut plain2 = plain.clone();
+    plain2.options.filter = Some("@x = 'y'".into());
+    commit(&mut s, vec![put(&f1), put(&f2), put(&plain2)]);
+    check(&mut s, &[&f1, &f2, &plain2]);
+    let mut s = cycle(s, r);
+    check(&mut s, &[&f1, &f2, &plain2]);
     s
 }
 

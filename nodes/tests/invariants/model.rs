@@ -67,6 +67,16 @@ const PAYLOADS: &[&str] = &[
     "<geoloc xmlns='http://jabber.org/protocol/geoloc'><lat>1</lat></geoloc>",
     "<big xmlns='urn:x:b'>0123456789012345678901234567890123456789</big>",
 ];
+/// Content filters (`x-roost#filter`) subscriptions may carry: none (empty), some that
+/// match some payloads, one that matches none, and one that does not parse (refused).
+const FILTERS: &[&str] = &[
+    "",
+    "exists(lat)",
+    "lat = 1",
+    "lat != 1 or @a = 'b'",
+    "@a = 'b'",
+    "lat = ",
+];
 /// `max_items_per_node` of the policy: small, so trimming happens.
 const CAP: u64 = 4;
 
@@ -134,6 +144,8 @@ pub enum Op {
         jid: u8,
         deliver: Option<bool>,
         expire: Option<u8>,
+        /// An index into [`FILTERS`].
+        filter: Option<u8>,
     },
     /// `subid` 0: none; 1: a bogus one; n: the n-2th subid of the JID (from observation).
     Unsubscribe {
@@ -149,6 +161,8 @@ pub enum Op {
         subid: u8,
         deliver: Option<bool>,
         include_body: Option<bool>,
+        /// An index into [`FILTERS`].
+        filter: Option<u8>,
     },
     SetAffiliations {
         actor: u8,
@@ -219,6 +233,14 @@ impl<S: Source> Gen<'_, S> {
         self.below(2) == 1
     }
     /// `Some` with probability 1/3.
+    /// A content filter for a subscription's options: mostly none.
+    fn filter(&mut self) -> Option<u8> {
+        if self.below(4) == 0 {
+            Some(self.u8())
+        } else {
+            None
+        }
+    }
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
         if self.below(3) == 0 {
             Some(f(self))
@@ -312,6 +334,7 @@ impl<S: Source> Gen<'_, S> {
                 } else {
                     None
                 },
+                filter: self.filter(),
             },
             20..=21 => Op::Unsubscribe {
                 actor,
@@ -326,6 +349,7 @@ impl<S: Source> Gen<'_, S> {
                 subid: self.u8() % 4,
                 deliver: self.opt(|r| r.bool()),
                 include_body: self.opt(|r| r.bool()),
+                filter: self.filter(),
             },
             24..=25 => Op::SetAffiliations {
                 actor,
@@ -537,6 +561,19 @@ fn is_subscribed_deliver(s: &Subscription) -> bool {
     s.state == SubscriptionState::Subscribed && s.options.deliver
 }
 
+/// The filter text `FILTERS[i]`.
+fn filter_text(i: Option<u8>) -> Option<String> {
+    i.map(|i| FILTERS[usize::from(i) % FILTERS.len()].to_owned())
+}
+
+/// Whether `s` hears of an item with `payload`: no filter, or a filter that matches it.
+fn selects(s: &Subscription, payload: &str) -> bool {
+    match s.options.filter.as_deref() {
+        Some(f) => roost_nodes::filter::Filter::parse(f).is_ok_and(|f| f.matches_payload(payload)),
+        None => true,
+    }
+}
+
 pub fn policy() -> Policy {
     Policy {
         admins: vec![BareJid::new(ADMIN).expect("valid JID")],
@@ -600,6 +637,7 @@ pub fn forged_notifications_missed() -> Vec<String> {
             jid: 3,
             deliver: None,
             expire: None,
+            filter: None,
         },
         Op::Publish {
             actor: 0,
@@ -621,6 +659,7 @@ pub fn forged_notifications_missed() -> Vec<String> {
         to,
         node: NODES[0].to_owned(),
         subids,
+        name_subids: false,
         kind: NotificationType::Headline,
         include_body: false,
         collections: Vec::new(),
@@ -859,19 +898,23 @@ impl Harness {
                 jid: j,
                 deliver,
                 expire,
+                filter,
             } => (
                 *actor,
                 Request::Subscribe {
                     node: self.node(*node),
                     jid: jid(*j),
-                    options: (deliver.is_some() || expire.is_some()).then(|| SubOptionsPatch {
-                        deliver: *deliver,
-                        // Half of them in the past (refused), half in the future.
-                        expire: expire.map(|e| {
-                            Some((self.now + u64::from(e) * 1000).saturating_sub(128_000))
-                        }),
-                        ..SubOptionsPatch::default()
-                    }),
+                    options: (deliver.is_some() || expire.is_some() || filter.is_some()).then(
+                        || SubOptionsPatch {
+                            deliver: *deliver,
+                            filter: filter_text(*filter),
+                            // Half of them in the past (refused), half in the future.
+                            expire: expire.map(|e| {
+                                Some((self.now + u64::from(e) * 1000).saturating_sub(128_000))
+                            }),
+                            ..SubOptionsPatch::default()
+                        },
+                    ),
                 },
             ),
             Op::Unsubscribe {
@@ -892,6 +935,7 @@ impl Harness {
                 subid,
                 deliver,
                 include_body,
+                filter,
             } => {
                 let node = self.node(*node);
                 let jid = jid(*j);
@@ -899,6 +943,7 @@ impl Harness {
                 let options = SubOptionsPatch {
                     deliver: *deliver,
                     include_body: *include_body,
+                    filter: filter_text(*filter),
                     ..SubOptionsPatch::default()
                 };
                 (
@@ -1215,19 +1260,35 @@ impl Harness {
                     let excess = list.len().saturating_sub(keep);
                     list.drain(..excess);
                 }
-                // (b) completeness: every subscribed JID with delivery on gets it.
+                // (b) completeness: every subscription in state subscribed with delivery
+                // on, and a filter that matches the item if it has one, gets it, named by
+                // its subid; nothing else does.
                 if pre_cfg.deliver_notifications {
-                    let want: BTreeSet<&Jid> = pre[node]
+                    let payload = match &req {
+                        Request::Publish {
+                            item:
+                                Some(NewItem {
+                                    payload: Some(p), ..
+                                }),
+                            ..
+                        } => p.as_str(),
+                        _ => "",
+                    };
+                    let want: BTreeSet<(&Jid, &str)> = pre[node]
                         .subs
                         .iter()
-                        .filter(|s| is_subscribed_deliver(s))
-                        .map(|s| &s.jid)
+                        .filter(|s| is_subscribed_deliver(s) && selects(s, payload))
+                        .map(|s| (&s.jid, s.subid.as_str()))
                         .collect();
-                    let got: BTreeSet<&Jid> = outcome.notifications.iter().map(|n| &n.to).collect();
+                    let got: BTreeSet<(&Jid, &str)> = outcome
+                        .notifications
+                        .iter()
+                        .flat_map(|n| n.subids.iter().map(move |s| (&n.to, s.as_str())))
+                        .collect();
                     check!(
                         step,
                         want == got,
-                        "(b) publish reached {got:?}, subscribers {want:?}: {ctx}"
+                        "(b) publish reached {got:?}, subscriptions {want:?}: {ctx}"
                     );
                 } else {
                     check!(
@@ -1293,6 +1354,33 @@ impl Harness {
                     !n.subids.is_empty() && n.subids.iter().all(|s| subs.contains(s.as_str())),
                     "(b) items for subids {:?}, delivering ones {subs:?}: {ctx}",
                     n.subids
+                );
+                // Content filters: every subscription named selects every item, and the
+                // subids are named in headers exactly when a filter took part.
+                let named: Vec<&Subscription> = state
+                    .subs
+                    .iter()
+                    .filter(|s| s.jid == n.to && n.subids.contains(&s.subid))
+                    .collect();
+                let gen = self.generation[&n.node];
+                for item in items {
+                    let payload = self
+                        .published
+                        .get(&(gen, item.seq))
+                        .map_or("", |p| p.payload.as_str());
+                    check!(
+                        step,
+                        named.iter().all(|s| selects(s, payload)),
+                        "(b) item {} to a subscription whose filter it does not match: {ctx}",
+                        item.id
+                    );
+                }
+                let filtered = named.iter().any(|s| s.options.filter.is_some());
+                check!(
+                    step,
+                    n.name_subids == filtered,
+                    "name_subids {} for subscriptions {named:?}: {ctx}",
+                    n.name_subids
                 );
                 check!(
                     step,
@@ -1373,10 +1461,23 @@ impl Harness {
             Event::Retract { ids } => {
                 self.check_broadcast(step, before, n, ctx);
                 for id in ids {
+                    let item = before.items.iter().find(|i| &i.id == id);
                     check!(
                         step,
-                        before.items.iter().any(|i| &i.id == id),
+                        item.is_some(),
                         "retraction of {id} which was not stored: {ctx}"
+                    );
+                    // A filtered subscription hears of retractions of items it matched.
+                    let payload = item.map_or("", |i| i.payload.as_str());
+                    let ok = before
+                        .subs
+                        .iter()
+                        .filter(|s| s.jid == n.to && n.subids.contains(&s.subid))
+                        .all(|s| selects(s, payload));
+                    check!(
+                        step,
+                        ok,
+                        "retraction of {id} to a subscription it did not match: {ctx}"
                     );
                 }
             }

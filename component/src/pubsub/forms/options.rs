@@ -7,7 +7,11 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_
 use super::super::codec::{format_datetime, parse_datetime, NS_SUBSCRIBE_OPTIONS};
 use super::{boolean, form, labelled, parse_bool, parse_enum, parse_u64, single, submitted, text};
 
-/// The subscription options form (§6.3.2 example 56, §16.4.2).
+/// The subscription option holding a content filter (`roost_nodes::filter`'s language).
+pub(crate) const FILTER_FIELD: &str = "x-roost#filter";
+
+/// The subscription options form (§6.3.2 example 56, §16.4.2), with Roost's
+/// [`FILTER_FIELD`].
 pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm {
     let mut show = labelled(
         "pubsub#show-values",
@@ -72,6 +76,13 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
             "How far to traverse the node graph for notifications (a number, or `all`)",
             &o.subscription_depth.to_string(),
         ),
+        // Roost's content filter (feature `urn:roost:filter:0`); `x-` as XEP-0068 §3.4
+        // asks of a field not registered with the XMPP Registrar.
+        text(
+            FILTER_FIELD,
+            "Content filter: notify only of items that match it (empty: every item)",
+            o.filter.as_deref().unwrap_or_default(),
+        ),
     ];
     form(type_, NS_SUBSCRIBE_OPTIONS, fields)
 }
@@ -106,6 +117,13 @@ pub(crate) fn parse_sub_options(form: &DataForm) -> Result<SubOptionsPatch, Erro
                     .map_err(bad)?;
                 patch.show_values = Some(shows);
             }
+            // Untrimmed, so the positions in a parse error are the submitter's. The engine
+            // parses it (`not-acceptable` with the parser's text); empty removes it.
+            FILTER_FIELD => match f.values.as_slice() {
+                [] => patch.filter = Some(String::new()),
+                [v] => patch.filter = Some(v.clone()),
+                _ => return Err(bad("takes a single value".to_owned())),
+            },
             _ => {
                 let v = single(f).map_err(bad)?;
                 match var {

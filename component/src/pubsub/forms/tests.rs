@@ -305,10 +305,21 @@ fn sub_options_round_trip_and_errors() {
         expire: Some(1_059_519_370_000),
         include_body: true,
         show_values: vec![Show::Dnd],
+        filter: Some("@level = 'error' and host ^= 'web-'".to_owned()),
         ..SubOptions::default()
     };
     let form = sub_options_form(&opts, DataFormType::Form);
+    let filter = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("x-roost#filter"))
+        .expect("the filter field");
+    assert_eq!(filter.type_, FieldType::TextSingle);
     let p = parse_sub_options(&resubmit(&form)).unwrap();
+    assert_eq!(
+        p.filter.as_deref(),
+        Some("@level = 'error' and host ^= 'web-'")
+    );
     assert_eq!(p.deliver, Some(false));
     assert_eq!(p.digest, Some(true));
     assert_eq!(p.digest_frequency, Some(3_600_000));
@@ -321,6 +332,8 @@ fn sub_options_round_trip_and_errors() {
     )))
     .unwrap();
     assert_eq!(p.expire, Some(None));
+    // No filter shows as an empty field, which resubmitted removes any filter.
+    assert_eq!(p.filter.as_deref(), Some(""));
 
     let with = |field: &str| {
         parse_form(&format!(
@@ -334,6 +347,7 @@ fn sub_options_round_trip_and_errors() {
         "<field var='pubsub#expire'><value>presence</value></field>",
         "<field var='pubsub#expire'><value>tomorrow</value></field>",
         "<field var='pubsub#digest_frequency'><value>often</value></field>",
+        "<field var='x-roost#filter'><value>@a = 1</value><value>@b = 2</value></field>",
     ] {
         assert!(
             matches!(parse_sub_options(&with(f)), Err(Error::InvalidOptions(_))),

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod connect;
+pub mod filtered;
 pub mod sink;
 
 use connect::ConnectArgs;

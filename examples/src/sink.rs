@@ -8,7 +8,9 @@
 //! keys a single-node sink always used (`size`, `last_item`, `line.SHIPPER`), so existing
 //! state files read the same; other nodes' entries are `item.NODE` and
 //! `src.NODE.SHIPPER`, and per-source files `size.PATH`, with the names
-//! percent-encoded ([`enc`]).
+//! percent-encoded ([`enc`]). A filtered sink (`--filter`) also keeps its subscription's
+//! subid, `subid`, so that it finds the same subscription again instead of making a new
+//! one on every start.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -66,6 +68,8 @@ pub struct Output {
     pub waiting: BTreeMap<(Source, u64), Vec<Unit>>,
     /// Since when something has been waiting.
     pub waiting_since: Option<Instant>,
+    /// The subid of the sink's own (filtered) subscription, when it has one.
+    subscription: Option<String>,
     dirty: bool,
 }
 
@@ -125,6 +129,7 @@ impl Output {
             last_item: BTreeMap::new(),
             waiting: BTreeMap::new(),
             waiting_since: None,
+            subscription: None,
             dirty: false,
         };
         for (k, v) in &st {
@@ -140,6 +145,8 @@ impl Output {
                 if let (Some(node), Some(shipper)) = (dec(node), dec(shipper)) {
                     out.last.insert(Source { node, shipper }, n);
                 }
+            } else if k == "subid" {
+                out.subscription = Some(v.clone());
             } else if k == "last_item" {
                 out.last_item.insert(node.to_owned(), v.clone());
             } else if let Some(node) = k.strip_prefix("item.").and_then(dec) {
@@ -205,6 +212,19 @@ impl Output {
         open + closed
     }
 
+    /// The subid of the sink's own subscription, as last recorded.
+    pub fn subscription(&self) -> Option<&str> {
+        self.subscription.as_deref()
+    }
+
+    /// Record the subid of the sink's own subscription (saved with the next commit).
+    pub fn set_subscription(&mut self, subid: Option<String>) {
+        if self.subscription != subid {
+            self.subscription = subid;
+            self.dirty = true;
+        }
+    }
+
     /// Take one item of `node`: write what follows on from its source's last line, keep
     /// what is ahead of a gap, drop what was written already. Returns the item's first
     /// line number (`None` when it is not a log batch).
@@ -214,6 +234,30 @@ impl Output {
         id: &str,
         payload: &minidom::Element,
     ) -> io::Result<Option<u64>> {
+        self.take(node, id, payload, true)
+    }
+
+    /// Take one item of `node` that the sink's filter does not select: none of its lines
+    /// is written, but where it follows on from its source's last line it counts as
+    /// handled, so that selected lines numbered after it (a filter that selects items
+    /// rather than whole streams) do not wait for it. Nothing of it waits behind a gap: a
+    /// later read of the history passes it again. Returns the item's first line number.
+    pub fn pass(
+        &mut self,
+        node: &str,
+        id: &str,
+        payload: &minidom::Element,
+    ) -> io::Result<Option<u64>> {
+        self.take(node, id, payload, false)
+    }
+
+    fn take(
+        &mut self,
+        node: &str,
+        id: &str,
+        payload: &minidom::Element,
+        write: bool,
+    ) -> io::Result<Option<u64>> {
         let (Some(shipper), Some((first, units))) = (shipper_of(id), decode(payload)) else {
             tracing::warn!(id, node, "item is not a roost-log-ship batch; ignored");
             return Ok(None);
@@ -222,10 +266,11 @@ impl Output {
             return Ok(Some(first));
         }
         let src = self.source(node, shipper);
-        if self.apply(&src, first, &units)? {
+        if self.apply(&src, first, &units, write)? {
             self.last_item.insert(node.to_owned(), id.to_owned());
             self.drain_waiting(&src)?;
-        } else if first > self.last.get(&src).copied().unwrap_or(0) + 1
+        } else if write
+            && first > self.last.get(&src).copied().unwrap_or(0) + 1
             && self.waiting.len() < MAX_WAITING
         {
             let slot = self.waiting.entry((src, first)).or_default();
@@ -255,19 +300,24 @@ impl Output {
             }
             for k in ready {
                 if let Some(u) = self.waiting.remove(&k) {
-                    self.apply(src, k.1, &u)?;
+                    self.apply(src, k.1, &u, true)?;
                 }
             }
         }
     }
 
-    /// Write the units numbered after the source's last line, if they follow on from it;
-    /// true when something was written.
-    fn apply(&mut self, src: &Source, first: u64, units: &[Unit]) -> io::Result<bool> {
+    /// Write the units numbered after the source's last line (or, without `write`, only
+    /// count them as handled), if they follow on from it; true when the source advanced.
+    fn apply(&mut self, src: &Source, first: u64, units: &[Unit], write: bool) -> io::Result<bool> {
         let last = self.last.get(src).copied().unwrap_or(0);
         let end = first + units.len() as u64 - 1;
         if first > last + 1 || end <= last {
             return Ok(false);
+        }
+        if !write {
+            self.last.insert(src.clone(), end);
+            self.dirty = true;
+            return Ok(true);
         }
         let path = self.path_of(src);
         let f = self.file(&path)?;
@@ -371,6 +421,9 @@ impl Output {
                 format!("item.{}", enc(node))
             };
             st.insert(key, id.clone());
+        }
+        if let Some(subid) = &self.subscription {
+            st.insert("subid".to_owned(), subid.clone());
         }
         for (src, n) in &self.last {
             let key = if src.node == self.node {
@@ -526,6 +579,49 @@ mod tests {
         assert_eq!(read("stray.log"), "");
         fs::write(out_dir.join("logs/db/a.log"), "").unwrap();
         assert!(Output::open(Dest::Dir(out_dir), "logs", state).is_err());
+    }
+
+    #[test]
+    fn passed_items_let_later_lines_through_and_the_subid_is_kept() {
+        let d = tmp("pass");
+        let state = d.join("state");
+        let file = d.join("out.log");
+        let mut out = Output::open(Dest::File(file.clone()), "logs", state.clone()).unwrap();
+        // Lines 2..3 wait for line 1, which the filter does not select: passing it writes
+        // nothing and lets them through.
+        out.deliver(
+            "logs",
+            &item_id("a", 2),
+            &encode(2, &units(&["a2", "a3"]), &[]),
+        )
+        .unwrap();
+        assert_eq!(out.waiting.len(), 1);
+        assert_eq!(
+            out.pass("logs", &item_id("a", 1), &encode(1, &units(&["a1"]), &[]))
+                .unwrap(),
+            Some(1)
+        );
+        assert!(out.waiting.is_empty());
+        // A passed item ahead of a gap does not wait (a later read passes it again), and
+        // one passed twice changes nothing.
+        out.pass("logs", &item_id("b", 5), &encode(5, &units(&["b5"]), &[]))
+            .unwrap();
+        out.pass("logs", &item_id("a", 1), &encode(1, &units(&["a1"]), &[]))
+            .unwrap();
+        assert!(out.waiting.is_empty());
+        assert_eq!(out.last_item["logs"], item_id("a", 1));
+        assert_eq!(out.subscription(), None);
+        out.set_subscription(Some("sub-7".to_owned()));
+        out.commit().unwrap();
+        assert_eq!(fs::read_to_string(&file).unwrap(), "a2\na3\n");
+        let st = load_state(&state).unwrap();
+        assert_eq!(
+            (st["line.a"].as_str(), st["subid"].as_str()),
+            ("3", "sub-7")
+        );
+        assert!(!st.contains_key("line.b"));
+        let out = Output::open(Dest::File(file), "logs", state).unwrap();
+        assert_eq!(out.subscription(), Some("sub-7"));
     }
 
     #[test]

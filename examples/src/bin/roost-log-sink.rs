@@ -31,6 +31,17 @@
 //! * A subscribe or history query left unanswered for 15 s (the service restarted while
 //!   it was in flight: requests it had not read yet are lost, nobody bounces them) is
 //!   sent again, and so is a subscribe that failed because the service was away.
+//! * With `--filter EXPR` (Roost's content filters, `x-roost#filter`) it collects only
+//!   the items whose payload matches EXPR, e.g. the streams of the shippers started with
+//!   `--attr host=web-1`: `--filter "@host = 'web-1'"`. Its subscription is filtered by
+//!   the service; the node's history is not, so catching up applies the same filter here,
+//!   with the engine's own parser and matcher (`roost_nodes::filter`). A filtered
+//!   subscribe makes a new subscription every time, so the sink keeps its subid in the
+//!   state file and, on every (re)connection, finds that subscription again (the service's
+//!   list and its options form); when it is gone or shows another filter, it subscribes
+//!   anew and drops the stale one (see `roost_examples::filtered`). A filter should select
+//!   whole streams: one that selects some items of a stream works too, but each gap it
+//!   leaves in the stream's numbering is filled from the history (a short delay).
 //! * The state file (`--state`, default `OUT.state`) holds, fsync'd right after the
 //!   output is flushed and fsync'd, the output size(s) and the last line number per
 //!   shipper (and node). On start the output is cut back to that size, so a crash between
@@ -45,6 +56,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use minidom::Element;
 use roost_examples::connect::ConnectArgs;
+use roost_examples::filtered::{self, Held, SinkFilter, Wanted};
 use roost_examples::sink::{Dest, Output, Source};
 use roost_examples::{describe_error, init_logging, is_transient, shipper_of, Incoming, Session};
 use tokio_xmpp::Stanza;
@@ -114,6 +126,11 @@ struct Args {
     #[arg(long)]
     state: Option<PathBuf>,
 
+    /// Collect only the items whose payload matches this content filter (Roost's
+    /// x-roost#filter), e.g. "@host = 'web-1'" for the shippers run with --attr host=web-1.
+    #[arg(long)]
+    filter: Option<String>,
+
     /// Resource of the subscribed full JID.
     #[arg(long, default_value = "roost-log-sink")]
     resource: String,
@@ -175,6 +192,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         s.push(".state");
         PathBuf::from(s)
     });
+    let filter = args.filter.as_deref().map(SinkFilter::parse).transpose()?;
     let mut out = Output::open(dest, &args.node, state_path)?;
 
     let jid: Jid = format!("{}/{}", args.jid.to_bare(), args.resource)
@@ -200,8 +218,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         queries: &mut queries,
         shape: &mut shape,
         restart_at: &mut restart_at,
+        filter: filter.as_ref(),
+        said: None,
     };
-    sink.start(&mut s, &out).await?;
+    sink.start(&mut s, &mut out).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut stop = Box::pin(shutdown());
 
@@ -211,10 +231,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 None => bail!("connection closed"),
                 Some(Incoming::Reconnected) => {
                     eprintln!("roost-log-sink: reconnected; catching up");
-                    sink.start(&mut s, &out).await?;
+                    sink.start(&mut s, &mut out).await?;
                 }
                 Some(Incoming::Stanza(st)) => match *st {
-                    Stanza::Message(m) => on_message(&m, &args, sink.catchup, sink.shape, &mut out)?,
+                    Stanza::Message(m) => on_message(&m, &args, sink.filter, sink.catchup, sink.shape, &mut out)?,
                     Stanza::Iq(Iq::Result { id, payload, .. }) => {
                         if sink.subscribe_iq.remove(&id).is_some() {
                             continue;
@@ -283,7 +303,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 // history query that failed: ask the history again.
                 if sink.restart_at.is_some_and(|t| Instant::now() >= t) {
                     *sink.restart_at = None;
-                    sink.start(&mut s, &out).await?;
+                    sink.start(&mut s, &mut out).await?;
                     continue;
                 }
                 // A request lost on the way (the service restarted while it was in flight):
@@ -293,13 +313,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if lost_query || lost_subscribe {
                     eprintln!("roost-log-sink: no answer from the service for {}s; subscribing and catching up again",
                         REQUEST_TIMEOUT.as_secs());
-                    sink.start(&mut s, &out).await?;
+                    sink.start(&mut s, &mut out).await?;
                     continue;
                 }
                 let stuck = out.waiting_since.is_some_and(|t| t.elapsed() >= GAP_PATIENCE);
                 if sink.catchup.is_none() && sink.restart_at.is_none() && stuck {
                     out.waiting_since = Some(Instant::now());
-                    sink.start(&mut s, &out).await?;
+                    sink.start(&mut s, &mut out).await?;
                 }
             }
             _ = &mut stop => break,
@@ -318,6 +338,10 @@ struct Sink<'a> {
     queries: &'a mut u64,
     shape: &'a mut Shape,
     restart_at: &'a mut Option<Instant>,
+    /// `--filter`: then the sink holds one filtered subscription (see `filtered`).
+    filter: Option<&'a SinkFilter>,
+    /// The subid last reported on stderr.
+    said: Option<String>,
 }
 
 impl Sink<'_> {
@@ -328,9 +352,9 @@ impl Sink<'_> {
     }
 
     /// Find out what the node is (and, for a collection, its leaves), subscribe (again: a
-    /// subscription that exists is simply confirmed) and catch up. When the node is not
-    /// there yet or the service is away, try again shortly.
-    async fn start(&mut self, s: &mut Session, out: &Output) -> anyhow::Result<()> {
+    /// subscription that exists is simply confirmed; a filtered one is found again) and
+    /// catch up. When the node is not there yet or the service is away, try again shortly.
+    async fn start(&mut self, s: &mut Session, out: &mut Output) -> anyhow::Result<()> {
         let args = self.args;
         self.subscribe_iq.clear();
         *self.catchup = None;
@@ -355,19 +379,9 @@ impl Sink<'_> {
                 return Ok(());
             }
         };
-        let mut subscribe = Element::builder("pubsub", PUBSUB_NS).append(
-            Element::builder("subscribe", PUBSUB_NS)
-                .attr(name("node"), args.node.as_str())
-                .attr(name("jid"), s.bound.to_string()),
-        );
         let leaves = match &shape {
             Shape::Leaf => vec![args.node.clone()],
-            Shape::Collection(leaves) => {
-                // Items from every leaf below, at any depth (XEP-0248 §subscribe).
-                subscribe = subscribe
-                    .append(Element::builder("options", PUBSUB_NS).append(collection_options()));
-                leaves.clone()
-            }
+            Shape::Collection(leaves) => leaves.clone(),
         };
         if let Shape::Collection(l) = &shape {
             if *self.shape != shape {
@@ -378,16 +392,67 @@ impl Sink<'_> {
                 );
             }
         }
+        let collection = matches!(shape, Shape::Collection(_));
         *self.shape = shape;
-        let id = s.new_id();
-        self.subscribe_iq.insert(id.clone(), Instant::now());
-        s.send(Iq::Set {
-            from: None,
-            to: Some(args.service.clone()),
-            id,
-            payload: subscribe.build(),
-        })
-        .await;
+        if let Some(filter) = self.filter {
+            // Found again or made before the catch-up, so that nothing published from here
+            // on is missed: what arrives meanwhile is in the history read next.
+            let jid = s.bound.clone();
+            let w = Wanted {
+                service: &args.service,
+                node: &args.node,
+                jid: &jid,
+                filter,
+                collection,
+                timeout: DISCO_TIMEOUT,
+            };
+            let remembered = out.subscription().map(str::to_owned);
+            match filtered::ensure(s, &w, remembered.as_deref()).await? {
+                Held::Subscribed { subid, reused } => {
+                    if self.said.as_ref() != Some(&subid) {
+                        let how = if reused { "found again" } else { "made" };
+                        eprintln!(
+                            "roost-log-sink: filtered subscription to {} {how}: subid {subid} \
+                             (filter {})",
+                            args.node,
+                            filter.text()
+                        );
+                        self.said = Some(subid.clone());
+                    }
+                    out.set_subscription(Some(subid));
+                    out.commit()?;
+                }
+                Held::Missing => {
+                    self.later(1);
+                    return Ok(());
+                }
+                Held::Away(why) => {
+                    tracing::info!("subscribing failed: {why}");
+                    self.later(1);
+                    return Ok(());
+                }
+            }
+        } else {
+            let mut subscribe = Element::builder("pubsub", PUBSUB_NS).append(
+                Element::builder("subscribe", PUBSUB_NS)
+                    .attr(name("node"), args.node.as_str())
+                    .attr(name("jid"), s.bound.to_string()),
+            );
+            if collection {
+                // Items from every leaf below, at any depth (XEP-0248 §subscribe).
+                subscribe = subscribe
+                    .append(Element::builder("options", PUBSUB_NS).append(collection_options()));
+            }
+            let id = s.new_id();
+            self.subscribe_iq.insert(id.clone(), Instant::now());
+            s.send(Iq::Set {
+                from: None,
+                to: Some(args.service.clone()),
+                id,
+                payload: subscribe.build(),
+            })
+            .await;
+        }
         let mut queue: VecDeque<(String, bool)> = leaves
             .into_iter()
             .map(|l| {
@@ -603,6 +668,7 @@ fn collection_options() -> Element {
 fn on_message(
     m: &Message,
     args: &Args,
+    filter: Option<&SinkFilter>,
     catchup: &mut Option<CatchUp>,
     shape: &Shape,
     out: &mut Output,
@@ -643,7 +709,13 @@ fn on_message(
         }
         for item in items.children().filter(|i| i.is("item", EVENT_NS)) {
             if let (Some(id), Some(payload)) = (item.attr("id"), item.children().next()) {
-                let first = out.deliver(node, id, payload)?;
+                // History is not filtered by the service, and live items come filtered:
+                // the same filter on both keeps them in agreement.
+                let first = if filter.map_or(true, |f| f.selects(payload)) {
+                    out.deliver(node, id, payload)?
+                } else {
+                    out.pass(node, id, payload)?
+                };
                 if let (true, Some(first), Some(shipper), Some(c)) =
                     (from_history, first, shipper_of(id), catchup.as_mut())
                 {

@@ -281,7 +281,6 @@ impl Default for Matchers {
     fn default() -> Self {
         Matchers(vec![
             Box::new(OwnSubscriptions),
-            Box::new(OwnSubscriptions),
             Box::new(content::ContentFilters),
             Box::new(collections::Ancestors),
         ])

@@ -256,6 +256,7 @@ mod tests {
             items: vec![Item {
                 id: "s-1".into(),
                 seq: 1,
+                first_seq: None,
                 publisher: "alice@localhost/ship".parse().unwrap(),
                 published: 1_059_519_370_000,
                 payload: "<lines xmlns='urn:roost:log:0'><line>a &lt; b</line></lines>".into(),

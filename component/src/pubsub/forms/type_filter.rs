@@ -8,16 +8,16 @@ use crate::xml::typed::NS_PUBSUB_FILTER;
 
 /// The filter a submitted `urn:xmpp:pubsub-filter:0` form asks for; `None` when it names
 /// neither field (nothing to filter). Both fields at once is an error (XEP-0462: a
-/// `bad-request`), as is a form of another FORM_TYPE. Values are compared as given: an empty
-/// one stands for nodes without a type. Other fields are ignored, as in every form Roost reads
+/// `bad-request`), as is a form of another FORM_TYPE. Values are trimmed, as `pubsub#type`
+/// is when configured; an empty one stands for nodes without a type. Other fields are ignored, as in every form Roost reads
 /// but publish-options.
 pub(crate) fn parse_type_filter(form: &DataForm) -> Result<Option<TypeFilter>, String> {
     let mut included = None;
     let mut excluded = None;
     for (var, f) in submitted(form, NS_PUBSUB_FILTER, true)? {
         match var {
-            "included-types" => included = Some(f.values.clone()),
-            "excluded-types" => excluded = Some(f.values.clone()),
+            "included-types" => included = Some(types(&f.values)),
+            "excluded-types" => excluded = Some(types(&f.values)),
             _ => {}
         }
     }
@@ -27,4 +27,8 @@ pub(crate) fn parse_type_filter(form: &DataForm) -> Result<Option<TypeFilter>, S
         (None, Some(t)) => Ok(Some(TypeFilter::Exclude(t))),
         (None, None) => Ok(None),
     }
+}
+
+fn types(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| v.trim().to_owned()).collect()
 }

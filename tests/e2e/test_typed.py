@@ -184,6 +184,11 @@ async def test_order_by_on_items(ctx):
         # An order field Roost does not offer.
         r = await b.iq("get", f"<items node='{node}'/><order xmlns='{ORDER_BY}' by='{{urn:example}}rating'/>")
         check(pubsub_error(r)[:2] == ("cancel", "feature-not-implemented"), f"unknown order field: {xml(r)}")
+        # §MAM's query: not offered, not claimed, and refused rather than answered unordered.
+        check(f"{ORDER_BY}@urn:xmpp:mam:2" not in feats, "order-by on MAM claimed")
+        r = await raw_iq(b.c, f"<iq type='set' to='{b.to}'><query xmlns='urn:xmpp:mam:2' queryid='o1' node='{node}'>"
+                              f"<order xmlns='{ORDER_BY}' by='creation'/></query></iq>")
+        check(pubsub_error(r)[:2] == ("cancel", "feature-not-implemented"), f"ordered MAM query: {xml(r)}")
 
 
 def form_of(el, form_type):

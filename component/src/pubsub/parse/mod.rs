@@ -49,7 +49,7 @@ pub(super) type Parsed = Result<Request, StanzaError>;
 /// service-level disco/ping/version, or `service-unavailable`. Handles the namespaces
 /// `http://jabber.org/protocol/pubsub` and `…#owner`, disco#info *with* a node
 /// (→ [`Request::NodeMetadata`]) and disco#items (no node → [`Request::DiscoNodes`], a node
-/// → [`Request::DiscoItems`]) and XEP-0313 queries on a node (→ [`Request::History`]). Requests Roost does not implement are
+/// → [`Request::DiscoItems`]; with an XEP-0462 `<filter/>`, [`Request::DiscoTyped`]) and XEP-0313 queries on a node (→ [`Request::History`]). Requests Roost does not implement are
 /// `feature-not-implemented` with `<unsupported feature='…'/>`.
 ///
 /// `from` is the requester. JIDs named in the request are passed through as given: whether

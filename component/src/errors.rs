@@ -37,6 +37,8 @@ pub enum Refusal {
     ServiceArchive,
     /// A XEP-0313 query form Roost does not offer (what).
     MamNotOffered(&'static str),
+    /// An XEP-0413 order field Roost does not offer (the field).
+    OrderNotOffered(String),
 }
 
 /// The stanza error for a component refusal.
@@ -50,6 +52,10 @@ pub enum Refusal {
 ///   policy, the limit named in the text); `PayloadCount` and `Malformed`:
 ///   `modify`/`bad-request` (RFC 6120 §8.3.1).
 /// - `MamNotOffered`: `cancel`/`feature-not-implemented`.
+/// - `OrderNotOffered`: `cancel`/`feature-not-implemented`. XEP-0413 names no error for an
+///   order field the service lacks (§extending: a client "should not assume that other
+///   ordering than creation and modification are available"); RFC 6120 §8.3.3.3's
+///   condition for a feature not implemented is the one that says so.
 pub fn refusal(r: &Refusal) -> StanzaError {
     match r {
         Refusal::RateLimited => plain(
@@ -94,6 +100,11 @@ pub fn refusal(r: &Refusal) -> StanzaError {
         Refusal::MamNotOffered(what) => {
             plain(T::Cancel, C::FeatureNotImplemented, (*what).to_owned())
         }
+        Refusal::OrderNotOffered(by) => plain(
+            T::Cancel,
+            C::FeatureNotImplemented,
+            format!("order field {by:?} is not offered: only creation and modification"),
+        ),
     }
 }
 
@@ -472,6 +483,11 @@ mod tests {
             (Refusal::ServiceArchive, T::Cancel, C::ServiceUnavailable),
             (
                 Refusal::MamNotOffered("flip-page is not offered"),
+                T::Cancel,
+                C::FeatureNotImplemented,
+            ),
+            (
+                Refusal::OrderNotOffered("{urn:x}rating".to_owned()),
                 T::Cancel,
                 C::FeatureNotImplemented,
             ),

@@ -21,6 +21,8 @@
 //!   predicate;
 //! - [`filter`]: content filters on subscriptions (issue 15): the language, evaluation on
 //!   payloads, and the per-node matching index;
+//! - [`typed`]: typed discovery: nodes by `pubsub#type` (XEP-0462), items in creation or
+//!   modification order (XEP-0413);
 //! - [`service`]: the engine that ties them together, one file per use-case family.
 
 pub mod access;
@@ -35,6 +37,7 @@ pub mod roster;
 pub mod service;
 mod state;
 pub mod store;
+pub mod typed;
 
 pub use error::Error;
 pub use matching::Recipient;
@@ -48,6 +51,7 @@ pub use service::{Dispatch, Fanout, NodeStats, Service, ServiceStats, Streamed};
 pub use store::{
     Change, ChangeSet, Expiry, ItemRange, Loader, MemStore, Snapshot, Store, StoreError, SubRow,
 };
+pub use typed::{OrderBy, OrderField, TypeFilter};
 
 pub use jid::{BareJid, FullJid, Jid};
 

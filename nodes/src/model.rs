@@ -492,8 +492,13 @@ pub struct Subscription {
 pub struct Item {
     /// ItemID, unique within the node.
     pub id: String,
-    /// Position in publish order within the node; strictly increasing.
+    /// Position in publish order within the node; strictly increasing. An item published
+    /// again under its id gets a new one: this is its modification order (XEP-0413).
     pub seq: u64,
+    /// The `seq` its id was first published at, when the item has since been overwritten
+    /// by a publish under the same id (`None`: never overwritten, created at `seq`). A
+    /// retraction forgets it: the id published again is a new item (XEP-0413 §glossary).
+    pub first_seq: Option<u64>,
     /// Who published it (full JID when known).
     pub publisher: Jid,
     /// When it was stored.
@@ -503,6 +508,12 @@ pub struct Item {
 }
 
 impl Item {
+    /// Its creation order (XEP-0413 "date of creation"): the seq its id was first
+    /// published at in the node.
+    pub fn created_seq(&self) -> u64 {
+        self.first_seq.unwrap_or(self.seq)
+    }
+
     /// The `publisher` attribute the item carries wherever it goes out with one (see
     /// [`NodeConfig::shows_publisher`]): the bare JID, as in the XEP's examples (§7.1.2.3).
     /// The full JID would tell every subscriber which device the publisher used, and a

@@ -1,6 +1,7 @@
 //! Typed requests (one per XEP-0060 use case) and what the engine returns for them.
 
 use crate::model::*;
+use crate::typed::{OrderBy, TypeFilter};
 use crate::{BareJid, Jid, Millis};
 
 /// A requester's ask, already parsed from its stanza. The actor (who asks) is passed
@@ -134,6 +135,29 @@ pub enum Request {
     /// [`Request::Items`]) and get the whole list, unpaged: paging is never forced.
     Page { list: PagedList, rsm: RsmQuery },
 
+    // Typed discovery
+    /// disco#items with an XEP-0462 type filter: the nodes of the service (`node` `None`:
+    /// the root collection) or of a collection that `types` admits, paged when `rsm` is
+    /// given. On a leaf the list is its ItemIDs, unfiltered: the filter selects nodes by
+    /// their `pubsub#type`, and items have none.
+    DiscoTyped {
+        node: Option<String>,
+        types: TypeFilter,
+        rsm: Option<RsmQuery>,
+    },
+    /// Item retrieval (§6.5) in XEP-0413 order: as [`Request::Items`] (or a page, with
+    /// `rsm`, as [`PagedList::Items`]), the items in `order` (never empty), `max_items`
+    /// the most recent by its first field ([`crate::typed::ordered`]). RSM UIDs are
+    /// ItemIDs, positions in that order.
+    ItemsOrdered {
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+        order: Vec<OrderBy>,
+        rsm: Option<RsmQuery>,
+    },
+
     // XEP-0313
     /// A Message Archive Management query on a node's items: the node's history is its
     /// stored items, in publish order, with the ItemIDs as archive ids. `filter` narrows
@@ -215,10 +239,20 @@ pub enum Reply {
     Created { node: String },
     /// An item was published under this id.
     Published { node: String, id: String },
-    /// A subscription as it now stands (subscribe reply, §6.1.2).
-    Subscription { node: String, sub: Subscription },
+    /// A subscription as it now stands (subscribe reply, §6.1.2). `collection`: the node
+    /// is a collection, whose subscriptions have XEP-0248's options besides (see
+    /// [`Reply::Options`]).
+    Subscription {
+        node: String,
+        sub: Subscription,
+        collection: bool,
+    },
     /// A subscription's options (§6.3.2), or the defaults when `subid` is `None`.
+    /// `collection`: they are for a collection (or, without a node, for any node), so the
+    /// form shows XEP-0248's `subscription_type` and `subscription_depth`, which mean
+    /// nothing on a leaf.
     Options {
+        collection: bool,
         node: Option<String>,
         jid: Option<Jid>,
         subid: Option<String>,

@@ -74,6 +74,7 @@ fn setup(aff: Affiliation, access_model: AccessModel) -> Service<MemStore> {
         item: Item {
             id: id.into(),
             seq,
+            first_seq: None,
             publisher: j(by),
             published: 0,
             payload: "<x/>".into(),

@@ -296,6 +296,7 @@ fn s6_4_default_options() {
     assert_eq!(
         out.reply,
         Reply::Options {
+            collection: true,
             node: None,
             jid: None,
             subid: None,

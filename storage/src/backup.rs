@@ -110,6 +110,7 @@ mod tests {
                 item: Item {
                     id: format!("i{seq}"),
                     seq,
+                    first_seq: None,
                     publisher: Jid::new("a@example.org/r").unwrap(),
                     published: seq,
                     payload: format!("<p xmlns='urn:x'>{seq}</p>"),

@@ -536,13 +536,18 @@ fn sub_rest(mut r: Reader<'_>) -> Result<(SubscriptionState, SubOptions), StoreE
     Ok((state, options))
 }
 
-/// Encodes an item; the seq lives in the key.
+/// Encodes an item; the seq lives in the key. The record's optional tail: the seq it was
+/// created at (XEP-0413), only for an item since overwritten, so that every other item
+/// keeps the bytes it had before the field existed (schema version unchanged).
 pub fn item(i: &Item) -> Vec<u8> {
     let mut w = Writer::new();
     w.str(&i.id);
     w.str(i.publisher.as_str());
     w.u64(i.published);
     w.str(&i.payload);
+    if let Some(first) = i.first_seq {
+        w.u64(first);
+    }
     w.0
 }
 
@@ -554,13 +559,17 @@ pub fn decode_item_id(v: &[u8]) -> Result<String, StoreError> {
 /// Decodes an item stored at `seq`.
 pub fn decode_item(seq: u64, v: &[u8]) -> Result<Item, StoreError> {
     let mut r = Reader::new("item", v)?;
-    let item = Item {
+    let mut item = Item {
         id: r.str()?,
         seq,
+        first_seq: None,
         publisher: r.jid()?,
         published: r.u64()?,
         payload: r.str()?,
     };
+    if !r.at_end() {
+        item.first_seq = Some(r.u64()?);
+    }
     r.end()?;
     Ok(item)
 }
@@ -582,6 +591,26 @@ mod tests {
                 ..NodeConfig::default()
             },
         }
+    }
+
+    #[test]
+    fn item_creation_is_an_optional_tail() {
+        let mut i = Item {
+            id: "x".into(),
+            seq: 7,
+            first_seq: None,
+            publisher: "a@b/c".parse().unwrap(),
+            published: 42,
+            payload: "<p/>".into(),
+        };
+        let plain = item(&i);
+        assert_eq!(decode_item(7, &plain).unwrap(), i);
+        i.first_seq = Some(3);
+        let overwritten = item(&i);
+        // An item never overwritten keeps the bytes of before the field existed.
+        assert_eq!(&overwritten[..plain.len()], &plain[..]);
+        assert_eq!(decode_item(7, &overwritten).unwrap(), i);
+        assert_eq!(decode_item_id(&overwritten).unwrap(), "x");
     }
 
     #[test]

@@ -45,7 +45,8 @@
 //! in [`crate::v1::keys`].
 //!
 //! Values may gain optional fields at their end without a new version: a node's
-//! `pubsub#roster_groups_allowed`, a subscription's content filter (`x-roost#filter`). Each
+//! `pubsub#roster_groups_allowed`, a subscription's content filter (`x-roost#filter`), an
+//! overwritten item's creation seq (XEP-0413, `Item::first_seq`). Each
 //! is written only when set, so records without it keep their bytes and every record
 //! written before it existed decodes unchanged; an older Roost meeting a record with it
 //! refuses it as corrupt (trailing bytes) rather than misreading it.

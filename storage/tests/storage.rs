@@ -20,6 +20,7 @@ fn item(id: &str, seq: u64) -> Item {
     Item {
         id: id.into(),
         seq,
+        first_seq: None,
         publisher: Jid::new("p@example.org/r").unwrap(),
         published: seq,
         payload: format!("<x>{}</x>", "y".repeat(150)),

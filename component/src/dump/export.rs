@@ -173,6 +173,7 @@ pub fn export<W: Write>(store: &mut SledStore, out: W) -> Result<(W, Totals), Du
                 publisher: item.publisher,
                 seq: item.seq,
                 published: format_datetime(item.published),
+                created: item.first_seq,
                 payload: match item.payload.as_str() {
                     "" => None,
                     p => Some(p.parse().map_err(|e| {

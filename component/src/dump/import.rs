@@ -236,6 +236,7 @@ pub fn import<R: BufRead>(input: R, dir: &Path) -> Result<Totals, DumpError> {
             loader.push_item(&Item {
                 id: i.id,
                 seq: i.seq,
+                first_seq: i.created,
                 publisher: i.publisher,
                 published,
                 payload: i

@@ -138,8 +138,11 @@ fn dump_subscription(s: &Subscription) -> DumpSubscription {
         jid: s.jid.clone(),
         subid: s.subid.clone(),
         subscription: sub_state(s.state),
+        // Every option, the collection ones too: the dump keeps what is stored, whatever
+        // the node.
         options: Some(values_only(forms::sub_options_form(
             &s.options,
+            true,
             DataFormType::Submit,
         ))),
     }

@@ -62,6 +62,7 @@ fn item(id: &str, seq: u64, publisher: &str, payload: &str) -> roost_nodes::Item
     roost_nodes::Item {
         id: id.into(),
         seq,
+        first_seq: None,
         publisher: jid(publisher),
         published: 1_764_892_800_000 + seq * 1001,
         payload: payload.into(),
@@ -188,10 +189,12 @@ fn fill(store: &mut SledStore) {
         } else {
             "owner@example.org/desk"
         };
-        c.push(Change::PutItem {
-            uid: 3,
-            item: item(&format!("i{seq}"), seq, who, payloads[(seq % 5) as usize]),
-        });
+        let mut i = item(&format!("i{seq}"), seq, who, payloads[(seq % 5) as usize]);
+        if seq == 10 {
+            // Overwritten: it keeps its creation (XEP-0413) through a dump.
+            i.first_seq = Some(2);
+        }
+        c.push(Change::PutItem { uid: 3, item: i });
         c.push(Change::ScheduleExpiry {
             at: 1_764_900_000_000 + seq,
             uid: 3,

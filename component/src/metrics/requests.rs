@@ -104,6 +104,9 @@ impl Kind {
                 PagedList::Items { .. } => Kind::Items,
             },
             Request::History { .. } => Kind::History,
+            Request::DiscoTyped { node: None, .. } => Kind::DiscoNodes,
+            Request::DiscoTyped { .. } => Kind::DiscoItems,
+            Request::ItemsOrdered { .. } => Kind::Items,
         }
     }
 }

@@ -36,6 +36,13 @@ pub(crate) fn parse_query(kind: IqKind, payload: &Element) -> Result<Request, St
             "MAM queries are iq set; form discovery is not offered",
         )));
     }
+    // XEP-0413 on archives is not offered (only `@pubsub` is claimed): say so, rather than
+    // a parse failure or an answer in archive order taken for an ordered one.
+    if payload.has_child("order", crate::xml::typed::NS_ORDER_BY) {
+        return Err(refusal(&Refusal::MamNotOffered(
+            "XEP-0413 order-by is offered on item retrieval, not on archive queries",
+        )));
+    }
     // The typed query checks the structure; <set/> and the form are read apart below
     // (the RSM reader keeps an empty <before/> distinct from none).
     let q = Query::try_from(payload.clone())
@@ -247,6 +254,11 @@ mod tests {
               <x xmlns='jabber:x:data' type='submit'>\
                 <field var='end'><value>tomorrow</value></field></x></query>");
         assert!(parse_query(IqKind::Set, &bad_time).is_err());
+        // XEP-0413 §MAM's example: not offered here.
+        let ordered = el("<query xmlns='urn:xmpp:mam:2' queryid='123' node='plays'>\
+              <order xmlns='urn:xmpp:order-by:1' by='creation'/></query>");
+        let e = parse_query(IqKind::Set, &ordered).unwrap_err();
+        assert_eq!(e.defined_condition, DefinedCondition::FeatureNotImplemented);
     }
 
     #[test]
@@ -256,6 +268,7 @@ mod tests {
             items: vec![Item {
                 id: "s-1".into(),
                 seq: 1,
+                first_seq: None,
                 publisher: "alice@localhost/ship".parse().unwrap(),
                 published: 1_059_519_370_000,
                 payload: "<lines xmlns='urn:roost:log:0'><line>a &lt; b</line></lines>".into(),

@@ -92,14 +92,28 @@ pub const FEATURES: &[&str] = &[
 /// XEP-0050 ad-hoc commands (get-pending, §8.7; XEP-0050 §2.1), data forms, which it reads
 /// as a direct child of `<message/>` (the §8.6 authorization answer; XEP-0004 §8), and
 /// XEP-0059 result set management (§5 "Determining Support"), on disco#items as well as on
-/// items (for which `pubsub#rsm` says so, §6.5.4), and Roost's content filters
-/// ([`FILTER_FEATURE`]).
+/// items (for which `pubsub#rsm` says so, §6.5.4), Roost's content filters
+/// ([`FILTER_FEATURE`]), and typed discovery: XEP-0462 type filtering of disco#items, and
+/// XEP-0413 order-by on item retrieval (§disco: the namespace, and the namespace it applies
+/// to after `@`; not on XEP-0313 queries, which do not read `<order/>`).
+///
+/// Not claimed: XEP-0472's `urn:xmpp:pubsub-social-feed:1`. A social feed's node is created
+/// and kept as the base profile configures it (`pubsub#type`, `notify_retract`,
+/// `max_items=max`, `persist_items`, `send_last_published_item`, `deliver_payloads`), but
+/// the XEP's service side (alternate links "SHOULD be inserted at server side") and the
+/// gallery profile's item rule are not implemented.
 pub const OTHER_FEATURES: &[&str] = &[
     FILTER_FEATURE,
+    crate::xml::typed::NS_PUBSUB_FILTER,
+    crate::xml::typed::NS_ORDER_BY,
+    ORDER_BY_PUBSUB,
     crate::xml::commands::NS_COMMANDS,
     xmpp_parsers::ns::DATA_FORMS,
     xmpp_parsers::ns::RSM,
 ];
+
+/// XEP-0413 §disco: order-by applies to XEP-0060 item retrieval.
+pub const ORDER_BY_PUBSUB: &str = "urn:xmpp:order-by:1@http://jabber.org/protocol/pubsub";
 
 /// Roost's content-based subscriptions (XEP-0060 §12 "Content-Based Pubsub Systems"): the
 /// `x-roost#filter` subscription option (`forms/options.rs`). Advertised by the service and

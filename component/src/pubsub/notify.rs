@@ -400,6 +400,7 @@ mod tests {
         Item {
             id: "ae890ac52d0df67ed7cfdf51b644e901".into(),
             seq: 1,
+            first_seq: None,
             publisher: "hamlet@denmark.lit/blogbot".parse().unwrap(),
             published: 0,
             payload: "<entry xmlns='http://www.w3.org/2005/Atom'><title>Soliloquy</title></entry>"

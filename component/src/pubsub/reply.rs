@@ -73,25 +73,34 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
         // `subid`: example 68 shows a bare <options/>, but the rule that it names neither node
         // nor JID is for the request (§6.3.7), where <subscribe/> says them; clients that
         // read the reply with the schema's type (aioxmpp, xmpp-parsers) reject it without.
-        Reply::Subscription { node, sub } => PubSubResult {
+        Reply::Subscription {
+            node,
+            sub,
+            collection,
+        } => PubSubResult {
             subscription: Some(entity_subscription(Some(node), sub, true)),
             options: (sub.state == SubscriptionState::Subscribed).then(|| Options {
                 jid: sub.jid.clone(),
                 node: Some(NodeName(node.clone())),
                 subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
-                form: Some(sub_options_form(&sub.options, DataFormType::Result_)),
+                form: Some(sub_options_form(
+                    &sub.options,
+                    *collection,
+                    DataFormType::Result_,
+                )),
             }),
             ..PubSubResult::empty()
         }
         .into(),
         // Example 56 (a subscription's options) and example 71 (defaults).
         Reply::Options {
+            collection,
             node,
             jid,
             subid,
             options,
         } => {
-            let form = sub_options_form(options, DataFormType::Form);
+            let form = sub_options_form(options, *collection, DataFormType::Form);
             match jid {
                 Some(jid) => PubSub::Subscribe {
                     subscribe: None,
@@ -431,6 +440,7 @@ mod tests {
     fn examples_29_43_subscription() {
         let e = reply_payload(
             &Reply::Subscription {
+                collection: false,
                 node: "princely_musings".into(),
                 sub: sub(SubscriptionState::Subscribed),
             },
@@ -463,6 +473,7 @@ mod tests {
 
         let e = reply_payload(
             &Reply::Subscription {
+                collection: false,
                 node: "princely_musings".into(),
                 sub: sub(SubscriptionState::Unconfigured),
             },
@@ -485,6 +496,7 @@ mod tests {
     fn examples_56_71_options() {
         let e = reply_payload(
             &Reply::Options {
+                collection: false,
                 node: Some("princely_musings".into()),
                 jid: Some("francisco@denmark.lit".parse().unwrap()),
                 subid: None,
@@ -502,6 +514,7 @@ mod tests {
 
         let e = reply_payload(
             &Reply::Options {
+                collection: false,
                 node: None,
                 jid: None,
                 subid: None,
@@ -521,6 +534,7 @@ mod tests {
         let item = |id: &str, payload: &str| Item {
             id: id.into(),
             seq: 1,
+            first_seq: None,
             publisher: "hamlet@denmark.lit/blogbot".parse().unwrap(),
             published: 0,
             payload: payload.into(),
@@ -893,6 +907,7 @@ mod tests {
             ),
         ];
         let default = |node: Option<&str>| Reply::Options {
+            collection: true,
             node: node.map(Into::into),
             jid: None,
             subid: None,
@@ -947,6 +962,7 @@ mod tests {
             ),
             (
                 Reply::Subscription {
+                    collection: true,
                     node: "n".into(),
                     sub: sub(SubscriptionState::Subscribed, "a1"),
                 },
@@ -955,6 +971,7 @@ mod tests {
             ),
             (
                 Reply::Subscription {
+                    collection: false,
                     node: "n".into(),
                     sub: sub(SubscriptionState::Unconfigured, ""),
                 },
@@ -963,6 +980,7 @@ mod tests {
             ),
             (
                 Reply::Subscription {
+                    collection: false,
                     node: "n".into(),
                     sub: sub(SubscriptionState::Pending, "p"),
                 },

@@ -87,6 +87,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
     let item = Item {
         id: "i1".into(),
         seq: 1,
+        first_seq: None,
         publisher: jid.clone(),
         published: 0,
         payload: "<entry xmlns='http://www.w3.org/2005/Atom'/>".into(),
@@ -109,6 +110,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
         ),
         (
             Reply::Subscription {
+                collection: false,
                 node: n(),
                 sub: sub(SubscriptionState::Subscribed),
             },
@@ -116,6 +118,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
         ),
         (
             Reply::Subscription {
+                collection: false,
                 node: n(),
                 sub: sub(SubscriptionState::Unconfigured),
             },
@@ -123,6 +126,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
         ),
         (
             Reply::Subscription {
+                collection: false,
                 node: n(),
                 sub: sub(SubscriptionState::Pending),
             },
@@ -130,6 +134,7 @@ fn replies_and_notifications_carry_what_the_schemas_require() {
         ),
         (
             Reply::Options {
+                collection: false,
                 node: Some(n()),
                 jid: Some(jid.clone()),
                 subid: Some("123-abc".into()),

@@ -91,6 +91,10 @@ pub struct DumpItem {
     /// When it was stored, as an XEP-0082 DateTime (milliseconds kept).
     #[xml(attribute(namespace = NS_DUMP, name = "published"))]
     pub published: String,
+    /// The `seq` its id was first published at, for an item since overwritten by the same
+    /// id (its XEP-0413 creation order); absent otherwise.
+    #[xml(attribute(namespace = NS_DUMP, name = "created", default))]
+    pub created: Option<u64>,
     /// The payload; absent for a notification-only item.
     #[xml(element(default))]
     pub payload: Option<Element>,
@@ -199,11 +203,26 @@ mod tests {
                 publisher: "romeo@capulet.com/orchard".parse().unwrap(),
                 seq: 1,
                 published: "2026-12-05T00:00:01Z".into(),
+                created: None,
                 payload: Some(
                     "<nick xmlns='http://jabber.org/protocol/nick'>Romy</nick>"
                         .parse()
                         .unwrap(),
                 ),
+            },
+        );
+        // Overwritten since: its creation seq comes along.
+        round_trip(
+            "<item xmlns='http://jabber.org/protocol/pubsub' xmlns:r='urn:roost:dump:1' \
+                 id='current' publisher='romeo@capulet.com/orchard' r:seq='7' \
+                 r:published='2026-12-05T00:00:07Z' r:created='1'/>",
+            &DumpItem {
+                id: "current".into(),
+                publisher: "romeo@capulet.com/orchard".parse().unwrap(),
+                seq: 7,
+                published: "2026-12-05T00:00:07Z".into(),
+                created: Some(1),
+                payload: None,
             },
         );
         round_trip(

@@ -10,6 +10,7 @@ pub mod privilege;
 pub mod pubsub;
 pub mod pubsub_errors;
 pub mod shim;
+pub mod typed;
 
 /// Declares an enum of attribute values, written and read as the XEP spells them.
 macro_rules! text_enum {

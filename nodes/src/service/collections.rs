@@ -318,10 +318,17 @@ impl<S: Store> Service<S> {
         (missing, existing)
     }
 
-    /// The children of the collection `n` that `me` may see, in NodeID order.
-    pub(super) fn visible_children(&self, me: &BareJid, n: &NodeState) -> Vec<NodeSummary> {
+    /// The children of the collection `n` that `me` may see and `types` admits (XEP-0462),
+    /// in NodeID order.
+    pub(super) fn visible_children(
+        &self,
+        me: &BareJid,
+        n: &NodeState,
+        types: Option<&TypeFilter>,
+    ) -> Vec<NodeSummary> {
         self.state
             .children(n)
+            .filter(|c| types.is_none_or(|t| t.admits(&c.rec.config)))
             .filter(|c| self.gate(Ask::new(me, Question::SeeNode, c)).is_allowed())
             .map(|c| NodeSummary {
                 node: c.rec.name.clone(),

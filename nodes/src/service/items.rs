@@ -26,7 +26,11 @@ impl<S: Store> Service<S> {
     /// The top-level nodes (the root collection's children, XEP-0248 §disco-nodes) `me`
     /// may see, in NodeID order.
     pub(super) fn visible_nodes(&self, me: &BareJid) -> Vec<NodeSummary> {
-        self.visible_children(me, self.state.node("").expect("the root"))
+        self.visible_children(me, self.root(), None)
+    }
+
+    fn root(&self) -> &NodeState {
+        self.state.node("").expect("the root")
     }
 
     /// The node, if `me` may retrieve its items (§6.5.9–§6.5.12), with the subid check
@@ -62,14 +66,7 @@ impl<S: Store> Service<S> {
     ) -> Result<Plan, Error> {
         match list {
             PagedList::Nodes => {
-                let all = self.visible_nodes(me);
-                let (start, end) = page_bounds(&all, rsm, |n| n.node.as_str())?;
-                let nodes = all[start..end].to_vec();
-                let page = RsmPage {
-                    first: nodes.first().map(|n| (n.node.clone(), start as u64)),
-                    last: nodes.last().map(|n| n.node.clone()),
-                    count: all.len() as u64,
-                };
+                let (nodes, page) = listed_page(self.visible_nodes(me), rsm, |n| &n.node)?;
                 Ok(Plan::read(Reply::Nodes {
                     nodes,
                     page: Some(page),
@@ -78,14 +75,8 @@ impl<S: Store> Service<S> {
             PagedList::ItemIds { node } if self.is_collection(&node) => {
                 let n = self.node(&node)?;
                 self.check(me, Question::SeeNode, n)?;
-                let all = self.visible_children(me, n);
-                let (start, end) = page_bounds(&all, rsm, |n| n.node.as_str())?;
-                let nodes = all[start..end].to_vec();
-                let page = RsmPage {
-                    first: nodes.first().map(|n| (n.node.clone(), start as u64)),
-                    last: nodes.last().map(|n| n.node.clone()),
-                    count: all.len() as u64,
-                };
+                let all = self.visible_children(me, n, None);
+                let (nodes, page) = listed_page(all, rsm, |n| &n.node)?;
                 Ok(Plan::read(Reply::Children {
                     node,
                     nodes,
@@ -175,23 +166,101 @@ impl<S: Store> Service<S> {
         let items = if ids.is_empty() {
             self.store.latest_items(n.rec.uid, max_items)?
         } else {
-            let mut found = Vec::new();
-            let mut seen = BTreeSet::new();
-            for id in &ids {
-                if seen.insert(id.as_str()) {
-                    if let Some(item) = self.store.item(n.rec.uid, id)? {
-                        found.push(item);
-                    }
-                }
-            }
-            found.sort_by_key(|i| i.seq);
-            found
+            self.items_by_id(n, &ids)?
         };
         Ok(Plan::read(Reply::Items {
             node,
             items,
             page: None,
             with_publisher: n.rec.config.shows_publisher(),
+        }))
+    }
+
+    /// The items of `n` among `ids` (§6.5.8), each once, in publish order; ids not there
+    /// are left out.
+    fn items_by_id(&self, n: &NodeState, ids: &[String]) -> Result<Vec<Item>, Error> {
+        let mut found = Vec::new();
+        let mut seen = BTreeSet::new();
+        for id in ids {
+            if seen.insert(id.as_str()) {
+                if let Some(item) = self.store.item(n.rec.uid, id)? {
+                    found.push(item);
+                }
+            }
+        }
+        found.sort_by_key(|i| i.seq);
+        Ok(found)
+    }
+
+    /// Item retrieval in XEP-0413 order ([`Request::ItemsOrdered`]). The whole node is
+    /// read and sorted in memory: its size is bounded by `pubsub#max_items` and the
+    /// service's `max_items_per_node`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn items_ordered(
+        &self,
+        me: &BareJid,
+        node: String,
+        max_items: Option<u64>,
+        ids: Vec<String>,
+        subid: Option<String>,
+        order: &[OrderBy],
+        rsm: Option<&RsmQuery>,
+    ) -> Result<Plan, Error> {
+        let n = self.retrievable(me, &node, subid.as_deref())?;
+        let items = if ids.is_empty() {
+            self.store.latest_items(n.rec.uid, None)?
+        } else {
+            self.items_by_id(n, &ids)?
+        };
+        let items = crate::typed::ordered(items, order, max_items);
+        let (items, page) = match rsm {
+            None => (items, None),
+            Some(rsm) => {
+                let (items, page) = listed_page(items, rsm, |i| &i.id)?;
+                (items, Some(page))
+            }
+        };
+        Ok(Plan::read(Reply::Items {
+            node,
+            items,
+            page,
+            with_publisher: n.rec.config.shows_publisher(),
+        }))
+    }
+
+    /// disco#items with an XEP-0462 type filter ([`Request::DiscoTyped`]).
+    pub(super) fn disco_typed(
+        &self,
+        me: &BareJid,
+        node: Option<String>,
+        types: &TypeFilter,
+        rsm: Option<&RsmQuery>,
+    ) -> Result<Plan, Error> {
+        let (node, n) = match node.filter(|n| !n.is_empty()) {
+            None => (None, self.root()),
+            Some(leaf) if !self.is_collection(&leaf) => {
+                return match rsm {
+                    None => self.disco_items(me, leaf),
+                    Some(rsm) => self.page(me, PagedList::ItemIds { node: leaf }, rsm),
+                };
+            }
+            Some(name) => {
+                let n = self.node(&name)?;
+                self.check(me, Question::SeeNode, n)?;
+                (Some(name), n)
+            }
+        };
+        let all = self.visible_children(me, n, Some(types));
+        let (nodes, page) = match rsm {
+            None => (all, None),
+            Some(rsm) => {
+                let (nodes, page) = listed_page(all, rsm, |n| &n.node)?;
+                (nodes, Some(page))
+            }
+        };
+        Ok(Plan::read(match node {
+            None => Reply::Nodes { nodes, page },
+            Some(node) => Reply::Children { node, nodes, page },
         }))
     }
 
@@ -207,7 +276,7 @@ impl<S: Store> Service<S> {
             let n = self.node(&node)?;
             self.check(me, Question::SeeNode, n)?;
             return Ok(Plan::read(Reply::Children {
-                nodes: self.visible_children(me, n),
+                nodes: self.visible_children(me, n, None),
                 node,
                 page: None,
             }));
@@ -234,6 +303,22 @@ impl<S: Store> Service<S> {
             .node(node)
             .is_some_and(|n| n.rec.config.is_collection())
     }
+}
+
+/// One RSM page of an in-memory list whose UIDs are `uid`, and its `<set/>`.
+fn listed_page<T: Clone>(
+    all: Vec<T>,
+    rsm: &RsmQuery,
+    uid: impl Fn(&T) -> &String,
+) -> Result<(Vec<T>, RsmPage), Error> {
+    let (start, end) = page_bounds(&all, rsm, |t| uid(t).as_str())?;
+    let list = all[start..end].to_vec();
+    let page = RsmPage {
+        first: list.first().map(|t| (uid(t).clone(), start as u64)),
+        last: list.last().map(|t| uid(t).clone()),
+        count: all.len() as u64,
+    };
+    Ok((list, page))
 }
 
 /// The `[start, end)` positions of an RSM page over an in-memory list sorted by `uid`.

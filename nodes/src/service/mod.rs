@@ -44,6 +44,7 @@ use crate::request::{
 use crate::roster::RosterTable;
 use crate::state::{format_subid, NodeState, Planned, State, Sub, SubKey};
 use crate::store::{Change, ChangeSet, ItemRange, Store};
+use crate::typed::{OrderBy, TypeFilter};
 use crate::{BareJid, Error, FullJid, Jid, Millis};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -286,6 +287,18 @@ impl<S: Store> Service<S> {
             Request::GetPending { node } => self.get_pending(me, actor, node),
             // XEP-0059, XEP-0313
             Request::Page { list, rsm } => self.page(me, list, &rsm),
+            // Typed discovery
+            Request::DiscoTyped { node, types, rsm } => {
+                self.disco_typed(me, node, &types, rsm.as_ref())
+            }
+            Request::ItemsOrdered {
+                node,
+                max_items,
+                ids,
+                subid,
+                order,
+                rsm,
+            } => self.items_ordered(me, node, max_items, ids, subid, &order, rsm.as_ref()),
             Request::History { node, filter, rsm } => self.history(me, node, &filter, &rsm),
         }
     }

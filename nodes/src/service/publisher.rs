@@ -52,9 +52,10 @@ impl<S: Store> Service<S> {
             },
         };
         let seq = n.counters.last_seq + 1;
-        let item = Item {
+        let mut item = Item {
             id: id.clone(),
             seq,
+            first_seq: None,
             publisher: actor.clone(),
             published: now,
             payload: payload.unwrap_or_default(),
@@ -64,6 +65,8 @@ impl<S: Store> Service<S> {
         if cfg.persist_items {
             let old = self.store.item(uid, &id)?;
             if let Some(o) = &old {
+                // An overwrite: the item keeps its creation (XEP-0413 §glossary).
+                item.first_seq = Some(o.created_seq());
                 changes.push(Change::DeleteItem {
                     uid,
                     id: o.id.clone(),

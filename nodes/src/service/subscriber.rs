@@ -27,7 +27,11 @@ impl<S: Store> Service<S> {
                 .map(Sub::to_subscription)
                 .min_by(|a, b| a.subid.cmp(&b.subid));
             if let Some(sub) = existing {
-                return Ok(Plan::read(Reply::Subscription { node, sub }));
+                return Ok(Plan::read(Reply::Subscription {
+                    node,
+                    sub,
+                    collection: n.rec.config.is_collection(),
+                }));
             }
         }
         if n.sub_count() as u64 >= self.policy.max_subscriptions_per_node {
@@ -74,7 +78,11 @@ impl<S: Store> Service<S> {
             // The authorization request is the owners' notice; no item is sent yet.
             let notifications = self.authorization_requests(n, &sub, None);
             return Ok(Plan::with(
-                Reply::Subscription { node, sub },
+                Reply::Subscription {
+                    node,
+                    sub,
+                    collection: n.rec.config.is_collection(),
+                },
                 changes,
                 notifications,
             ));
@@ -84,7 +92,11 @@ impl<S: Store> Service<S> {
         let scope = Scope::One(planned.view());
         notifications.extend(self.last_item(n, Occasion::Subscribed, scope)?);
         Ok(Plan::with(
-            Reply::Subscription { node, sub },
+            Reply::Subscription {
+                node,
+                sub,
+                collection: n.rec.config.is_collection(),
+            },
             changes,
             notifications,
         ))
@@ -166,6 +178,7 @@ impl<S: Store> Service<S> {
             .resolve_sub(n, jid, subid.as_deref())?
             .to_subscription();
         Ok(Plan::read(Reply::Options {
+            collection: n.rec.config.is_collection(),
             node: Some(node),
             jid: Some(sub.jid.clone()),
             subid: Some(sub.subid.clone()),
@@ -201,10 +214,13 @@ impl<S: Store> Service<S> {
     }
 
     pub(super) fn default_options(&self, node: Option<String>) -> Result<Plan, Error> {
-        if let Some(name) = &node {
-            self.node(name)?;
-        }
+        // Without a node: defaults for any node, collections too.
+        let collection = match &node {
+            Some(name) => self.node(name)?.rec.config.is_collection(),
+            None => true,
+        };
         Ok(Plan::read(Reply::Options {
+            collection,
             node,
             jid: None,
             subid: None,

@@ -156,6 +156,7 @@ fn item(id: &str, seq: u64) -> Item {
     Item {
         id: id.into(),
         seq,
+        first_seq: None,
         publisher: jid("pub@example.org/res"),
         published: 1_700_000_000_000 + seq,
         payload: format!("<entry xmlns='urn:x'>{id}#{seq}</entry>"),
@@ -555,9 +556,11 @@ fn replace_item<S: Store>(mut s: S, r: Reopen<'_, S>) -> S {
     let mut changes = vec![Change::PutNode(node("a", 1))];
     changes.extend(put_items(1, [item("x", 1), item("y", 2)]));
     commit(&mut s, changes);
-    // The engine's way: delete the old seq and put the id at a new seq, in one set.
+    // The engine's way: delete the old seq and put the id at a new seq, in one set; the
+    // item keeps the seq it was created at (XEP-0413), which must survive a reopen.
     let mut x3 = item("x", 3);
     x3.payload = "<new/>".into();
+    x3.first_seq = Some(1);
     commit(
         &mut s,
         vec![

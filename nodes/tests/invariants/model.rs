@@ -1201,7 +1201,7 @@ impl Harness {
                 let list = self.shadow_items.entry(node.clone()).or_default();
                 list.retain(|(id, _)| !ids.contains(id));
             }
-            (Request::Subscribe { node, jid, .. }, Reply::Subscription { node: n2, sub }) => {
+            (Request::Subscribe { node, jid, .. }, Reply::Subscription { node: n2, sub, .. }) => {
                 check!(
                     step,
                     node == n2 && &sub.jid == jid,

@@ -1,7 +1,7 @@
 //! Data forms (XEP-0004) ↔ engine types: node configuration (§16.4.4 `pubsub#node_config`,
 //! one field table for the configuration form, the meta-data form and publish-options),
-//! subscription options (§16.4.2 `pubsub#subscribe_options`), and the §8.6 / §8.7
-//! authorization forms.
+//! subscription options (§16.4.2 `pubsub#subscribe_options`), the §8.6 / §8.7
+//! authorization forms, and XEP-0462's type filter.
 //!
 //! Submitted forms are read strictly where Roost knows the field: a value it cannot parse is
 //! an error, never a silent default. Fields it does not implement are ignored in a node
@@ -13,6 +13,7 @@ mod node_config;
 mod options;
 #[cfg(test)]
 mod tests;
+mod type_filter;
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub(crate) use node_config::{
     metadata_form, node_config_form, parse_node_config, parse_publish_options,
 };
 pub(crate) use options::{parse_sub_options, sub_options_form};
+pub(crate) use type_filter::parse_type_filter;
 
 // ---------------------------------------------------------------------------------------
 // Building forms

@@ -11,8 +11,10 @@ use super::{boolean, form, labelled, parse_bool, parse_enum, parse_u64, single, 
 pub(crate) const FILTER_FIELD: &str = "x-roost#filter";
 
 /// The subscription options form (§6.3.2 example 56, §16.4.2), with Roost's
-/// [`FILTER_FIELD`].
-pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm {
+/// [`FILTER_FIELD`]. XEP-0248's `subscription_type` and `subscription_depth` only when
+/// the options are for a `collection` (the engine says, `roost_nodes::Reply::Options`):
+/// on a leaf they select nothing.
+pub(crate) fn sub_options_form(o: &SubOptions, collection: bool, type_: DataFormType) -> DataForm {
     let mut show = labelled(
         "pubsub#show-values",
         FieldType::ListMulti,
@@ -36,7 +38,7 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
         .iter()
         .map(|s| s.as_str().to_owned())
         .collect();
-    let fields = vec![
+    let mut fields = vec![
         boolean("pubsub#deliver", "Enable delivery?", o.deliver),
         boolean(
             "pubsub#digest",
@@ -59,9 +61,11 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
             o.include_body,
         ),
         show,
+    ];
+    if collection {
         // XEP-0248 §subscribe (examples 11, 12): what a subscription to a collection
         // hears of, and how deep.
-        choice(
+        fields.push(choice(
             "pubsub#subscription_type",
             "What kind of notifications to receive from a collection",
             o.subscription_type.as_str(),
@@ -70,12 +74,14 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
                 ("nodes", "Receive notification of nodes only"),
                 ("all", "Receive notification of both items and nodes"),
             ],
-        ),
-        text(
+        ));
+        fields.push(text(
             "pubsub#subscription_depth",
             "How far to traverse the node graph for notifications (a number, or `all`)",
             &o.subscription_depth.to_string(),
-        ),
+        ));
+    }
+    fields.push(
         // Roost's content filter (feature `urn:roost:filter:0`); `x-` as XEP-0068 §3.4
         // asks of a field not registered with the XMPP Registrar.
         text(
@@ -83,7 +89,7 @@ pub(crate) fn sub_options_form(o: &SubOptions, type_: DataFormType) -> DataForm 
             "Content filter: notify only of items that match it (empty: every item)",
             o.filter.as_deref().unwrap_or_default(),
         ),
-    ];
+    );
     form(type_, NS_SUBSCRIBE_OPTIONS, fields)
 }
 

@@ -297,6 +297,30 @@ fn sub_options_example_64() {
 }
 
 #[test]
+fn collection_options_only_for_collections() {
+    let vars = |collection: bool| -> Vec<String> {
+        sub_options_form(&SubOptions::default(), collection, DataFormType::Form)
+            .fields
+            .into_iter()
+            .filter_map(|f| f.var)
+            .collect()
+    };
+    let collection_only = ["pubsub#subscription_type", "pubsub#subscription_depth"];
+    let leaf = vars(false);
+    assert!(
+        leaf.iter().all(|v| !collection_only.contains(&v.as_str())),
+        "{leaf:?}"
+    );
+    assert!(leaf.iter().any(|v| v == "pubsub#deliver"));
+    assert!(leaf.iter().any(|v| v == "x-roost#filter"));
+    let coll = vars(true);
+    for v in collection_only {
+        assert!(coll.iter().any(|c| c == v), "{v} missing: {coll:?}");
+    }
+    assert_eq!(coll.len(), leaf.len() + 2);
+}
+
+#[test]
 fn sub_options_round_trip_and_errors() {
     let opts = SubOptions {
         deliver: false,
@@ -308,7 +332,7 @@ fn sub_options_round_trip_and_errors() {
         filter: Some("@level = 'error' and host ^= 'web-'".to_owned()),
         ..SubOptions::default()
     };
-    let form = sub_options_form(&opts, DataFormType::Form);
+    let form = sub_options_form(&opts, true, DataFormType::Form);
     let filter = form
         .fields
         .iter()
@@ -328,6 +352,7 @@ fn sub_options_round_trip_and_errors() {
     assert_eq!(p.show_values, Some(vec![Show::Dnd]));
     let p = parse_sub_options(&resubmit(&sub_options_form(
         &SubOptions::default(),
+        false,
         DataFormType::Form,
     )))
     .unwrap();

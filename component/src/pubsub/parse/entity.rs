@@ -2,7 +2,7 @@
 //! retract, items, subscribe, unsubscribe, options, and the entity's own lists.
 
 use minidom::Element;
-use roost_nodes::{Error, NewItem, NodeConfigPatch, PagedList, Request};
+use roost_nodes::{Error, NewItem, NodeConfigPatch, OrderBy, OrderField, PagedList, Request};
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 use xmpp_parsers::ns;
 use xmpp_parsers::pubsub::pubsub::{Configure, PubSub, PublishOptions};
@@ -11,7 +11,8 @@ use xmpp_parsers::stanza_error::StanzaError;
 use super::super::codec::{form_child, rsm_child, serialize_payload, IqKind};
 use super::super::forms::{parse_node_config, parse_publish_options, parse_sub_options};
 use super::{err, jid_attr, node_attr, subid_attr, verb, wrong_kind, Parsed};
-use crate::errors::{bad_request, unsupported};
+use crate::errors::{bad_request, refusal, unsupported, Refusal};
+use crate::xml::typed::{Order, NS_ORDER_BY};
 
 /// A `<pubsub/>` payload.
 pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
@@ -69,6 +70,14 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
     let mut bare = payload.clone();
     if rsm.is_some() {
         bare.remove_child("set", ns::RSM);
+    }
+    // XEP-0413's <order/>s beside <items/> likewise.
+    let mut order = Vec::new();
+    while let Some(o) = bare.remove_child("order", NS_ORDER_BY) {
+        if name != "items" {
+            return Err(bad_request(format!("<order/> does not apply to <{name}/>")));
+        }
+        order.push(parse_order(o)?);
     }
     let typed = PubSub::try_from(bare).map_err(|e| bad_request(e.to_string()))?;
     match typed {
@@ -152,15 +161,31 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
                 .ok_or_else(|| bad_request("an <item/> to retrieve needs an id"))?;
             let max_items = items.max_items.map(u64::from);
             let subid = items.subid.map(|s| s.0).filter(|s| !s.is_empty());
+            if !order.is_empty() {
+                // As without an order: given ItemIDs are not paged, and with a <set/> the
+                // smaller of the two limits is the page size.
+                let (max_items, rsm) = match rsm {
+                    Some(mut rsm) if ids.is_empty() => {
+                        rsm.max = smaller(rsm.max, max_items);
+                        (None, Some(rsm))
+                    }
+                    _ => (max_items, None),
+                };
+                return Ok(Request::ItemsOrdered {
+                    node: items.node.0,
+                    max_items,
+                    ids,
+                    subid,
+                    order,
+                    rsm,
+                });
+            }
             Ok(match rsm {
                 // Asking for given ItemIDs is not a list to page through: the set is
                 // ignored and the items are returned as §6.5.8 says.
                 Some(mut rsm) if ids.is_empty() => {
                     // Both limits given: the smaller wins.
-                    rsm.max = match (rsm.max, max_items) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    rsm.max = smaller(rsm.max, max_items);
                     Request::Page {
                         list: PagedList::Items {
                             node: items.node.0,
@@ -191,6 +216,29 @@ pub(super) fn parse(kind: IqKind, payload: &Element) -> Parsed {
             Err(bad_request("unexpected pubsub request"))
         }
     }
+}
+
+/// The smaller of two optional limits.
+fn smaller(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One XEP-0413 `<order/>`; a field other than `creation` and `modification` is not
+/// offered (see [`Refusal::OrderNotOffered`]).
+fn parse_order(e: Element) -> Result<OrderBy, StanzaError> {
+    let o = Order::try_from(e).map_err(|e| bad_request(format!("malformed <order/>: {e}")))?;
+    let by = match o.by.as_str() {
+        "creation" => OrderField::Creation,
+        "modification" => OrderField::Modification,
+        other => return Err(refusal(&Refusal::OrderNotOffered(other.to_owned()))),
+    };
+    Ok(OrderBy {
+        by,
+        desc: o.desc.unwrap_or(false),
+    })
 }
 
 /// The node_config form of a create request; a cancelled form means "defaults".

@@ -20,6 +20,8 @@ mod entity;
 mod owner;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod typed_tests;
 
 use minidom::Element;
 use roost_nodes::{Error, PagedList, Request};
@@ -31,11 +33,12 @@ use xmpp_parsers::ns;
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::codec::{rsm_child, IqKind, GET_PENDING_NODE, NS_SUBSCRIBE_AUTHORIZATION};
-use super::forms::{parse_pending_node, parse_subscribe_authorization};
+use super::forms::{parse_pending_node, parse_subscribe_authorization, parse_type_filter};
 use super::mam;
 use crate::errors::{bad_request, bad_request_with, stanza_error};
 use crate::xml::commands::{Action, Command, NS_COMMANDS};
 use crate::xml::pubsub_errors::PubSubError;
+use crate::xml::typed::{PubSubFilter, NS_PUBSUB_FILTER};
 
 pub(super) type Parsed = Result<Request, StanzaError>;
 
@@ -46,7 +49,7 @@ pub(super) type Parsed = Result<Request, StanzaError>;
 /// service-level disco/ping/version, or `service-unavailable`. Handles the namespaces
 /// `http://jabber.org/protocol/pubsub` and `…#owner`, disco#info *with* a node
 /// (→ [`Request::NodeMetadata`]) and disco#items (no node → [`Request::DiscoNodes`], a node
-/// → [`Request::DiscoItems`]) and XEP-0313 queries on a node (→ [`Request::History`]). Requests Roost does not implement are
+/// → [`Request::DiscoItems`]; with an XEP-0462 `<filter/>`, [`Request::DiscoTyped`]) and XEP-0313 queries on a node (→ [`Request::History`]). Requests Roost does not implement are
 /// `feature-not-implemented` with `<unsupported feature='…'/>`.
 ///
 /// `from` is the requester. JIDs named in the request are passed through as given: whether
@@ -163,8 +166,26 @@ fn parse_disco_items(kind: IqKind, payload: &Element) -> Parsed {
     if kind != IqKind::Get {
         return Err(bad_request("disco#items is a get"));
     }
-    let q = DiscoItemsQuery::try_from(payload.clone()).map_err(|e| bad_request(e.to_string()))?;
+    // XEP-0462's <filter/> is read apart: the typed query has no place for it.
+    let mut bare = payload.clone();
+    let filter = bare.remove_child("filter", NS_PUBSUB_FILTER);
+    let q = DiscoItemsQuery::try_from(bare).map_err(|e| bad_request(e.to_string()))?;
     let rsm = rsm_child(payload)?;
+    let types = match filter {
+        None => None,
+        Some(f) => {
+            let f = PubSubFilter::try_from(f)
+                .map_err(|e| bad_request(format!("malformed XEP-0462 filter: {e}")))?;
+            parse_type_filter(&f.form).map_err(bad_request)?
+        }
+    };
+    if let Some(types) = types {
+        return Ok(Request::DiscoTyped {
+            node: q.node.filter(|n| !n.is_empty()),
+            types,
+            rsm,
+        });
+    }
     Ok(match (q.node, rsm) {
         (Some(node), None) if !node.is_empty() => Request::DiscoItems { node },
         (Some(node), Some(rsm)) if !node.is_empty() => Request::Page {

@@ -247,7 +247,7 @@ fn subscriptions(p: Option<&Element>, node: &str) -> Vec<Listed> {
         .flat_map(|list| list.children())
         .filter(|c| c.is("subscription", PUBSUB_NS))
         // The list may name the node on each entry, on the list, or both.
-        .filter(|c| c.attr("node").map_or(true, |n| n == node))
+        .filter(|c| c.attr("node").is_none_or(|n| n == node))
         .filter_map(|c| {
             Some(Listed {
                 jid: c.attr("jid").and_then(|j| j.parse().ok()),

@@ -241,7 +241,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         }
                         let Some(c) = sink.catchup.take_if(|c| c.iq == id) else { continue };
                         let fin = payload.filter(|p| p.is("fin", MAM_NS));
-                        let complete = fin.as_ref().map_or(true, |f| {
+                        let complete = fin.as_ref().is_none_or(|f| {
                             matches!(f.attr("complete"), Some("true") | Some("1"))
                         });
                         let last = fin
@@ -711,7 +711,7 @@ fn on_message(
             if let (Some(id), Some(payload)) = (item.attr("id"), item.children().next()) {
                 // History is not filtered by the service, and live items come filtered:
                 // the same filter on both keeps them in agreement.
-                let first = if filter.map_or(true, |f| f.selects(payload)) {
+                let first = if filter.is_none_or(|f| f.selects(payload)) {
                     out.deliver(node, id, payload)?
                 } else {
                     out.pass(node, id, payload)?

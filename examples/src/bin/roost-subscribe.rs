@@ -130,7 +130,7 @@ async fn subscribe_and_print(session: &mut Session, args: &Args) -> anyhow::Resu
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut seen: u64 = 0;
-    while args.count.map_or(true, |n| seen < n) {
+    while args.count.is_none_or(|n| seen < n) {
         let message = tokio::select! {
             _ = &mut ctrl_c => break,
             message = session.next_message() => message?,

@@ -159,7 +159,7 @@ impl Pass {
 
     /// True when no notification named `id`, and no purge came, after time `t`.
     fn untouched_since(&self, id: &str, t: u64) -> bool {
-        self.purged_at < t && self.event_at.get(id).map_or(true, |&e| e < t)
+        self.purged_at < t && self.event_at.get(id).is_none_or(|&e| e < t)
     }
 }
 

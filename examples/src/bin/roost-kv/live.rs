@@ -336,7 +336,7 @@ impl Loop<'_> {
         let Some(w) = self.writer.as_mut() else {
             return Ok(());
         };
-        if w.inflight.as_ref().map_or(true, |(i, _)| i != id) {
+        if w.inflight.as_ref().is_none_or(|(i, _)| i != id) {
             return Ok(());
         }
         w.inflight = None;

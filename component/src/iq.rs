@@ -155,13 +155,16 @@ fn engine<S: Store>(
         Ok(outcome) => {
             let mut fx = Effects::none();
             let mut result = pubsub::reply_payload(&outcome.reply, cx.me, owner_ns);
+            let ids = cx.ids;
+            if let Some(p) = result.as_mut() {
+                pubsub::command_session(p, &iq.payload, || ids.next_id());
+            }
             if cx.roster_granted && matches!(outcome.reply, Reply::Config { .. }) {
                 if let Some(p) = result.as_mut() {
                     pubsub::offer_roster_models(p);
                 }
             }
             // XEP-0313 §4.2: archive results go out before the IQ result.
-            let ids = cx.ids;
             let msgs =
                 pubsub::reply_messages(&outcome.reply, &iq.payload, cx.me, from, &mut || {
                     ids.next_id()

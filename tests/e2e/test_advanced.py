@@ -339,9 +339,10 @@ async def answers_by_message(c, service):
     return "http://jabber.org/protocol/pubsub#access-authorize" in feats
 
 
-async def command(c, to, inner=""):
+async def command(c, to, inner="", sessionid=None):
+    sid = f" sessionid='{sessionid}'" if sessionid else ""
     return await raw_iq(c, f"<iq type='set' to='{to}'><command xmlns='{NS_COMMANDS}' node='{GET_PENDING}' "
-                           f"action='execute'>{inner}</command></iq>")
+                           f"action='execute'{sid}>{inner}</command></iq>")
 
 
 async def test_commands_discoverable(ctx):
@@ -401,11 +402,18 @@ async def test_authorize_approve_deny_get_pending_and_restart(ctx):
         check(cmd is not None and cmd.get("status") == "executing", f"get-pending step 1: {xml(r)}")
         options = [o.findtext(q("value", NS_DATA)) for o in cmd.iter(q("option", NS_DATA))]
         check(node in options, f"{node} not among pending nodes {options}")
+        # XEP-0050: every session gets its own id, and a later stage keeps it.
+        sid = cmd.get("sessionid")
+        again = (await command(ca, ctx.service)).find(q("command", NS_COMMANDS))
+        check(sid and again is not None and again.get("sessionid") not in (None, "", sid),
+              f"session ids of two get-pending runs: {sid!r}, {xml(again)}")
         r = await command(ca, ctx.service, f"<x xmlns='{NS_DATA}' type='submit'>"
-                                           f"<field var='pubsub#node'><value>{node}</value></field></x>")
+                                           f"<field var='pubsub#node'><value>{node}</value></field></x>",
+                          sessionid=sid)
         cmd = r.find(q("command", NS_COMMANDS))
         check(iq_type(r) == "result" and cmd is not None and cmd.get("status") == "completed",
               f"get-pending step 2: {xml(r)}")
+        check(cmd.get("sessionid") == sid, f"step 2 changed the session id {sid!r}: {xml(r)}")
         req_bob = await ai.wait(auth_request(node, bob), 5, "bob's request again (get-pending)")
         req_carol = await ai.wait(auth_request(node, carol), 5, "carol's request again (get-pending)")
         # Only owners may use it.

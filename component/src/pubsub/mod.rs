@@ -33,7 +33,7 @@ pub(crate) use forms::{metadata_form, node_config_form, offer_roster_models};
 pub use mam::reply_messages;
 pub use notify::{notification_message, NotificationRenderer};
 pub use parse::{parse_message, parse_request};
-pub use reply::{owner_namespace, reply_payload};
+pub use reply::{command_session, owner_namespace, reply_payload};
 
 /// The `http://jabber.org/protocol/pubsub#…` features that work end to end (translation and
 /// engine), as disco#info `var`s for the service's identity.

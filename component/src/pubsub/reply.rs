@@ -20,7 +20,7 @@ use xmpp_parsers::pubsub::{AffiliationAttribute, ItemId, NodeName, SubscriptionI
 
 use super::codec::{payload_element, set_result, GET_PENDING_NODE};
 use super::forms::{metadata_form, node_config_form, pending_nodes_form, sub_options_form};
-use crate::xml::commands::{Command, Note, NoteType, Status};
+use crate::xml::commands::{Command, Note, NoteType, Status, NS_COMMANDS};
 use crate::xml::pubsub::{
     Default as DefaultOptions, OwnerAffiliation, OwnerAffiliations, OwnerResult,
     OwnerSubscribeOptions, OwnerSubscription, OwnerSubscriptions, PubSubResult, SubState,
@@ -210,7 +210,7 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
         }
         .into(),
         // §8.7 example 177: the get-pending command's form. The command is stateless: the
-        // second step carries the node, so the session id only echoes the command.
+        // second step carries the node. The session id is the caller's ([`command_session`]).
         Reply::PendingNodes { nodes } => Command {
             form: Some(pending_nodes_form(nodes)),
             ..command(Status::Executing)
@@ -295,17 +295,33 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
     })
 }
 
-/// The get-pending `<command/>` result in `status`.
+/// The get-pending `<command/>` result in `status`, without its session id: that depends
+/// on the request, not on the engine's reply ([`command_session`]).
 fn command(status: Status) -> Command {
     Command {
-        sessionid: Some(GET_PENDING_SESSION.to_owned()),
         status: Some(status),
         ..Command::new(GET_PENDING_NODE)
     }
 }
 
-/// The session id of every get-pending exchange (see `Reply::PendingNodes` above).
-const GET_PENDING_SESSION: &str = "pubsub-get-pending";
+/// Give a `<command/>` result the session id XEP-0050 asks for: the requester's own on a
+/// later stage ("Formal Description": the responder maintains it), otherwise a new one from
+/// `fresh`, which must never repeat ("Session Lifetime": "It is the responder's
+/// responsibility to ensure that each 'sessionid' value is unique"). Nothing is kept per session, so any session id the
+/// requester brings is accepted. Other results are left alone.
+pub fn command_session(result: &mut Element, request: &Element, fresh: impl FnOnce() -> String) {
+    if !result.is("command", NS_COMMANDS) || !request.is("command", NS_COMMANDS) {
+        return;
+    }
+    let Ok(mut command) = Command::try_from(result.clone()) else {
+        return;
+    };
+    command.sessionid = Some(match request.attr("sessionid") {
+        Some(sid) if !sid.is_empty() => sid.to_owned(),
+        _ => format!("get-pending:{}", fresh()),
+    });
+    *result = command.into();
+}
 
 /// One entity `<subscription/>` (examples 17, 29, 43): `unconfigured` carries
 /// `<subscribe-options><required/></subscribe-options>` (example 43); with `announce`, a
@@ -354,7 +370,6 @@ fn sub_state(s: SubscriptionState) -> SubState {
 mod tests {
     use super::super::codec::NS_META_DATA;
     use super::*;
-    use crate::xml::commands::NS_COMMANDS;
     use roost_nodes::request::{NodeMeta, NodeSummary};
     use roost_nodes::RsmPage;
     use roost_nodes::{Affiliation, Item, NodeConfig, SubOptions};
@@ -596,6 +611,40 @@ mod tests {
         assert_eq!(list[2].children().count(), 0);
         // Unpaged requests get no <set/>.
         assert_eq!(e.children().count(), 1);
+    }
+
+    #[test]
+    fn command_sessions_are_new_or_the_requesters() {
+        let reply = |r: &Reply| reply_payload(r, &service(), false).unwrap();
+        let first = Reply::PendingNodes { nodes: vec![] };
+        let ask: Element = format!("<command xmlns='{NS_COMMANDS}' node='{GET_PENDING_NODE}'/>")
+            .parse()
+            .unwrap();
+        let mut n = 0;
+        let mut fresh = || {
+            n += 1;
+            format!("id-{n}")
+        };
+        let mut a = reply(&first);
+        command_session(&mut a, &ask, &mut fresh);
+        let mut b = reply(&first);
+        command_session(&mut b, &ask, &mut fresh);
+        assert_eq!(a.attr("sessionid"), Some("get-pending:id-1"));
+        assert_eq!(b.attr("sessionid"), Some("get-pending:id-2"));
+        // A later stage keeps the requester's session id.
+        let next: Element =
+            format!("<command xmlns='{NS_COMMANDS}' node='{GET_PENDING_NODE}' sessionid='s-7'/>")
+                .parse()
+                .unwrap();
+        let mut c = reply(&Reply::PendingSent { node: "a".into() });
+        command_session(&mut c, &next, || {
+            unreachable!("no new session on a later stage")
+        });
+        assert_eq!(c.attr("sessionid"), Some("s-7"));
+        // Anything else is left alone.
+        let mut d = reply(&Reply::Created { node: "n".into() });
+        command_session(&mut d, &next, || unreachable!());
+        assert_eq!(d.attr("sessionid"), None);
     }
 
     #[test]
@@ -953,12 +1002,12 @@ mod tests {
                     nodes: vec!["a".into(), "b".into()],
                 },
                 false,
-                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' sessionid='pubsub-get-pending' status='executing'><x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field><field type='list-single' var='pubsub#node'><option><value>a</value></option><option><value>b</value></option></field></x></command>",
+                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' status='executing'><x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field><field type='list-single' var='pubsub#node'><option><value>a</value></option><option><value>b</value></option></field></x></command>",
             ),
             (
                 Reply::PendingSent { node: "a".into() },
                 false,
-                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' sessionid='pubsub-get-pending' status='completed'><note type='info'>Pending subscription requests of node a sent.</note></command>",
+                "<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/pubsub#get-pending' status='completed'><note type='info'>Pending subscription requests of node a sent.</note></command>",
             ),
             (
                 Reply::Subscription {

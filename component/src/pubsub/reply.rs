@@ -307,8 +307,8 @@ fn command(status: Status) -> Command {
 /// Give a `<command/>` result the session id XEP-0050 asks for: the requester's own on a
 /// later stage ("Formal Description": the responder maintains it), otherwise a new one from
 /// `fresh`, which must never repeat ("Session Lifetime": "It is the responder's
-/// responsibility to ensure that each 'sessionid' value is unique"). Nothing is kept per session, so any session id the
-/// requester brings is accepted. Other results are left alone.
+/// responsibility to ensure that each 'sessionid' value is unique"). Nothing is kept per
+/// session, so any session id the requester brings is accepted. Other results are left alone.
 pub fn command_session(result: &mut Element, request: &Element, fresh: impl FnOnce() -> String) {
     if !result.is("command", NS_COMMANDS) || !request.is("command", NS_COMMANDS) {
         return;

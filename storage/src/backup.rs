@@ -30,6 +30,7 @@ impl SledStore {
     /// it only between commits; see the module documentation.
     pub fn backup_to(&self, dir: &Path) -> Result<BackupReport, StoreError> {
         let started = Instant::now();
+        self.settle()?;
         if dir.exists() {
             return Err(StoreError(format!(
                 "{} exists already: a backup goes into a new directory",

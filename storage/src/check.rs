@@ -115,6 +115,7 @@ fn buckets(
 
 /// Checks the store; `Err` only when reading fails.
 pub fn check(store: &SledStore) -> Result<CheckReport, StoreError> {
+    store.settle()?;
     let tree = store.raw_tree();
     let mut r = CheckReport::default();
     let p = &mut r.problems;

@@ -2,8 +2,12 @@
 //!
 //! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
 //! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
-//! [`apply`]. A commit turns the whole [`ChangeSet`] into one `sled::Batch` on one tree,
-//! which sled applies atomically; [`Store::sync`] then flushes. A change is durable once the
+//! [`apply`]. A commit turns the whole [`ChangeSet`] into writes staged in memory, which this
+//! store's reads see at once; [`Store::sync`] applies everything staged since the last one as
+//! one `sled::Batch` on one tree, which sled applies atomically, then flushes. (sled 0.34
+//! seals and writes out its log buffer twice for every batch it applies, each write handed to
+//! its I/O thread pool: one batch per commit cost more CPU than all the rest of a publish, see
+//! docs/benchmarks.md.) A change is durable once the
 //! `Store::sync` that follows its commit returns `Ok`; its reply and its notifications are
 //! sent only after that, and a failed sync sends neither (the engine is rebuilt from what is
 //! on disk).
@@ -34,7 +38,7 @@ pub mod v1;
 pub use reopen::Reopenable;
 
 use ops::OpCounts;
-use packed::Pending;
+use packed::{Pending, Writes};
 use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -104,6 +108,34 @@ pub struct SledStore {
     /// `sync` flushes to disk; off only to measure what durability costs.
     durable: bool,
     ops: OpCounts,
+    /// Commits not yet applied to sled (a lock only because reads take `&self`).
+    staged: std::sync::Mutex<Staged>,
+}
+
+/// The writes of the change sets committed since the last [`SledStore::settle`]: every read
+/// of this store sees them; sled gets them as one batch.
+#[derive(Default)]
+struct Staged {
+    writes: Writes,
+    /// Bytes of keys and values in `writes`, to settle early when a batch grows large.
+    bytes: usize,
+    /// Why an earlier settle failed: its writes are lost, so every later sync fails too
+    /// (the service then rebuilds its state from the store, which no longer has them).
+    lost: Option<String>,
+}
+
+/// Staged writes beyond this many bytes are applied at once rather than at the next sync,
+/// which bounds the memory a batch of large commits holds.
+pub const STAGED_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+impl Drop for SledStore {
+    /// Commits not yet synced still reach sled (as they did when every commit was applied
+    /// at once); sled writes them out on its own as it closes.
+    fn drop(&mut self) {
+        if let Err(e) = self.settle() {
+            tracing::error!("closing the store: {e}; the last commits are lost");
+        }
+    }
 }
 
 impl std::fmt::Debug for SledStore {
@@ -138,6 +170,7 @@ impl SledStore {
             dirty: false,
             durable: true,
             ops: OpCounts::default(),
+            staged: Default::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -211,35 +244,87 @@ impl SledStore {
     /// visible at once and survive a crash only after the next [`SledStore::flush`].
     /// Kept apart from the flush so that several commits can share one flush.
     pub fn commit_no_flush(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        self.stage(changes)?;
+        self.settle()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Staged> {
+        // A panic while the lock was held left either the old or the new write set: both
+        // are whole change sets.
+        self.staged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns `changes` into writes staged over the earlier ones: all of them or, when a
+    /// change cannot be applied, none.
+    fn stage(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut p = Pending::new(&self.tree, &self.ops);
+        let mut staged = self.lock();
+        let mut p = Pending::over(&self.tree, &self.ops, &staged.writes);
         for c in &changes.0 {
             apply::apply(&mut p, c)?;
         }
         self.ops.write(p.len() as u64);
-        self.tree.apply_batch(p.into_batch()).map_err(sled_err)
+        let mine = p.into_writes();
+        for (k, v) in mine {
+            staged.bytes += k.len() + v.as_ref().map_or(0, Vec::len);
+            staged.writes.insert(k, v);
+        }
+        if staged.bytes > STAGED_BYTES_MAX {
+            self.settle_locked(&mut staged)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the staged writes to sled, as one batch: atomically, not yet durably.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        let mut staged = self.lock();
+        self.settle_locked(&mut staged)
+    }
+
+    fn settle_locked(&self, staged: &mut Staged) -> Result<(), StoreError> {
+        if let Some(why) = &staged.lost {
+            return Err(StoreError(why.clone()));
+        }
+        if staged.writes.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut staged.writes);
+        let n = writes.len();
+        staged.bytes = 0;
+        self.tree
+            .apply_batch(packed::batch_of(writes))
+            .map_err(|e| {
+                let why = format!("sled: {e} (while applying {n} committed writes)");
+                staged.lost = Some(why.clone());
+                StoreError(why)
+            })
     }
 
     /// Waits until everything applied so far is on disk.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.settle()?;
         self.db.flush().map(|_| ()).map_err(sled_err)
     }
 
-    /// Raw access to the tree, for tests and offline tools (e.g. to inject corruption).
+    /// Raw access to the tree, for tests and offline tools (e.g. to inject corruption),
+    /// with everything committed applied to it. If applying fails, the tree lacks those
+    /// writes and the next [`SledStore::settle`] or sync reports the failure; callers that
+    /// must know call `settle` first.
     pub fn raw_tree(&self) -> &sled::Tree {
+        let _ = self.settle();
         &self.tree
-    }
-
-    fn reader(&self) -> Pending<'_> {
-        Pending::new(&self.tree, &self.ops)
     }
 
     /// The node's live items with `lo <= seq <= hi`, oldest first, or newest first when
     /// `rev`, as (seq, bucket, byte range of the item's record in the bucket).
     fn walk(&self, uid: u64, lo: u64, hi: u64, rev: bool) -> Result<load::Walk<'_>, StoreError> {
-        let floor = apply::head(&self.reader(), uid)?.floor;
+        // The walk reads the tree itself.
+        self.settle()?;
+        let floor = apply::head(&Pending::new(&self.tree, &self.ops), uid)?.floor;
         Ok(load::Walk::new(
             &self.tree,
             &self.ops,
@@ -264,6 +349,7 @@ impl SledStore {
 
 impl Store for SledStore {
     fn load_into(&mut self, loader: &mut dyn Loader) -> Result<(), StoreError> {
+        self.settle()?;
         load::load_into(&self.tree, &self.ops, loader)
     }
 
@@ -271,12 +357,13 @@ impl Store for SledStore {
         if changes.is_empty() {
             return Ok(());
         }
-        self.commit_no_flush(changes)?;
+        self.stage(changes)?;
         self.dirty = true;
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.settle()?;
         // A flush with nothing new still costs an fsync; skip it for read-only batches.
         if self.dirty && self.durable {
             self.flush()?;
@@ -286,7 +373,8 @@ impl Store for SledStore {
     }
 
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
-        let r = self.reader();
+        let staged = self.lock();
+        let r = Pending::over(&self.tree, &self.ops, &staged.writes);
         let Some(seq) = apply::ids(uid).get(&r, id.as_bytes())? else {
             return Ok(None);
         };
@@ -347,6 +435,7 @@ impl Store for SledStore {
     }
 
     fn due_expiries(&self, now: u64, limit: usize) -> Result<Vec<Expiry>, StoreError> {
+        self.settle()?;
         let mut out = Vec::new();
         let end = keys::expiry(now, u64::MAX, u64::MAX);
         for k in self

@@ -159,12 +159,18 @@ impl std::ops::Deref for Val {
     }
 }
 
-/// The writes of one change set over the tree: reads see them, sled sees none until
-/// [`Pending::into_batch`].
+/// Writes by key, `None` for a removal.
+pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The writes of one change set over the tree, and optionally over a base of writes not
+/// yet in the tree (earlier change sets of the same batch, see `SledStore`): reads see the
+/// change set first, then the base, then the tree; sled sees none of it until
+/// [`Pending::into_batch`] or [`Pending::into_writes`].
 pub struct Pending<'a> {
     tree: &'a sled::Tree,
     ops: &'a OpCounts,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    base: Option<&'a Writes>,
+    writes: Writes,
     /// The last [`Pending::floor_key`] answer, (prefix, target, answer), until a write
     /// under its prefix: a lookup followed by an update of the same entry reads once.
     memo: std::cell::RefCell<Option<Memo>>,
@@ -178,8 +184,64 @@ impl<'a> Pending<'a> {
         Pending {
             tree,
             ops,
+            base: None,
             writes: BTreeMap::new(),
             memo: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// An empty change set over `base`, which is over `tree`.
+    pub fn over(tree: &'a sled::Tree, ops: &'a OpCounts, base: &'a Writes) -> Self {
+        Pending {
+            base: Some(base),
+            ..Pending::new(tree, ops)
+        }
+    }
+
+    /// The change set's or else the base's entry for `key` (`Some(None)`: removed), `None`
+    /// when only the tree knows it.
+    fn overlay(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.writes
+            .get(key)
+            .or_else(|| self.base.and_then(|b| b.get(key)))
+    }
+
+    /// The first live key of the change set and base together within `range` (the last
+    /// when `rev`), stopping at the first key `past` rejects.
+    fn overlay_first(
+        &self,
+        range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>),
+        rev: bool,
+        past: impl Fn(&[u8]) -> bool,
+    ) -> Option<(Vec<u8>, Val)> {
+        fn first<'m>(
+            m: &'m Writes,
+            range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>),
+            rev: bool,
+            past: &dyn Fn(&[u8]) -> bool,
+            shadowed: &dyn Fn(&[u8]) -> bool,
+        ) -> Option<(Vec<u8>, Val)> {
+            let live = |it: &mut dyn Iterator<Item = (&'m Vec<u8>, &'m Option<Vec<u8>>)>| {
+                it.take_while(|(k, _)| !past(k))
+                    .filter(|(k, _)| !shadowed(k))
+                    .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))))
+            };
+            let it = m.range::<[u8], _>(range);
+            if rev {
+                live(&mut it.rev())
+            } else {
+                live(&mut { it })
+            }
+        }
+        let mine = first(&self.writes, range, rev, &past, &|_| false);
+        let base = self.base.and_then(|b| {
+            first(b, range, rev, &past, &|k: &[u8]| {
+                self.writes.contains_key(k)
+            })
+        });
+        match (mine, base) {
+            (Some(m), Some(b)) => Some(if (m.0 > b.0) == rev { m } else { b }),
+            (m, b) => m.or(b),
         }
     }
 
@@ -195,7 +257,7 @@ impl<'a> Pending<'a> {
 
     /// One key, as the tree plus this change set show it.
     pub fn get(&self, key: &[u8]) -> Result<Option<Val>, StoreError> {
-        if let Some(v) = self.writes.get(key) {
+        if let Some(v) = self.overlay(key) {
             return Ok(v.clone().map(Val::Own));
         }
         self.ops.read(1);
@@ -239,19 +301,19 @@ impl<'a> Pending<'a> {
         for kv in self.tree.range(prefix..=target).rev() {
             self.ops.read(1);
             let (k, v) = kv.map_err(sled_err)?;
-            if !self.writes.contains_key(&k[..]) {
+            if self.overlay(&k).is_none() {
                 from_tree = Some((k.to_vec(), Val::Tree(v)));
                 break;
             }
         }
-        let mine = self
-            .writes
-            .range::<[u8], _>((
+        let mine = self.overlay_first(
+            (
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Included(target),
-            ))
-            .rev()
-            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))));
+            ),
+            true,
+            |_| false,
+        );
         Ok(match (from_tree, mine) {
             (Some(t), Some(m)) => Some(if t.0 > m.0 { t } else { m }),
             (t, m) => t.or(m),
@@ -271,16 +333,16 @@ impl<'a> Pending<'a> {
             if !k.starts_with(prefix) {
                 break;
             }
-            if !self.writes.contains_key(&k[..]) {
+            if self.overlay(&k).is_none() {
                 from_tree = Some((k.to_vec(), Val::Tree(v)));
                 break;
             }
         }
-        let mine = self
-            .writes
-            .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))));
+        let mine = self.overlay_first(
+            (std::ops::Bound::Included(from), std::ops::Bound::Unbounded),
+            false,
+            |k| !k.starts_with(prefix),
+        );
         Ok(match (from_tree, mine) {
             (Some(t), Some(m)) => Some(if t.0 < m.0 { t } else { m }),
             (t, m) => t.or(m),
@@ -294,18 +356,20 @@ impl<'a> Pending<'a> {
             self.ops.read(1);
             out.insert(k.map_err(sled_err)?.to_vec());
         }
-        for (k, v) in self
-            .writes
-            .range::<[u8], _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            if v.is_some() {
-                out.insert(k.clone());
-            } else {
-                out.remove(k);
+        // The base first: the change set's own writes shadow it.
+        for layer in self.base.into_iter().chain([&self.writes]) {
+            for (k, v) in layer
+                .range::<[u8], _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                if v.is_some() {
+                    out.insert(k.clone());
+                } else {
+                    out.remove(k);
+                }
             }
         }
         Ok(out.into_iter().collect())
@@ -329,17 +393,27 @@ impl<'a> Pending<'a> {
         self.writes.is_empty()
     }
 
-    /// The change set as one sled batch.
+    /// The change set as one sled batch (without the base's writes).
     pub fn into_batch(self) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        for (k, v) in self.writes {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
-            }
-        }
-        b
+        batch_of(self.writes)
     }
+
+    /// The change set's writes (without the base's).
+    pub fn into_writes(self) -> Writes {
+        self.writes
+    }
+}
+
+/// `writes` as one sled batch.
+pub fn batch_of(writes: Writes) -> sled::Batch {
+    let mut b = sled::Batch::default();
+    for (k, v) in writes {
+        match v {
+            Some(v) => b.insert(k, v),
+            None => b.remove(k),
+        }
+    }
+    b
 }
 
 /// One packed map: its key prefix and bucket size.
@@ -605,13 +679,17 @@ mod tests {
         assert_eq!(get_varint(&[0x80, 0x80]), None);
     }
 
-    #[test]
-    fn a_map_behaves_like_a_btreemap() {
+    /// Random puts and deletes, each its own change set, against a `BTreeMap`. With
+    /// `staged`, change sets are layered over the earlier ones' writes (as `SledStore`
+    /// stages a batch) and reach the tree only every few steps; map clears (`del_under`)
+    /// are mixed in.
+    fn behaves_like_a_btreemap(staged: bool) {
         let (_db, t) = tree();
         let ops = OpCounts::default();
         let map = Map::new(b"m/".to_vec(), 64);
         let other = Map::new(b"m0".to_vec(), 64);
         let mut model = BTreeMap::new();
+        let mut base = Writes::new();
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for step in 0..3000u64 {
             x ^= x << 13;
@@ -619,8 +697,15 @@ mod tests {
             x ^= x << 17;
             let k = format!("{:03}", x % 200).into_bytes();
             let v = vec![b'v'; (x % 23) as usize];
-            let mut p = Pending::new(&t, &ops);
-            if matches!(x % 3, 0) {
+            let mut p = if staged {
+                Pending::over(&t, &ops, &base)
+            } else {
+                Pending::new(&t, &ops)
+            };
+            if staged && x.is_multiple_of(401) {
+                map.clear(&mut p).unwrap();
+                model.clear();
+            } else if matches!(x % 3, 0) {
                 assert_eq!(map.del(&mut p, &k, &|_, _| true).unwrap(), model.remove(&k));
             } else {
                 assert_eq!(
@@ -630,16 +715,39 @@ mod tests {
             }
             // A neighbouring map whose prefix extends this one's must stay apart.
             other.put(&mut p, b"z", b"neighbour", &|_, _| true).unwrap();
-            t.apply_batch(p.into_batch()).unwrap();
+            if staged {
+                base.extend(p.into_writes());
+                if x.is_multiple_of(7) {
+                    t.apply_batch(batch_of(std::mem::take(&mut base))).unwrap();
+                }
+            } else {
+                t.apply_batch(p.into_batch()).unwrap();
+            }
             if matches!(step % 97, 0) {
-                let want: Vec<_> = model.clone().into_iter().collect();
-                assert_eq!(all(&map, &t), want);
-                let p = Pending::new(&t, &ops);
+                let p = Pending::over(&t, &ops, &base);
                 for (k, v) in &model {
                     assert_eq!(map.get(&p, k).unwrap().as_ref(), Some(v));
                 }
+                // keys_under, ceil_key and floor_key agree on the buckets.
+                let keys = p.keys_under(&map.prefix).unwrap();
+                let mut stepped = Vec::new();
+                let mut from = map.prefix.clone();
+                while let Some((k, _)) = p.ceil_key(&map.prefix, &from).unwrap() {
+                    from = k.clone();
+                    from.push(0);
+                    stepped.push(k);
+                }
+                assert_eq!(keys, stepped);
+                for k in &keys {
+                    let floor = p.floor_key(&map.prefix, k).unwrap().map(|(f, _)| f);
+                    assert_eq!(floor.as_ref(), Some(k));
+                }
+                t.apply_batch(batch_of(std::mem::take(&mut base))).unwrap();
+                let want: Vec<_> = model.clone().into_iter().collect();
+                assert_eq!(all(&map, &t), want);
             }
         }
+        t.apply_batch(batch_of(base)).unwrap();
         // Buckets stay within cap (single oversize entries apart) and keys are bounds.
         for kv in t.scan_prefix(&map.prefix) {
             let (bk, v) = kv.unwrap();
@@ -652,6 +760,16 @@ mod tests {
             );
             assert!(&bk[map.prefix.len()..] <= es[0].0);
         }
+    }
+
+    #[test]
+    fn a_map_behaves_like_a_btreemap() {
+        behaves_like_a_btreemap(false);
+    }
+
+    #[test]
+    fn a_map_staged_over_earlier_change_sets_behaves_like_a_btreemap() {
+        behaves_like_a_btreemap(true);
     }
 
     #[test]

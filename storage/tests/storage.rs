@@ -394,3 +394,63 @@ fn the_publish_path_makes_few_sled_writes() {
     assert!(per_publish < 3.5, "{per_publish} writes per publish");
     let _ = apply::ITEM_BUCKET;
 }
+
+#[test]
+fn commits_are_staged_until_the_sync_and_reads_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SledStore::open(dir.path()).unwrap();
+    // A second handle on the same tree sees only what reached sled.
+    let sled_view = s.raw_tree().clone();
+    let items = |uid: u64, seqs: std::ops::RangeInclusive<u64>| {
+        seqs.map(|seq| Change::PutItem {
+            uid,
+            item: item(&format!("i{seq}"), seq),
+        })
+        .collect::<Vec<_>>()
+    };
+    let mut a = vec![Change::PutNode(node("n", 1)), Change::PutNode(node("m", 2))];
+    a.extend(items(1, 1..=10));
+    a.extend(items(2, 1..=30));
+    s.commit(&ChangeSet(a)).unwrap();
+    let mut b = items(1, 11..=20);
+    b.push(Change::TrimItems { uid: 1, keep: 15 });
+    s.commit(&ChangeSet(b)).unwrap();
+    assert!(
+        sled_view.get(keys::node("n")).unwrap().is_none(),
+        "staged, not in sled"
+    );
+    // Point reads go through the staged writes.
+    assert_eq!(s.item(1, "i20").unwrap().map(|i| i.seq), Some(20));
+    assert!(
+        s.item(1, "i3").unwrap().is_none(),
+        "trimmed by the second commit"
+    );
+    assert!(sled_view.get(keys::node("n")).unwrap().is_none());
+    // Walks read sled, so they apply what is staged first.
+    assert_eq!(s.latest_items(1, None).unwrap().len(), 15);
+    assert!(sled_view.get(keys::node("n")).unwrap().is_some());
+
+    // A change set that fails midway (it reads a corrupt bucket) leaves no trace among the
+    // staged ones, and the others still reach the disk.
+    let key = first_bucket(&s, &keys::items(2));
+    let good = sled_view.get(&key).unwrap().unwrap();
+    s.commit(&ChangeSet(items(1, 21..=25))).unwrap();
+    sled_view.insert(&key, b"\x01\x05".to_vec()).unwrap();
+    let mut bad = items(1, 26..=30);
+    bad.push(Change::TrimItems { uid: 2, keep: 1 });
+    assert!(s.commit(&ChangeSet(bad)).is_err());
+    sled_view.insert(&key, good).unwrap();
+    s.commit(&ChangeSet(items(1, 31..=31))).unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.item(1, "i25").unwrap().map(|i| i.seq), Some(25));
+    assert!(s.item(1, "i26").unwrap().is_none());
+    assert_eq!(s.latest_items(2, None).unwrap().len(), 30);
+
+    // Dropped without a sync: what was committed still reaches sled.
+    s.commit(&ChangeSet(items(1, 32..=32))).unwrap();
+    drop(s);
+    drop(sled_view);
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(s.item(1, "i32").unwrap().map(|i| i.seq), Some(32));
+    assert_eq!(s.item(1, "i31").unwrap().map(|i| i.seq), Some(31));
+}

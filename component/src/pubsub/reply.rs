@@ -3,10 +3,11 @@
 //! (`<subscription/>` results and owner `<affiliation/>` rows have private fields there, and
 //! `<default/>` has no form).
 
+use std::cell::RefCell;
 use std::str::FromStr;
 
 use minidom::Element;
-use roost_nodes::{Reply, Request, Subscription, SubscriptionState};
+use roost_nodes::{Reply, Request, SubOptions, Subscription, SubscriptionState};
 use xmpp_parsers::data_forms::DataFormType;
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item as DiscoItem};
 use xmpp_parsers::jid::Jid;
@@ -26,6 +27,34 @@ use crate::xml::pubsub::{
     OwnerSubscribeOptions, OwnerSubscription, OwnerSubscriptions, PubSubResult, SubState,
     SubscribeOptions, Subscription as SubscriptionElem, Subscriptions,
 };
+
+/// The `<x/>` stating a subscription's options (example 69), built once per distinct options
+/// and cloned after. Every subscribe reply carries it, nearly always for the default options,
+/// and xso's serializer of the typed form copies its whole iterator state (kilobytes, nested
+/// four deep) at every XML event: building it each time was most of a subscribe's CPU
+/// (docs/benchmarks.md, subscribe storm).
+fn options_result_form(options: &SubOptions, collection: bool) -> Element {
+    /// Distinct options remembered; the oldest is forgotten first.
+    const KEEP: usize = 16;
+    thread_local! {
+        static FORMS: RefCell<Vec<(SubOptions, bool, Element)>> = const { RefCell::new(Vec::new()) };
+    }
+    FORMS.with(|forms| {
+        let mut forms = forms.borrow_mut();
+        if let Some((_, _, e)) = forms
+            .iter()
+            .find(|(o, c, _)| *c == collection && o == options)
+        {
+            return e.clone();
+        }
+        let e = Element::from(sub_options_form(options, collection, DataFormType::Result_));
+        if forms.len() == KEEP {
+            forms.remove(0);
+        }
+        forms.push((options.clone(), collection, e.clone()));
+        e
+    })
+}
 
 /// True when the reply to `request` belongs in the `pubsub#owner` namespace: lists of
 /// subscriptions and affiliations look alike for the owner requests (§8.8.1, §8.9.1) and the
@@ -77,21 +106,25 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             node,
             sub,
             collection,
-        } => PubSubResult {
-            subscription: Some(entity_subscription(Some(node), sub, true)),
-            options: (sub.state == SubscriptionState::Subscribed).then(|| Options {
-                jid: sub.jid.clone(),
-                node: Some(NodeName(node.clone())),
-                subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
-                form: Some(sub_options_form(
-                    &sub.options,
-                    *collection,
-                    DataFormType::Result_,
-                )),
-            }),
-            ..PubSubResult::empty()
+        } => {
+            let mut e: Element = PubSubResult {
+                subscription: Some(entity_subscription(Some(node), sub, true)),
+                ..PubSubResult::empty()
+            }
+            .into();
+            if sub.state == SubscriptionState::Subscribed {
+                let mut options: Element = Options {
+                    jid: sub.jid.clone(),
+                    node: Some(NodeName(node.clone())),
+                    subid: Some(SubscriptionId(sub.subid.clone())).filter(|s| !s.0.is_empty()),
+                    form: None,
+                }
+                .into();
+                options.append_child(options_result_form(&sub.options, *collection));
+                e.append_child(options);
+            }
+            e
         }
-        .into(),
         // Example 56 (a subscription's options) and example 71 (defaults).
         Reply::Options {
             collection,
@@ -389,6 +422,39 @@ mod tests {
             state,
             options: SubOptions::default(),
         }
+    }
+
+    #[test]
+    fn each_subscription_reply_states_its_own_options() {
+        // The options form is remembered per distinct options: a reply never shows another
+        // subscription's, whatever came before it.
+        let deliver = |reply: &Reply| {
+            let e = reply_payload(reply, &service(), false).unwrap();
+            let form = e.get_child("options", ns::PUBSUB).unwrap().children().next().unwrap();
+            let field = form
+                .children()
+                .find(|f| f.attr("var") == Some("pubsub#deliver"))
+                .unwrap();
+            field.children().next().unwrap().text()
+        };
+        let mut quiet = sub(SubscriptionState::Subscribed);
+        quiet.options.deliver = false;
+        let reply = |sub: Subscription| Reply::Subscription {
+            node: "princely_musings".into(),
+            sub,
+            collection: false,
+        };
+        for _ in 0..2 {
+            assert_eq!(deliver(&reply(sub(SubscriptionState::Subscribed))), "1");
+            assert_eq!(deliver(&reply(quiet.clone())), "0");
+        }
+        for n in 0..40u64 {
+            let mut s = sub(SubscriptionState::Subscribed);
+            s.options.digest_frequency = n;
+            s.options.deliver = n % 2 == 0;
+            assert_eq!(deliver(&reply(s)), if n % 2 == 0 { "1" } else { "0" });
+        }
+        assert_eq!(deliver(&reply(quiet)), "0");
     }
 
     #[test]
@@ -1016,7 +1082,7 @@ mod tests {
                     sub: sub(SubscriptionState::Subscribed, "a1"),
                 },
                 false,
-                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='a1' subscription='subscribed'><subscribe-options/></subscription><options jid='francisco@denmark.lit/r' node='n' subid='a1'><x xmlns='jabber:x:data' type='result'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field label='Enable delivery?' type='boolean' var='pubsub#deliver'><value>1</value></field><field label='Receive digest notifications (approx. one per day)?' type='boolean' var='pubsub#digest'><value>0</value></field><field label='Minimum number of milliseconds between sending any two notification digests' var='pubsub#digest_frequency'><value>86400000</value></field><field label='Requested lease expiration (XEP-0082 DateTime; empty: none)' var='pubsub#expire'/><field label='Receive message body in addition to payload?' type='boolean' var='pubsub#include_body'><value>0</value></field><field label='Select the presence types which are allowed to receive event notifications' type='list-multi' var='pubsub#show-values'><option label='Want to Chat'><value>chat</value></option><option label='Available'><value>online</value></option><option label='Away'><value>away</value></option><option label='Extended Away'><value>xa</value></option><option label='Do Not Disturb'><value>dnd</value></option><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field><field label='What kind of notifications to receive from a collection' type='list-single' var='pubsub#subscription_type'><option label='Receive notification of items only'><value>items</value></option><option label='Receive notification of nodes only'><value>nodes</value></option><option label='Receive notification of both items and nodes'><value>all</value></option><value>nodes</value></field><field label='How far to traverse the node graph for notifications (a number, or `all`)' var='pubsub#subscription_depth'><value>1</value></field><field label='Content filter: notify only of items that match it (empty: every item)' var='x-roost#filter'/></x></options></pubsub>",
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription jid='francisco@denmark.lit/r' node='n' subid='a1' subscription='subscribed'><subscribe-options/></subscription><options jid='francisco@denmark.lit/r' node='n' subid='a1'><x xmlns='jabber:x:data' type='result'><field type='hidden' var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field><field type='boolean' var='pubsub#deliver'><value>1</value></field><field type='boolean' var='pubsub#digest'><value>0</value></field><field var='pubsub#digest_frequency'><value>86400000</value></field><field var='pubsub#expire'/><field type='boolean' var='pubsub#include_body'><value>0</value></field><field type='list-multi' var='pubsub#show-values'><value>online</value><value>chat</value><value>away</value><value>xa</value><value>dnd</value></field><field type='list-single' var='pubsub#subscription_type'><value>nodes</value></field><field var='pubsub#subscription_depth'><value>1</value></field><field var='x-roost#filter'/></x></options></pubsub>",
             ),
             (
                 Reply::Subscription {

@@ -90,6 +90,15 @@ pub(crate) fn sub_options_form(o: &SubOptions, collection: bool, type_: DataForm
             o.filter.as_deref().unwrap_or_default(),
         ),
     );
+    if type_ == DataFormType::Result_ {
+        // A result states the options (example 69: var, type and values); labels and choices
+        // are for whoever fills the form in. Every subscribe reply carries this form, so its
+        // size is paid by Roost and by the server on each one.
+        for f in &mut fields {
+            f.label = None;
+            f.options.clear();
+        }
+    }
     form(type_, NS_SUBSCRIBE_OPTIONS, fields)
 }
 

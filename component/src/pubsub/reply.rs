@@ -430,7 +430,12 @@ mod tests {
         // subscription's, whatever came before it.
         let deliver = |reply: &Reply| {
             let e = reply_payload(reply, &service(), false).unwrap();
-            let form = e.get_child("options", ns::PUBSUB).unwrap().children().next().unwrap();
+            let form = e
+                .get_child("options", ns::PUBSUB)
+                .unwrap()
+                .children()
+                .next()
+                .unwrap();
             let field = form
                 .children()
                 .find(|f| f.attr("var") == Some("pubsub#deliver"))

@@ -270,7 +270,7 @@ impl SledStore {
         self.ops.write(p.len() as u64);
         let mine = p.into_writes();
         for (k, v) in mine {
-            staged.bytes += k.len() + v.as_ref().map_or(0, Vec::len);
+            staged.bytes += k.len() + v.as_ref().map_or(0, |v| v.len());
             staged.writes.insert(k, v);
         }
         if staged.bytes > STAGED_BYTES_MAX {

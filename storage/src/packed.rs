@@ -145,8 +145,8 @@ pub fn all_entries(bucket: &[u8]) -> Result<Vec<Entry<'_>>, StoreError> {
 pub enum Val {
     /// As stored.
     Tree(sled::IVec),
-    /// Written earlier in this change set.
-    Own(Vec<u8>),
+    /// Written earlier in this change set or the batch (shared, not copied, by each read).
+    Own(sled::IVec),
 }
 
 impl std::ops::Deref for Val {
@@ -159,8 +159,10 @@ impl std::ops::Deref for Val {
     }
 }
 
-/// Writes by key, `None` for a removal.
-pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// Writes by key, `None` for a removal. Values are sled's shared buffers: a bucket written
+/// earlier in a batch is read again by the next publish to its node, and a read must not
+/// copy it.
+pub type Writes = BTreeMap<Vec<u8>, Option<sled::IVec>>;
 
 /// The writes of one change set over the tree, and optionally over a base of writes not
 /// yet in the tree (earlier change sets of the same batch, see `SledStore`): reads see the
@@ -200,7 +202,7 @@ impl<'a> Pending<'a> {
 
     /// The change set's or else the base's entry for `key` (`Some(None)`: removed), `None`
     /// when only the tree knows it.
-    fn overlay(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+    fn overlay(&self, key: &[u8]) -> Option<&Option<sled::IVec>> {
         self.writes
             .get(key)
             .or_else(|| self.base.and_then(|b| b.get(key)))
@@ -221,7 +223,7 @@ impl<'a> Pending<'a> {
             past: &dyn Fn(&[u8]) -> bool,
             shadowed: &dyn Fn(&[u8]) -> bool,
         ) -> Option<(Vec<u8>, Val)> {
-            let live = |it: &mut dyn Iterator<Item = (&'m Vec<u8>, &'m Option<Vec<u8>>)>| {
+            let live = |it: &mut dyn Iterator<Item = (&'m Vec<u8>, &'m Option<sled::IVec>)>| {
                 it.take_while(|(k, _)| !past(k))
                     .filter(|(k, _)| !shadowed(k))
                     .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Val::Own(v.clone()))))
@@ -267,7 +269,7 @@ impl<'a> Pending<'a> {
     /// Sets a key.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.forget(&key);
-        self.writes.insert(key, Some(value));
+        self.writes.insert(key, Some(value.into()));
     }
 
     /// Removes a key.
@@ -489,7 +491,7 @@ impl Map {
                     p.del(old_key);
                     (self.key_of(k), bucket)
                 }
-                None => (self.key_of(k), Val::Own(new_bucket())),
+                None => (self.key_of(k), Val::Own(new_bucket().into())),
             },
         };
         let mut out = Vec::with_capacity(bucket.len() + entry_len(k, v));

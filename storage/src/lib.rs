@@ -117,7 +117,8 @@ pub struct SledStore {
 #[derive(Default)]
 struct Staged {
     writes: Writes,
-    /// Bytes of keys and values in `writes`, to settle early when a batch grows large.
+    /// Bytes of keys and values staged since the last settle, a key written again counted
+    /// again (an upper bound of what `writes` holds), to settle early when a batch grows large.
     bytes: usize,
     /// Why an earlier settle failed: its writes are lost, so every later sync fails too
     /// (the service then rebuilds its state from the store, which no longer has them).

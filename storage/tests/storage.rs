@@ -454,3 +454,117 @@ fn commits_are_staged_until_the_sync_and_reads_see_them() {
     assert_eq!(s.item(1, "i32").unwrap().map(|i| i.seq), Some(32));
     assert_eq!(s.item(1, "i31").unwrap().map(|i| i.seq), Some(31));
 }
+
+/// A loader that counts rows and fails at the `fail_at`-th call of its kind.
+struct Failing {
+    fail_node: usize,
+    fail_subs: usize,
+    nodes: usize,
+    affs: usize,
+    subs: usize,
+}
+
+impl roost_nodes::Loader for Failing {
+    fn last_uid(&mut self, _: u64) {}
+    fn node(&mut self, _: NodeRecord, _: ItemCounters) -> Result<(), roost_nodes::StoreError> {
+        self.nodes += 1;
+        if self.nodes == self.fail_node {
+            return Err(roost_nodes::StoreError("node refused".into()));
+        }
+        Ok(())
+    }
+    fn affiliation(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: roost_nodes::Affiliation,
+    ) -> Result<(), roost_nodes::StoreError> {
+        // Every affiliation comes after every node.
+        assert_eq!(self.subs, 0);
+        self.affs += 1;
+        Ok(())
+    }
+    fn subscriptions(
+        &mut self,
+        _: &str,
+        rows: roost_nodes::store::SubRows<'_, '_>,
+    ) -> Result<(), roost_nodes::StoreError> {
+        assert_eq!(self.nodes, N_NODES, "subscriptions come after every node");
+        for row in rows {
+            row?;
+        }
+        self.subs += 1;
+        if self.subs == self.fail_subs {
+            return Err(roost_nodes::StoreError("subscriptions refused".into()));
+        }
+        Ok(())
+    }
+}
+
+/// More nodes than the loading readers may run ahead of the loader (`load.rs`).
+const N_NODES: usize = 5_000;
+
+#[test]
+fn loading_many_rows_keeps_their_order_and_stops_at_the_first_failure() {
+    let mut s = temp();
+    let mut cs = ChangeSet::default();
+    for uid in 1..=N_NODES as u64 {
+        let name = format!("n{uid:05}");
+        cs.push(Change::PutNode(node(&name, uid)));
+        cs.push(Change::PutAffiliation {
+            node: name.clone(),
+            jid: BareJid::new("o@example.org").unwrap(),
+            affiliation: roost_nodes::Affiliation::Owner,
+        });
+        cs.push(Change::PutSubscription {
+            node: name,
+            sub: roost_nodes::Subscription {
+                jid: Jid::new("b@example.org/r").unwrap(),
+                subid: format!("s{uid}"),
+                state: roost_nodes::SubscriptionState::Subscribed,
+                options: Default::default(),
+            },
+        });
+    }
+    s.commit(&cs).unwrap();
+    s.sync().unwrap();
+    let load = |s: &mut SledStore, fail_node, fail_subs| {
+        let mut l = Failing {
+            fail_node,
+            fail_subs,
+            nodes: 0,
+            affs: 0,
+            subs: 0,
+        };
+        let r = s.load_into(&mut l);
+        (r, l.nodes, l.affs, l.subs)
+    };
+
+    let (r, nodes, affs, subs) = load(&mut s, 0, 0);
+    r.unwrap();
+    assert_eq!((nodes, affs, subs), (N_NODES, N_NODES, N_NODES));
+    // The loader fails early and late: its error, and nothing handed over after it (the
+    // readers stop rather than block on a loader that has gone).
+    let (r, nodes, _, subs) = load(&mut s, 3, 0);
+    assert_eq!(r.unwrap_err().0, "node refused");
+    assert_eq!((nodes, subs), (3, 0));
+    let (r, _, _, subs) = load(&mut s, 0, N_NODES - 1);
+    assert_eq!(r.unwrap_err().0, "subscriptions refused");
+    assert_eq!(subs, N_NODES - 1);
+
+    // A damaged row at the end of each map, read long after the loader started, fails it.
+    let tree = s.raw_tree().clone();
+    for key in [
+        keys::node(&format!("n{N_NODES:05}")),
+        first_bucket(&s, &keys::affs(&format!("n{N_NODES:05}"))),
+        first_bucket(&s, &keys::subs(&format!("n{N_NODES:05}"))),
+    ] {
+        let good = tree.get(&key).unwrap().unwrap();
+        tree.insert(&key, &b"\x07"[..]).unwrap();
+        let (r, ..) = load(&mut s, 0, 0);
+        assert!(r.is_err(), "{key:02x?}");
+        tree.insert(&key, good).unwrap();
+    }
+    let (r, ..) = load(&mut s, 0, 0);
+    r.unwrap();
+}

@@ -107,11 +107,12 @@ fn build(reply: &Reply, service: &Jid, owner: bool) -> Option<Element> {
             sub,
             collection,
         } => {
-            let mut e: Element = PubSubResult {
-                subscription: Some(entity_subscription(Some(node), sub, true)),
-                ..PubSubResult::empty()
-            }
-            .into();
+            // The `<pubsub/>` wrapper by hand (it only holds the typed children): converting
+            // a `PubSubResult` steps xso's iterator over every field the type could hold,
+            // moving its whole state (kilobytes) at each step, and a storm of subscribes
+            // paid that per reply (docs/benchmarks.md).
+            let mut e = Element::builder("pubsub", ns::PUBSUB).build();
+            e.append_child(entity_subscription(Some(node), sub, true).into());
             if sub.state == SubscriptionState::Subscribed {
                 let mut options: Element = Options {
                     jid: sub.jid.clone(),
@@ -534,6 +535,8 @@ mod tests {
             false,
         )
         .unwrap();
+        assert!(e.is("pubsub", ns::PUBSUB));
+        assert_eq!(e.attrs().into_iter().count(), 0, "{}", xml(&e));
         let s = e.get_child("subscription", ns::PUBSUB).unwrap();
         assert_eq!(s.attr("node"), Some("princely_musings"));
         assert_eq!(s.attr("jid"), Some("francisco@denmark.lit"));

@@ -5,6 +5,7 @@
 //! shares. Beside it, per JID, the nodes it subscribes to and its affiliations: a JID's
 //! subscriptions are found without scanning nodes.
 
+use super::subs::SubNum;
 use crate::model::Affiliation;
 use crate::store::load::parse_bare_jid;
 use crate::store::StoreError;
@@ -97,6 +98,10 @@ pub(crate) struct PerJid {
     pub(crate) subs: u32,
     /// The uids of the nodes it holds a subscription to, ascending.
     pub(crate) nodes: Vec<u64>,
+    /// The subid numbers of those subscriptions, ascending (a damaged or imported store
+    /// may repeat one): a fresh subid is checked against them in one search, not one
+    /// lookup per node (`State::subid_near`).
+    pub(crate) nums: Vec<SubNum>,
     /// Its affiliations other than `none`, by node uid, ascending.
     pub(crate) affs: Vec<(u64, Affiliation)>,
 }
@@ -158,6 +163,9 @@ impl Jids {
     pub(crate) fn shrink(&mut self) {
         for h in self.0.values_mut() {
             h.nodes.shrink_to_fit();
+            // Loading appends them in node order.
+            h.nums.sort_unstable();
+            h.nums.shrink_to_fit();
             h.affs.shrink_to_fit();
         }
         self.0.shrink_to_fit();
@@ -168,6 +176,19 @@ impl Jids {
 pub(crate) fn insert_sorted(list: &mut Vec<u64>, uid: u64) {
     if let Err(i) = list.binary_search(&uid) {
         list.insert(i, uid);
+    }
+}
+
+/// Add `num` to an ascending list that may repeat numbers.
+pub(crate) fn insert_num(list: &mut Vec<SubNum>, num: SubNum) {
+    let i = list.partition_point(|n| *n < num);
+    list.insert(i, num);
+}
+
+/// Remove one `num` from an ascending list that may repeat numbers.
+pub(crate) fn remove_num(list: &mut Vec<SubNum>, num: SubNum) {
+    if let Ok(i) = list.binary_search(&num) {
+        list.remove(i);
     }
 }
 

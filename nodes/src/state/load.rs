@@ -162,6 +162,8 @@ impl Loader for Building {
             // A subscriber's keys are adjacent: its holdings are looked up once per node.
             if let Some(h) = st.jids.holdings_mut(&key.jid) {
                 h.subs += 1;
+                // Sorted once every node is in (`Jids::shrink`).
+                h.nums.push(key.num);
                 let first_of_jid = match last {
                     Some(l) => l.jid != key.jid,
                     None => true,
@@ -213,6 +215,7 @@ mod tests {
             let by_uid = s.node_by_uid(n.rec.uid).map(|m| m.rec.name.clone());
             assert_eq!(by_uid.as_deref(), Some(n.rec.name.as_str()));
         }
+        assert_jid_index(s);
         let mut jids: Vec<_> = s.jids.all().collect();
         jids.sort_by(|a, b| a.0.cmp(b.0));
         for (j, h) in jids {
@@ -222,6 +225,24 @@ mod tests {
         let digests: Vec<_> = s.digests.iter().map(|(k, d)| (k, d.after_seq)).collect();
         let _ = writeln!(out, "digests {digests:?}");
         out
+    }
+
+    /// Each JID's subid numbers are those of its subscriptions, over every node.
+    fn assert_jid_index(s: &State) {
+        let mut want: BTreeMap<BareJid, Vec<u64>> = BTreeMap::new();
+        for n in s.nodes().chain(std::iter::once(&s.root)) {
+            for sub in n.subs.iter() {
+                want.entry(sub.bare().clone())
+                    .or_default()
+                    .push(sub.key.num);
+            }
+        }
+        for (j, h) in s.jids.all() {
+            let mut w = want.remove(&**j).unwrap_or_default();
+            w.sort_unstable();
+            assert_eq!(h.nums, w, "{j:?}");
+        }
+        assert!(want.is_empty(), "not interned: {want:?}");
     }
 
     /// What applying the snapshot's rows one by one gives (how loading used to work).
@@ -370,6 +391,33 @@ mod tests {
         #[test]
         fn loading_gives_the_state_applying_the_rows_gives(snap in snapshot()) {
             prop_assert_eq!(fingerprint(&loaded(&snap)), fingerprint(&applied(&snap)));
+        }
+
+        #[test]
+        fn the_jid_index_follows_removals(
+            snap in snapshot(),
+            gone in proptest::collection::vec(any::<bool>(), 24),
+            delete in 0usize..5,
+        ) {
+            let mut st = loaded(&snap);
+            let mut i = 0;
+            for (node, subs) in &snap.subscriptions {
+                for sub in subs.values() {
+                    i += 1;
+                    if gone[i % gone.len()] {
+                        st.apply_one(&Change::DeleteSubscription {
+                            node: node.clone(),
+                            jid: sub.jid.clone(),
+                            subid: sub.subid.clone(),
+                        });
+                    }
+                }
+            }
+            assert_jid_index(&st);
+            if let Some((rec, _)) = snap.nodes.get(&format!("n{delete}")) {
+                st.apply_one(&Change::DeleteNode { name: rec.name.clone(), uid: rec.uid });
+            }
+            assert_jid_index(&st);
         }
     }
 

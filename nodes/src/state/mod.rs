@@ -19,7 +19,7 @@ mod load;
 mod subs;
 
 pub(crate) use jids::JidRef;
-use jids::{insert_sorted, remove_sorted, Jids};
+use jids::{insert_num, insert_sorted, remove_num, remove_sorted, Jids};
 pub(crate) use subs::{format as format_subid, Planned, Sub, SubKey, SubNum};
 use subs::{SubTable, SubVal};
 
@@ -289,6 +289,7 @@ impl State {
         } else if let Some(h) = self.jids.holdings_mut(&key.jid) {
             h.subs += 1;
             insert_sorted(&mut h.nodes, uid);
+            insert_num(&mut h.nums, key.num);
         }
         if let Some((k, v)) = displaced {
             Self::unindex(
@@ -372,6 +373,7 @@ impl State {
         let still_here = n.subs.of(&key.jid).next().is_some();
         if let Some(h) = jids.holdings_mut(&key.jid) {
             h.subs = h.subs.saturating_sub(1);
+            remove_num(&mut h.nums, key.num);
             if !still_here {
                 remove_sorted(&mut h.nodes, uid);
             }
@@ -403,6 +405,7 @@ impl State {
             if let Some(h) = self.jids.holdings_mut(sub.bare()) {
                 h.subs = h.subs.saturating_sub(1);
                 remove_sorted(&mut h.nodes, uid);
+                remove_num(&mut h.nums, sub.key.num);
             }
             self.jids.release(sub.bare());
         }
@@ -497,11 +500,13 @@ impl State {
             .flat_map(move |(_, h)| h.nodes.iter().filter_map(move |u| self.node_by_uid(*u)))
     }
 
-    /// Whether subid number `num` is in use on a node `bare` (or one of its full JIDs)
-    /// subscribes to: a new subscription of `bare` must not get it, so that the subids
+    /// Whether `bare` (or one of its full JIDs) holds a subscription with subid number
+    /// `num` on any node: a new subscription of `bare` must not get it, so that the subids
     /// meeting in one notification (XEP-0248: a leaf's and its collections') differ.
     pub(crate) fn subid_near(&self, bare: &BareJid, num: SubNum) -> bool {
-        self.nodes_subscribed_by(bare).any(|n| n.has_subid_num(num))
+        self.jids
+            .get(bare)
+            .is_some_and(|(_, h)| h.nums.binary_search(&num).is_ok())
     }
 
     /// How many subscriptions `bare` (and its full JIDs) holds across the service.

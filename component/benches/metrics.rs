@@ -5,16 +5,15 @@
 //!
 //!     cargo bench -p roost-component --bench metrics
 
+mod common;
+
 use std::hint::black_box;
 
-use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion};
 use minidom::Element;
 use roost_component::effects::Effects;
 use roost_component::iq;
 use roost_component::metrics::{Kind, Metrics};
-use roost_component::roost::Roost;
-use roost_nodes::{MemStore, Service};
 use xmpp_parsers::iq::Iq;
 
 fn publish(id: u64) -> Element {
@@ -29,29 +28,7 @@ fn publish(id: u64) -> Element {
 }
 
 fn bench(c: &mut Criterion) {
-    let cfg = roost_component::Config::resolve(
-        roost_component::config::Cli::try_parse_from([
-            "roost",
-            "--jid",
-            "pubsub.localhost",
-            "--secret",
-            "s",
-            "--rate-limit",
-            "0",
-        ])
-        .unwrap(),
-    )
-    .unwrap();
-    let mut roost = Roost::new(
-        Service::open(MemStore::default(), cfg.policy.clone()).unwrap(),
-        &cfg,
-    );
-    let create: Element = "<iq xmlns='jabber:component:accept' type='set' id='c' \
-        from='alice@localhost/r' to='pubsub.localhost'><pubsub \
-        xmlns='http://jabber.org/protocol/pubsub'><create node='n'/></pubsub></iq>"
-        .parse()
-        .unwrap();
-    let _ = roost.handle_element(create);
+    let mut roost = common::roost_with_node();
     let mut id = 0u64;
     c.bench_function("publish handled (MemStore)", |b| {
         b.iter_batched(

@@ -25,6 +25,11 @@ fn sled_err(e: sled::Error) -> StoreError {
 /// One reader, not one per map: a second reading thread made start-up no faster on the
 /// scale run's data set (the building is the bottleneck) and kept ~40 MB more in malloc's
 /// arenas.
+///
+/// What the loader has used up goes back to the reader to be dropped there ([`Spent`]):
+/// freeing the reader's buffers on this thread takes the lock of the reader's malloc arena,
+/// and the two threads then waited on each other in the kernel (futex wait and wake-up,
+/// ~6 % of start-up's samples on the scale run).
 pub fn load_into(
     tree: &sled::Tree,
     ops: &OpCounts,
@@ -34,13 +39,17 @@ pub fn load_into(
         // Bounded, so that a slow loader holds back the reader rather than memory.
         let (head_tx, head_rx) = mpsc::sync_channel(CHUNKS_AHEAD);
         let (subs_tx, subs_rx) = mpsc::sync_channel(CHUNKS_AHEAD);
+        // Unbounded: the loader never waits to give something back.
+        let (spent_tx, spent_rx) = mpsc::channel();
         let reader = s.spawn(move || {
-            read_heads(tree, ops, Chunked::new(head_tx));
-            read_subscriptions(tree, ops, Chunked::new(subs_tx));
+            read_heads(tree, ops, Chunked::new(head_tx, &spent_rx));
+            read_subscriptions(tree, ops, Chunked::new(subs_tx, &spent_rx));
+            // Until the loader is done and hangs up.
+            spent_rx.iter().for_each(drop);
         });
         // The reader's errors come through the channels; a failed build drops the receivers,
         // which stops the reader.
-        let built = build(loader, head_rx, subs_rx);
+        let built = build(loader, head_rx, subs_rx, spent_tx);
         let panicked = reader.join().is_err();
         built?;
         if panicked {
@@ -69,13 +78,27 @@ enum Head {
 /// One node's subscription buckets, in key order.
 type Group = (String, Vec<sled::IVec>);
 
+/// What the loader has read and no longer needs, handed back to be dropped by the reader,
+/// which allocated it.
+// Never read: held only to be dropped on the other thread.
+#[allow(dead_code)]
+enum Spent {
+    Heads(Vec<Head>),
+    Groups(Vec<Group>),
+}
+
 fn build(
     loader: &mut dyn Loader,
     heads: mpsc::Receiver<Result<Vec<Head>, StoreError>>,
     subs: mpsc::Receiver<Result<Vec<Group>, StoreError>>,
+    spent: mpsc::Sender<Spent>,
 ) -> Result<(), StoreError> {
+    // The reader may have stopped listening (it panicked): then this thread drops them.
+    let give_back = |s: Spent| drop(spent.send(s));
     for chunk in heads {
-        for head in chunk? {
+        let mut chunk = chunk?;
+        let mut used = Vec::with_capacity(chunk.len());
+        for head in chunk.drain(..) {
             match head {
                 Head::Node(rec, counters) => loader.node(rec, counters)?,
                 Head::Affiliations(node, bucket) => {
@@ -86,29 +109,36 @@ fn build(
                         })?;
                         loader.affiliation(&node, jid, codec::decode_affiliation(a)?)?;
                     }
+                    used.push(Head::Affiliations(node, bucket));
                 }
                 Head::LastUid(uid) => loader.last_uid(uid),
             }
         }
+        give_back(Spent::Heads(chunk));
+        give_back(Spent::Heads(used));
     }
     for chunk in subs {
-        for (node, buckets) in chunk? {
+        let chunk = chunk?;
+        for (node, buckets) in &chunk {
             let mut rows = buckets.iter().flat_map(|b| packed::entries(b)).map(|e| {
                 let (subid, sub) = e?;
                 let subid = std::str::from_utf8(subid)
                     .map_err(|_| StoreError(format!("corrupt subid {subid:02x?}")))?;
                 codec::decode_sub_row(subid, sub)
             });
-            loader.subscriptions(&node, &mut rows)?;
+            loader.subscriptions(node, &mut rows)?;
         }
+        give_back(Spent::Groups(chunk));
     }
     Ok(())
 }
 
 /// A reader's side of its channel: rows gathered into chunks.
-struct Chunked<T> {
+struct Chunked<'a, T> {
     tx: mpsc::SyncSender<Result<Vec<T>, StoreError>>,
     chunk: Vec<T>,
+    /// What the loader gave back, dropped here between chunks.
+    spent: &'a mpsc::Receiver<Spent>,
 }
 
 /// Why a reader stopped early.
@@ -131,11 +161,15 @@ impl From<sled::Error> for Stop {
     }
 }
 
-impl<T> Chunked<T> {
-    fn new(tx: mpsc::SyncSender<Result<Vec<T>, StoreError>>) -> Self {
+impl<'a, T> Chunked<'a, T> {
+    fn new(
+        tx: mpsc::SyncSender<Result<Vec<T>, StoreError>>,
+        spent: &'a mpsc::Receiver<Spent>,
+    ) -> Self {
         Chunked {
             tx,
             chunk: Vec::with_capacity(CHUNK),
+            spent,
         }
     }
 
@@ -145,6 +179,7 @@ impl<T> Chunked<T> {
             return Ok(());
         }
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.spent.try_iter().for_each(drop);
         self.tx.send(Ok(full)).map_err(|_| Stop::Gone)
     }
 
@@ -160,7 +195,7 @@ impl<T> Chunked<T> {
     }
 }
 
-fn read_heads(tree: &sled::Tree, ops: &OpCounts, mut out: Chunked<Head>) {
+fn read_heads(tree: &sled::Tree, ops: &OpCounts, mut out: Chunked<'_, Head>) {
     let mut read = || -> Result<(), Stop> {
         let mut counters: HashMap<u64, ItemCounters> = HashMap::new();
         for kv in tree.scan_prefix([keys::COUNTERS]) {
@@ -191,7 +226,7 @@ fn read_heads(tree: &sled::Tree, ops: &OpCounts, mut out: Chunked<Head>) {
 }
 
 /// Reads the subscription buckets node by node.
-fn read_subscriptions(tree: &sled::Tree, ops: &OpCounts, mut out: Chunked<Group>) {
+fn read_subscriptions(tree: &sled::Tree, ops: &OpCounts, mut out: Chunked<'_, Group>) {
     let mut read = || -> Result<(), Stop> {
         let mut node = String::new();
         let mut buckets = Vec::new();

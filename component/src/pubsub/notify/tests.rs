@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::xml::shim::NS_SHIM;
 use roost_nodes::{Item, NodeConfig};

@@ -1,4 +1,3 @@
-
 use super::super::codec::NS_META_DATA;
 use super::*;
 use roost_nodes::request::{NodeMeta, NodeSummary};

@@ -68,10 +68,7 @@ impl Loader for Building {
 
     fn node(&mut self, rec: NodeRecord, counters: ItemCounters) -> Result<(), StoreError> {
         let uid = rec.uid;
-        self.state.put_node(&rec);
-        if let Some(n) = self.state.nodes.get_mut(&rec.name) {
-            n.counters = counters;
-        }
+        self.state.put_node(rec, Some(counters));
         self.state.last_uid = self.state.last_uid.max(uid);
         Ok(())
     }

@@ -184,7 +184,7 @@ impl State {
     /// (possible only in a corrupt snapshot) are skipped rather than trusted.
     pub(crate) fn apply_one(&mut self, c: &Change) {
         match c {
-            Change::PutNode(rec) => self.put_node(rec),
+            Change::PutNode(rec) => self.put_node(rec.clone(), None),
             Change::DeleteNode { name, .. } => self.remove_node(name),
             Change::PutCounters { uid, counters } => {
                 if let Some(n) = self.uids.get(uid).and_then(|name| self.nodes.get_mut(name)) {
@@ -211,12 +211,13 @@ impl State {
         }
     }
 
-    fn put_node(&mut self, rec: &NodeRecord) {
+    /// `Change::PutNode`; loading gives the record's `counters` too (a committed change leaves
+    /// them as they are).
+    fn put_node(&mut self, mut rec: NodeRecord, counters: Option<ItemCounters>) {
         if rec.name.is_empty() {
             return; // the root is the service's own: never stored
         }
         self.last_uid = self.last_uid.max(rec.uid);
-        let mut rec = rec.clone();
         // `pubsub#children` is derived from the children's records, never taken as given.
         rec.config.children = self.children_list(&rec.name);
         let old_parents = match self.nodes.get(&rec.name) {
@@ -232,13 +233,16 @@ impl State {
         let name = rec.name.clone();
         if let Some(n) = self.nodes.get_mut(&name) {
             n.rec = rec;
+            if let Some(c) = counters {
+                n.counters = c;
+            }
         } else {
             self.uids.insert(rec.uid, name.clone());
             self.nodes.insert(
                 name.clone(),
                 NodeState {
                     rec,
-                    counters: ItemCounters::default(),
+                    counters: counters.unwrap_or_default(),
                     affs: BTreeMap::new(),
                     subs: SubTable::default(),
                     subscribed: 0,

@@ -177,11 +177,17 @@ pub(crate) enum Scenario {
         #[arg(long, default_value_t = 16)]
         window: usize,
     },
-    /// `fanout` against a do-nothing component run here: the server's own cost.
+    /// `fanout` (or `publish`, with `--publishers`) against a do-nothing component run here:
+    /// the server's own cost.
     Blast {
         /// Subscriber connections (they need not subscribe: the component sends to them).
         #[arg(long, default_value_t = 16)]
         subscribers: usize,
+        /// With N > 0, `publish` instead: N publisher connections, `--window` publishes in
+        /// flight each, acknowledged by the component (no subscribers, no notifications):
+        /// the most a component can get through the server.
+        #[arg(long, default_value_t = 0)]
+        publishers: usize,
         /// Items not yet delivered to every subscriber, at most.
         #[arg(long, default_value_t = 8)]
         window: usize,

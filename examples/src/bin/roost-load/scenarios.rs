@@ -98,7 +98,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
             clients,
             window,
             rate,
-        } => publish(&ctx, clients, window, rate).await,
+        } => publish(&ctx, clients, window, rate, None).await,
         Scenario::Fanout {
             subscribers,
             window,
@@ -106,12 +106,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
         } => fanout(&ctx, subscribers, window, rate, None).await,
         Scenario::Blast {
             subscribers,
+            publishers,
             window,
             rate,
             component,
             secret,
         } => {
             let subs: Vec<String> = (1..=subscribers)
+                .filter(|_| publishers == 0)
                 .map(|i| format!("{}{i}@{}", ctx.args.users_prefix, ctx.args.domain))
                 .collect();
             let blast = Blast::start(&component, &ctx.args.service, &secret, subs).await?;
@@ -119,7 +121,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
             let load = ctx.pids.pop().expect("load pid");
             ctx.pids.push(("component".into(), blast.proc_task()));
             ctx.pids.push(load);
-            fanout(&ctx, subscribers, window, rate, Some(blast)).await
+            if publishers > 0 {
+                publish(&ctx, publishers, window, rate, Some(blast)).await
+            } else {
+                fanout(&ctx, subscribers, window, rate, Some(blast)).await
+            }
         }
         Scenario::Route {
             pairs,
@@ -137,10 +143,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// N publishers, each on its own node, W publishes in flight each (or a total rate).
-async fn publish(ctx: &Ctx, clients: usize, window: usize, rate: f64) -> anyhow::Result<Outcome> {
+/// N publishers, each on its own node, W publishes in flight each (or a total rate); with
+/// `blast`, to the do-nothing component, which needs no nodes.
+async fn publish(
+    ctx: &Ctx,
+    clients: usize,
+    window: usize,
+    rate: f64,
+    blast: Option<Blast>,
+) -> anyhow::Result<Outcome> {
     let mut conns = login_all(&ctx.args, 0, clients, false).await?;
-    for (i, c) in conns.iter_mut().enumerate() {
+    for (i, c) in conns.iter_mut().enumerate().filter(|_| blast.is_none()) {
         c.create_node(
             &ctx.args.service,
             &format!("{}-p{i}", ctx.rid),
@@ -182,7 +195,7 @@ async fn publish(ctx: &Ctx, clients: usize, window: usize, rate: f64) -> anyhow:
         }));
     }
     let cpu1 = cpu_at(wend, &ctx.pids).await;
-    finish(
+    let mut o = finish(
         readers,
         ctx.args.duration,
         clients,
@@ -192,7 +205,11 @@ async fn publish(ctx: &Ctx, clients: usize, window: usize, rate: f64) -> anyhow:
         cpu0,
         cpu1,
     )
-    .await
+    .await?;
+    if let Some(b) = blast {
+        o.stats.errors += b.stop().await?;
+    }
+    Ok(o)
 }
 
 /// Subscribes every connection's bare JID to `node` on the service, all requests at once.

@@ -42,12 +42,13 @@ impl<S: Store> Service<S> {
             return Err(Error::PayloadTooBig { limit });
         }
         let uid = n.rec.uid;
-        let id = match id {
-            Some(id) => id,
+        // A fresh id is one no item has: checked here, so not looked up again below.
+        let (id, fresh) = match id {
+            Some(id) => (id, false),
             None => loop {
                 let id = self.fresh(now);
                 if self.store.item(uid, &id)?.is_none() {
-                    break id;
+                    break (id, true);
                 }
             },
         };
@@ -63,7 +64,11 @@ impl<S: Store> Service<S> {
         let mut changes = ChangeSet::default();
         let mut count = n.counters.count;
         if cfg.persist_items {
-            let old = self.store.item(uid, &id)?;
+            let old = if fresh {
+                None
+            } else {
+                self.store.item(uid, &id)?
+            };
             if let Some(o) = &old {
                 // An overwrite: the item keeps its creation (XEP-0413 §glossary).
                 item.first_seq = Some(o.created_seq());

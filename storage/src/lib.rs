@@ -123,6 +123,10 @@ struct Staged {
     /// Why an earlier settle failed: its writes are lost, so every later sync fails too
     /// (the service then rebuilds its state from the store, which no longer has them).
     lost: Option<String>,
+    /// The last bucket lookup over `writes` and the tree, for the next reader or change
+    /// set; cleared whenever either changes. A publish asks whether its item id exists,
+    /// then stores the item: both look up the same bucket of the id index.
+    memo: packed::SharedMemo,
 }
 
 /// Staged writes beyond this many bytes are applied at once rather than at the next sync,
@@ -264,12 +268,13 @@ impl SledStore {
             return Ok(());
         }
         let mut staged = self.lock();
-        let mut p = Pending::over(&self.tree, &self.ops, &staged.writes);
+        let mut p = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo);
         for c in &changes.0 {
             apply::apply(&mut p, c)?;
         }
         self.ops.write(p.len() as u64);
         let mine = p.into_writes();
+        staged.memo.clear();
         for (k, v) in mine {
             staged.bytes += k.len() + v.as_ref().map_or(0, |v| v.len());
             staged.writes.insert(k, v);
@@ -296,6 +301,7 @@ impl SledStore {
         let writes = std::mem::take(&mut staged.writes);
         let n = writes.len();
         staged.bytes = 0;
+        staged.memo.clear();
         self.tree
             .apply_batch(packed::batch_of(writes))
             .map_err(|e| {
@@ -375,7 +381,7 @@ impl Store for SledStore {
 
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
         let staged = self.lock();
-        let r = Pending::over(&self.tree, &self.ops, &staged.writes);
+        let r = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo);
         let Some(seq) = apply::ids(uid).get(&r, id.as_bytes())? else {
             return Ok(None);
         };

@@ -176,9 +176,25 @@ pub struct Pending<'a> {
     /// The last [`Pending::floor_key`] answer, (prefix, target, answer), until a write
     /// under its prefix: a lookup followed by an update of the same entry reads once.
     memo: std::cell::RefCell<Option<Memo>>,
+    /// The last answer found over the base and the tree alone, kept with the base for the
+    /// next change set over the same base ([`Pending::over_shared`]).
+    shared: Option<&'a SharedMemo>,
 }
 
 type Memo = (Vec<u8>, Vec<u8>, Option<(Vec<u8>, Val)>);
+
+/// A [`Pending::floor_key`] answer that outlives its change set: a read (does this item
+/// id exist?) and the change set that follows it (store the item) look up the same bucket.
+/// Its owner must [`SharedMemo::clear`] it whenever the base or the tree changes.
+#[derive(Default)]
+pub struct SharedMemo(std::cell::RefCell<Option<Memo>>);
+
+impl SharedMemo {
+    /// Forget the answer: the writes it was found over have changed.
+    pub fn clear(&mut self) {
+        *self.0.get_mut() = None;
+    }
+}
 
 impl<'a> Pending<'a> {
     /// An empty change set over `tree`.
@@ -189,6 +205,7 @@ impl<'a> Pending<'a> {
             base: None,
             writes: BTreeMap::new(),
             memo: std::cell::RefCell::new(None),
+            shared: None,
         }
     }
 
@@ -198,6 +215,31 @@ impl<'a> Pending<'a> {
             base: Some(base),
             ..Pending::new(tree, ops)
         }
+    }
+
+    /// [`Pending::over`], reading and leaving in `shared` the last bucket lookup that none
+    /// of the change set's own writes affect.
+    pub fn over_shared(
+        tree: &'a sled::Tree,
+        ops: &'a OpCounts,
+        base: &'a Writes,
+        shared: &'a SharedMemo,
+    ) -> Self {
+        Pending {
+            shared: Some(shared),
+            ..Pending::over(tree, ops, base)
+        }
+    }
+
+    /// True when the change set wrote a key starting with `prefix`.
+    fn wrote_under(&self, prefix: &[u8]) -> bool {
+        self.writes
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix))
     }
 
     /// The change set's or else the base's entry for `key` (`Some(None)`: removed), `None`
@@ -284,12 +326,25 @@ impl<'a> Pending<'a> {
         prefix: &[u8],
         target: &[u8],
     ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
-        if let Some((p, t, answer)) = &*self.memo.borrow() {
-            if p == prefix && t == target {
-                return Ok(answer.clone());
-            }
+        let hit = |m: &Option<Memo>| match m {
+            Some((p, t, answer)) if p == prefix && t == target => Some(answer.clone()),
+            _ => None,
+        };
+        if let Some(answer) = hit(&self.memo.borrow()) {
+            return Ok(answer);
         }
-        let answer = self.floor_key_uncached(prefix, target)?;
+        // The shared answer holds only while this change set has not written under it.
+        let shared = self.shared.filter(|_| !self.wrote_under(prefix));
+        let answer = match shared.and_then(|m| hit(&m.0.borrow())) {
+            Some(answer) => answer,
+            None => {
+                let answer = self.floor_key_uncached(prefix, target)?;
+                if let Some(m) = shared {
+                    *m.0.borrow_mut() = Some((prefix.to_vec(), target.to_vec(), answer.clone()));
+                }
+                answer
+            }
+        };
         *self.memo.borrow_mut() = Some((prefix.to_vec(), target.to_vec(), answer.clone()));
         Ok(answer)
     }
@@ -668,6 +723,32 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A change set never answers from the shared lookup once it has written under it, and
+    /// a later change set over the same base and tree reads the shared answer.
+    #[test]
+    fn the_shared_lookup_yields_to_the_change_sets_own_writes() {
+        let (_db, t) = tree();
+        let ops = OpCounts::default();
+        t.insert(b"m/a", &b"1"[..]).unwrap();
+        let base = Writes::new();
+        let shared = SharedMemo::default();
+        let key = |p: &Pending, target: &[u8]| p.floor_key(b"m/", target).unwrap().map(|(k, _)| k);
+        let reader = Pending::over_shared(&t, &ops, &base, &shared);
+        assert_eq!(key(&reader, b"m/z"), Some(b"m/a".to_vec()));
+        let mut p = Pending::over_shared(&t, &ops, &base, &shared);
+        p.put(b"m/q".to_vec(), b"2".to_vec());
+        assert_eq!(key(&p, b"m/z"), Some(b"m/q".to_vec()));
+        // The shared answer is still the one over the base and the tree.
+        let read_before = ops.get().0;
+        let later = Pending::over_shared(&t, &ops, &base, &shared);
+        assert_eq!(key(&later, b"m/z"), Some(b"m/a".to_vec()));
+        assert_eq!(
+            ops.get().0,
+            read_before,
+            "answered without reading the tree"
+        );
     }
 
     #[test]

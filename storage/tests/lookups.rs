@@ -6,9 +6,12 @@
 
 use proptest::prelude::*;
 use roost_nodes::{
-    BareJid, Change, ChangeSet, Item, ItemCounters, Jid, MemStore, NodeConfig, NodeRecord, Store,
+    BareJid, Change, ChangeSet, ItemCounters, MemStore, NodeConfig, NodeRecord, Store,
 };
 use roost_storage::SledStore;
+
+mod common;
+use common::item;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -37,17 +40,6 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 const UID: u64 = 7;
-
-fn item(id: &str, seq: u64) -> Item {
-    Item {
-        id: id.into(),
-        seq,
-        first_seq: None,
-        publisher: Jid::new("p@example.org/r").unwrap(),
-        published: seq,
-        payload: format!("<x>{}</x>", "y".repeat(40)),
-    }
-}
 
 fn commit(stores: (&mut MemStore, &mut SledStore), changes: Vec<Change>) {
     let cs = ChangeSet(changes);

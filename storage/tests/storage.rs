@@ -1,10 +1,11 @@
 //! Behaviour of the sled store beyond the shared contract: schema versions, corruption,
 //! whole change sets, and what the packed layout keeps on disk.
 
-use roost_nodes::{
-    BareJid, Change, ChangeSet, Item, ItemCounters, Jid, NodeConfig, NodeRecord, Store,
-};
+use roost_nodes::{BareJid, Change, ChangeSet, ItemCounters, Jid, NodeConfig, NodeRecord, Store};
 use roost_storage::{apply, codec, keys, packed, SledStore};
+
+mod common;
+use common::item;
 
 fn node(name: &str, uid: u64) -> NodeRecord {
     NodeRecord {
@@ -13,17 +14,6 @@ fn node(name: &str, uid: u64) -> NodeRecord {
         creator: BareJid::new("o@example.org").unwrap(),
         created: 1,
         config: NodeConfig::default(),
-    }
-}
-
-fn item(id: &str, seq: u64) -> Item {
-    Item {
-        id: id.into(),
-        seq,
-        first_seq: None,
-        publisher: Jid::new("p@example.org/r").unwrap(),
-        published: seq,
-        payload: format!("<x>{}</x>", "y".repeat(150)),
     }
 }
 

@@ -14,6 +14,18 @@ pub fn jid(s: &str) -> Jid {
     Jid::new(s).expect("test JID")
 }
 
+/// An item of `seq` with a 157-byte payload, as the engine would store it.
+pub fn item(id: &str, seq: u64) -> Item {
+    Item {
+        id: id.into(),
+        seq,
+        first_seq: None,
+        publisher: jid("p@example.org/r"),
+        published: seq,
+        payload: format!("<x>{}</x>", "y".repeat(150)),
+    }
+}
+
 /// Everything a store exposes: the snapshot, every item of every node (also looked up by
 /// id, counted, and paged from both ends), and the expiry index.
 #[derive(Debug, PartialEq)]

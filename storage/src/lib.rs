@@ -320,9 +320,13 @@ impl SledStore {
     /// Raw access to the tree, for tests and offline tools (e.g. to inject corruption),
     /// with everything committed applied to it. If applying fails, the tree lacks those
     /// writes and the next [`SledStore::settle`] or sync reports the failure; callers that
-    /// must know call `settle` first.
+    /// must know call `settle` first. Whoever writes through it must take it anew before
+    /// reading through the store again: that forgets the bucket lookup kept for the next
+    /// read, which the raw writes may have made stale.
     pub fn raw_tree(&self) -> &sled::Tree {
-        let _ = self.settle();
+        let mut staged = self.lock();
+        let _ = self.settle_locked(&mut staged);
+        staged.memo.clear();
         &self.tree
     }
 

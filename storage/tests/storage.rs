@@ -558,3 +558,26 @@ fn loading_many_rows_keeps_their_order_and_stops_at_the_first_failure() {
     let (r, ..) = load(&mut s, 0, 0);
     r.unwrap();
 }
+
+/// A read keeps its bucket lookup for the next one; writing through `raw_tree` (as the
+/// corruption tests do) must not be hidden by it.
+#[test]
+fn raw_writes_are_seen_by_the_next_read() {
+    let mut s = temp();
+    let mut cs = ChangeSet::default();
+    cs.push(Change::PutNode(node("n", 1)));
+    cs.push(Change::PutItem {
+        uid: 1,
+        item: item("i1", 1),
+    });
+    s.commit(&cs).unwrap();
+    s.sync().unwrap();
+    // An id that is not there: the read ends at the id index, whose bucket it remembers.
+    assert_eq!(s.item(1, "i2").unwrap(), None);
+    let bucket = first_bucket(&s, &keys::ids(1));
+    s.raw_tree().insert(bucket, &b"\x01garbage"[..]).unwrap();
+    assert!(
+        s.item(1, "i2").is_err(),
+        "the damaged id index is read, not remembered"
+    );
+}

@@ -60,7 +60,10 @@ pub fn admit(el: Element, me: &Jid) -> Admission {
         }
     }
     let parsed = match head.name.as_str() {
-        "iq" => Iq::try_from(el).map(Stanza::Iq).map_err(|e| e.to_string()),
+        "iq" => request(el)
+            .or_else(Iq::try_from)
+            .map(Stanza::Iq)
+            .map_err(|e| e.to_string()),
         "message" => Message::try_from(el)
             .map(Stanza::Message)
             .map_err(|e| e.to_string()),
@@ -75,6 +78,55 @@ pub fn admit(el: Element, me: &Jid) -> Admission {
             Admission::refused(head.refuse(me, Refusal::Malformed(e)))
         }
     }
+}
+
+/// An IQ request (`get` or `set`, one payload: checked by [`admit`]) whose attributes are
+/// only `from`, `to`, `id`, `type` and `xml:lang`, and whose text is only whitespace, as a typed [`Iq`]
+/// with the payload moved over; anything else comes back as it was, for the typed parse to
+/// read and judge.
+///
+/// Why not always the typed parse: it replays the whole element as events and builds its
+/// payload anew, a deep copy of every publish (10 % of Roost's CPU under publish load).
+/// For the requests taken here it gives the same `Iq` (tested below against it).
+#[allow(clippy::result_large_err)]
+fn request(mut el: Element) -> Result<Iq, Element> {
+    // ejabberd puts xml:lang on what it routes; the typed parse reads it and keeps nothing.
+    let lang = el
+        .attr_ns(minidom::rxml::Namespace::xml(), "lang")
+        .is_some();
+    let known = ["from", "to", "id", "type"];
+    let plain = el.attrs().len()
+        == usize::from(lang) + known.iter().filter(|a| el.attr(**a).is_some()).count()
+        && el.texts().all(|t| t.trim().is_empty());
+    let jid = |name: &str| el.attr(name).map(str::parse::<Jid>).transpose();
+    let (Ok(from), Ok(to), Some(id), true) = (jid("from"), jid("to"), el.attr("id"), plain) else {
+        return Err(el);
+    };
+    let id = id.to_owned();
+    let set = match el.attr("type") {
+        Some("get") => false,
+        Some("set") => true,
+        _ => return Err(el),
+    };
+    let Some(payload) = el.take_nodes().into_iter().find_map(|n| n.into_element()) else {
+        // Not reached (admit counted one payload); the typed parse reports it if it were.
+        return Err(el);
+    };
+    Ok(if set {
+        Iq::Set {
+            from,
+            to,
+            id,
+            payload,
+        }
+    } else {
+        Iq::Get {
+            from,
+            to,
+            id,
+            payload,
+        }
+    })
 }
 
 /// What an error reply needs of a stanza that could not be handled.
@@ -242,6 +294,54 @@ mod tests {
                 Some(DefinedCondition::BadRequest)
             );
         }
+    }
+
+    #[test]
+    fn a_plain_request_is_taken_as_the_typed_parse_takes_it() {
+        let iq = |attrs: &str, body: &str| -> Element {
+            format!("<iq xmlns='jabber:component:accept' {attrs}>{body}</iq>")
+                .parse()
+                .unwrap()
+        };
+        let attrs = "type='set' id='p1' from='alice@localhost/r' to='pubsub.localhost'";
+        let ping = "<ping xmlns='urn:xmpp:ping'/>";
+        // XEP-0060 example 99, with the whitespace a client may send around it.
+        let publish = "\n  <pubsub xmlns='http://jabber.org/protocol/pubsub'>\n    \
+                       <publish node='princely_musings'><item id='bnd81g37d61f49fgn581'>\
+                       <entry xmlns='http://www.w3.org/2005/Atom' xml:lang='en'>\
+                       <title>Soliloquy</title><summary>To be, or not to be</summary>\
+                       </entry></item></publish></pubsub>\n";
+        let disco = "<query xmlns='http://jabber.org/protocol/disco#info'/>";
+        let subscribe = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+                         <subscribe node='n' jid='a@localhost'/></pubsub>";
+        let with = |extra: &str| format!("{attrs} {extra}");
+        for el in [
+            iq(attrs, publish),
+            // As ejabberd routes it.
+            iq(&with("xml:lang='en'"), publish),
+            iq("type='get' id='d' from='bob@localhost/x'", disco),
+            iq(
+                "id='s' type='set' to='pubsub.localhost' from='localhost'",
+                subscribe,
+            ),
+        ] {
+            let fast = request(el.clone()).expect("taken");
+            assert_eq!(Some(fast), Iq::try_from(el).ok());
+        }
+        // Anything else is left to the typed parse, which reads it as before.
+        for el in [
+            iq(&with("extra='1'"), ping),
+            iq(&with("xml:space='preserve'"), ping),
+            iq(attrs, &format!("text{ping}")),
+            iq("type='get' id='x' from='@@'", ping),
+            iq("type='get' from='a@localhost/r'", ping),
+            iq("type='result' id='r' from='a@localhost/r'", ping),
+        ] {
+            let back = request(el.clone()).expect_err("left to the typed parse");
+            assert_eq!(back, el);
+        }
+        let bad_from = iq("type='get' id='x' from='@@'", ping);
+        assert!(matches!(admit(bad_from, &me()), Admission::Drop));
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Outbox {
                 Some(Outgoing::Stanza(_)) => {
                     if let Some(Outgoing::Stanza(st)) = self.queue.pop_front() {
                         trace!(stanza = ?st, "out");
-                        if let Err(e) = enc.encode(&st, buf) {
+                        if let Err(e) = enc.encode_stanza(&st, buf) {
                             error!("stanza not sent, it cannot be serialized: {e}");
                         }
                     }

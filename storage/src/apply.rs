@@ -18,7 +18,7 @@ pub const AFF_BUCKET: usize = 2048;
 
 /// A node's items, by seq.
 pub fn items(uid: u64) -> Map {
-    Map::new(keys::items(uid), ITEM_BUCKET)
+    Map::appending(keys::items(uid), ITEM_BUCKET)
 }
 
 /// A node's item id index: id → seq.

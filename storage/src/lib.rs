@@ -127,6 +127,9 @@ struct Staged {
     /// set; cleared whenever either changes. A publish asks whether its item id exists,
     /// then stores the item: both look up the same bucket of the id index.
     memo: packed::SharedMemo,
+    /// The last bucket of each node's items that was appended to lately, over `writes` and
+    /// the tree: a publish appends, and finds its bucket with a point read.
+    tails: packed::Tails,
 }
 
 /// Staged writes beyond this many bytes are applied at once rather than at the next sync,
@@ -268,13 +271,17 @@ impl SledStore {
             return Ok(());
         }
         let mut staged = self.lock();
-        let mut p = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo);
+        let mut p = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo)
+            .with_tails(&staged.tails);
         for c in &changes.0 {
             apply::apply(&mut p, c)?;
         }
         self.ops.write(p.len() as u64);
         let mine = p.into_writes();
         staged.memo.clear();
+        for (k, v) in &mine {
+            staged.tails.wrote(k, v.is_some());
+        }
         for (k, v) in mine {
             staged.bytes += k.len() + v.as_ref().map_or(0, |v| v.len());
             staged.writes.insert(k, v);
@@ -306,6 +313,7 @@ impl SledStore {
             .apply_batch(packed::batch_of(writes))
             .map_err(|e| {
                 let why = format!("sled: {e} (while applying {n} committed writes)");
+                staged.tails.clear();
                 staged.lost = Some(why.clone());
                 StoreError(why)
             })
@@ -327,6 +335,7 @@ impl SledStore {
         let mut staged = self.lock();
         let _ = self.settle_locked(&mut staged);
         staged.memo.clear();
+        staged.tails.clear();
         &self.tree
     }
 

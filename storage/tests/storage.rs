@@ -581,3 +581,31 @@ fn raw_writes_are_seen_by_the_next_read() {
         "the damaged id index is read, not remembered"
     );
 }
+
+#[test]
+fn a_raw_bucket_written_after_the_last_one_is_appended_to_next() {
+    let mut s = temp();
+    let publish = |s: &mut SledStore, seq: u64| {
+        let mut cs = ChangeSet::default();
+        cs.push(Change::PutItem {
+            uid: 1,
+            item: item(&format!("i{seq}"), seq),
+        });
+        s.commit(&cs).unwrap();
+        s.sync().unwrap();
+    };
+    let mut cs = ChangeSet::default();
+    cs.push(Change::PutNode(node("n", 1)));
+    s.commit(&cs).unwrap();
+    // The store learns the last bucket of the node's items.
+    publish(&mut s, 1);
+    // A tool writes a bucket after it.
+    let mut bucket = packed::new_bucket();
+    packed::put_entry(&mut bucket, &keys::seq(5), &codec::item(&item("i5", 5)));
+    let mut key = keys::items(1);
+    key.extend_from_slice(&keys::seq(5));
+    s.raw_tree().insert(key, bucket).unwrap();
+    // The next item goes after it, where reads look for it.
+    publish(&mut s, 6);
+    assert_eq!(s.item(1, "i6").unwrap().map(|i| i.seq), Some(6));
+}

@@ -51,7 +51,14 @@ const UIDS: [u64; 2] = [7, 8];
 
 fn retract(mem: &mut MemStore, sled: &mut SledStore, uid: u64, id: &str) {
     if let Some(o) = mem.item(uid, id).unwrap() {
-        commit((mem, sled), vec![Change::DeleteItem { uid, id: o.id, seq: o.seq }]);
+        commit(
+            (mem, sled),
+            vec![Change::DeleteItem {
+                uid,
+                id: o.id,
+                seq: o.seq,
+            }],
+        );
     }
 }
 

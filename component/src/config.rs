@@ -58,6 +58,11 @@ pub struct Cli {
     /// what durability costs: acknowledged changes may then be lost in a crash.
     #[arg(long, env = "ROOST_DURABLE", value_name = "BOOL")]
     pub durable: Option<bool>,
+    /// When requests come back to back (a batch starts within twice this of the last sync),
+    /// wait up to this long from its first request for more before syncing, so that they
+    /// share the flush; 0 turns it off, at most 10000 [default: 500].
+    #[arg(long, env = "ROOST_GROUP_COMMIT_WAIT_US", value_name = "MICROS")]
+    pub group_commit_wait_us: Option<u64>,
     /// JIDs that are owners of every node (comma-separated).
     #[arg(
         long,
@@ -151,6 +156,7 @@ struct FileConfig {
     log: Option<String>,
     keepalive: Option<u64>,
     durable: Option<bool>,
+    group_commit_wait_us: Option<u64>,
     admins: Option<Vec<String>>,
     create_nodes: Option<String>,
     max_items_per_node: Option<u64>,
@@ -187,6 +193,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// Flush before acknowledging.
     pub durable: bool,
+    /// How long a batch that follows the last sync closely gathers requests (zero: never).
+    pub group_commit_wait: Duration,
     /// What the engine enforces.
     pub policy: Policy,
     /// What one stanza read from the link may be.
@@ -332,6 +340,14 @@ impl Config {
             policy.max_payload_size,
         )?;
 
+        let group_commit_wait = pick!(group_commit_wait_us).unwrap_or(500);
+        if group_commit_wait > 10_000 {
+            return Err(bad(
+                "group_commit_wait_us",
+                format!("{group_commit_wait} is more than 10000 (10 ms): every request under load would wait that long"),
+            ));
+        }
+
         let rate_limit = match pick!(rate_limit).unwrap_or(10_000) {
             0 => None,
             per_sec => {
@@ -383,6 +399,7 @@ impl Config {
             log: pick!(log).unwrap_or_else(|| "info".to_owned()),
             keepalive: Duration::from_secs(keepalive),
             durable: pick!(durable).unwrap_or(true),
+            group_commit_wait: Duration::from_micros(group_commit_wait),
             policy,
             limits,
             rate_limit,
@@ -571,6 +588,21 @@ mod tests {
         let mut zero_burst = base.to_vec();
         zero_burst.extend(["--rate-burst", "0"]);
         assert!(Config::resolve(cli(&zero_burst)).is_err());
+    }
+
+    #[test]
+    fn group_commit_wait_defaults_off_and_bounded() {
+        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
+        let wait = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend(extra);
+            Config::resolve(cli(&args)).map(|c| c.group_commit_wait)
+        };
+        assert_eq!(wait(&[]).unwrap(), Duration::from_micros(500));
+        let off = ["--group-commit-wait-us", "0"];
+        assert_eq!(wait(&off).unwrap(), Duration::ZERO);
+        let e = wait(&["--group-commit-wait-us", "10001"]).unwrap_err();
+        assert!(e.0.contains("group_commit_wait_us"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ("keepalive", old.keepalive != new.keepalive),
         ("durable", old.durable != new.durable),
         (
+            "group_commit_wait_us",
+            old.group_commit_wait != new.group_commit_wait,
+        ),
+        (
             "relays",
             old.relays
                 .iter()

@@ -116,6 +116,7 @@ pub async fn run<S: Store>(
             &mut writer,
             roost,
             outbox,
+            cfg.group_commit_wait,
             &mut shutdown,
             &mut reload,
         )
@@ -239,10 +240,12 @@ async fn serve<S: Store>(
     writer: &mut LinkWriter,
     roost: &mut Roost<S>,
     mut out: Outbox,
+    gather_for: Duration,
     shutdown: &mut watch::Receiver<bool>,
     reload: &mut watch::Receiver<Arc<Config>>,
 ) -> SessionEnd {
     let mut stats = BatchStats::default();
+    let mut last_sync: Option<std::time::Instant> = None;
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -265,15 +268,37 @@ async fn serve<S: Store>(
         let mut end = None;
         let mut pending = first;
         let mut handled = 0;
-        while let Some(next) = pending.take() {
-            if let Some(e) = step(roost, next, &mut out) {
-                end = Some(e);
+        // Group commit across arrivals: a batch that starts within twice the wait of the
+        // last sync means requests are coming back to back; waiting a little for the next
+        // ones lets them share the sync, which costs the same whatever it carries (mostly
+        // sled's log write and its pool's wake-ups). At moderate load batches are further
+        // apart and nothing waits.
+        let gather = !gather_for.is_zero()
+            && last_sync.is_some_and(|t: std::time::Instant| t0 - t < gather_for * 2);
+        let deadline = tokio::time::Instant::from_std(t0) + gather_for;
+        loop {
+            while let Some(next) = pending.take() {
+                if let Some(e) = step(roost, next, &mut out) {
+                    end = Some(e);
+                    break;
+                }
+                handled += 1;
+                if handled < MAX_BATCH {
+                    // Only what is already buffered: never wait here.
+                    pending = link.next().now_or_never();
+                }
+            }
+            if !gather
+                || end.is_some()
+                || handled >= MAX_BATCH
+                || roost.is_degraded()
+                || !roost.service_mut().store().sync_pending()
+            {
                 break;
             }
-            handled += 1;
-            if handled < MAX_BATCH {
-                // Only what is already buffered: never wait here.
-                pending = link.next().now_or_never();
+            match tokio::time::timeout_at(deadline, link.next()).await {
+                Ok(next) => pending = Some(next),
+                Err(_) => break,
             }
         }
         let t1 = std::time::Instant::now();
@@ -282,6 +307,7 @@ async fn serve<S: Store>(
             Ok(())
         } else {
             let r = roost.service_mut().store_mut().sync();
+            last_sync = Some(std::time::Instant::now());
             if handled > 0 {
                 let m = roost.metrics();
                 m.sync_seconds.observe(t1.elapsed().as_secs_f64());

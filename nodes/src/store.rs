@@ -159,6 +159,13 @@ pub trait Store {
         Ok(())
     }
 
+    /// True when [`Store::sync`] would now wait for the disk: something was committed since
+    /// the last one, and the store flushes. The service loop may gather more requests into
+    /// such a sync (group commit); a store that never waits says false.
+    fn sync_pending(&self) -> bool {
+        false
+    }
+
     /// One item by id.
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError>;
 

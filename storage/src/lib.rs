@@ -382,6 +382,10 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn sync_pending(&self) -> bool {
+        self.dirty && self.durable
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         self.settle()?;
         // A flush with nothing new still costs an fsync; skip it for read-only batches.

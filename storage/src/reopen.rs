@@ -92,6 +92,10 @@ impl Store for Reopenable {
         self.dirty |= !changes.is_empty();
         Ok(())
     }
+    fn sync_pending(&self) -> bool {
+        self.dirty && self.log.is_some()
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         self.get_mut()?.sync()?;
         if std::mem::take(&mut self.dirty) {

@@ -329,6 +329,17 @@ impl<'a> Pending<'a> {
             },
             None => None,
         };
+        Ok(self.floor_over(prefix, target, below))
+    }
+
+    /// The greater of `below` (found in the tree, or the tree and the base) and the last
+    /// live key with `prefix` not above `target` in the change set and the base.
+    fn floor_over(
+        &self,
+        prefix: &[u8],
+        target: &[u8],
+        below: Option<(Vec<u8>, Val)>,
+    ) -> Option<(Vec<u8>, Val)> {
         let mine = self.overlay_first(
             (
                 std::ops::Bound::Included(prefix),
@@ -337,10 +348,10 @@ impl<'a> Pending<'a> {
             true,
             |_| false,
         );
-        Ok(match (below, mine) {
+        match (below, mine) {
             (Some(b), Some(m)) => Some(if b.0 > m.0 { b } else { m }),
             (b, m) => b.or(m),
-        })
+        }
     }
 
     /// The greatest live key under `prefix` in the base and the tree (not this change set).
@@ -500,18 +511,7 @@ impl<'a> Pending<'a> {
                 break;
             }
         }
-        let mine = self.overlay_first(
-            (
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Included(target),
-            ),
-            true,
-            |_| false,
-        );
-        Ok(match (from_tree, mine) {
-            (Some(t), Some(m)) => Some(if t.0 > m.0 { t } else { m }),
-            (t, m) => t.or(m),
-        })
+        Ok(self.floor_over(prefix, target, from_tree))
     }
 
     /// The live key with `prefix` that is smallest at or above `from`.

@@ -478,6 +478,13 @@ mod tests {
         Cli::try_parse_from(v).unwrap()
     }
 
+    /// The least a command line needs (a JID and a secret) plus `extra`, resolved.
+    fn resolve_with(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut args = vec!["--jid", "pubsub.localhost", "--secret", "s"];
+        args.extend_from_slice(extra);
+        Config::resolve(cli(&args))
+    }
+
     #[test]
     fn issue_form_works() {
         let c = Config::resolve(cli(&[
@@ -529,18 +536,14 @@ mod tests {
         assert_eq!(c.policy.filter_limits.max_predicates, 4);
         let c = Config::resolve(cli(&["--config", path, "--max-filter-predicates", "9"])).unwrap();
         assert_eq!(c.policy.filter_limits.max_predicates, 9);
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        let c = Config::resolve(cli(&base)).unwrap();
+        let c = resolve_with(&[]).unwrap();
         assert_eq!(c.policy.filter_limits.max_len, 1024);
-        let mut zero = base.to_vec();
-        zero.extend(["--max-filter-length", "0"]);
-        assert!(Config::resolve(cli(&zero)).is_err());
+        assert!(resolve_with(&["--max-filter-length", "0"]).is_err());
     }
 
     #[test]
     fn hierarchy_and_max_children() {
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        let c = Config::resolve(cli(&base)).unwrap();
+        let c = resolve_with(&[]).unwrap();
         assert_eq!(c.policy.hierarchy, None);
         assert_eq!(c.policy.max_children, 10_000);
         let dir = tempfile::tempdir().unwrap();
@@ -553,12 +556,11 @@ mod tests {
         let c = Config::resolve(cli(&["--config", p.to_str().unwrap()])).unwrap();
         assert_eq!(c.policy.hierarchy.as_deref(), Some("/"));
         assert_eq!(c.policy.max_children, 5);
-        let mut empty = base.to_vec();
-        empty.extend(["--hierarchy", ""]);
-        assert_eq!(Config::resolve(cli(&empty)).unwrap().policy.hierarchy, None);
-        let mut zero = base.to_vec();
-        zero.extend(["--max-children", "0"]);
-        assert!(Config::resolve(cli(&zero)).is_err());
+        assert_eq!(
+            resolve_with(&["--hierarchy", ""]).unwrap().policy.hierarchy,
+            None
+        );
+        assert!(resolve_with(&["--max-children", "0"]).is_err());
     }
 
     #[test]
@@ -573,8 +575,7 @@ mod tests {
 
     #[test]
     fn rate_limit_defaults_and_off() {
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        let c = Config::resolve(cli(&base)).unwrap();
+        let c = resolve_with(&[]).unwrap();
         assert_eq!(
             c.rate_limit,
             Some(RateLimit {
@@ -582,22 +583,16 @@ mod tests {
                 burst: 20_000.0
             })
         );
-        let mut off = base.to_vec();
-        off.extend(["--rate-limit", "0"]);
-        assert_eq!(Config::resolve(cli(&off)).unwrap().rate_limit, None);
-        let mut zero_burst = base.to_vec();
-        zero_burst.extend(["--rate-burst", "0"]);
-        assert!(Config::resolve(cli(&zero_burst)).is_err());
+        assert_eq!(
+            resolve_with(&["--rate-limit", "0"]).unwrap().rate_limit,
+            None
+        );
+        assert!(resolve_with(&["--rate-burst", "0"]).is_err());
     }
 
     #[test]
-    fn group_commit_wait_defaults_off_and_bounded() {
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        let wait = |extra: &[&str]| {
-            let mut args = base.to_vec();
-            args.extend(extra);
-            Config::resolve(cli(&args)).map(|c| c.group_commit_wait)
-        };
+    fn group_commit_wait_defaults_to_500us_and_is_bounded() {
+        let wait = |extra: &[&str]| resolve_with(extra).map(|c| c.group_commit_wait);
         assert_eq!(wait(&[]).unwrap(), Duration::from_micros(500));
         let off = ["--group-commit-wait-us", "0"];
         assert_eq!(wait(&off).unwrap(), Duration::ZERO);
@@ -647,16 +642,11 @@ mod tests {
 
     #[test]
     fn stanza_limits_default_and_follow_the_payload_cap() {
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        let with = |extra: &[&str]| {
-            let mut a = base.to_vec();
-            a.extend_from_slice(extra);
-            Config::resolve(cli(&a))
-        };
-        assert_eq!(with(&[]).unwrap().limits, StanzaLimits::default());
-        let big = with(&["--max-payload-size", "4000000"]).unwrap();
+        assert_eq!(resolve_with(&[]).unwrap().limits, StanzaLimits::default());
+        let big = resolve_with(&["--max-payload-size", "4000000"]).unwrap();
         assert_eq!(big.limits.max_bytes, 8_000_000);
-        let set = with(&["--max-stanza-size", "300000", "--max-stanza-depth", "16"]).unwrap();
+        let set =
+            resolve_with(&["--max-stanza-size", "300000", "--max-stanza-depth", "16"]).unwrap();
         assert_eq!(
             set.limits,
             StanzaLimits {
@@ -669,22 +659,17 @@ mod tests {
             (&["--max-stanza-depth", "0"][..], "max_stanza_depth"),
             (&["--max-stanza-depth", "5000"][..], "max_stanza_depth"),
         ] {
-            let e = with(extra).unwrap_err();
+            let e = resolve_with(extra).unwrap_err();
             assert!(e.0.contains(field), "{e}");
         }
     }
 
     #[test]
     fn metrics_listen_is_off_by_default_and_checked() {
-        let base = ["--jid", "pubsub.localhost", "--secret", "s"];
-        assert_eq!(Config::resolve(cli(&base)).unwrap().metrics_listen, None);
-        let mut on = base.to_vec();
-        on.extend(["--metrics-listen", "127.0.0.1:9100"]);
-        let c = Config::resolve(cli(&on)).unwrap();
+        assert_eq!(resolve_with(&[]).unwrap().metrics_listen, None);
+        let c = resolve_with(&["--metrics-listen", "127.0.0.1:9100"]).unwrap();
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
-        let mut bad = base.to_vec();
-        bad.extend(["--metrics-listen", "localhost"]);
-        let e = Config::resolve(cli(&bad)).unwrap_err();
+        let e = resolve_with(&["--metrics-listen", "localhost"]).unwrap_err();
         assert!(e.0.contains("metrics_listen"), "{e}");
     }
 

@@ -271,8 +271,8 @@ async fn serve<S: Store>(
         // Group commit across arrivals: a batch that starts within twice the wait of the
         // last sync means requests are coming back to back; waiting a little for the next
         // ones lets them share the sync, which costs the same whatever it carries (mostly
-        // sled's log write and its pool's wake-ups). At moderate load batches are further
-        // apart and nothing waits.
+        // sled's two log writes per batch and the kernel's work around them, see
+        // docs/benchmarks.md). At moderate load batches are further apart and nothing waits.
         let gather = !gather_for.is_zero()
             && last_sync.is_some_and(|t: std::time::Instant| t0 - t < gather_for * 2);
         let deadline = tokio::time::Instant::from_std(t0) + gather_for;

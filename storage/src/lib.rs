@@ -389,7 +389,7 @@ impl Store for SledStore {
     fn sync(&mut self) -> Result<(), StoreError> {
         self.settle()?;
         // A flush with nothing new still costs an fsync; skip it for read-only batches.
-        if self.dirty && self.durable {
+        if self.sync_pending() {
             self.flush()?;
         }
         self.dirty = false;

@@ -92,6 +92,7 @@ impl Store for Reopenable {
         self.dirty |= !changes.is_empty();
         Ok(())
     }
+
     fn sync_pending(&self) -> bool {
         self.dirty && self.log.is_some()
     }

@@ -199,7 +199,7 @@ fn trim(p: &mut Pending, uid: u64, keep: u64) -> Result<(), StoreError> {
         return Ok(());
     };
     let map = items(uid);
-    let mut bucket = match map.bucket_of(p, &keys::seq(h.floor))? {
+    let mut bucket = match map.floor_bucket(p, &keys::seq(h.floor))? {
         Some(b) => Some(b),
         None => map.bucket_from(p, &map.prefix)?,
     };
@@ -224,6 +224,7 @@ fn trim(p: &mut Pending, uid: u64, keep: u64) -> Result<(), StoreError> {
             }
         }
         if new_floor.is_some() {
+            map.note_floor(p, &bkey);
             break;
         }
         // Every entry of this bucket is now below the floor.

@@ -2,8 +2,9 @@
 //! store the item), on sled and on the in-memory store: every answer the same. The sled
 //! store keeps the last bucket lookup from one to the next while nothing changed in
 //! between (`packed::SharedMemo`), and the last bucket of each node's items
-//! (`packed::Tails`); this checks that it never answers from a stale one, across bucket
-//! splits, deletions, trims, purges and syncs, on two nodes side by side.
+//! (`packed::Tails`) and where its floor was; this checks that it never answers from a
+//! stale one, across bucket splits, deletions, trims, purges and syncs, on two nodes side
+//! by side.
 
 use proptest::prelude::*;
 use roost_nodes::{
@@ -18,6 +19,9 @@ use common::item;
 enum Op {
     /// Publish under this id (on node 0 or 1): replaces the item holding it, if any.
     Publish(usize, u16),
+    /// Publish and keep the newest 30 in the same change set, as a node full at its
+    /// `max_items` does: the floor moves up one item at a time, across buckets.
+    PublishTrimmed(usize, u16),
     Get(usize, u16),
     Retract(usize, u16),
     /// Retract the newest item: empties the last bucket when it held only that one.
@@ -36,7 +40,8 @@ fn id() -> impl Strategy<Value = u16> {
 fn op() -> impl Strategy<Value = Op> {
     let node = || prop_oneof![3 => Just(0usize), 1 => Just(1usize)];
     prop_oneof![
-        12 => (node(), id()).prop_map(|(n, i)| Op::Publish(n, i)),
+        8 => (node(), id()).prop_map(|(n, i)| Op::Publish(n, i)),
+        8 => (node(), id()).prop_map(|(n, i)| Op::PublishTrimmed(n, i)),
         6 => (node(), id()).prop_map(|(n, i)| Op::Get(n, i)),
         4 => (node(), id()).prop_map(|(n, i)| Op::Retract(n, i)),
         2 => node().prop_map(Op::RetractNewest),
@@ -92,7 +97,7 @@ proptest! {
         let mut newest: [Option<String>; 2] = [None, None];
         for op in ops {
             match op {
-                Op::Publish(n, i) => {
+                Op::Publish(n, i) | Op::PublishTrimmed(n, i) => {
                     let (uid, id) = (UIDS[n], format!("i{i}"));
                     let old = mem.item(uid, &id).unwrap();
                     prop_assert_eq!(&sled.item(uid, &id).unwrap(), &old);
@@ -102,6 +107,9 @@ proptest! {
                         changes.push(Change::DeleteItem { uid, id: o.id, seq: o.seq });
                     }
                     changes.push(Change::PutItem { uid, item: item(&id, seq) });
+                    if matches!(op, Op::PublishTrimmed(..)) {
+                        changes.push(Change::TrimItems { uid, keep: 30 });
+                    }
                     commit((&mut mem, &mut sled), changes);
                     newest[n] = Some(id);
                 }

@@ -540,6 +540,21 @@ impl Map {
         }
     }
 
+    /// [`Map::bucket_of`] for the floor of a map trimmed from its start, which only moves
+    /// up: tries the bucket noted by [`Map::note_floor`] first.
+    pub fn floor_bucket(
+        &self,
+        p: &Pending,
+        k: &[u8],
+    ) -> Result<Option<(Vec<u8>, Val)>, StoreError> {
+        p.floor_key_hinted(&self.prefix, &self.key_of(k))
+    }
+
+    /// Notes sled key `bucket` as the bucket that holds the floor now.
+    pub fn note_floor(&self, p: &Pending, bucket: &[u8]) {
+        p.note_floor(&self.prefix, bucket);
+    }
+
     /// The first bucket at or after sled key `from` (which must start with the prefix).
     pub fn bucket_from(
         &self,

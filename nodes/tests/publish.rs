@@ -54,13 +54,17 @@ fn s7_1_2_publish_without_id_generates_unique_ids() {
             ..Default::default()
         },
     );
-    let mut ids = std::collections::BTreeSet::new();
+    let mut ids = Vec::new();
     for _ in 0..30 {
         match publish(&mut svc, OWNER, "", "<x/>").reply {
-            Reply::Published { id, .. } => assert!(!id.is_empty() && ids.insert(id)),
+            Reply::Published { id, .. } => ids.push(id),
             r => panic!("{r:?}"),
         }
     }
+    // Each greater than the one before: unique, and a node's id index (sorted by id) takes
+    // every generated id at its end, where the store finds its place without a search.
+    assert!(!ids[0].is_empty());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     assert_eq!(item_ids(&mut svc).len(), 30);
 }
 

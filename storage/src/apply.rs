@@ -21,9 +21,9 @@ pub fn items(uid: u64) -> Map {
     Map::appending(keys::items(uid), ITEM_BUCKET)
 }
 
-/// A node's item id index: id → seq.
+/// A node's item id index: id → seq. Appending: the ids the engine generates grow.
 pub fn ids(uid: u64) -> Map {
-    Map::new(keys::ids(uid), ID_BUCKET)
+    Map::appending(keys::ids(uid), ID_BUCKET)
 }
 
 /// A node's subscriptions, by subid.

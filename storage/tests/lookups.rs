@@ -22,6 +22,9 @@ enum Op {
     /// Publish and keep the newest 30 in the same change set, as a node full at its
     /// `max_items` does: the floor moves up one item at a time, across buckets.
     PublishTrimmed(usize, u16),
+    /// [`Op::PublishTrimmed`] under an id greater than any before, as generated ids are:
+    /// the id index grows at its end.
+    PublishFresh(usize),
     Get(usize, u16),
     Retract(usize, u16),
     /// Retract the newest item: empties the last bucket when it held only that one.
@@ -42,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (node(), id()).prop_map(|(n, i)| Op::Publish(n, i)),
         8 => (node(), id()).prop_map(|(n, i)| Op::PublishTrimmed(n, i)),
+        6 => node().prop_map(Op::PublishFresh),
         6 => (node(), id()).prop_map(|(n, i)| Op::Get(n, i)),
         4 => (node(), id()).prop_map(|(n, i)| Op::Retract(n, i)),
         2 => node().prop_map(Op::RetractNewest),
@@ -97,8 +101,12 @@ proptest! {
         let mut newest: [Option<String>; 2] = [None, None];
         for op in ops {
             match op {
-                Op::Publish(n, i) | Op::PublishTrimmed(n, i) => {
-                    let (uid, id) = (UIDS[n], format!("i{i}"));
+                Op::Publish(n, _) | Op::PublishTrimmed(n, _) | Op::PublishFresh(n) => {
+                    let id = match op {
+                        Op::Publish(_, i) | Op::PublishTrimmed(_, i) => format!("i{i}"),
+                        _ => format!("z{:08}", seq + 1),
+                    };
+                    let uid = UIDS[n];
                     let old = mem.item(uid, &id).unwrap();
                     prop_assert_eq!(&sled.item(uid, &id).unwrap(), &old);
                     seq += 1;
@@ -107,7 +115,7 @@ proptest! {
                         changes.push(Change::DeleteItem { uid, id: o.id, seq: o.seq });
                     }
                     changes.push(Change::PutItem { uid, item: item(&id, seq) });
-                    if matches!(op, Op::PublishTrimmed(..)) {
+                    if matches!(op, Op::PublishTrimmed(..) | Op::PublishFresh(_)) {
                         changes.push(Change::TrimItems { uid, keep: 30 });
                     }
                     commit((&mut mem, &mut sled), changes);

@@ -46,7 +46,7 @@ impl<S: Store> Service<S> {
         let (id, fresh) = match id {
             Some(id) => (id, false),
             None => loop {
-                let id = self.fresh(now);
+                let id = self.fresh_item_id(now);
                 if self.store.item(uid, &id)?.is_none() {
                     break (id, true);
                 }

@@ -57,6 +57,16 @@ impl<S: Store> Service<S> {
         format_subid(self.fresh_num(now))
     }
 
+    /// An id for a new item. It grows with time (milliseconds, then a counter), so that a
+    /// node's id index takes it at its end as its items take their seqs, and the store
+    /// finds its place without a search. A client may have used it already: it is still
+    /// checked on use.
+    pub(super) fn fresh_item_id(&self, now: Millis) -> String {
+        let c = self.counter.get().wrapping_add(1);
+        self.counter.set(c);
+        format!("{:016x}", (now << 20) | (c & 0xF_FFFF))
+    }
+
     /// [`Service::fresh`] as the number it spells.
     fn fresh_num(&self, now: Millis) -> u64 {
         let c = self.counter.get().wrapping_add(1);

@@ -4,10 +4,10 @@ use super::{sled_err, Pending, Val};
 use roost_nodes::StoreError;
 use std::collections::BTreeMap;
 
-/// The greatest bucket key of maps that grow at their end (a node's items: seqs only grow),
-/// over the tree and the base of writes staged on it, so that finding the bucket of an
-/// appended entry is one point read instead of a reverse range over sled (which clones a
-/// leaf at its first step). Learnt on a map's first append, then kept up to date by its
+/// The greatest bucket key of maps that grow at their end (a node's items: seqs only grow;
+/// its id index: generated ids grow), over the tree and the base of writes staged on it, so
+/// that finding the bucket of an appended entry is one point read instead of a reverse
+/// range over sled (which clones a leaf at its first step). Learnt on a map's first append, then kept up to date by its
 /// owner, who must report every write it adds to the base ([`Tails::wrote`]) and
 /// [`Tails::clear`] it whenever the tree changes otherwise. The prefixes of the maps it
 /// knows must never be prefixes of one another (a map kind's prefixes are of one length).
@@ -202,7 +202,11 @@ mod tests {
         p.note_floor(b"m/", b"m/b");
         let reads = ops.get().0;
         assert_eq!(floor(b"m/c"), Some(b"m/b".to_vec()));
-        assert_eq!(ops.get().0, reads + 1, "the noted bucket holds the target: one point read");
+        assert_eq!(
+            ops.get().0,
+            reads + 1,
+            "the noted bucket holds the target: one point read"
+        );
         // The noted bucket ends below the target, and "m/f" starts between: not the hint.
         assert_eq!(floor(b"m/g"), Some(b"m/f".to_vec()));
         // Between the noted bucket's last entry and the next bucket: still the noted one.

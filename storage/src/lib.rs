@@ -398,7 +398,9 @@ impl Store for SledStore {
 
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
         let staged = self.lock();
-        let r = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo);
+        // With the tails: a generated id is looked up at the end of the index.
+        let r = Pending::over_shared(&self.tree, &self.ops, &staged.writes, &staged.memo)
+            .with_tails(&staged.tails);
         let Some(seq) = apply::ids(uid).get(&r, id.as_bytes())? else {
             return Ok(None);
         };

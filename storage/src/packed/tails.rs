@@ -7,16 +7,19 @@ use std::collections::BTreeMap;
 /// The greatest bucket key of maps that grow at their end (a node's items: seqs only grow;
 /// its id index: generated ids grow), over the tree and the base of writes staged on it, so
 /// that finding the bucket of an appended entry is one point read instead of a reverse
-/// range over sled (which clones a leaf at its first step). Learnt on a map's first append, then kept up to date by its
-/// owner, who must report every write it adds to the base ([`Tails::wrote`]) and
-/// [`Tails::clear`] it whenever the tree changes otherwise. The prefixes of the maps it
-/// knows must never be prefixes of one another (a map kind's prefixes are of one length).
+/// range over sled (which clones a leaf at its first step). Learnt on a map's first append,
+/// then kept up to date by its owner, who must report every write it adds to the base
+/// ([`Tails::wrote`]) and [`Tails::clear`] it whenever the tree changes otherwise. The
+/// prefixes of the maps it knows must never be prefixes of one another (a map kind's
+/// prefixes are of one length).
 ///
 /// It also remembers where such a map's floor was ([`Pending::floor_key_hinted`]): a hint
 /// that is checked on every use, so it needs no reports.
 #[derive(Default)]
 pub struct Tails {
+    /// Map prefix → its greatest bucket key (`None`: the map is empty).
     ends: std::cell::RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Map prefix → the bucket that held its floor at the last trim.
     floors: std::cell::RefCell<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 

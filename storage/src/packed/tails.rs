@@ -141,13 +141,16 @@ impl<'a> Pending<'a> {
     /// Notes `bucket` as where the floor of the map under `prefix` is now (a hint for the
     /// next [`Pending::floor_key_hinted`]).
     pub fn note_floor(&self, prefix: &[u8], bucket: &[u8]) {
-        if let Some(tails) = self.tails {
-            let mut map = tails.floors.borrow_mut();
-            if map.len() >= TAILS_MAX {
-                map.clear();
-            }
-            map.insert(prefix.to_vec(), bucket.to_vec());
+        let Some(tails) = self.tails else { return };
+        let mut map = tails.floors.borrow_mut();
+        // Most trims leave the floor in the bucket it was in: nothing to copy then.
+        if map.get(prefix).is_some_and(|b| b.as_slice() == bucket) {
+            return;
         }
+        if map.len() >= TAILS_MAX {
+            map.clear();
+        }
+        map.insert(prefix.to_vec(), bucket.to_vec());
     }
 
     /// The greatest live key under `prefix` in the base and the tree (not this change set).

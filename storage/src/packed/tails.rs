@@ -26,6 +26,15 @@ pub struct Tails {
 /// How many maps [`Tails`] knows before it starts again: one entry per node published to.
 const TAILS_MAX: usize = 1 << 16;
 
+/// Remembers `value` for the map under `prefix`, forgetting every map first when
+/// [`TAILS_MAX`] are known.
+fn remember<V>(map: &mut BTreeMap<Vec<u8>, V>, prefix: &[u8], value: V) {
+    if map.len() >= TAILS_MAX {
+        map.clear();
+    }
+    map.insert(prefix.to_vec(), value);
+}
+
 impl Tails {
     /// Forget every tail: the tree changed under them.
     pub fn clear(&mut self) {
@@ -83,11 +92,7 @@ impl<'a> Pending<'a> {
             Some(tail) => tail,
             None => {
                 let tail = self.last_under(prefix)?;
-                let mut map = tails.ends.borrow_mut();
-                if map.len() >= TAILS_MAX {
-                    map.clear();
-                }
-                map.insert(prefix.to_vec(), tail.clone());
+                remember(&mut tails.ends.borrow_mut(), prefix, tail.clone());
                 tail
             }
         };
@@ -147,10 +152,7 @@ impl<'a> Pending<'a> {
         if map.get(prefix).is_some_and(|b| b.as_slice() == bucket) {
             return;
         }
-        if map.len() >= TAILS_MAX {
-            map.clear();
-        }
-        map.insert(prefix.to_vec(), bucket.to_vec());
+        remember(&mut map, prefix, bucket.to_vec());
     }
 
     /// The greatest live key under `prefix` in the base and the tree (not this change set).

@@ -82,10 +82,14 @@ need_pkg() {
     local bin=$1 pkg=$2
     if ! command -v "$bin" >/dev/null 2>&1 && [ ! -e "$bin" ]; then
         log "$bin missing; installing $pkg"
-        if [ "$(id -u)" = 0 ]; then
-            DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >&2
-        else
-            sudo DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >&2
-        fi
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        # A fresh machine may have no package lists yet: fetch them once and try again.
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >&2 ||
+            { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >&2; }
     fi
 }
+
+# need_build_tools: what building Roost needs besides the Rust toolchain. The `roost`
+# binary's allocator (tikv-jemallocator, component/Cargo.toml) builds jemalloc with make.
+need_build_tools() { need_pkg make make; }

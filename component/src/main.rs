@@ -10,6 +10,11 @@ use std::process::ExitCode;
 use tokio::sync::watch;
 use tracing::{error, info};
 
+// Why jemalloc: see the `jemalloc` feature in Cargo.toml.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let mut cli = config::Cli::parse();
     if let Some(tool) = cli.tool.take() {

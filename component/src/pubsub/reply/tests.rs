@@ -117,6 +117,15 @@ fn example_99_published() {
         .parse()
         .unwrap();
     assert_eq!(e, strip(expected));
+    // Built by hand: clients that read it with the typed schema get the item id.
+    let Ok(PubSub::Publish { publish, .. }) = PubSub::try_from(e) else {
+        panic!("not a typed publish result");
+    };
+    assert_eq!(publish.node.0, "princely_musings");
+    assert_eq!(
+        publish.items[0].id.as_ref().map(|i| i.0.as_str()),
+        Some("ae890ac52d0df67ed7cfdf51b644e901")
+    );
 }
 
 #[test]

@@ -15,6 +15,20 @@ use tracing::{error, info};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read once at its start (the C `malloc_conf` string, under the
+/// prefixed name tikv-jemalloc-sys gives it; `_RJEM_MALLOC_CONF` in the environment
+/// overrides). Freed pages are kept for reuse rather than returned to the system after 10 s,
+/// as glibc's malloc kept them: returning them and faulting them back in at the next burst
+/// is CPU for nothing on a service whose load comes in bursts. With them returned, Roost's
+/// RSS followed its live heap down after the soak's warm-up and then up by 11-15 % over its
+/// 10 minutes (`scripts/soak`: +2.5 MB with 1 200 items stored, cause not yet known), where
+/// glibc's and now jemalloc's kept pages hold it flat. Measured in docs/benchmarks.md,
+/// "Publish CPU, 2026-12-06, seventh session".
+#[cfg(feature = "jemalloc")]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: Option<&'static u8> =
+    Some(&b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0]);
+
 fn main() -> ExitCode {
     let mut cli = config::Cli::parse();
     if let Some(tool) = cli.tool.take() {

@@ -26,8 +26,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// "Publish CPU, 2026-12-06, seventh session".
 #[cfg(feature = "jemalloc")]
 #[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: Option<&'static u8> =
-    Some(&b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0]);
+static MALLOC_CONF: Option<&'static u8> = Some(&b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0]);
 
 fn main() -> ExitCode {
     let mut cli = config::Cli::parse();

@@ -37,15 +37,9 @@ fn the_usual_publish_shapes_are_read_plainly_and_as_the_typed_parse_reads_them()
         // No id, an empty id (the service picks one).
         "<publish node='n'><item><entry xmlns='urn:x'/></item></publish>",
         "<publish node='n'><item id=''><entry xmlns='urn:x'/></item></publish>",
-        // Example 96, pretty-printed.
-        "\n  <publish node='princely_musings'>\n  <item id='bnd81g37d61f49fgn581'>
-    <entry xmlns='http://www.w3.org/2005/Atom'>
-      <title>Soliloquy</title>
-      <summary>
-To be, or not to be: that is the question
-      </summary>
-      <id>tag:denmark.lit,2003:entry-32397</id>
-    </entry>\n  </item>\n</publish>\n  ",
+        // Pretty-printed, as in the XEP's examples.
+        "\n  <publish node='n'>\n    <item id='a'>\n      <entry xmlns='http://www.w3.org/2005/Atom'>
+        <title>T</title>\n      </entry>\n    </item>\n  </publish>\n",
         // Escapes, prefixes, nested namespaces, xml:lang and attributes in the payload.
         "<publish node='n'><item id='a'><p:entry xmlns:p='urn:x' xml:lang='en' k='&lt;&amp;&apos;'>\
          a &lt; b &amp;&amp; c<q xmlns='urn:y'><r/></q><p:s>t</p:s></p:entry></item></publish>",

@@ -56,6 +56,10 @@ use roost_nodes::StoreError;
 /// The name of the sled tree holding every key below.
 pub const TREE: &[u8] = b"roost";
 
+/// The key, in sled's *default* tree, of the record of a commit group being applied
+/// ([`crate::journal`]): present on disk only when a crash cut a group short.
+pub const JOURNAL: &[u8] = b"roost-journal";
+
 /// The layout version this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 2;
 

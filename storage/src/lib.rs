@@ -3,11 +3,12 @@
 //! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
 //! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
 //! [`apply`]. A commit turns the whole [`ChangeSet`] into writes staged in memory, which this
-//! store's reads see at once; [`Store::sync`] applies everything staged since the last one as
-//! one `sled::Batch` on one tree, which sled applies atomically, then flushes. (sled 0.34
-//! seals and writes out its log buffer twice for every batch it applies, each write handed to
-//! its I/O thread pool: one batch per commit cost more CPU than all the rest of a publish, see
-//! docs/benchmarks.md.) A change is durable once the
+//! store's reads see at once; [`Store::sync`] applies everything staged since the last one
+//! to sled atomically, as one group ([`journal`]: a record of the group, its writes, the
+//! record removed; a crash in between is completed on opening), then flushes. (sled 0.34's
+//! own atomic `Batch` seals and writes out an extra log buffer for its manifest, a write
+//! handed to its I/O thread pool: for the small groups of a moderate load it cost more than
+//! the group's writes, see docs/benchmarks.md.) A change is durable once the
 //! `Store::sync` that follows its commit returns `Ok`; its reply and its notifications are
 //! sent only after that, and a failed sync sends neither (the engine is rebuilt from what is
 //! on disk).
@@ -23,6 +24,7 @@ pub mod backup;
 pub mod bulk;
 pub mod check;
 pub mod codec;
+pub mod journal;
 pub mod keys;
 pub mod layout;
 mod load;
@@ -170,6 +172,11 @@ impl SledStore {
     pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
         let db = open_sled(&config)?;
         let tree = db.open_tree(keys::TREE).map_err(sled_err)?;
+        if let Some(n) = journal::replay(&db, &tree)? {
+            tracing::warn!(
+                "completed the last commit group before the crash ({n} writes, from its record)"
+            );
+        }
         let store = SledStore {
             db,
             tree,
@@ -292,7 +299,7 @@ impl SledStore {
         Ok(())
     }
 
-    /// Applies the staged writes to sled, as one batch: atomically, not yet durably.
+    /// Applies the staged writes to sled, as one group: atomically, not yet durably.
     pub fn settle(&self) -> Result<(), StoreError> {
         let mut staged = self.lock();
         self.settle_locked(&mut staged)
@@ -309,14 +316,12 @@ impl SledStore {
         let n = writes.len();
         staged.bytes = 0;
         staged.memo.clear();
-        self.tree
-            .apply_batch(packed::batch_of(writes))
-            .map_err(|e| {
-                let why = format!("sled: {e} (while applying {n} committed writes)");
-                staged.tails.clear();
-                staged.lost = Some(why.clone());
-                StoreError(why)
-            })
+        journal::apply(&self.db, &self.tree, writes).map_err(|e| {
+            let why = format!("{e} (while applying {n} committed writes)");
+            staged.tails.clear();
+            staged.lost = Some(why.clone());
+            StoreError(why)
+        })
     }
 
     /// Waits until everything applied so far is on disk.

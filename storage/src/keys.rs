@@ -1,8 +1,9 @@
 //! The key layout of Roost's sled database (schema version 2), all of it, in one place.
 //!
-//! Everything lives in ONE sled tree ([`TREE`]) so that a whole
-//! [`ChangeSet`](roost_nodes::ChangeSet), or a sync's worth of them, becomes one
-//! `sled::Batch`, which sled applies atomically. Each key starts with a one-byte tag naming its table. Integers are
+//! Everything lives in ONE sled tree ([`TREE`]), so that a sync's worth of
+//! [`ChangeSet`](roost_nodes::ChangeSet)s is one group of writes to one tree, applied
+//! atomically ([`crate::journal`]; its record is the one key outside that tree,
+//! [`JOURNAL`]). Each key starts with a one-byte tag naming its table. Integers are
 //! big-endian so that byte order equals numeric order. Strings in keys are a big-endian
 //! `u32` length followed by their UTF-8 bytes, so no string is a prefix of another's
 //! encoding and `tag + str(node)` is a safe scan prefix.

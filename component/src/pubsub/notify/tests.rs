@@ -1,6 +1,7 @@
 use super::*;
 use crate::xml::shim::NS_SHIM;
 use roost_nodes::{Item, NodeConfig};
+use xmpp_parsers::pubsub::event::Item as EventItem;
 
 fn service() -> Jid {
     "pubsub.shakespeare.lit".parse().unwrap()
@@ -39,6 +40,21 @@ fn event_of(m: &Message) -> Element {
         .clone()
 }
 
+/// The items event read back as xmpp-parsers' typed event (it is built by hand).
+fn typed_items(e: Element) -> (NodeName, Vec<EventItem>) {
+    match PsEvent::try_from(e).expect("a valid pubsub event").payload {
+        Payload::Items {
+            node,
+            published,
+            retracted,
+        } => {
+            assert!(retracted.is_empty());
+            (node, published)
+        }
+        other => panic!("not an items event: {other:?}"),
+    }
+}
+
 #[test]
 fn example_100_items_with_payload() {
     let m = notification_message(
@@ -62,6 +78,12 @@ fn example_100_items_with_payload() {
     assert_eq!(i.attr("id"), Some("ae890ac52d0df67ed7cfdf51b644e901"));
     assert_eq!(i.attr("publisher"), None);
     assert!(i.has_child("entry", "http://www.w3.org/2005/Atom"));
+    let (node, published) = typed_items(e);
+    assert_eq!(node.0, "princely_musings");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].id, Some(ItemId(item().id)));
+    assert_eq!(published[0].publisher, None);
+    assert_eq!(published[0].payload, payload_element(&item().payload));
     // And it is a valid message stanza.
     let stanza: Element = m.into();
     assert!(Message::try_from(stanza).is_ok());
@@ -86,6 +108,38 @@ fn example_101_226_no_payload_and_publisher() {
         .unwrap();
     assert_eq!(i.attr("publisher"), Some("hamlet@denmark.lit"));
     assert_eq!(i.children().count(), 0);
+    let (_, published) = typed_items(e);
+    assert_eq!(
+        published[0].publisher,
+        Some("hamlet@denmark.lit".parse().unwrap())
+    );
+    assert_eq!(published[0].payload, None);
+}
+
+/// Several items in one event keep their order; one without a payload (a notification-only
+/// item) has an empty `<item/>`.
+#[test]
+fn items_event_with_several_items() {
+    let second = Item {
+        id: "2".into(),
+        payload: String::new(),
+        ..item()
+    };
+    let m = notification_message(
+        &notif(Event::Items {
+            items: vec![item(), second],
+            with_payload: true,
+            with_publisher: true,
+        }),
+        &service(),
+        "x".into(),
+    );
+    let (_, published) = typed_items(event_of(&m));
+    let ids: Vec<_> = published.iter().map(|i| i.id.clone().unwrap().0).collect();
+    assert_eq!(ids, [item().id.as_str(), "2"]);
+    assert!(published[0].payload.is_some());
+    assert_eq!(published[1].payload, None);
+    assert!(published.iter().all(|i| i.publisher.is_some()));
 }
 
 #[test]

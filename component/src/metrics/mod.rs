@@ -7,6 +7,8 @@
 //! up per request. Histograms (a lock) are observed once per batch, and the gauges are set
 //! once a second from [`roost_nodes::Service::stats`].
 
+#[cfg(feature = "jemalloc")]
+mod heap;
 pub mod http;
 mod requests;
 
@@ -96,6 +98,8 @@ impl Metrics {
             subscriptions.clone(),
         );
         registry.register("items", "Items stored", items.clone());
+        #[cfg(feature = "jemalloc")]
+        registry.register_collector(Box::new(heap::Collector));
         Metrics {
             publishes,
             notifications,

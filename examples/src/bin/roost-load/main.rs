@@ -219,6 +219,10 @@ pub(crate) enum Scenario {
         /// Seconds to wait after the last publish for the last notifications.
         #[arg(long, default_value_t = 30.0)]
         drain: f64,
+        /// Roost's metrics endpoint (HOST:PORT, as given to its `--metrics-listen`): its
+        /// heap figures (`roost_heap_allocated_bytes`) are sampled with the RSS.
+        #[arg(long)]
+        metrics: Option<String>,
     },
     /// SIGKILL and restart Roost under publish load; every acknowledged item must survive.
     Crash(crash::CrashArgs),

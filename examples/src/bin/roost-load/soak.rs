@@ -60,6 +60,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         sample,
         progress,
         drain,
+        metrics,
     } = args.scenario.clone()
     else {
         unreachable!("soak::run runs the soak scenario")
@@ -181,22 +182,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|(n, p)| (n.clone(), rss_kib(p).into()))
                 .collect();
+            let heap = match &metrics {
+                Some(addr) => heap_kib(addr).await,
+                None => None,
+            };
             let per_s = (d - last_delivered.1) as f64
                 / now.duration_since(last_delivered.0).as_secs_f64().max(1e-3);
             if now >= next_progress {
                 eprintln!(
                     "roost-load: soak {t:>6.0} s: {} published, {} acked, {d} notifications \
-                     ({per_s:.0}/s), RSS KiB {}",
+                     ({per_s:.0}/s), RSS KiB {}{}",
                     sent.load(Ordering::Relaxed),
                     acked.load(Ordering::Relaxed),
-                    serde_json::Value::Object(rss.clone())
+                    serde_json::Value::Object(rss.clone()),
+                    heap.map(|h| format!(", Roost's heap {h} KiB"))
+                        .unwrap_or_default()
                 );
                 last_delivered = (now, d);
                 next_progress += Duration::from_secs_f64(progress);
             }
-            samples.push(
-                serde_json::json!({"t": (t * 10.0).round() / 10.0, "delivered": d, "rss_kib": rss}),
-            );
+            samples.push(serde_json::json!({
+                "t": (t * 10.0).round() / 10.0, "delivered": d, "rss_kib": rss, "heap_kib": heap,
+            }));
             next_sample += Duration::from_secs_f64(sample);
         }
         let want = acked.load(Ordering::Relaxed) * subscribers as u64;
@@ -277,4 +284,24 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("roost-load: soak: first error: {e}");
     }
     Ok(())
+}
+
+/// `roost_heap_allocated_bytes` from Roost's metrics endpoint at `addr`, in KiB; `None`
+/// when it cannot be read (the sample then has no heap figure, and the verdict says so).
+async fn heap_kib(addr: &str) -> Option<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut sock = tokio::net::TcpStream::connect(addr).await.ok()?;
+        sock.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
+        let mut body = String::new();
+        sock.read_to_string(&mut body).await.ok()?;
+        body.lines().find_map(|l| {
+            let v = l.strip_prefix("roost_heap_allocated_bytes ")?;
+            Some(v.trim().parse::<f64>().ok()? as u64 / 1024)
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(2), fetch)
+        .await
+        .ok()
+        .flatten()
 }

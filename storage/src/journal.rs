@@ -182,6 +182,12 @@ mod tests {
             .collect()
     }
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        list.iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
     fn writes(list: &[(&str, Option<&str>)]) -> Writes {
         list.iter()
             .map(|(k, v)| {
@@ -227,13 +233,7 @@ mod tests {
         apply(&db, &tree, writes(&[("a", Some("1")), ("b", Some("2"))])).unwrap();
         apply(&db, &tree, writes(&[("a", None), ("c", Some("3"))])).unwrap();
         assert_eq!(db.get(keys::JOURNAL).unwrap(), None);
-        assert_eq!(
-            contents(&tree),
-            vec![
-                (b"b".to_vec(), b"2".to_vec()),
-                (b"c".to_vec(), b"3".to_vec())
-            ]
-        );
+        assert_eq!(contents(&tree), pairs(&[("b", "2"), ("c", "3")]));
     }
 
     /// What a crash leaves when the record and only some of its writes reached the disk:
@@ -259,14 +259,8 @@ mod tests {
             let (db, tree) = open(dir.path());
             assert_eq!(replay(&db, &tree).unwrap(), Some(3), "{done} writes done");
             assert_eq!(db.get(keys::JOURNAL).unwrap(), None);
-            assert_eq!(
-                contents(&tree),
-                vec![
-                    (b"b".to_vec(), b"new".to_vec()),
-                    (b"c".to_vec(), b"3".to_vec())
-                ],
-                "{done} writes done"
-            );
+            let want = pairs(&[("b", "new"), ("c", "3")]);
+            assert_eq!(contents(&tree), want, "{done} writes done");
             assert_eq!(replay(&db, &tree).unwrap(), None);
         }
     }

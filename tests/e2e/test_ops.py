@@ -207,6 +207,10 @@ async def test_metrics_health_and_reload(ctx):
             check(sample(text, "roost_nodes") >= 1 and sample(text, "roost_items") >= 3, text)
             check(sample(text, "roost_commit_batch_size_count") >= 1, text)
             check(sample(text, "roost_sync_seconds_count") >= 1, text)
+            # The heap as jemalloc counts it (the default build runs on jemalloc): a live
+            # process holds at least its engine and sled's page table.
+            check((sample(text, "roost_heap_allocated_bytes") or 0) > 1_000_000, text)
+            check((sample(text, "roost_heap_resident_bytes") or 0) > 1_000_000, text)
 
             # SIGHUP: a lower max_items_per_node holds for the next configuration, without
             # dropping the link (no new component authentication, same client session).

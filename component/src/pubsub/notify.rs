@@ -262,7 +262,6 @@ fn node_event(node: &str, event: &Event) -> Element {
     NodeEvent { change }.into()
 }
 
-/// The event as xmpp-parsers' `Payload`; `None` for those it has none for.
 /// Published items (examples 100, 101, 226), the event of every publish. Built with
 /// minidom's builder, which moves each parsed payload in, rather than converted from the
 /// typed `Payload::Items` through xso's events, which copies the payload once more: that

@@ -47,8 +47,9 @@ fn sled_err(e: sled::Error) -> StoreError {
 /// documentation); durable after the next flush of `db`.
 pub fn apply(db: &sled::Db, tree: &sled::Tree, writes: Writes) -> Result<(), StoreError> {
     if writes.len() > 1 && size(&writes) <= MAX_BYTES {
-        db.insert(keys::JOURNAL, encode(&writes))
-            .map_err(sled_err)?;
+        let mut record = Vec::new();
+        encode_into(&mut record, &writes);
+        db.insert(keys::JOURNAL, record).map_err(sled_err)?;
         for (k, v) in writes {
             match v {
                 Some(v) => tree.insert(k, v),
@@ -69,7 +70,14 @@ pub fn replay(db: &sled::Db, tree: &sled::Tree) -> Result<Option<usize>, StoreEr
     let Some(record) = db.get(keys::JOURNAL).map_err(sled_err)? else {
         return Ok(None);
     };
-    let writes = decode(&record)?;
+    let writes = decode(&record).map_err(|what| {
+        StoreError(format!(
+            "the record of the last commit group (key {:?} of sled's default tree) is \
+             damaged ({what}): the store cannot tell which of its writes reached the disk; \
+             restore a backup",
+            String::from_utf8_lossy(keys::JOURNAL)
+        ))
+    })?;
     let n = writes.len();
     tree.apply_batch(batch_of(writes)).map_err(sled_err)?;
     db.remove(keys::JOURNAL).map_err(sled_err)?;
@@ -77,17 +85,18 @@ pub fn replay(db: &sled::Db, tree: &sled::Tree) -> Result<Option<usize>, StoreEr
     Ok(Some(n))
 }
 
-fn size(writes: &Writes) -> usize {
+pub(crate) fn size(writes: &Writes) -> usize {
     writes
         .iter()
         .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
         .sum()
 }
 
-/// The record: the format byte, then per write the key's length (u32, little-endian), the
-/// key, [`PUT`] with the value's length and the value, or [`REMOVE`].
-fn encode(writes: &Writes) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + size(writes) + writes.len() * 9);
+/// Appends the record of `writes` to `out`: the format byte, then per write the key's
+/// length (u32, little-endian), the key, [`PUT`] with the value's length and the value, or
+/// [`REMOVE`]. The commit log ([`crate::wal`]) stores groups in the same encoding.
+pub(crate) fn encode_into(out: &mut Vec<u8>, writes: &Writes) {
+    out.reserve(1 + size(writes) + writes.len() * 9);
     out.push(FORMAT);
     for (k, v) in writes {
         out.extend_from_slice(&len32(k.len()).to_le_bytes());
@@ -101,26 +110,19 @@ fn encode(writes: &Writes) -> Vec<u8> {
             None => out.push(REMOVE),
         }
     }
-    out
 }
 
 fn len32(n: usize) -> u32 {
-    // A group of more than MAX_BYTES never gets a record.
-    u32::try_from(n).expect("a journaled write is smaller than MAX_BYTES")
+    // Keys and values are bounded far below this by the service's limits (item size,
+    // bucket size); a larger one would be a bug, not input.
+    u32::try_from(n).expect("a stored key or value is smaller than 4 GiB")
 }
 
-fn decode(record: &[u8]) -> Result<Writes, StoreError> {
-    let damaged = |what: &str| {
-        StoreError(format!(
-            "the record of the last commit group (key {:?} of sled's default tree) is \
-             damaged ({what}): the store cannot tell which of its writes reached the disk; \
-             restore a backup",
-            String::from_utf8_lossy(keys::JOURNAL)
-        ))
-    };
+/// The writes of a record, or what is wrong with it.
+pub(crate) fn decode(record: &[u8]) -> Result<Writes, &'static str> {
     let mut r = Reader(record);
     if r.take(1) != Some(&[FORMAT][..]) {
-        return Err(damaged("unknown format"));
+        return Err("unknown format");
     }
     let mut writes = Writes::new();
     while !r.0.is_empty() {
@@ -135,8 +137,8 @@ fn decode(record: &[u8]) -> Result<Writes, StoreError> {
         })();
         match write {
             Some((key, Some(value))) => writes.insert(key, value),
-            Some((_, None)) => return Err(damaged("unknown write kind")),
-            None => return Err(damaged("truncated")),
+            Some((_, None)) => return Err("unknown write kind"),
+            None => return Err("truncated"),
         };
     }
     Ok(writes)
@@ -171,6 +173,12 @@ mod tests {
         let db = crate::sled_config(dir).open().unwrap();
         let tree = db.open_tree(keys::TREE).unwrap();
         (db, tree)
+    }
+
+    pub(crate) fn encode(w: &Writes) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_into(&mut out, w);
+        out
     }
 
     fn contents(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -216,14 +224,26 @@ mod tests {
     #[test]
     fn damaged_records_are_refused_with_what_to_do() {
         let rec = encode(&writes(&[("a", Some("1")), ("b", None)]));
-        for bad in [&rec[..rec.len() - 1], &rec[..3], &[9u8][..], &[][..]] {
-            let e = decode(bad).unwrap_err().0;
-            assert!(e.contains("restore a backup"), "{e}");
+        for (bad, what) in [
+            (&rec[..rec.len() - 1], "truncated"),
+            (&rec[..3], "truncated"),
+            (&[9u8][..], "unknown format"),
+            (&[][..], "unknown format"),
+        ] {
+            assert_eq!(decode(bad), Err(what));
         }
         let mut kind = rec.clone();
         // The first write's kind byte: after the format byte, the key's length and the key.
         kind[6] = 7;
-        assert!(decode(&kind).unwrap_err().0.contains("unknown write kind"));
+        assert_eq!(decode(&kind), Err("unknown write kind"));
+        let dir = tempfile::tempdir().unwrap();
+        let (db, tree) = open(dir.path());
+        db.insert(keys::JOURNAL, &rec[..3]).unwrap();
+        let e = replay(&db, &tree).unwrap_err().0;
+        assert!(
+            e.contains("truncated") && e.contains("restore a backup"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! DATA_DIR/v2/                     the schema-2 sled database (what Roost opens)
+//! DATA_DIR/v2/roost-commits        its commit log ([`crate::wal`]), beside sled's files
 //! DATA_DIR/v2.tmp/                 a migration under way (removed and redone if found)
 //! DATA_DIR/{conf,db,snap.*,blobs}  a schema-1 database, as version-1 Roosts wrote it
 //! ```

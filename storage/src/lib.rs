@@ -3,21 +3,21 @@
 //! The key layout is in [`keys`] (schema version 2: entries packed into buckets, see
 //! [`packed`]), the value encoding in [`codec`], how each change becomes writes in
 //! [`apply`]. A commit turns the whole [`ChangeSet`] into writes staged in memory, which this
-//! store's reads see at once; [`Store::sync`] applies everything staged since the last one
-//! to sled atomically, as one group ([`journal`]: a record of the group, its writes, the
-//! record removed; a crash in between is completed on opening), then flushes. (sled 0.34's
-//! own atomic `Batch` seals and writes out an extra log buffer for its manifest, a write
-//! handed to its I/O thread pool: for the small groups of a moderate load it cost more than
-//! the group's writes, see docs/benchmarks.md.) A change is durable once the
-//! `Store::sync` that follows its commit returns `Ok`; its reply and its notifications are
-//! sent only after that, and a failed sync sends neither (the engine is rebuilt from what is
-//! on disk).
+//! store's reads see at once; [`Store::sync`] makes everything staged since the last one
+//! durable as one group, a record appended to the commit log ([`wal`]: one `pwrite`, one
+//! `fdatasync`), then applies it to sled, which writes it out on its own; sled is flushed only
+//! at the log's checkpoints. (sled's flush seals and writes out a log buffer through its I/O
+//! thread pool: at the small groups of a moderate load, one per sync was most of a
+//! publish's cost, see docs/benchmarks.md.) A store opened without a data directory has no
+//! commit log: its groups are made atomic inside sled ([`journal`]) and its syncs flush sled.
+//! A change is durable once the `Store::sync` that follows its commit returns `Ok`; its
+//! reply and its notifications are sent only after that, and a failed sync sends neither
+//! (the engine is rebuilt from what is on disk).
 //!
 //! The data directory holds the database of each schema version in a directory of its
 //! own ([`layout`]): a version-1 directory found there is migrated once ([`migrate`]).
 //!
-//! [`Reopenable`] is the store as the service runs it: closable for that rebuild, and with
-//! sled's flush completed by an `fdatasync` of its log.
+//! [`Reopenable`] is the store as the service runs it: closable for that rebuild.
 
 pub mod apply;
 pub mod backup;
@@ -36,6 +36,7 @@ pub mod progress;
 mod reopen;
 mod scan;
 pub mod v1;
+pub mod wal;
 
 pub use reopen::Reopenable;
 
@@ -110,6 +111,8 @@ pub struct SledStore {
     /// `sync` flushes to disk; off only to measure what durability costs.
     durable: bool,
     ops: OpCounts,
+    /// What opening applied again from the commit log.
+    replayed: Option<wal::Replayed>,
     /// Commits not yet applied to sled (a lock only because reads take `&self`).
     staged: std::sync::Mutex<Staged>,
 }
@@ -132,6 +135,8 @@ struct Staged {
     /// The last bucket of each node's items that was appended to lately, over `writes` and
     /// the tree: a publish appends, and finds its bucket with a point read.
     tails: packed::Tails,
+    /// The commit log, for a store opened by path: each settle goes there first.
+    wal: Option<wal::Wal>,
 }
 
 /// Staged writes beyond this many bytes are applied at once rather than at the next sync,
@@ -140,10 +145,14 @@ pub const STAGED_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 impl Drop for SledStore {
     /// Commits not yet synced still reach sled (as they did when every commit was applied
-    /// at once); sled writes them out on its own as it closes.
+    /// at once), and sled is flushed (checkpointed, with a commit log), so that the next
+    /// opening has nothing to apply again.
     fn drop(&mut self) {
-        if let Err(e) = self.settle() {
-            tracing::error!("closing the store: {e}; the last commits are lost");
+        if let Err(e) = self.flush() {
+            tracing::error!(
+                "closing the store: {e}; commits not yet synced are lost (synced ones are \
+                 applied again from the commit log when the store is next opened)"
+            );
         }
     }
 }
@@ -162,6 +171,17 @@ impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let sled_dir = layout::prepare(path)?;
         let mut s = Self::open_with(sled_config(&sled_dir))?;
+        let (wal, replayed) = wal::Wal::open(&sled_dir, &s.db, &s.tree)?;
+        if let Some(r) = replayed {
+            tracing::warn!(
+                "applied the last {} commit groups ({} writes) again from the commit log: \
+                 Roost was not shut down cleanly",
+                r.groups,
+                r.writes
+            );
+        }
+        s.lock().wal = Some(wal);
+        s.replayed = replayed;
         s.path = Some(path.to_owned());
         s.sled_dir = Some(sled_dir);
         Ok(s)
@@ -185,6 +205,7 @@ impl SledStore {
             dirty: false,
             durable: true,
             ops: OpCounts::default(),
+            replayed: None,
             staged: Default::default(),
         };
         store.check_schema()?;
@@ -196,6 +217,9 @@ impl SledStore {
     /// measuring the cost of durability.
     pub fn set_durable(&mut self, durable: bool) {
         self.durable = durable;
+        if let Some(wal) = &mut self.lock().wal {
+            wal.set_durable(durable);
+        }
     }
 
     /// The path given to [`SledStore::open`], if it was opened that way.
@@ -203,10 +227,10 @@ impl SledStore {
         self.path.as_deref()
     }
 
-    /// sled's log file, whose `fdatasync` completes a flush (see docs/durability.md), if
-    /// the store was opened by path.
-    pub fn log_file(&self) -> Option<PathBuf> {
-        self.sled_dir.as_ref().map(|d| d.join("db"))
+    /// The commit groups opening applied again from the commit log ([`wal`]), if any: the
+    /// store was not closed cleanly.
+    pub fn replayed(&self) -> Option<wal::Replayed> {
+        self.replayed
     }
 
     /// The sled operations this store made so far (for benchmarks).
@@ -299,7 +323,8 @@ impl SledStore {
         Ok(())
     }
 
-    /// Applies the staged writes to sled, as one group: atomically, not yet durably.
+    /// Applies the staged writes to sled, as one group: atomically and, with a commit log
+    /// (a store opened by path), durably; without one, durable after the next flush.
     pub fn settle(&self) -> Result<(), StoreError> {
         let mut staged = self.lock();
         self.settle_locked(&mut staged)
@@ -316,7 +341,11 @@ impl SledStore {
         let n = writes.len();
         staged.bytes = 0;
         staged.memo.clear();
-        journal::apply(&self.db, &self.tree, writes).map_err(|e| {
+        let applied = match &mut staged.wal {
+            Some(wal) => wal.append(&writes).and_then(|()| self.apply_each(writes)),
+            None => journal::apply(&self.db, &self.tree, writes),
+        };
+        applied.map_err(|e| {
             let why = format!("{e} (while applying {n} committed writes)");
             staged.tails.clear();
             staged.lost = Some(why.clone());
@@ -324,10 +353,28 @@ impl SledStore {
         })
     }
 
-    /// Waits until everything applied so far is on disk.
+    /// The writes of a group already in the commit log, one by one: a crash in between is
+    /// completed from the log.
+    fn apply_each(&self, writes: Writes) -> Result<(), StoreError> {
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.tree.insert(k, v),
+                None => self.tree.remove(k),
+            }
+            .map_err(sled_err)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything committed so far is in sled on disk (with a commit log, a
+    /// checkpoint: the log is emptied).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.settle()?;
-        self.db.flush().map(|_| ()).map_err(sled_err)
+        let mut staged = self.lock();
+        self.settle_locked(&mut staged)?;
+        match &mut staged.wal {
+            Some(wal) => wal.checkpoint(),
+            None => self.db.flush().map(|_| ()).map_err(sled_err),
+        }
     }
 
     /// Raw access to the tree, for tests and offline tools (e.g. to inject corruption),
@@ -392,9 +439,14 @@ impl Store for SledStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.settle()?;
-        // A flush with nothing new still costs an fsync; skip it for read-only batches.
-        if self.sync_pending() {
+        let with_log = {
+            let mut staged = self.lock();
+            self.settle_locked(&mut staged)?;
+            staged.wal.is_some()
+        };
+        // With the commit log the settle made the group durable. Without it, a flush; one
+        // with nothing new still costs an fsync, so not for read-only batches.
+        if !with_log && self.sync_pending() {
             self.flush()?;
         }
         self.dirty = false;

@@ -1,6 +1,5 @@
 //! [`Reopenable`]: the sled store as the service runs it, closable so that it can be reopened
-//! in the same process after a storage failure, and with sled's flush completed by an
-//! `fdatasync` of its log.
+//! in the same process after a storage failure.
 
 use crate::SledStore;
 use roost_nodes::{ChangeSet, Expiry, Item, ItemRange, Loader, Millis, Store, StoreError};
@@ -16,17 +15,14 @@ use std::path::Path;
 /// its store; so the engine's store is this wrapper, which can let go of sled while the
 /// failed engine is being replaced.
 ///
-/// It also completes sled's flush. On Linux sled 0.34 makes its log writes stable with
-/// `sync_file_range`, which neither flushes the drive's volatile write cache nor the file's
-/// metadata (its size, when the log grew): enough to survive a crash of the process, not
-/// a power cut. An `fdatasync` of sled's log file after each flush that had something to
-/// write closes that gap (fsync works on the file, whichever descriptor asks).
+/// Its syncs are the commit log's ([`crate::wal`]), which also completes sled's flush at
+/// its checkpoints: on Linux sled 0.34 makes its log writes stable with `sync_file_range`,
+/// which neither flushes the drive's volatile write cache nor the file's metadata (its
+/// size, when the log grew), enough to survive a crash of the process but not a power cut;
+/// an `fdatasync` of sled's log file after sled's flush closes that gap (fsync works on the
+/// file, whichever descriptor asks).
 pub struct Reopenable {
     inner: Option<SledStore>,
-    /// sled's log file ([`SledStore::log_file`]), when durable.
-    log: Option<std::fs::File>,
-    /// Something was committed since the last sync.
-    dirty: bool,
 }
 
 impl Reopenable {
@@ -35,28 +31,13 @@ impl Reopenable {
     pub fn open(path: &Path, durable: bool) -> Result<Self, StoreError> {
         let mut s = SledStore::open(path)?;
         s.set_durable(durable);
-        let log = if durable {
-            let file = s
-                .log_file()
-                .ok_or_else(|| StoreError("the store has no log file to sync".into()))?;
-            Some(std::fs::File::open(&file).map_err(|e| {
-                StoreError(format!("cannot open {} to sync it: {e}", file.display()))
-            })?)
-        } else {
-            None
-        };
-        Ok(Reopenable {
-            inner: Some(s),
-            log,
-            dirty: false,
-        })
+        Ok(Reopenable { inner: Some(s) })
     }
 
     /// Lets go of sled (and its file lock); every later call fails until the directory is
     /// opened again with [`Reopenable::open`].
     pub fn close(&mut self) {
         self.inner = None;
-        self.log = None;
     }
 
     fn get(&self) -> Result<&SledStore, StoreError> {
@@ -88,27 +69,15 @@ impl Store for Reopenable {
         self.get_mut()?.load_into(loader)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
-        self.get_mut()?.commit(changes)?;
-        self.dirty |= !changes.is_empty();
-        Ok(())
+        self.get_mut()?.commit(changes)
     }
 
     fn sync_pending(&self) -> bool {
-        self.dirty && self.log.is_some()
+        self.inner.as_ref().is_some_and(|s| s.sync_pending())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.get_mut()?.sync()?;
-        if std::mem::take(&mut self.dirty) {
-            if let Some(log) = &self.log {
-                if let Err(e) = log.sync_data() {
-                    // Stay dirty: the next sync must try again before anything is acked.
-                    self.dirty = true;
-                    return Err(StoreError(format!("fdatasync of sled's log: {e}")));
-                }
-            }
-        }
-        Ok(())
+        self.get_mut()?.sync()
     }
     fn item(&self, uid: u64, id: &str) -> Result<Option<Item>, StoreError> {
         self.get()?.item(uid, id)

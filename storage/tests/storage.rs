@@ -38,11 +38,14 @@ fn fresh_database_is_stamped_and_reopens() {
     let s = SledStore::open(dir.path()).unwrap();
     let v = s.raw_tree().get(keys::schema()).unwrap().unwrap();
     assert_eq!(keys::decode_schema(&v).unwrap(), keys::SCHEMA_VERSION);
+    let log = dir
+        .path()
+        .join(roost_storage::layout::V2)
+        .join(roost_storage::wal::FILE);
     assert_eq!(
-        s.log_file().unwrap(),
-        dir.path().join(roost_storage::layout::V2).join("db")
+        std::fs::metadata(&log).unwrap().len(),
+        roost_storage::wal::CAPACITY
     );
-    assert!(s.log_file().unwrap().is_file());
     drop(s);
     SledStore::open(dir.path()).unwrap();
 }

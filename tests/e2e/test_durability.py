@@ -276,7 +276,8 @@ async def test_disk_full_fails_wait_and_recovers(ctx):
     serves again once the disk has room, with exactly what it acknowledged."""
     mnt = os.path.join(ctx.tmp, "tmpfs")
     os.makedirs(mnt, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt],
+    # Room for the data directory's fixed-size commit log (16 MiB) and sled's first files.
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt],
                        capture_output=True, text=True)
     check(p.returncode == 0, f"cannot mount a tmpfs for the disk-full test (needs root): {p.stderr.strip()}")
     filler = os.path.join(mnt, "filler")

@@ -1,0 +1,504 @@
+//! The commit log: what makes a commit group durable, so that sled's flush is off the path
+//! of every sync.
+//!
+//! A sync used to end in sled's flush: sled seals its log buffer and hands the write to its
+//! I/O thread pool (a `pwrite` and a waited-for `sync_file_range`; the pool's seven idle
+//! threads all wake at each hand-over), and Roost then ran an `fdatasync` of sled's log. At
+//! the small groups of a moderate load that was most of Roost's CPU per publish
+//! (docs/benchmarks.md, "The commit log").
+//!
+//! Now a group is first appended to this log, one record written with one `pwrite` on the
+//! syncing thread and made durable with one `fdatasync`; only then do its writes go to sled,
+//! which writes them out on its own (a log buffer when it fills, its flusher twice a
+//! second). The log is a file of fixed size ([`CAPACITY`], zero-filled once, so that an
+//! `fdatasync` of an overwrite has no file size to record) written from its start; when a
+//! record does not fit, a *checkpoint* flushes sled (plus an `fdatasync` of sled's log: see
+//! [`crate::Reopenable`] for why `sync_file_range` is not enough), after which every record
+//! in the log is in sled on disk and writing starts again at offset 0.
+//!
+//! On opening, the records from offset 0 are applied to sled again, in order (each write
+//! puts or removes a key outright, so applying a group sled already has changes nothing),
+//! sled is checkpointed, and the log is marked empty. Records are chained so that a stale
+//! one is never taken for a new one: each carries the log's run (chosen at random when it
+//! is opened) and a sequence number, and applying stops at the first record that is torn
+//! (length or CRC), from another run, or out of sequence. So the invariant, for a store
+//! opened by path: sled never holds a write whose group's record is not on disk, and
+//! every group synced since the last checkpoint is in the log.
+
+use crate::journal;
+use crate::packed::Writes;
+use roost_nodes::StoreError;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The log's name inside sled's directory (`DATA_DIR/v2/`, see [`crate::layout`]).
+pub const FILE: &str = "roost-commits";
+
+/// The log's size in bytes. A checkpoint comes after about this many bytes of records;
+/// after a crash, opening applies up to this many again (a few hundred milliseconds).
+pub const CAPACITY: u64 = 16 * 1024 * 1024;
+
+/// A record's header: payload length (u32), CRC-32 of the rest of the header and the
+/// payload (u32), run (u64), sequence number (u64); all little-endian.
+const HEADER: usize = 24;
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError(format!("commit log {}: {what}: {e}", path.display()))
+}
+
+fn sled_err(e: sled::Error) -> StoreError {
+    StoreError(format!("sled: {e}"))
+}
+
+/// What opening found in the log and applied to sled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Commit groups.
+    pub groups: u64,
+    /// Their writes.
+    pub writes: u64,
+}
+
+/// The open commit log of one database.
+pub struct Wal {
+    file: File,
+    path: PathBuf,
+    /// Where the next record goes.
+    at: u64,
+    run: u64,
+    /// The next record's sequence number.
+    seq: u64,
+    db: sled::Db,
+    /// sled's log file, synced at checkpoints.
+    sled_log: File,
+    /// Wait for the disk; off only to measure what durability costs.
+    durable: bool,
+    /// The record being written (kept to reuse its allocation).
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("path", &self.path)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log of the database `db` in `sled_dir`, applies to
+    /// `tree` the groups it holds, and checkpoints if there were any.
+    pub fn open(
+        sled_dir: &Path,
+        db: &sled::Db,
+        tree: &sled::Tree,
+    ) -> Result<(Wal, Option<Replayed>), StoreError> {
+        let path = sled_dir.join(FILE);
+        let sled_log_path = sled_dir.join("db");
+        let sled_log = File::open(&sled_log_path).map_err(|e| {
+            StoreError(format!(
+                "cannot open {} to sync it: {e}",
+                sled_log_path.display()
+            ))
+        })?;
+        let existed = path.exists();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("cannot open", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| io("cannot read the size of", &path, e))?
+            .len();
+        if len < CAPACITY {
+            zero_fill(&mut file, len, &path)?;
+        }
+        if !existed {
+            crate::layout::sync_dir(sled_dir)?;
+        }
+        let mut wal = Wal {
+            file,
+            path,
+            at: 0,
+            run: random_run(),
+            seq: 1,
+            db: db.clone(),
+            sled_log,
+            durable: true,
+            buf: Vec::new(),
+        };
+        let replayed = wal.replay(tree)?;
+        if replayed.is_some() {
+            wal.checkpoint()?;
+        }
+        Ok((wal, replayed))
+    }
+
+    /// With `false`, appending does not wait for the disk (see
+    /// [`crate::SledStore::set_durable`]).
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    /// Makes the group `writes` durable, checkpointing first when the log is full. The
+    /// caller applies the writes to sled after this returns `Ok`, and not otherwise.
+    pub fn append(&mut self, writes: &Writes) -> Result<(), StoreError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(HEADER, 0);
+        journal::encode_into(&mut buf, writes);
+        let r = self.write_record(&mut buf);
+        self.buf = buf;
+        r
+    }
+
+    fn write_record(&mut self, buf: &mut [u8]) -> Result<(), StoreError> {
+        let payload = u32::try_from(buf.len() - HEADER).map_err(|_| {
+            StoreError(format!(
+                "a commit group of {} bytes is too large for the commit log",
+                buf.len()
+            ))
+        })?;
+        buf[0..4].copy_from_slice(&payload.to_le_bytes());
+        buf[8..16].copy_from_slice(&self.run.to_le_bytes());
+        buf[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        let crc = crc32fast::hash(&buf[8..]);
+        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        // A record larger than the whole log is written past its end, from offset 0: the
+        // file grows, and the next append checkpoints.
+        if self.at > 0 && self.at + buf.len() as u64 > CAPACITY {
+            self.checkpoint()?;
+        }
+        self.file
+            .write_all_at(buf, self.at)
+            .map_err(|e| io("cannot write", &self.path, e))?;
+        if self.durable {
+            self.file
+                .sync_data()
+                .map_err(|e| io("fdatasync failed", &self.path, e))?;
+        }
+        self.at += buf.len() as u64;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Makes everything applied to sled so far durable in sled itself, and empties the log.
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_err)?;
+        if self.durable {
+            self.sled_log
+                .sync_data()
+                .map_err(|e| StoreError(format!("fdatasync of sled's log: {e}")))?;
+        }
+        // A zero length at offset 0 ends the log there: what follows is never applied.
+        self.file
+            .write_all_at(&[0; HEADER], 0)
+            .map_err(|e| io("cannot write", &self.path, e))?;
+        if self.durable {
+            self.file
+                .sync_data()
+                .map_err(|e| io("fdatasync failed", &self.path, e))?;
+        }
+        self.at = 0;
+        Ok(())
+    }
+
+    /// Applies the chain of records from offset 0 to `tree`.
+    fn replay(&mut self, tree: &sled::Tree) -> Result<Option<Replayed>, StoreError> {
+        let mut data = Vec::new();
+        let mut f = &self.file;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))
+            .map_err(|e| io("cannot read", &self.path, e))?;
+        std::io::Read::read_to_end(&mut f, &mut data)
+            .map_err(|e| io("cannot read", &self.path, e))?;
+        let mut done = Replayed {
+            groups: 0,
+            writes: 0,
+        };
+        let mut chain: Option<(u64, u64)> = None;
+        for (run, seq, payload) in records(&data) {
+            if let Some((r, s)) = chain {
+                if run != r || seq != s + 1 {
+                    break;
+                }
+            }
+            chain = Some((run, seq));
+            let writes = journal::decode(payload).map_err(|what| {
+                StoreError(format!(
+                    "commit log {}: record {seq} passed its checksum but is damaged \
+                     ({what}); move the file aside to open the store without it (the \
+                     groups it holds may be lost) or restore a backup",
+                    self.path.display()
+                ))
+            })?;
+            done.groups += 1;
+            done.writes += writes.len() as u64;
+            for (k, v) in writes {
+                match v {
+                    Some(v) => tree.insert(k, v),
+                    None => tree.remove(k),
+                }
+                .map_err(sled_err)?;
+            }
+        }
+        Ok((done.groups > 0).then_some(done))
+    }
+}
+
+/// The well-formed records at the start of `data`, each as (run, seq, payload), up to the
+/// first torn one.
+fn records(data: &[u8]) -> impl Iterator<Item = (u64, u64, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let head = data.get(at..at + HEADER)?;
+        let len = u32::from_le_bytes(head[0..4].try_into().ok()?) as usize;
+        if len == 0 {
+            return None;
+        }
+        let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
+        let body = data.get(at + 8..at + HEADER + len)?;
+        if crc32fast::hash(body) != crc {
+            return None;
+        }
+        let run = u64::from_le_bytes(head[8..16].try_into().ok()?);
+        let seq = u64::from_le_bytes(head[16..24].try_into().ok()?);
+        at += HEADER + len;
+        Some((run, seq, &body[16..]))
+    })
+}
+
+/// Extends the log with zeros to [`CAPACITY`] and makes that durable, once per database.
+fn zero_fill(file: &mut File, from: u64, path: &Path) -> Result<(), StoreError> {
+    std::io::Seek::seek(file, std::io::SeekFrom::Start(from))
+        .map_err(|e| io("cannot write", path, e))?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = CAPACITY - from;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])
+            .map_err(|e| io("cannot write", path, e))?;
+        left -= n as u64;
+    }
+    file.sync_all().map_err(|e| io("fsync failed", path, e))
+}
+
+/// A run number unlikely to repeat: std's hasher keys are random per process and per call.
+fn random_run() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_db(dir: &Path) -> (sled::Db, sled::Tree) {
+        let db = crate::sled_config(dir).open().unwrap();
+        let tree = db.open_tree(crate::keys::TREE).unwrap();
+        (db, tree)
+    }
+
+    fn group(list: &[(&str, Option<&str>)]) -> Writes {
+        list.iter()
+            .map(|(k, v)| {
+                (
+                    k.as_bytes().to_vec(),
+                    v.map(|v| sled::IVec::from(v.as_bytes())),
+                )
+            })
+            .collect()
+    }
+
+    fn contents(tree: &sled::Tree) -> Vec<(String, String)> {
+        tree.iter()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (
+                    String::from_utf8(k.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn kv(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// What a crash leaves when sled had none of the logged groups on disk: opening applies
+    /// them all, in order, and empties the log.
+    #[test]
+    fn groups_sled_lost_are_applied_again_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (db, tree) = open_db(dir.path());
+            let (mut wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+            assert_eq!(replayed, None);
+            wal.append(&group(&[("a", Some("1")), ("b", Some("1"))]))
+                .unwrap();
+            wal.append(&group(&[("a", None), ("c", Some("2"))]))
+                .unwrap();
+            wal.append(&group(&[("b", Some("3"))])).unwrap();
+        }
+        let (db, tree) = open_db(dir.path());
+        assert_eq!(contents(&tree), vec![]);
+        let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+        assert_eq!(
+            replayed,
+            Some(Replayed {
+                groups: 3,
+                writes: 5
+            })
+        );
+        assert_eq!(contents(&tree), kv(&[("b", "3"), ("c", "2")]));
+        drop(_wal);
+        let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+        assert_eq!(
+            replayed, None,
+            "the checkpoint after replaying empties the log"
+        );
+    }
+
+    /// A record cut short or damaged ends the log: the groups before it are applied, it and
+    /// whatever follows are not (it was never acknowledged: its fdatasync had not returned).
+    #[test]
+    fn a_torn_record_ends_the_log() {
+        for cut in [1usize, 10, 30] {
+            let dir = tempfile::tempdir().unwrap();
+            let end;
+            {
+                let (db, tree) = open_db(dir.path());
+                let (mut wal, _) = Wal::open(dir.path(), &db, &tree).unwrap();
+                wal.append(&group(&[("a", Some("1"))])).unwrap();
+                wal.append(&group(&[("a", Some("2")), ("b", Some("2"))]))
+                    .unwrap();
+                wal.append(&group(&[("a", Some("3"))])).unwrap();
+                end = wal.at;
+            }
+            // Damage the last record `cut` bytes before its end.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(FILE))
+                .unwrap();
+            f.write_all_at(&[0xff], end - cut as u64).unwrap();
+            let (db, tree) = open_db(dir.path());
+            let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+            assert_eq!(
+                replayed,
+                Some(Replayed {
+                    groups: 2,
+                    writes: 3
+                }),
+                "cut {cut}"
+            );
+            assert_eq!(contents(&tree), kv(&[("a", "2"), ("b", "2")]));
+        }
+    }
+
+    /// Records from an earlier pass over the file (lower sequence numbers) or an earlier
+    /// opening (another run) are never applied, even where they follow a new record whole.
+    #[test]
+    fn stale_records_are_not_taken_for_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, tree) = open_db(dir.path());
+        let (mut wal, _) = Wal::open(dir.path(), &db, &tree).unwrap();
+        let g = group(&[("k", Some("stale"))]);
+        let mut rec = Vec::new();
+        for (run, seq) in [(wal.run, wal.seq - 1), (wal.run ^ 1, wal.seq + 1)] {
+            // A record as `append` writes it, with another run or sequence number.
+            let (saved_run, saved_seq) = (wal.run, wal.seq);
+            (wal.run, wal.seq) = (run, seq);
+            wal.append(&g).unwrap();
+            rec = wal.file_bytes(wal.at - wal.buf.len() as u64, wal.buf.len());
+            (wal.run, wal.seq) = (saved_run, saved_seq);
+            wal.checkpoint().unwrap();
+            wal.append(&group(&[("k", Some("new"))])).unwrap();
+            wal.file.write_all_at(&rec, wal.at).unwrap();
+            drop(std::mem::replace(
+                &mut wal,
+                Wal::open(dir.path(), &db, &tree).unwrap().0,
+            ));
+            assert_eq!(contents(&tree), kv(&[("k", "new")]));
+            tree.clear().unwrap();
+        }
+        assert!(!rec.is_empty());
+    }
+
+    /// When a record does not fit, sled is checkpointed and the log starts again at offset
+    /// 0: after that only the records written since are applied on opening.
+    #[test]
+    fn a_full_log_is_checkpointed_and_written_again_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = "x".repeat(1 << 20);
+        let n = CAPACITY as usize / big.len() + 2;
+        {
+            let (db, tree) = open_db(dir.path());
+            let (mut wal, _) = Wal::open(dir.path(), &db, &tree).unwrap();
+            for i in 0..n {
+                let g = group(&[("big", Some(&big)), ("i", Some(&i.to_string()))]);
+                wal.append(&g).unwrap();
+                for (k, v) in g {
+                    tree.insert(k, v.unwrap()).unwrap();
+                }
+            }
+            assert!(wal.at < CAPACITY / 4, "wrapped: {}", wal.at);
+        }
+        let (db, tree) = open_db(dir.path());
+        let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+        let r = replayed.unwrap();
+        assert!(r.groups >= 1 && r.groups < 4, "{r:?}");
+        assert_eq!(
+            tree.get("i").unwrap().unwrap(),
+            (n - 1).to_string().as_bytes()
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join(FILE)).unwrap().len(),
+            CAPACITY
+        );
+    }
+
+    /// A group larger than the whole log is written past its end and applied on opening.
+    #[test]
+    fn a_group_larger_than_the_log_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = "y".repeat(CAPACITY as usize + 10);
+        {
+            let (db, tree) = open_db(dir.path());
+            let (mut wal, _) = Wal::open(dir.path(), &db, &tree).unwrap();
+            wal.append(&group(&[("a", Some("1"))])).unwrap();
+            wal.append(&group(&[("huge", Some(&huge))])).unwrap();
+        }
+        let (db, tree) = open_db(dir.path());
+        let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
+        assert_eq!(
+            replayed,
+            Some(Replayed {
+                groups: 1,
+                writes: 1
+            })
+        );
+        assert_eq!(tree.get("huge").unwrap().unwrap().len(), huge.len());
+    }
+
+    impl Wal {
+        fn file_bytes(&self, at: u64, len: usize) -> Vec<u8> {
+            let mut b = vec![0; len];
+            self.file.read_exact_at(&mut b, at).unwrap();
+            b
+        }
+    }
+}

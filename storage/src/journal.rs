@@ -165,7 +165,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -175,7 +175,7 @@ mod tests {
         (db, tree)
     }
 
-    pub(crate) fn encode(w: &Writes) -> Vec<u8> {
+    fn encode(w: &Writes) -> Vec<u8> {
         let mut out = Vec::new();
         encode_into(&mut out, w);
         out
@@ -196,7 +196,8 @@ mod tests {
             .collect()
     }
 
-    fn writes(list: &[(&str, Option<&str>)]) -> Writes {
+    /// A group of writes from (key, value or `None` for a removal) pairs.
+    pub(crate) fn writes(list: &[(&str, Option<&str>)]) -> Writes {
         list.iter()
             .map(|(k, v)| {
                 (

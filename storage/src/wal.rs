@@ -313,22 +313,12 @@ fn random_run() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::tests::writes as group;
 
     fn open_db(dir: &Path) -> (sled::Db, sled::Tree) {
         let db = crate::sled_config(dir).open().unwrap();
         let tree = db.open_tree(crate::keys::TREE).unwrap();
         (db, tree)
-    }
-
-    fn group(list: &[(&str, Option<&str>)]) -> Writes {
-        list.iter()
-            .map(|(k, v)| {
-                (
-                    k.as_bytes().to_vec(),
-                    v.map(|v| sled::IVec::from(v.as_bytes())),
-                )
-            })
-            .collect()
     }
 
     fn contents(tree: &sled::Tree) -> Vec<(String, String)> {

@@ -294,7 +294,9 @@ async fn heap_kib(addr: &str) -> Option<u64> {
         let mut sock = tokio::net::TcpStream::connect(addr).await.ok()?;
         // One GET on loopback, answered by Roost's own minimal endpoint (HTTP/1.0, the
         // connection closed after the body): not worth an HTTP client dependency.
-        sock.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
+        sock.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
         let mut body = String::new();
         sock.read_to_string(&mut body).await.ok()?;
         body.lines().find_map(|l| {

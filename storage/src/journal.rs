@@ -50,18 +50,25 @@ pub fn apply(db: &sled::Db, tree: &sled::Tree, writes: Writes) -> Result<(), Sto
         let mut record = Vec::new();
         encode_into(&mut record, &writes);
         db.insert(keys::JOURNAL, record).map_err(sled_err)?;
-        for (k, v) in writes {
-            match v {
-                Some(v) => tree.insert(k, v),
-                None => tree.remove(k),
-            }
-            .map_err(sled_err)?;
-        }
+        apply_each(tree, writes)?;
         db.remove(keys::JOURNAL).map_err(sled_err)?;
         Ok(())
     } else {
         tree.apply_batch(batch_of(writes)).map_err(sled_err)
     }
+}
+
+/// Applies `writes` to `tree` one by one, in key order: atomic only as far as whoever calls
+/// it has a record of the group (here, or the commit log's, [`crate::wal`]).
+pub(crate) fn apply_each(tree: &sled::Tree, writes: Writes) -> Result<(), StoreError> {
+    for (k, v) in writes {
+        match v {
+            Some(v) => tree.insert(k, v),
+            None => tree.remove(k),
+        }
+        .map_err(sled_err)?;
+    }
+    Ok(())
 }
 
 /// Finishes the group a crash interrupted, if any: applies its record's writes and removes

@@ -342,7 +342,11 @@ impl SledStore {
         staged.bytes = 0;
         staged.memo.clear();
         let applied = match &mut staged.wal {
-            Some(wal) => wal.append(&writes).and_then(|()| self.apply_each(writes)),
+            // Write by write once the record is on disk: a crash in between is completed
+            // from the log.
+            Some(wal) => wal
+                .append(&writes)
+                .and_then(|()| journal::apply_each(&self.tree, writes)),
             None => journal::apply(&self.db, &self.tree, writes),
         };
         applied.map_err(|e| {
@@ -351,19 +355,6 @@ impl SledStore {
             staged.lost = Some(why.clone());
             StoreError(why)
         })
-    }
-
-    /// The writes of a group already in the commit log, one by one: a crash in between is
-    /// completed from the log.
-    fn apply_each(&self, writes: Writes) -> Result<(), StoreError> {
-        for (k, v) in writes {
-            match v {
-                Some(v) => self.tree.insert(k, v),
-                None => self.tree.remove(k),
-            }
-            .map_err(sled_err)?;
-        }
-        Ok(())
     }
 
     /// Waits until everything committed so far is in sled on disk (with a commit log, a

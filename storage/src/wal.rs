@@ -241,13 +241,7 @@ impl Wal {
             })?;
             done.groups += 1;
             done.writes += writes.len() as u64;
-            for (k, v) in writes {
-                match v {
-                    Some(v) => tree.insert(k, v),
-                    None => tree.remove(k),
-                }
-                .map_err(sled_err)?;
-            }
+            journal::apply_each(tree, writes)?;
         }
         Ok((done.groups > 0).then_some(done))
     }

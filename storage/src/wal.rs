@@ -310,7 +310,8 @@ mod tests {
     use crate::journal::tests::writes as group;
 
     fn open_db(dir: &Path) -> (sled::Db, sled::Tree) {
-        let db = crate::sled_config(dir).open().unwrap();
+        // Through open_sled: a database just dropped may keep its lock a moment (sled's flusher).
+        let db = crate::open_sled(&crate::sled_config(dir)).unwrap();
         let tree = db.open_tree(crate::keys::TREE).unwrap();
         (db, tree)
     }

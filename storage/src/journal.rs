@@ -336,7 +336,12 @@ pub(crate) mod tests {
                 },
             ]))
             .unwrap();
-            let group = std::mem::take(&mut s.lock().writes);
+            let group = {
+                // Neither applied nor logged: as if the process died here.
+                let mut staged = s.lock();
+                staged.group.clear();
+                std::mem::take(&mut staged.writes)
+            };
             assert!(group.len() > 2, "{group:?}");
             s.db.insert(keys::JOURNAL, encode(&group)).unwrap();
             let (k, v) = group.into_iter().next().unwrap();

@@ -5,8 +5,11 @@
 //! [`apply`]. A commit turns the whole [`ChangeSet`] into writes staged in memory, which this
 //! store's reads see at once; [`Store::sync`] makes everything staged since the last one
 //! durable as one group, a record appended to the commit log ([`wal`]: one `pwrite`, one
-//! `fdatasync`), then applies it to sled, which writes it out on its own; sled is flushed only
-//! at the log's checkpoints. (sled's flush seals and writes out a log buffer through its I/O
+//! `fdatasync`). The writes stay staged a while longer, reads still seeing them first, and
+//! reach sled several groups at once ([`APPLY_BYTES`]): a publish rewrites its node's last
+//! item bucket, its id index bucket and its counters, and sled then takes each of them once
+//! per many publishes rather than once per group. sled writes them out on its own and is
+//! flushed only at the log's checkpoints. (sled's flush seals and writes out a log buffer through its I/O
 //! thread pool: at the small groups of a moderate load, one per sync was most of a
 //! publish's cost, see docs/benchmarks.md.) A store opened without a data directory has no
 //! commit log: its groups are made atomic inside sled ([`journal`]) and its syncs flush sled.
@@ -118,12 +121,16 @@ pub struct SledStore {
 }
 
 /// The writes of the change sets committed since the last [`SledStore::settle`]: every read
-/// of this store sees them; sled gets them as one batch.
+/// of this store sees them over the tree.
 #[derive(Default)]
 struct Staged {
     writes: Writes,
+    /// With a commit log: the writes committed since the last record was appended, the next
+    /// group (`writes` also holds groups already in the log, not yet applied to sled).
+    group: Writes,
     /// Bytes of keys and values staged since the last settle, a key written again counted
-    /// again (an upper bound of what `writes` holds), to settle early when a batch grows large.
+    /// again (an upper bound of what `writes` holds): past [`APPLY_BYTES`] a sync applies
+    /// them, past [`STAGED_BYTES_MAX`] a commit does.
     bytes: usize,
     /// Why an earlier settle failed: its writes are lost, so every later sync fails too
     /// (the service then rebuilds its state from the store, which no longer has them).
@@ -142,6 +149,12 @@ struct Staged {
 /// Staged writes beyond this many bytes are applied at once rather than at the next sync,
 /// which bounds the memory a batch of large commits holds.
 pub const STAGED_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// With a commit log, synced groups stay staged until they hold this many bytes (counted as
+/// [`STAGED_BYTES_MAX`] counts them), a checkpoint is due, or something reads the tree
+/// itself: then they are applied to sled at once, each key once. The memory they hold is
+/// bounded by this; reads look them up in memory before the tree.
+pub const APPLY_BYTES: usize = 1024 * 1024;
 
 impl Drop for SledStore {
     /// Commits not yet synced still reach sled (as they did when every commit was applied
@@ -313,8 +326,13 @@ impl SledStore {
         for (k, v) in &mine {
             staged.tails.wrote(k, v.is_some());
         }
+        let logged = staged.wal.is_some();
         for (k, v) in mine {
             staged.bytes += k.len() + v.as_ref().map_or(0, |v| v.len());
+            if logged {
+                // sled's values are shared buffers: the group holds no second copy.
+                staged.group.insert(k.clone(), v.clone());
+            }
             staged.writes.insert(k, v);
         }
         if staged.bytes > STAGED_BYTES_MAX {
@@ -323,17 +341,16 @@ impl SledStore {
         Ok(())
     }
 
-    /// Applies the staged writes to sled, as one group: atomically and, with a commit log
-    /// (a store opened by path), durably; without one, durable after the next flush.
+    /// Applies the staged writes to sled: with a commit log (a store opened by path), after
+    /// appending the group not yet in it, which makes it durable; without one, as one group
+    /// made atomic in sled, durable after the next flush.
     pub fn settle(&self) -> Result<(), StoreError> {
         let mut staged = self.lock();
         self.settle_locked(&mut staged)
     }
 
     fn settle_locked(&self, staged: &mut Staged) -> Result<(), StoreError> {
-        if let Some(why) = &staged.lost {
-            return Err(StoreError(why.clone()));
-        }
+        self.log_locked(staged)?;
         if staged.writes.is_empty() {
             return Ok(());
         }
@@ -342,19 +359,48 @@ impl SledStore {
         staged.bytes = 0;
         staged.memo.clear();
         let applied = match &mut staged.wal {
-            // Write by write once the record is on disk: a crash in between is completed
-            // from the log.
-            Some(wal) => wal
-                .append(&writes)
-                .and_then(|()| journal::apply_each(&self.tree, writes)),
+            // Write by write, every group being in the log: a crash in between is completed
+            // from it. A checkpoint is due only now that everything logged is in sled.
+            Some(wal) => journal::apply_each(&self.tree, writes).and_then(|()| {
+                if wal.needs_checkpoint() {
+                    wal.checkpoint()
+                } else {
+                    Ok(())
+                }
+            }),
             None => journal::apply(&self.db, &self.tree, writes),
         };
-        applied.map_err(|e| {
-            let why = format!("{e} (while applying {n} committed writes)");
-            staged.tails.clear();
-            staged.lost = Some(why.clone());
-            StoreError(why)
+        applied
+            .map_err(|e| Self::lose(staged, format!("{e} (while applying {n} committed writes)")))
+    }
+
+    /// With a commit log, appends the group committed since the last record: from then on
+    /// it is durable and may be applied to sled.
+    fn log_locked(&self, staged: &mut Staged) -> Result<(), StoreError> {
+        if let Some(why) = &staged.lost {
+            return Err(StoreError(why.clone()));
+        }
+        if staged.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut staged.group);
+        let Some(wal) = &mut staged.wal else {
+            return Ok(());
+        };
+        wal.append(&group).map_err(|e| {
+            Self::lose(
+                staged,
+                format!("{e} (while logging {} committed writes)", group.len()),
+            )
         })
+    }
+
+    /// Every later sync fails with `why`: writes were lost, and the service rebuilds its
+    /// state from the store, which does not have them.
+    fn lose(staged: &mut Staged, why: String) -> StoreError {
+        staged.tails.clear();
+        staged.lost = Some(why.clone());
+        StoreError(why)
     }
 
     /// Waits until everything committed so far is in sled on disk (with a commit log, a
@@ -432,8 +478,20 @@ impl Store for SledStore {
     fn sync(&mut self) -> Result<(), StoreError> {
         let with_log = {
             let mut staged = self.lock();
-            self.settle_locked(&mut staged)?;
-            staged.wal.is_some()
+            match &staged.wal {
+                Some(_) => {
+                    self.log_locked(&mut staged)?;
+                    let due = staged.wal.as_ref().is_some_and(wal::Wal::needs_checkpoint);
+                    if due || staged.bytes > APPLY_BYTES {
+                        self.settle_locked(&mut staged)?;
+                    }
+                    true
+                }
+                None => {
+                    self.settle_locked(&mut staged)?;
+                    false
+                }
+            }
         };
         // With the commit log the settle made the group durable. Without it, a flush; one
         // with nothing new still costs an fsync, so not for read-only batches.
@@ -536,5 +594,128 @@ impl Store for SledStore {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_nodes::{BareJid, Change, Jid, NodeConfig, NodeRecord};
+
+    fn node() -> Change {
+        Change::PutNode(NodeRecord {
+            name: "n".into(),
+            uid: 1,
+            creator: BareJid::new("o@example.org").unwrap(),
+            created: 1,
+            config: NodeConfig::default(),
+        })
+    }
+
+    fn item(seq: u64, payload_len: usize) -> Change {
+        Change::PutItem {
+            uid: 1,
+            item: Item {
+                id: format!("i{seq}"),
+                seq,
+                first_seq: None,
+                publisher: Jid::new("o@example.org/r").unwrap(),
+                published: 5,
+                payload: format!("<x>{}</x>", "p".repeat(payload_len)),
+            },
+        }
+    }
+
+    fn in_tree(s: &SledStore, seq: u64) -> bool {
+        apply::items(1)
+            .get(&Pending::new(&s.tree, &s.ops), &keys::seq(seq))
+            .unwrap()
+            .is_some()
+    }
+
+    /// A synced group is durable in the log but reaches sled only later, with the groups
+    /// after it: reads see it meanwhile, and whatever reads the tree itself applies it.
+    #[test]
+    fn synced_groups_are_held_back_and_read_before_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SledStore::open(dir.path()).unwrap();
+        s.commit(&ChangeSet(vec![node(), item(1, 10)])).unwrap();
+        s.sync().unwrap();
+        s.commit(&ChangeSet(vec![item(2, 10)])).unwrap();
+        s.sync().unwrap();
+        assert!(
+            !in_tree(&s, 1) && !in_tree(&s, 2),
+            "held back after the sync"
+        );
+        assert!(s.lock().group.is_empty(), "both groups are in the log");
+        assert_eq!(s.item(1, "i2").unwrap().map(|i| i.seq), Some(2));
+        s.settle().unwrap();
+        assert!(in_tree(&s, 1) && in_tree(&s, 2));
+    }
+
+    /// Groups held back are applied by the sync after which they pass [`APPLY_BYTES`].
+    #[test]
+    fn a_sync_applies_what_is_held_back_once_it_is_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SledStore::open(dir.path()).unwrap();
+        s.commit(&ChangeSet(vec![node()])).unwrap();
+        s.sync().unwrap();
+        let big = APPLY_BYTES / 2;
+        s.commit(&ChangeSet(vec![item(1, big)])).unwrap();
+        s.sync().unwrap();
+        assert!(!in_tree(&s, 1));
+        s.commit(&ChangeSet(vec![item(2, big)])).unwrap();
+        s.sync().unwrap();
+        assert!(
+            in_tree(&s, 1) && in_tree(&s, 2),
+            "applied at the second sync"
+        );
+        assert!(s.lock().writes.is_empty());
+    }
+
+    /// When the log fills, what is held back is applied before the checkpoint empties the
+    /// log: a crash image taken then has every synced group, in sled or in the log.
+    #[test]
+    fn a_full_log_checkpoints_only_after_applying_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SledStore::open(&dir.path().join("a")).unwrap();
+        s.set_durable(false);
+        s.commit(&ChangeSet(vec![node()])).unwrap();
+        s.sync().unwrap();
+        // Groups below APPLY_BYTES together, so that only the log's filling applies them.
+        let each = 200 * 1024;
+        let n = (wal::CAPACITY as usize / each) as u64 + 3;
+        for seq in 1..=n {
+            s.commit(&ChangeSet(vec![item(seq, each)])).unwrap();
+            s.sync().unwrap();
+            // Apply by hand what the bytes rule would, keeping the test on the log's rule.
+            if s.lock().bytes > APPLY_BYTES / 2 {
+                s.settle().unwrap();
+            }
+        }
+        let src = dir.path().join("a");
+        let dst = dir.path().join("b");
+        copy_dir(&src, &dst);
+        let copy = SledStore::open(&dst).unwrap();
+        let replayed = copy.replayed().expect("groups since the checkpoint").groups;
+        assert!(replayed < n, "the log was checkpointed: {replayed} of {n}");
+        for seq in 1..=n {
+            assert!(
+                copy.item(1, &format!("i{seq}")).unwrap().is_some(),
+                "item {seq}"
+            );
+        }
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
     }
 }

@@ -10,9 +10,12 @@
 //! Now a group is first appended to this log, one record written with one `pwrite` on the
 //! syncing thread and made durable with one `fdatasync`; only then do its writes go to sled,
 //! which writes them out on its own (a log buffer when it fills, its flusher twice a
-//! second). The log is a file of fixed size ([`CAPACITY`], zero-filled once, so that an
-//! `fdatasync` of an overwrite has no file size to record) written from its start; when a
-//! record does not fit, a *checkpoint* flushes sled (plus an `fdatasync` of sled's log: see
+//! second). The store may hold a group's writes back a while and apply several groups at
+//! once ([`crate::APPLY_BYTES`]): a bucket rewritten by every publish then reaches sled
+//! once per many. The log is a file of fixed size ([`CAPACITY`], zero-filled once, so that
+//! an `fdatasync` of an overwrite has no file size to record) written from its start; once
+//! it is nearly full ([`Wal::needs_checkpoint`]), the store applies everything it holds
+//! back and a *checkpoint* flushes sled (plus an `fdatasync` of sled's log: see
 //! [`crate::Reopenable`] for why `sync_file_range` is not enough), after which every record
 //! in the log is in sled on disk and writing starts again at offset 0.
 //!
@@ -39,6 +42,11 @@ pub const FILE: &str = "roost-commits";
 /// The log's size in bytes. A checkpoint comes after about this many bytes of records;
 /// after a crash, opening applies up to this many again (a few hundred milliseconds).
 pub const CAPACITY: u64 = 16 * 1024 * 1024;
+
+/// The log asks for a checkpoint once fewer than this many bytes are left: the next group
+/// is appended before the checkpoint (only then may the store apply it), so it should fit.
+/// A larger one is written past the end, and the file grows.
+pub const ROOM: u64 = 1024 * 1024;
 
 /// A record's header: payload length (u32), CRC-32 of the rest of the header and the
 /// payload (u32), run (u64), sequence number (u64); all little-endian.
@@ -146,8 +154,9 @@ impl Wal {
         self.durable = durable;
     }
 
-    /// Makes the group `writes` durable, checkpointing first when the log is full. The
-    /// caller applies the writes to sled after this returns `Ok`, and not otherwise.
+    /// Makes the group `writes` durable. The caller applies the writes to sled after this
+    /// returns `Ok`, and not otherwise; and checkpoints when [`Wal::needs_checkpoint`],
+    /// after applying every group appended so far.
     pub fn append(&mut self, writes: &Writes) -> Result<(), StoreError> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
@@ -170,11 +179,8 @@ impl Wal {
         buf[16..24].copy_from_slice(&self.seq.to_le_bytes());
         let crc = crc32fast::hash(&buf[8..]);
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        // A record larger than the whole log is written past its end, from offset 0: the
-        // file grows, and the next append checkpoints.
-        if self.at > 0 && self.at + buf.len() as u64 > CAPACITY {
-            self.checkpoint()?;
-        }
+        // A record that does not fit is written past the end (the file grows); the store
+        // checkpoints next, having applied it.
         self.file
             .write_all_at(buf, self.at)
             .map_err(|e| io("cannot write", &self.path, e))?;
@@ -188,7 +194,14 @@ impl Wal {
         Ok(())
     }
 
+    /// True when the log is nearly full: the caller applies every group appended so far to
+    /// sled, then [`Wal::checkpoint`]s.
+    pub fn needs_checkpoint(&self) -> bool {
+        self.at + ROOM > CAPACITY
+    }
+
     /// Makes everything applied to sled so far durable in sled itself, and empties the log.
+    /// Every group appended must have been applied first.
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err)?;
         if self.durable {
@@ -435,7 +448,7 @@ mod tests {
         assert!(!rec.is_empty());
     }
 
-    /// When a record does not fit, sled is checkpointed and the log starts again at offset
+    /// When the log is nearly full, sled is checkpointed and the log starts again at offset
     /// 0: after that only the records written since are applied on opening.
     #[test]
     fn a_full_log_is_checkpointed_and_written_again_from_the_start() {
@@ -450,6 +463,9 @@ mod tests {
                 wal.append(&g).unwrap();
                 for (k, v) in g {
                     tree.insert(k, v.unwrap()).unwrap();
+                }
+                if wal.needs_checkpoint() {
+                    wal.checkpoint().unwrap();
                 }
             }
             assert!(wal.at < CAPACITY / 4, "wrapped: {}", wal.at);
@@ -478,16 +494,18 @@ mod tests {
             let (mut wal, _) = Wal::open(dir.path(), &db, &tree).unwrap();
             wal.append(&group(&[("a", Some("1"))])).unwrap();
             wal.append(&group(&[("huge", Some(&huge))])).unwrap();
+            assert!(wal.needs_checkpoint());
         }
         let (db, tree) = open_db(dir.path());
         let (_wal, replayed) = Wal::open(dir.path(), &db, &tree).unwrap();
         assert_eq!(
             replayed,
             Some(Replayed {
-                groups: 1,
-                writes: 1
+                groups: 2,
+                writes: 2
             })
         );
+        assert_eq!(tree.get("a").unwrap().unwrap(), &b"1"[..]);
         assert_eq!(tree.get("huge").unwrap().unwrap().len(), huge.len());
     }
 

@@ -29,8 +29,17 @@ impl Ids {
 
     /// The next id.
     pub fn next_id(&mut self) -> String {
+        let mut id = String::new();
+        self.next_into(&mut id);
+        id
+    }
+
+    /// The next id, written over `id` (a message id per notification: no allocation each).
+    pub fn next_into(&mut self, id: &mut String) {
+        use std::fmt::Write as _;
         self.next += 1;
-        format!("{}-{}", self.prefix, self.next)
+        id.clear();
+        let _ = write!(id, "{}-{}", self.prefix, self.next);
     }
 }
 
@@ -116,6 +125,7 @@ impl Outbox {
         budget: usize,
     ) -> u64 {
         let mut walked = Vec::new();
+        let mut id = String::new();
         let mut rendered = 0;
         while buf.len() < budget {
             match self.queue.front_mut() {
@@ -136,7 +146,7 @@ impl Outbox {
                             }
                         }
                         for n in walked.drain(..) {
-                            let id = ids.next_id();
+                            ids.next_into(&mut id);
                             trace!(to = %n.to, node = %n.node, id, "out notification");
                             match self.renderer.render(&n, me, &id, enc, buf) {
                                 Ok(_) => rendered += 1,

@@ -294,7 +294,11 @@ impl Wal {
 fn zero_fill(file: &mut File, from: u64, path: &Path) -> Result<(), StoreError> {
     std::io::Seek::seek(file, std::io::SeekFrom::Start(from))
         .map_err(|e| io("cannot write", path, e))?;
-    let chunk = vec![0u8; 1 << 20];
+    // A page per write: the page cache then holds the file in single pages. Written a
+    // megabyte at a time it is held in large folios, and every record's `pwrite` walks
+    // the buffers of a whole folio (ext4's write_begin) and its `fdatasync` writes the folio
+    // out: ~2 + 5 µs more per sync here (docs/benchmarks.md, "Holding groups back").
+    let chunk = vec![0u8; 4096];
     let mut left = CAPACITY - from;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;

@@ -104,6 +104,56 @@ fn a_crash_image_has_every_synced_group() {
     );
 }
 
+/// When the log fills, what is held back is applied before the checkpoint empties the log:
+/// a crash image taken then has every synced group, in sled or in the log.
+#[test]
+fn a_full_log_checkpoints_only_after_applying_what_it_holds() {
+    use roost_nodes::{Item, Jid};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = roost_storage::SledStore::open(&dir.path().join("a")).unwrap();
+    s.set_durable(false);
+    let rec = NodeRecord {
+        name: "n".into(),
+        uid: 1,
+        creator: BareJid::new("o@example.org").unwrap(),
+        created: 1,
+        config: NodeConfig::default(),
+    };
+    s.commit(&ChangeSet(vec![Change::PutNode(rec)])).unwrap();
+    s.sync().unwrap();
+    // Two groups at a time stay below APPLY_BYTES, so that only the log's filling applies
+    // what a sync holds back; the rest is applied by hand.
+    let each = 200 * 1024;
+    assert!(2 * each < roost_storage::APPLY_BYTES);
+    let n = (roost_storage::wal::CAPACITY as usize / each) as u64 + 3;
+    for seq in 1..=n {
+        let item = Item {
+            id: format!("i{seq}"),
+            seq,
+            first_seq: None,
+            publisher: Jid::new("o@example.org/r").unwrap(),
+            published: 5,
+            payload: format!("<x>{}</x>", "p".repeat(each)),
+        };
+        s.commit(&ChangeSet(vec![Change::PutItem { uid: 1, item }]))
+            .unwrap();
+        s.sync().unwrap();
+        if seq % 2 == 0 {
+            s.settle().unwrap();
+        }
+    }
+    copy_dir(&dir.path().join("a"), &dir.path().join("b"));
+    let copy = roost_storage::SledStore::open(&dir.path().join("b")).unwrap();
+    let replayed = copy.replayed().expect("groups since the checkpoint").groups;
+    assert!(replayed < n, "the log was checkpointed: {replayed} of {n}");
+    for seq in 1..=n {
+        assert!(
+            copy.item(1, &format!("i{seq}")).unwrap().is_some(),
+            "item {seq}"
+        );
+    }
+}
+
 #[test]
 fn not_durable_opens_and_syncs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,11 @@
 //! [`Reopenable`]: the contract through the wrapper, and close / reopen in one process.
 
-use roost_nodes::{BareJid, Change, ChangeSet, NodeConfig, NodeRecord, Store};
+use roost_nodes::{Change, ChangeSet, NodeRecord, Store};
 use roost_storage::Reopenable;
 use std::path::Path;
+
+mod common;
+use common::node;
 
 fn open(path: &Path) -> Reopenable {
     Reopenable::open(path, true).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
@@ -23,13 +26,7 @@ fn reopenable_passes_the_contract() {
 fn closed_store_fails_until_reopened_and_keeps_what_was_synced() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());
-    let rec = NodeRecord {
-        name: "n".into(),
-        uid: 1,
-        creator: BareJid::new("o@example.org").unwrap(),
-        created: 1,
-        config: NodeConfig::default(),
-    };
+    let rec = node("n", 1);
     s.commit(&ChangeSet(vec![Change::PutNode(rec.clone())]))
         .unwrap();
     s.sync().unwrap();
@@ -65,15 +62,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_crash_image_has_every_synced_group() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(&dir.path().join("a"));
-    let recs: Vec<NodeRecord> = (1..=20)
-        .map(|uid| NodeRecord {
-            name: format!("n{uid}"),
-            uid,
-            creator: BareJid::new("o@example.org").unwrap(),
-            created: 1,
-            config: NodeConfig::default(),
-        })
-        .collect();
+    let recs: Vec<NodeRecord> = (1..=20).map(|uid| node(&format!("n{uid}"), uid)).collect();
     for rec in &recs {
         s.commit(&ChangeSet(vec![Change::PutNode(rec.clone())]))
             .unwrap();
@@ -112,14 +101,8 @@ fn a_full_log_checkpoints_only_after_applying_what_it_holds() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = roost_storage::SledStore::open(&dir.path().join("a")).unwrap();
     s.set_durable(false);
-    let rec = NodeRecord {
-        name: "n".into(),
-        uid: 1,
-        creator: BareJid::new("o@example.org").unwrap(),
-        created: 1,
-        config: NodeConfig::default(),
-    };
-    s.commit(&ChangeSet(vec![Change::PutNode(rec)])).unwrap();
+    s.commit(&ChangeSet(vec![Change::PutNode(node("n", 1))]))
+        .unwrap();
     s.sync().unwrap();
     // Two groups at a time stay below APPLY_BYTES, so that only the log's filling applies
     // what a sync holds back; the rest is applied by hand.

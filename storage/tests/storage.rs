@@ -1,21 +1,11 @@
 //! Behaviour of the sled store beyond the shared contract: schema versions, corruption,
 //! whole change sets, and what the packed layout keeps on disk.
 
-use roost_nodes::{BareJid, Change, ChangeSet, ItemCounters, Jid, NodeConfig, NodeRecord, Store};
+use roost_nodes::{BareJid, Change, ChangeSet, ItemCounters, Jid, NodeRecord, Store};
 use roost_storage::{apply, codec, keys, packed, SledStore};
 
 mod common;
-use common::item;
-
-fn node(name: &str, uid: u64) -> NodeRecord {
-    NodeRecord {
-        name: name.into(),
-        uid,
-        creator: BareJid::new("o@example.org").unwrap(),
-        created: 1,
-        config: NodeConfig::default(),
-    }
-}
+use common::{item, node};
 
 fn temp() -> SledStore {
     SledStore::open_with(sled::Config::new().temporary(true)).unwrap()

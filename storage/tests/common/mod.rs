@@ -10,6 +10,17 @@ use roost_nodes::{
 };
 use std::collections::BTreeMap;
 
+/// A node record named `name` with `uid`, the same owner for all.
+pub fn node(name: &str, uid: u64) -> roost_nodes::NodeRecord {
+    roost_nodes::NodeRecord {
+        name: name.into(),
+        uid,
+        creator: BareJid::new("o@example.org").unwrap(),
+        created: 1,
+        config: roost_nodes::NodeConfig::default(),
+    }
+}
+
 pub fn jid(s: &str) -> Jid {
     Jid::new(s).expect("test JID")
 }

@@ -1,7 +1,9 @@
 //! [`Effects`]: what handling one stanza, a timer tick or a connection start produced, as a
 //! value the service loop takes.
 
-use roost_nodes::Dispatch;
+use std::sync::Arc;
+
+use roost_nodes::{Dispatch, Event};
 use xmpp_parsers::stanza::Stanza;
 
 /// What one piece of work asks the service loop to do: stanzas to send, the notifications of
@@ -21,6 +23,10 @@ pub struct Effects {
     pub notifications: Vec<Dispatch>,
     /// A storage call failed: memory may be ahead of the disk.
     pub storage_failed: bool,
+    /// Events among `notifications` whose item payloads were serialized by this process
+    /// from XML it parsed for the same request: their text may be copied into the
+    /// notifications as it is ([`crate::pubsub::NotificationRenderer::trust`]).
+    pub fresh_payloads: Vec<Arc<Event>>,
 }
 
 impl Effects {
@@ -61,6 +67,7 @@ impl Effects {
         self.stanzas.extend(other.stanzas);
         self.notify(other.notifications);
         self.storage_failed |= other.storage_failed;
+        self.fresh_payloads.extend(other.fresh_payloads);
     }
 
     /// Take note of an engine error: a storage failure marks these effects failed. True

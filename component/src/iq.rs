@@ -150,10 +150,22 @@ fn engine<S: Store>(
     req: roost_nodes::Request,
 ) -> Handled {
     let owner_ns = pubsub::owner_namespace(&req);
+    // The payloads of a publish were serialized from the elements just parsed.
+    let fresh = matches!(req, roost_nodes::Request::Publish { .. });
     let from = &iq.from;
     match svc.handle_streamed(from, req, cx.as_of) {
         Ok(outcome) => {
             let mut fx = Effects::none();
+            if fresh {
+                fx.fresh_payloads = outcome
+                    .dispatches
+                    .iter()
+                    .filter_map(|d| match d {
+                        roost_nodes::Dispatch::Fanout(f) => Some(f.event().clone()),
+                        roost_nodes::Dispatch::One(_) => None,
+                    })
+                    .collect();
+            }
             let mut result = pubsub::reply_payload(&outcome.reply, cx.me, owner_ns);
             let ids = cx.ids;
             if let Some(p) = result.as_mut() {

@@ -71,6 +71,9 @@ impl Outbox {
     /// notifications of the same request, as they did when both were stanzas).
     pub fn push(&mut self, fx: Effects) {
         self.storage_failed |= fx.storage_failed;
+        for event in fx.fresh_payloads {
+            self.renderer.trust(event);
+        }
         self.queue
             .extend(fx.stanzas.into_iter().map(Outgoing::Stanza));
         if !fx.notifications.is_empty() {
@@ -100,6 +103,7 @@ impl Outbox {
     /// wait), notifications and other messages are dropped, everything else goes out as it
     /// was.
     pub fn withhold(&mut self) {
+        self.renderer.forget_trusted();
         self.queue = std::mem::take(&mut self.queue)
             .into_iter()
             .filter_map(|o| match o {
@@ -169,6 +173,9 @@ impl Outbox {
                     }
                 }
             }
+        }
+        if self.queue.is_empty() {
+            self.renderer.forget_trusted();
         }
         rendered
     }

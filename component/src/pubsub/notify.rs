@@ -36,6 +36,9 @@ use crate::xml::shim::Headers;
 #[derive(Default)]
 pub struct NotificationRenderer {
     template: Option<Template>,
+    /// Events whose item payloads may be copied into a template as they are (see
+    /// [`NotificationRenderer::trust`]).
+    trusted: Vec<std::sync::Arc<Event>>,
 }
 
 /// One serialized notification without `to` and `id`, and what it was made from.
@@ -62,6 +65,19 @@ impl Template {
 }
 
 impl NotificationRenderer {
+    /// Let the template of `event` take its items' payload text as it is rather than
+    /// parsing it back (a third of a small fan-out's rendering). Only for payloads this
+    /// process serialized from elements it parsed: a damaged stored payload copied into
+    /// the stream would end the link, where parsing it leaves out only that payload.
+    pub fn trust(&mut self, event: std::sync::Arc<Event>) {
+        self.trusted.push(event);
+    }
+
+    /// Forget the trusted events (the batch they came with is written).
+    pub fn forget_trusted(&mut self) {
+        self.trusted.clear();
+    }
+
     /// Append `n`, addressed from `service` with message id `id`, to `out`.
     pub fn render(
         &mut self,
@@ -96,11 +112,38 @@ impl NotificationRenderer {
         service: &Jid,
         enc: &mut StanzaEncoder,
     ) -> Result<Template, String> {
-        let mut m = notification_message(n, service, String::new());
+        let splice = self
+            .trusted
+            .iter()
+            .any(|e| std::sync::Arc::ptr_eq(e, &n.event))
+            .then_some(&*n.event)
+            .and_then(|e| match e {
+                Event::Items {
+                    items,
+                    with_payload: true,
+                    ..
+                } => Some(items),
+                _ => None,
+            });
+        let mut m = message(n, service, String::new(), splice.is_none());
         m.to = None;
         m.id = None;
         let mut bytes = Vec::new();
         enc.encode(&m, &mut bytes)?;
+        if let Some(items) = splice {
+            bytes = match splice_payloads(&bytes, items) {
+                Some(b) => b,
+                None => {
+                    // Not the shape expected: the payloads parsed back, as for any event.
+                    let mut m = notification_message(n, service, String::new());
+                    m.to = None;
+                    m.id = None;
+                    let mut b = Vec::new();
+                    enc.encode(&m, &mut b)?;
+                    b
+                }
+            };
+        }
         // The encoder escapes `>` in attribute values, so the first `>` ends the start tag;
         // the message always has children, so the tag is not self-closing.
         let end = bytes
@@ -119,6 +162,35 @@ impl NotificationRenderer {
             rest,
         })
     }
+}
+
+/// `bytes` (a notification serialized with its items' payloads left out) with each item's
+/// payload text inserted before that item's end tag, in order; `None` if the end tags are
+/// not one per item. Hand-spliced rather than encoded: the text is the payload as this
+/// process serialized it from a parsed element moments before (standalone, its namespaces
+/// declared on it), and parsing it back to encode it again was a third of rendering a
+/// small fan-out. The encoder escapes `<` in attribute values and text, so `</item>`
+/// occurs only as the items' end tags (the event's namespace is the default one there).
+fn splice_payloads(bytes: &[u8], items: &[Item]) -> Option<Vec<u8>> {
+    const END: &[u8] = b"</item>";
+    if items.is_empty() {
+        return None;
+    }
+    let extra: usize = items.iter().map(|i| i.payload.len()).sum();
+    let mut out = Vec::with_capacity(bytes.len() + extra);
+    let mut at = 0;
+    for item in items {
+        let end = at + bytes[at..].windows(END.len()).position(|w| w == END)?;
+        out.extend_from_slice(&bytes[at..end]);
+        out.extend_from_slice(item.payload.as_bytes());
+        out.extend_from_slice(END);
+        at = end + END.len();
+    }
+    if bytes[at..].windows(END.len()).any(|w| w == END) {
+        return None;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Some(out)
 }
 
 /// True if `n` differs from other recipients' notifications of the same event only in `to`.
@@ -172,6 +244,11 @@ fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) -> bool {
 /// for several of the recipient's subscriptions, SHIM headers name each SubID (§12.5,
 /// example 104); with `pubsub#include_body`, a one-line `<body/>` summarizes the event.
 pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Message {
+    message(n, service, id, true)
+}
+
+/// [`notification_message`], with the items' payloads left out unless `payloads`.
+fn message(n: &Notification, service: &Jid, id: String, payloads: bool) -> Message {
     if let Event::Subscription {
         jid,
         state: SubscriptionState::Pending,
@@ -198,7 +275,7 @@ pub fn notification_message(n: &Notification, service: &Jid, id: String) -> Mess
             items,
             with_payload,
             with_publisher,
-        } => items_event(&n.node, items, *with_payload, *with_publisher),
+        } => items_event(&n.node, items, *with_payload && payloads, *with_publisher),
         event => match event_payload(&n.node, event) {
             Some(payload) => PsEvent { payload }.into(),
             None => node_event(&n.node, event),

@@ -529,3 +529,58 @@ fn renderer_rebuilds_when_the_event_changes() {
     assert!(!out[1].contains("ae890ac52d0df67ed7cfdf51b644e901"));
     assert_eq!(out[1].replace("'n2'", "'n3'"), out[2]);
 }
+
+/// A trusted event's payloads are copied into the template as serialized, which reads back
+/// as the same message as parsing them again; an untrusted one's are parsed (a damaged
+/// payload is left out, never copied into the stream).
+#[test]
+fn renderer_copies_trusted_payloads_and_parses_the_rest() {
+    let payload = |xml: &str| super::super::codec::serialize_payload(&xml.parse().unwrap());
+    let mut second = item();
+    second.id = "second".into();
+    second.payload =
+        payload("<entry xmlns='urn:x' a='1 &lt; 2'>A &amp; B <b xmlns='urn:y'/></entry>");
+    let mut empty = item();
+    empty.id = "no-payload".into();
+    empty.payload = String::new();
+    let mut first = item();
+    first.payload = payload(&first.payload);
+    let event = Event::Items {
+        items: vec![first, empty, second],
+        with_payload: true,
+        with_publisher: true,
+    };
+    let mut n = notif(event);
+    n.include_body = true;
+    n.collections = vec!["blogs".into()];
+    let mut r = NotificationRenderer::default();
+    r.trust(n.event.clone());
+    let trusted = render_all(&mut r, &[n.clone(), to(n.clone(), "bernardo@denmark.lit")]);
+    let plain = render_all(&mut NotificationRenderer::default(), &[n.clone()]);
+    let expected: Element = notification_message(&n, &service(), "n1".into()).into();
+    assert_eq!(parse_rendered(&trusted[0]), expected);
+    assert_eq!(parse_rendered(&trusted[0]), parse_rendered(&plain[0]));
+    let Event::Items { items, .. } = &*n.event else {
+        unreachable!()
+    };
+    for i in items.iter().filter(|i| !i.payload.is_empty()) {
+        assert!(
+            trusted[0].contains(&i.payload),
+            "copied as is: {}",
+            i.payload
+        );
+        assert!(trusted[1].contains(&i.payload));
+    }
+
+    // Damaged (as only a damaged store could hold it): untrusted, it is left out.
+    let mut bad = item();
+    bad.payload = "<entry xmlns='urn:x'><unclosed></entry>".into();
+    let n = notif(Event::Items {
+        items: vec![bad],
+        with_payload: true,
+        with_publisher: false,
+    });
+    let out = render_all(&mut NotificationRenderer::default(), &[n]);
+    assert!(!out[0].contains("unclosed"), "{}", out[0]);
+    parse_rendered(&out[0]);
+}

@@ -125,23 +125,12 @@ impl NotificationRenderer {
                 } => Some(items),
                 _ => None,
             });
-        let mut m = message(n, service, String::new(), splice.is_none());
-        m.to = None;
-        m.id = None;
-        let mut bytes = Vec::new();
-        enc.encode(&m, &mut bytes)?;
+        let mut bytes = unaddressed(message(n, service, String::new(), splice.is_none()), enc)?;
         if let Some(items) = splice {
             bytes = match splice_payloads(&bytes, items) {
                 Some(b) => b,
-                None => {
-                    // Not the shape expected: the payloads parsed back, as for any event.
-                    let mut m = notification_message(n, service, String::new());
-                    m.to = None;
-                    m.id = None;
-                    let mut b = Vec::new();
-                    enc.encode(&m, &mut b)?;
-                    b
-                }
+                // Not the shape expected: the payloads parsed back, as for any event.
+                None => unaddressed(notification_message(n, service, String::new()), enc)?,
             };
         }
         // The encoder escapes `>` in attribute values, so the first `>` ends the start tag;
@@ -162,6 +151,15 @@ impl NotificationRenderer {
             rest,
         })
     }
+}
+
+/// `m` serialized without `to` and `id`, which each recipient's copy gets in its start tag.
+fn unaddressed(mut m: Message, enc: &mut StanzaEncoder) -> Result<Vec<u8>, String> {
+    m.to = None;
+    m.id = None;
+    let mut bytes = Vec::new();
+    enc.encode(&m, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// `bytes` (a notification serialized with its items' payloads left out) with each item's

@@ -36,6 +36,8 @@ use crate::xml::shim::Headers;
 #[derive(Default)]
 pub struct NotificationRenderer {
     template: Option<Template>,
+    /// The last one-item publish event's serialization around its item (see [`Shape`]).
+    shape: Option<Shape>,
     /// Events whose item payloads may be copied into a template as they are (see
     /// [`NotificationRenderer::trust`]).
     trusted: Vec<std::sync::Arc<Event>>,
@@ -52,6 +54,29 @@ struct Template {
     head: Vec<u8>,
     /// From the start tag's `>` to the end of the message.
     rest: Vec<u8>,
+}
+
+/// A one-item publish notification serialized without `to` and `id`, cut around its
+/// `<item>` element. Consecutive publishes to a node differ only in that element, so the
+/// next one's template is the two parts with its item between them, rather than a message
+/// built and encoded anew (a third of rendering at 32 subscribers per publish).
+struct Shape {
+    service: Jid,
+    node: String,
+    kind: NotificationType,
+    collections: Vec<String>,
+    /// Up to the item's start tag, and from after its end tag.
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl Shape {
+    fn matches(&self, n: &Notification, service: &Jid) -> bool {
+        self.kind == n.kind
+            && self.node == n.node
+            && self.collections == n.collections
+            && &self.service == service
+    }
 }
 
 impl Template {
@@ -106,33 +131,22 @@ impl NotificationRenderer {
         Ok(())
     }
 
+    fn trusted(&self, n: &Notification) -> bool {
+        self.trusted
+            .iter()
+            .any(|e| std::sync::Arc::ptr_eq(e, &n.event))
+    }
+
     fn build(
-        &self,
+        &mut self,
         n: &Notification,
         service: &Jid,
         enc: &mut StanzaEncoder,
     ) -> Result<Template, String> {
-        let splice = self
-            .trusted
-            .iter()
-            .any(|e| std::sync::Arc::ptr_eq(e, &n.event))
-            .then_some(&*n.event)
-            .and_then(|e| match e {
-                Event::Items {
-                    items,
-                    with_payload: true,
-                    ..
-                } => Some(items),
-                _ => None,
-            });
-        let mut bytes = unaddressed(message(n, service, String::new(), splice.is_none()), enc)?;
-        if let Some(items) = splice {
-            bytes = match splice_payloads(&bytes, items) {
-                Some(b) => b,
-                // Not the shape expected: the payloads parsed back, as for any event.
-                None => unaddressed(notification_message(n, service, String::new()), enc)?,
-            };
-        }
+        let mut bytes = match self.shaped(n, service, enc)? {
+            Some(b) => b,
+            None => self.serialized(n, service, enc)?,
+        };
         // The encoder escapes `>` in attribute values, so the first `>` ends the start tag;
         // the message always has children, so the tag is not self-closing.
         let end = bytes
@@ -151,6 +165,132 @@ impl NotificationRenderer {
             rest,
         })
     }
+
+    /// `n` serialized without `to` and `id`: built and encoded, the payloads of a trusted
+    /// event copied in as they are.
+    fn serialized(
+        &self,
+        n: &Notification,
+        service: &Jid,
+        enc: &mut StanzaEncoder,
+    ) -> Result<Vec<u8>, String> {
+        let splice = self.trusted(n).then_some(&*n.event).and_then(|e| match e {
+            Event::Items {
+                items,
+                with_payload: true,
+                ..
+            } => Some(items),
+            _ => None,
+        });
+        let bytes = unaddressed(message(n, service, String::new(), splice.is_none()), enc)?;
+        match splice.map(|items| splice_payloads(&bytes, items)) {
+            None => Ok(bytes),
+            Some(Some(b)) => Ok(b),
+            // Not the shape expected: the payloads parsed back, as for any event.
+            Some(None) => unaddressed(notification_message(n, service, String::new()), enc),
+        }
+    }
+
+    /// `n` serialized without `to` and `id` from the [`Shape`] of its node, when it is a
+    /// one-item publish whose item can go in as it is (its payload trusted or not sent, no
+    /// body summarizing it); `None` otherwise. The item's start tag is written here, its
+    /// attributes escaped as the encoder escapes them, in the order the encoder writes
+    /// them (minidom keeps attributes sorted: `id`, `publisher`).
+    fn shaped(
+        &mut self,
+        n: &Notification,
+        service: &Jid,
+        enc: &mut StanzaEncoder,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let Event::Items {
+            items,
+            with_payload,
+            with_publisher,
+        } = &*n.event
+        else {
+            return Ok(None);
+        };
+        let [item] = items.as_slice() else {
+            return Ok(None);
+        };
+        if n.include_body || (*with_payload && !self.trusted(n)) {
+            return Ok(None);
+        }
+        if !self.shape.as_ref().is_some_and(|s| s.matches(n, service)) {
+            self.shape = shape(n, item, service, enc)?;
+        }
+        let Some(s) = &self.shape else {
+            return Ok(None);
+        };
+        let payload = if *with_payload { &*item.payload } else { "" };
+        let mut b = Vec::with_capacity(s.before.len() + s.after.len() + payload.len() + 96);
+        b.extend_from_slice(&s.before);
+        b.extend_from_slice(b"<item");
+        let ok = push_attr(&mut b, "id", &item.id)
+            && (!with_publisher
+                || push_attr(&mut b, "publisher", &item.shown_publisher().to_string()));
+        if !ok {
+            // A character XML cannot carry: the general path reports it.
+            return Ok(None);
+        }
+        b.push(b'>');
+        b.extend_from_slice(payload.as_bytes());
+        b.extend_from_slice(ITEM_END);
+        b.extend_from_slice(&s.after);
+        Ok(Some(b))
+    }
+}
+
+const ITEM_END: &[u8] = b"</item>";
+
+/// The [`Shape`] of `n`'s node: the notification of a publish of an item with an empty id,
+/// no publisher and no payload, encoded and cut around that item; `None` if the encoding
+/// does not hold that item exactly once.
+fn shape(
+    n: &Notification,
+    item: &Item,
+    service: &Jid,
+    enc: &mut StanzaEncoder,
+) -> Result<Option<Shape>, String> {
+    let bare = Item {
+        id: String::new(),
+        seq: item.seq,
+        first_seq: None,
+        publisher: item.publisher.clone(),
+        published: item.published,
+        payload: String::new(),
+    };
+    let probe = Notification {
+        to: n.to.clone(),
+        node: n.node.clone(),
+        subids: Vec::new(),
+        name_subids: false,
+        kind: n.kind,
+        include_body: false,
+        collections: n.collections.clone(),
+        event: std::sync::Arc::new(Event::Items {
+            items: vec![bare],
+            with_payload: false,
+            with_publisher: false,
+        }),
+    };
+    let bytes = unaddressed(message(&probe, service, String::new(), false), enc)?;
+    const EMPTY: &[u8] = b"<item id=''></item>";
+    let mut at = bytes
+        .windows(EMPTY.len())
+        .enumerate()
+        .filter(|(_, w)| *w == EMPTY);
+    let (Some((i, _)), None) = (at.next(), at.next()) else {
+        return Ok(None);
+    };
+    Ok(Some(Shape {
+        service: service.clone(),
+        node: n.node.clone(),
+        kind: n.kind,
+        collections: n.collections.clone(),
+        before: bytes[..i].to_vec(),
+        after: bytes[i + EMPTY.len()..].to_vec(),
+    }))
 }
 
 /// `m` serialized without `to` and `id`, which each recipient's copy gets in its start tag.
@@ -170,7 +310,6 @@ fn unaddressed(mut m: Message, enc: &mut StanzaEncoder) -> Result<Vec<u8>, Strin
 /// small fan-out. The encoder escapes `<` in attribute values and text, so `</item>`
 /// occurs only as the items' end tags (the event's namespace is the default one there).
 fn splice_payloads(bytes: &[u8], items: &[Item]) -> Option<Vec<u8>> {
-    const END: &[u8] = b"</item>";
     if items.is_empty() {
         return None;
     }
@@ -178,13 +317,16 @@ fn splice_payloads(bytes: &[u8], items: &[Item]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() + extra);
     let mut at = 0;
     for item in items {
-        let end = at + bytes[at..].windows(END.len()).position(|w| w == END)?;
+        let end = at
+            + bytes[at..]
+                .windows(ITEM_END.len())
+                .position(|w| w == ITEM_END)?;
         out.extend_from_slice(&bytes[at..end]);
         out.extend_from_slice(item.payload.as_bytes());
-        out.extend_from_slice(END);
-        at = end + END.len();
+        out.extend_from_slice(ITEM_END);
+        at = end + ITEM_END.len();
     }
-    if bytes[at..].windows(END.len()).any(|w| w == END) {
+    if bytes[at..].windows(ITEM_END.len()).any(|w| w == ITEM_END) {
         return None;
     }
     out.extend_from_slice(&bytes[at..]);

@@ -584,3 +584,80 @@ fn renderer_copies_trusted_payloads_and_parses_the_rest() {
     assert!(!out[0].contains("unclosed"), "{}", out[0]);
     parse_rendered(&out[0]);
 }
+
+/// Consecutive one-item publishes reuse their node's serialization around the item (the
+/// shape) and read back as the message built for each alone: ids and publishers that
+/// need escaping, payloads trusted or not sent, the publisher shown or not, collection
+/// headers, nodes and message types alternating.
+#[test]
+fn renderer_reuses_a_node_shape_for_the_next_publish() {
+    let payload = |xml: &str| super::super::codec::serialize_payload(&xml.parse().unwrap());
+    let publish = |id: &str, with_payload: bool, with_publisher: bool| {
+        let mut i = item();
+        i.id = id.into();
+        i.payload = payload(&format!("<entry xmlns='urn:x'>{}</entry>", id.len()));
+        i.publisher = "hamlet@denmark.lit/it's <&> \"here\"".parse().unwrap();
+        notif(Event::Items {
+            items: vec![i],
+            with_payload,
+            with_publisher,
+        })
+    };
+    let mut ns = vec![
+        publish("one", true, false),
+        publish("two", true, false),
+        publish("it's <&> \"3\"\t\n\r", true, true),
+        publish("four", false, true),
+        publish("five", false, false),
+    ];
+    let mut other_node = publish("six", true, false);
+    other_node.node = "elsinore".into();
+    ns.push(other_node);
+    let mut normal = publish("seven", true, false);
+    normal.kind = NotificationType::Normal;
+    ns.push(normal);
+    let mut through = publish("eight", true, false);
+    through.collections = vec!["blogs".into(), "news".into()];
+    ns.push(through.clone());
+    ns.push(to(through, "bernardo@denmark.lit/r"));
+    ns.push(publish("nine", true, false));
+
+    let mut r = NotificationRenderer::default();
+    for n in &ns {
+        r.trust(n.event.clone());
+    }
+    let out = render_all(&mut r, &ns);
+    for (i, (n, s)) in ns.iter().zip(&out).enumerate() {
+        let expected: Element = notification_message(n, &service(), format!("n{}", i + 1)).into();
+        assert_eq!(parse_rendered(s), expected, "case {i}: {s}");
+        if let Event::Items {
+            items,
+            with_payload: true,
+            ..
+        } = &*n.event
+        {
+            assert!(s.contains(&items[0].payload), "payload copied as is: {s}");
+        }
+    }
+    let shape = r.shape.as_ref().expect("one-item publishes use a shape");
+    assert_eq!(shape.node, "princely_musings");
+    assert!(shape.collections.is_empty());
+
+    // An id XML cannot carry is refused as the encoder refuses it.
+    let bad = publish("a\u{1}b", true, false);
+    r.trust(bad.event.clone());
+    let mut out = Vec::new();
+    let mut enc = StanzaEncoder::new();
+    assert!(r
+        .render(&bad, &service(), "n1", &mut enc, &mut out)
+        .is_err());
+    assert!(out.is_empty());
+
+    // An untrusted payload is not copied: it goes through the parser as before.
+    let untrusted = publish("ten", true, false);
+    let mut fresh = NotificationRenderer::default();
+    let out = render_all(&mut fresh, std::slice::from_ref(&untrusted));
+    let expected: Element = notification_message(&untrusted, &service(), "n1".into()).into();
+    assert_eq!(parse_rendered(&out[0]), expected);
+    assert!(fresh.shape.is_none());
+}

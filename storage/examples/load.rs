@@ -36,12 +36,11 @@ fn main() {
         .expect("usage: load DIR [--sled-default-cache]");
     let default_cache = std::env::args().nth(2).as_deref() == Some("--sled-default-cache");
     let t = Instant::now();
+    let path = std::path::Path::new(&dir);
     let mut store = if default_cache {
-        let path = roost_storage::layout::prepare(std::path::Path::new(&dir)).expect("prepare");
-        let config = roost_storage::sled_config(&path).cache_capacity(1 << 30);
-        SledStore::open_with(config).expect("open")
+        SledStore::open_tuned(path, |c| c.cache_capacity(1 << 30)).expect("open")
     } else {
-        SledStore::open(std::path::Path::new(&dir)).expect("open")
+        SledStore::open(path).expect("open")
     };
     eprintln!(
         "sled open: {:.2} s, RSS {} MB",

@@ -182,8 +182,18 @@ impl SledStore {
     /// Opens (creating if needed) the data directory `path`. A version-1 directory is
     /// migrated first, which takes a while for a large one (progress is logged).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_tuned(path, |c| c)
+    }
+
+    /// [`SledStore::open`], sled's configuration changed by `tune` first (e.g. its own
+    /// default page cache, to measure what [`CACHE_CAPACITY`] saves). Unlike
+    /// [`SledStore::open_with`] it replays the commit log, so it sees every synced group.
+    pub fn open_tuned(
+        path: &Path,
+        tune: impl FnOnce(sled::Config) -> sled::Config,
+    ) -> Result<Self, StoreError> {
         let sled_dir = layout::prepare(path)?;
-        let mut s = Self::open_with(sled_config(&sled_dir))?;
+        let mut s = Self::open_with(tune(sled_config(&sled_dir)))?;
         let (wal, replayed) = wal::Wal::open(&sled_dir, &s.db, &s.tree)?;
         if let Some(r) = replayed {
             tracing::warn!(
@@ -201,7 +211,8 @@ impl SledStore {
     }
 
     /// Opens a schema-2 database from a sled configuration (e.g. `temporary(true)` for
-    /// tests), stamping an empty one with the schema version.
+    /// tests), stamping an empty one with the schema version. Without the commit log: for
+    /// a new or temporary database; a data directory is opened with [`SledStore::open`].
     pub fn open_with(config: sled::Config) -> Result<Self, StoreError> {
         let db = open_sled(&config)?;
         let tree = db.open_tree(keys::TREE).map_err(sled_err)?;

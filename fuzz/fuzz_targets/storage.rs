@@ -195,26 +195,19 @@ fn serve(svc: &mut Service<SledStore>) {
     ask(svc, &reader, Request::Affiliations { node: None });
     for node in NODES {
         let node = (*node).to_owned();
-        ask(
-            svc,
-            &reader,
-            Request::Items {
-                node: node.clone(),
-                max_items: None,
-                ids: Vec::new(),
-                subid: None,
-            },
-        );
-        ask(
-            svc,
-            &reader,
-            Request::Items {
-                node: node.clone(),
-                max_items: None,
-                ids: vec!["item-3".into(), "item-8".into()],
-                subid: None,
-            },
-        );
+        // All items, then two by id.
+        for ids in [Vec::new(), vec!["item-3".into(), "item-8".into()]] {
+            ask(
+                svc,
+                &reader,
+                Request::Items {
+                    node: node.clone(),
+                    max_items: None,
+                    ids,
+                    subid: None,
+                },
+            );
+        }
         ask(svc, &owner, Request::DiscoItems { node: node.clone() });
         ask(
             svc,
